@@ -1,0 +1,110 @@
+"""API errors as Kubernetes `Status` objects (k8s.io/apimachinery/pkg/api/errors).
+
+Raise an `APIError` anywhere on the request path; the server turns it into the
+JSON `Status` with the right HTTP code, so kubectl prints what it prints against
+a real cluster (`Error from server (NotFound): services "x" not found`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podnet.model.errors import FieldError, aggregate
+from podnet.model.kinds import ResourceType
+
+Status = dict[str, Any]
+
+
+class APIError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> Status:
+        st: Status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details is not None:
+            st["details"] = self.details
+        return st
+
+
+def _details(rt: ResourceType, name: str) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name, "kind": rt.plural}
+    if rt.group:
+        d["group"] = rt.group
+    return d
+
+
+def not_found(rt: ResourceType, name: str) -> APIError:
+    return APIError(404, "NotFound", f'{rt.group_resource} "{name}" not found', _details(rt, name))
+
+
+def already_exists(rt: ResourceType, name: str) -> APIError:
+    return APIError(409, "AlreadyExists", f'{rt.group_resource} "{name}" already exists', _details(rt, name))
+
+
+def conflict(rt: ResourceType, name: str, why: str = "") -> APIError:
+    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    return APIError(409, "Conflict", f'Operation cannot be fulfilled on {rt.group_resource} "{name}": {why}',
+                    _details(rt, name))
+
+
+def invalid(rt: ResourceType, name: str, errors: list[FieldError]) -> APIError:
+    causes = [{"reason": e.type.reason, "message": e.body(), "field": e.field} for e in errors]
+    details: dict[str, Any] = {"name": name, "kind": rt.kind, "causes": causes}
+    if rt.group:
+        details["group"] = rt.group
+    return APIError(422, "Invalid", f'{rt.group_kind} "{name}" is invalid: {aggregate(errors)}', details)
+
+
+def bad_request(message: str) -> APIError:
+    return APIError(400, "BadRequest", message)
+
+
+def gone(requested: str, current: str) -> APIError:
+    return APIError(410, "Expired", f"too old resource version: {requested} ({current})")
+
+
+def unauthorized() -> APIError:
+    return APIError(401, "Unauthorized", "Unauthorized")
+
+
+def forbidden(message: str) -> APIError:
+    return APIError(403, "Forbidden", message)
+
+
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> APIError:
+    return APIError(405, "MethodNotAllowed", message)
+
+
+def internal_error(message: str) -> APIError:
+    return APIError(500, "InternalError", f"Internal error occurred: {message}",
+                    {"causes": [{"message": message}]})
+
+
+def too_large() -> APIError:
+    return APIError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+
+
+def namespace_not_found(ns: str) -> APIError:
+    return APIError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+
+
+def namespace_terminating(rt: ResourceType, name: str, ns: str) -> APIError:
+    return APIError(403, "Forbidden",
+                    f'{rt.group_resource} "{name}" is forbidden: unable to create new content in namespace '
+                    f"{ns} because it is being terminated",
+                    {"name": name, "kind": rt.plural, "causes": [{"reason": "NamespaceTerminating",
+                     "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}]})

@@ -1,0 +1,66 @@
+"""The `podnet` command: one sub-command module per area, each registering its own parsers."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from podnet import __version__
+
+# Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
+COMMAND_MODULES = (
+    "podnet.cli.cmd_cluster",   # up, down, list, kubeconfig
+    "podnet.cli.cmd_kubectl",   # kubectl passthrough
+    "podnet.cli.cmd_exec",      # exec, node-exec, curl
+    "podnet.cli.cmd_status",    # status
+    "podnet.cli.cmd_trace",     # trace, top/traffic
+    "podnet.cli.cmd_demo",      # demo
+    "podnet.cli.cmd_daemons",   # controlplane, agent (started by `up`)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podnet",
+        description="Kubernetes networking made real on this machine: pods, nodes and Services "
+        "in network namespaces and nftables, driven by kubectl.",
+    )
+    parser.add_argument("--version", action="version", version=f"podnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod_name in COMMAND_MODULES:
+        mod = importlib.import_module(mod_name)
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CLIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+class CLIError(Exception):
+    """An error for the user: printed as `error: <message>`, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

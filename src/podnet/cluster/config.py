@@ -1,0 +1,90 @@
+"""A cluster's settings: names, address plan, ports. Plain data, no I/O.
+
+Saved as `config.json` in the cluster's state directory; every process of the
+cluster (control plane, agents, CLI) reads it from there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_ROOT = Path(os.environ.get("PODNET_STATE_ROOT", "/var/lib/podnet"))
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("PODNET_STATE_ROOT", str(DEFAULT_STATE_ROOT)))
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "podnet"
+    nodes: int = 3
+    network: str = "host-gw"  # or "vxlan"
+    pod_cidr: str = "10.244.0.0/16"
+    node_cidr_mask: int = 24  # each node's podCIDR prefix length
+    service_cidr: str = "10.96.0.0/12"
+    node_network: str = ""  # the bridge's /24, chosen at `up` time when empty
+    node_port_range: str = "30000-32767"
+    lb_pool: str = ""  # e.g. "172.31.5.200-172.31.5.250"; "" = chosen on the node network; "none" = no pool
+    cluster_domain: str = "cluster.local"
+    api_port: int = 0  # chosen at `up` time when 0
+    api_listen: str = "127.0.0.1"
+    token: str = ""
+    store: str = "sqlite"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- derived values -------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return state_root() / "clusters" / self.name
+
+    @property
+    def dns_ip(self) -> str:
+        net = ipaddress.ip_network(self.service_cidr)
+        return str(net.network_address + 10)
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        net = ipaddress.ip_network(self.service_cidr)
+        return str(net.network_address + 1)
+
+    def node_port_bounds(self) -> tuple[int, int]:
+        lo, _, hi = self.node_port_range.partition("-")
+        return int(lo), int(hi)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_socket(self) -> Path:
+        """Unix socket of the API server: reachable from every network namespace on this machine."""
+        return self.state_dir / "api.sock"
+
+    # --- persistence ----------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterConfig:
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / "config.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, name: str) -> ClusterConfig:
+        path = state_root() / "clusters" / name / "config.json"
+        return cls.from_json(path.read_text())

@@ -1,0 +1,122 @@
+"""Field errors with Kubernetes' wording (k8s.io/apimachinery/pkg/util/validation/field).
+
+`FieldError.error()` renders `<field>: <body>` exactly as the API server does, e.g.
+`spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class ErrorType(Enum):
+    # value: (text shown in messages, cause reason on the wire)
+    NOT_FOUND = ("Not found", "FieldValueNotFound")
+    REQUIRED = ("Required value", "FieldValueRequired")
+    DUPLICATE = ("Duplicate value", "FieldValueDuplicate")
+    INVALID = ("Invalid value", "FieldValueInvalid")
+    NOT_SUPPORTED = ("Unsupported value", "FieldValueNotSupported")
+    FORBIDDEN = ("Forbidden", "FieldValueForbidden")
+    TOO_LONG = ("Too long", "FieldValueTooLong")
+    TOO_MANY = ("Too many", "FieldValueTooMany")
+    INTERNAL = ("Internal error", "InternalError")
+    TYPE_INVALID = ("Invalid value", "FieldValueTypeInvalid")
+
+    @property
+    def text(self) -> str:
+        return self.value[0]
+
+    @property
+    def reason(self) -> str:
+        return self.value[1]
+
+
+_OMIT = object()
+
+
+def format_value(value: Any) -> str:
+    """Go's `%v`/`%q` as field.Error uses them: ints bare, strings quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    type: ErrorType
+    field: str
+    bad_value: Any = _OMIT
+    detail: str = ""
+
+    def body(self) -> str:
+        """`ErrorBody()`: the message without the field path (what `causes[].message` carries)."""
+        if self.type in (ErrorType.REQUIRED, ErrorType.FORBIDDEN, ErrorType.TOO_LONG,
+                         ErrorType.INTERNAL) or self.bad_value is _OMIT:
+            text = self.type.text
+        else:
+            text = f"{self.type.text}: {format_value(self.bad_value)}"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+    def error(self) -> str:
+        return f"{self.field}: {self.body()}" if self.field else self.body()
+
+    def __str__(self) -> str:
+        return self.error()
+
+
+def invalid(path: str, value: Any, detail: str) -> FieldError:
+    return FieldError(ErrorType.INVALID, path, value, detail)
+
+
+def required(path: str, detail: str = "") -> FieldError:
+    return FieldError(ErrorType.REQUIRED, path, _OMIT, detail)
+
+
+def duplicate(path: str, value: Any) -> FieldError:
+    return FieldError(ErrorType.DUPLICATE, path, value)
+
+
+def forbidden(path: str, detail: str) -> FieldError:
+    return FieldError(ErrorType.FORBIDDEN, path, _OMIT, detail)
+
+
+def not_supported(path: str, value: Any, supported: list[str] | tuple[str, ...]) -> FieldError:
+    detail = ""
+    if supported:
+        detail = "supported values: " + ", ".join(json.dumps(s) for s in sorted(supported))
+    return FieldError(ErrorType.NOT_SUPPORTED, path, value, detail)
+
+
+def too_long(path: str, max_len: int) -> FieldError:
+    return FieldError(ErrorType.TOO_LONG, path, _OMIT, f"must have at most {max_len} bytes")
+
+
+def too_many(path: str, actual: int, max_items: int) -> FieldError:
+    return FieldError(ErrorType.TOO_MANY, path, actual, f"must have at most {max_items} items")
+
+
+def internal(path: str, detail: str) -> FieldError:
+    return FieldError(ErrorType.INTERNAL, path, _OMIT, detail)
+
+
+def aggregate(errors: list[FieldError]) -> str:
+    """`utilerrors.NewAggregate(...).Error()`: one error bare, several as `[a, b]`, duplicates dropped."""
+    seen: list[str] = []
+    for e in errors:
+        text = e.error()
+        if text not in seen:
+            seen.append(text)
+    if len(seen) == 1:
+        return seen[0]
+    return "[" + ", ".join(seen) + "]"
