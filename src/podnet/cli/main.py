@@ -17,7 +17,8 @@ COMMAND_MODULES = (
     "podnet.cli.cmd_status",    # status
     "podnet.cli.cmd_trace",     # trace, top/traffic
     "podnet.cli.cmd_demo",      # demo
-    "podnet.cli.cmd_daemons",   # controlplane, agent (started by `up`)
+    "podnet.cli.cmd_daemons",   # controlplane (started by `up`)
+    "podnet.cli.cmd_agent",     # agent: one per node (started by `up`, or by hand on another machine)
 )
 
 
