@@ -1,9 +1,80 @@
-"""(placeholder: filled in by its owner)"""
+"""`podnet controlplane`: the API server, its store and allocators, and the controllers, in one process.
+
+`podnet up` starts it in the background; it can also run in the foreground for debugging.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from podnet.cli.common import add_name_flag, load_config
+from podnet.cluster.config import ClusterConfig
+
+log = logging.getLogger("podnet.controlplane")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    p = sub.add_parser(
+        "controlplane",
+        help="run a cluster's control plane (API server + controllers) in the foreground",
+        description="Serve the Kubernetes API for cluster NAME on 127.0.0.1:<api_port> and on the "
+        "unix socket in its state directory, and run the controllers. `podnet up` starts this for you.",
+    )
+    add_name_flag(p)
+    p.add_argument("--no-controllers", action="store_true", help="serve the API only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.name)
+    logging.getLogger().setLevel(logging.INFO)
+    asyncio.run(serve(cfg, controllers=not args.no_controllers))
+    return 0
+
+
+async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
+    from podnet.allocators.service_hooks import ServiceHooks
+    from podnet.api.server import APIServer
+    from podnet.client.client import ApiClient
+    from podnet.cluster.bootstrap import bootstrap_cluster_objects
+    from podnet.store import open_store
+
+    store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"
+    store = open_store(store_url)
+    hooks = ServiceHooks(cfg.service_cidr, cfg.node_port_bounds(),
+                         "" if cfg.lb_pool == "none" else cfg.lb_pool)
+    await hooks.load(store)
+    server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token])
+    await server.bootstrap()
+    sock = cfg.api_socket
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock))
+    log.info("API server on 127.0.0.1:%s and %s", cfg.api_port, sock)
+
+    client = ApiClient(f"unix://{sock}", token=cfg.token)
+    host_ip = str(cfg.extra.get("host_ip", ""))
+    await bootstrap_cluster_objects(client, cfg, host_ip)
+    tasks: list[asyncio.Task[object]] = []
+    if controllers:
+        from podnet.controllers.runner import run_controllers
+
+        tasks.append(asyncio.ensure_future(run_controllers(client, cfg)))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    await client.close()
+    await server.stop()
+    await store.close()
