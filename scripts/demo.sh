@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set everything up and run podnet's main job: a 3-node cluster with the example app, traffic flowing.
+# Needs root (network namespaces, nftables). Clean up afterwards with: .venv/bin/podnet down --name demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/podnet demo "$@"

@@ -1,0 +1,24 @@
+"""Fast deep copy for objects in their JSON shape (dicts, lists, scalars).
+
+`copy.deepcopy` is ~4x slower for this shape; the store copies on every read and
+every watch delivery, so this matters. Anything that is not a dict or list is
+returned as is (JSON scalars are immutable); tuples are copied as lists' peers.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def clone(value: Any) -> Any:
+    t = type(value)
+    if t is dict:
+        return {k: clone(v) for k, v in value.items()}
+    if t is list:
+        return [clone(v) for v in value]
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
+    if t is tuple:
+        return tuple(clone(v) for v in value)
+    return copy.deepcopy(value)
