@@ -1,9 +1,62 @@
-"""(placeholder: filled in by its owner)"""
+"""`podnet agent`: the node agent (started by `podnet up` inside the node's network namespace)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import faulthandler
+import ipaddress
+import logging
+import signal
+from pathlib import Path
+
+from podnet.cli.main import CLIError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    p = sub.add_parser("agent", help="run a node agent (pods, routes, service proxy) for one node",
+                       description="Run the node agent for NODE: it registers the Node, runs the pods "
+                       "scheduled to it, keeps routes to other nodes and programs Services. Started by "
+                       "`podnet up` inside the node's network namespace.")
+    p.add_argument("--name", required=True, help="cluster name")
+    p.add_argument("--node-name", required=True, help="this node's Kubernetes name")
+    p.add_argument("--node-ip", required=True, help="this node's IP on the node network")
+    p.add_argument("--server", required=True, help="API server: http(s)://host:port or unix:///path.sock")
+    p.add_argument("--token", default="", help="bearer token for the API server")
+    p.add_argument("--state-dir", required=True, help="the cluster's state directory")
+    p.add_argument("--kubelet-port", type=int, default=10250, help="kubelet-style endpoint port (10250)")
+    p.add_argument("--no-proxy", action="store_true", help="do not run the service proxy")
+    p.add_argument("--no-routes", action="store_true", help="do not program routes to other nodes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from podnet.agent.hostmount import rejoin_host_mount_ns
+
+    mount_note = rejoin_host_mount_ns()  # first, while the process has a single thread
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <agent>`: stacks to the log
+    from podnet.agent.main import AgentOptions, run_agent
+
+    try:
+        ipaddress.IPv4Address(args.node_ip)
+    except ValueError:
+        raise CLIError(f"--node-ip {args.node_ip!r} is not an IPv4 address (e.g. 172.30.0.11)") from None
+    if not 1 <= args.kubelet_port <= 65535:
+        raise CLIError(f"--kubelet-port {args.kubelet_port} is out of range: must be 1-65535")
+    if not args.server.startswith(("http://", "https://", "unix://")):
+        raise CLIError(f"--server {args.server!r} must start with http://, https:// or unix://")
+    logging.getLogger("podnet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    for h in logging.getLogger().handlers:
+        h.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("podnet.agent").info("%s", mount_note)
+    opts = AgentOptions(cluster=args.name, node_name=args.node_name, node_ip=args.node_ip, server=args.server,
+                        token=args.token, state_dir=Path(args.state_dir), kubelet_port=args.kubelet_port,
+                        run_proxy=not args.no_proxy, manage_routes=not args.no_routes)
+    try:
+        asyncio.run(run_agent(opts))
+    except TimeoutError as e:
+        raise CLIError(str(e)) from None
+    return 0

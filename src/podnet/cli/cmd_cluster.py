@@ -1,9 +1,161 @@
-"""(placeholder: filled in by its owner)"""
+"""`podnet up`, `podnet down`, `podnet list`, `podnet kubeconfig`: clusters on this machine."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from podnet.cli.common import add_name_flag, load_config
+from podnet.cli.main import CLIError
+from podnet.cli.output import add_output_flag, emit, err_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    p = sub.add_parser(
+        "up", help="create a cluster: node network, nodes, control plane and agents",
+        description="Create cluster NAME on this machine: a bridge for the node network, one network "
+        "namespace per node, the control plane and one agent per node; waits until every node is Ready "
+        "and writes a kubeconfig.")
+    add_name_flag(p)
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    p.add_argument("--network", choices=("host-gw", "vxlan"), default="host-gw",
+                   help="how pods reach other nodes: plain routes (host-gw, default) or a VXLAN overlay")
+    p.add_argument("--pod-cidr", default="10.244.0.0/16", help="cluster pod CIDR (default 10.244.0.0/16)")
+    p.add_argument("--service-cidr", default="10.96.0.0/12", help="service CIDR (default 10.96.0.0/12)")
+    p.add_argument("--node-network", default="", metavar="CIDR",
+                   help="the node network (default: the first free /24 of 172.30.0.0/15)")
+    p.add_argument("--lb-pool", default="", metavar="FIRST-LAST|none",
+                   help="LoadBalancer IP pool on the node network (default .200-.250), or 'none'")
+    p.add_argument("--node-port-range", default="30000-32767", metavar="A-B",
+                   help="NodePort range (default 30000-32767)")
+    p.add_argument("--wait-timeout", type=float, default=90.0, metavar="SECONDS",
+                   help="how long to wait for the API and for nodes to be Ready (default 90)")
+    p.add_argument("--no-agents", action="store_true",
+                   help="create the nodes but start no agents (debugging; nodes will not be Ready)")
+    p.set_defaults(func=run_up)
+
+    p = sub.add_parser(
+        "down", help="remove a cluster and everything it made",
+        description="Stop the cluster's processes and remove its namespaces, links, routes and state "
+        "directory: exactly what its journal recorded. Safe to run again, and after a crash.")
+    add_name_flag(p)
+    p.add_argument("--all", action="store_true", help="remove every cluster on this machine")
+    p.set_defaults(func=run_down)
+
+    p = sub.add_parser("list", help="clusters on this machine with their nodes, status and API address")
+    add_output_flag(p)
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("kubeconfig", help="print a cluster's kubeconfig",
+                       description="Print the kubeconfig of cluster NAME, e.g. "
+                       "`podnet kubeconfig > ~/.kube/podnet.yaml`.")
+    add_name_flag(p)
+    p.set_defaults(func=run_kubeconfig)
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise CLIError("this command changes network namespaces, links and routes: run it as root")
+
+
+@contextlib.contextmanager
+def _rich_step(text: str) -> Iterator[None]:
+    t0 = time.monotonic()
+    with err_console.status(text + " ..."):
+        try:
+            yield
+        except BaseException:
+            err_console.print(f"[red]✗[/red] {text}")
+            raise
+    err_console.print(f"[green]✓[/green] {text} [dim]({time.monotonic() - t0:.1f}s)[/dim]")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    _need_root()
+    from podnet.cluster.up import UpError, UpOptions, up
+    from podnet.net.real import RealNetOps
+
+    opts = UpOptions(name=args.name, nodes=args.nodes, network=args.network, pod_cidr=args.pod_cidr,
+                     service_cidr=args.service_cidr, node_network=args.node_network, lb_pool=args.lb_pool,
+                     node_port_range=args.node_port_range, wait_timeout=args.wait_timeout,
+                     start_agents=not args.no_agents)
+    if args.wait_timeout <= 0:
+        raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
+    ops = RealNetOps()
+    t0 = time.monotonic()
+    try:
+        cfg = up(opts, ops, step=_rich_step)
+    except UpError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        ops.close()
+    kc = cfg.state_dir / "kubeconfig"
+    err_console.print(f"\nCluster [bold]{cfg.name}[/bold] is up in {time.monotonic() - t0:.1f}s: "
+                      f"{cfg.nodes} node(s) on {cfg.node_network} ({cfg.network}), API {cfg.api_url}")
+    name_flag = "" if cfg.name == "podnet" else f" --name {cfg.name}"
+    err_console.print(f"  export KUBECONFIG={kc}\n  kubectl get nodes\n"
+                      f"or: podnet kubectl{name_flag} get nodes")
+    return 0
+
+
+def run_down(args: argparse.Namespace) -> int:
+    _need_root()
+    from podnet.cluster.down import cluster_dir, teardown
+    from podnet.cluster.up import known_clusters
+    from podnet.net.real import RealNetOps
+
+    if args.all:
+        names = [c.name for c in known_clusters()]
+        if not names:
+            err_console.print("no clusters on this machine")
+            return 0
+    else:
+        if not cluster_dir(args.name).exists():
+            err_console.print(f'cluster "{args.name}" does not exist (nothing to remove)')
+            return 0
+        names = [args.name]
+    ops = RealNetOps()
+    failed = False
+    try:
+        for name in names:
+            with err_console.status(f"Removing cluster {name} ..."):
+                rep = teardown(name, ops)
+            if rep.problems:
+                failed = True
+                err_console.print(f"[red]✗[/red] cluster {name}: {rep.summary()}; could not remove:")
+                for p in rep.problems:
+                    err_console.print(f"    {p}")
+                err_console.print(f"  state kept in {cluster_dir(name)}; "
+                                  f"run `podnet down --name {name}` again")
+            else:
+                err_console.print(f"[green]✓[/green] cluster {name}: {rep.summary()}")
+    finally:
+        ops.close()
+    return 1 if failed else 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from podnet.cluster.status import list_clusters
+
+    clusters = list_clusters()
+    rows = [(c.name, c.status, len(c.nodes), c.network, c.node_network, c.api) for c in clusters]
+    emit(args, [c.to_dict() for c in clusters], ["NAME", "STATUS", "NODES", "NETWORK", "NODE NETWORK", "API"],
+         rows)
+    if not clusters and getattr(args, "output", "table") != "json":
+        err_console.print("no clusters; create one with `podnet up`")
+    return 0
+
+
+def run_kubeconfig(args: argparse.Namespace) -> int:
+    cfg = load_config(args.name)
+    path = cfg.state_dir / "kubeconfig"
+    try:
+        sys.stdout.write(path.read_text())
+    except FileNotFoundError:
+        raise CLIError(f'cluster "{args.name}" has no kubeconfig yet ({path}): is it still starting? '
+                       "See `podnet list`") from None
+    return 0

@@ -49,7 +49,7 @@ def node_name(cluster: str, index: int) -> str:
 
 
 def node_netns(cluster: str, node: str) -> str:
-    """The network namespace of a node: `pn-<cluster>-<node>`; the cluster prefix of the node is not repeated."""
+    """The network namespace of a node: `pn-<cluster>-<node>`, the node's cluster prefix not repeated."""
     short = node[len(cluster) + 1:] if node.startswith(cluster + "-") else node
     return f"{NETNS_PREFIX}{cluster}-{short}"
 
@@ -74,11 +74,6 @@ def pod_host_if(pod_uid: str) -> str:
 def bridge_name(cluster: str) -> str:
     """The cluster's bridge in the host namespace (the node network)."""
     return f"pnbr{short_hash(cluster, length=10)}"
-
-
-def vxlan_if(cluster: str) -> str:
-    """The VXLAN device inside each node's namespace (VXLAN mode)."""
-    return f"pnvx{short_hash(cluster, length=10)}"
 
 
 def cluster_vni(cluster: str) -> int:

@@ -37,14 +37,76 @@ class ErrorType(Enum):
 _OMIT = object()
 
 
+class GoValue:
+    """A bad value already rendered the way Go prints it (`%#v`), e.g. `map[string]string{"a":"b"}`."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"GoValue({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GoValue) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def go_quote(s: str) -> str:
+    """Go's `strconv.Quote` / `%q`: printable Unicode kept, control characters escaped."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch == " " or (ch.isprintable() and o != 0x7F):
+            out.append(ch)
+        elif o < 0x80:
+            out.append(f"\\x{o:02x}")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v"}
+
+
+def go_string_map(d: Any) -> GoValue:
+    """`%#v` of a Go `map[string]string`: keys sorted, `map[string]string{"a":"b", "c":"d"}`."""
+    if not d:
+        return GoValue("map[string]string(nil)" if d is None else "map[string]string{}")
+    items = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(d.items()))
+    return GoValue("map[string]string{" + items + "}")
+
+
+def go_string_slice(items: Any) -> GoValue:
+    """`%#v` of a Go `[]string`: `[]string{"a", "b"}` (nil → `[]string(nil)`)."""
+    if items is None:
+        return GoValue("[]string(nil)")
+    return GoValue("[]string{" + ", ".join(go_quote(str(x)) for x in items) + "}")
+
+
 def format_value(value: Any) -> str:
-    """Go's `%v`/`%q` as field.Error uses them: ints bare, strings quoted."""
+    """Go's `%v`/`%q`/`%#v` as field.Error uses them: ints bare, strings quoted, GoValue verbatim."""
+    if isinstance(value, GoValue):
+        return value.text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return go_quote(value)
     if value is None:
         return "null"
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -91,10 +153,14 @@ def forbidden(path: str, detail: str) -> FieldError:
     return FieldError(ErrorType.FORBIDDEN, path, _OMIT, detail)
 
 
-def not_supported(path: str, value: Any, supported: list[str] | tuple[str, ...]) -> FieldError:
+def not_supported(path: str, value: Any, supported: list[str] | tuple[str, ...],
+                  keep_order: bool = False) -> FieldError:
+    """`field.NotSupported`. Kubernetes passes most lists sorted (`sets.List`); where it passes a
+    fixed slice (restartPolicy, dnsPolicy, ...) call with `keep_order=True` to print that order."""
     detail = ""
     if supported:
-        detail = "supported values: " + ", ".join(json.dumps(s) for s in sorted(supported))
+        values = list(supported) if keep_order else sorted(supported)
+        detail = "supported values: " + ", ".join(go_quote(s) for s in values)
     return FieldError(ErrorType.NOT_SUPPORTED, path, value, detail)
 
 

@@ -20,7 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from podnet.store._clone import clone
+from podnet.store._clone import clone_obj
 from podnet.store.base import Expired, Store, WatchEvent
 
 DEFAULT_WATCH_BUFFER = 10000
@@ -108,7 +108,8 @@ class HubStore(Store, abc.ABC):
         """Raise Expired unless every event after from_rv is still retained."""
 
     @abc.abstractmethod
-    def _history(self, key: str, namespace: str | None, from_rv: int, to_rv: int) -> AsyncIterator[WatchEvent]:
+    def _history(self, key: str, namespace: str | None, from_rv: int,
+                 to_rv: int) -> AsyncIterator[WatchEvent]:
         """Retained events of `key` with from_rv < rv <= to_rv, in order. The objects are the
         store's own (the caller copies). Raises Expired if some of them were compacted meanwhile."""
 
@@ -153,4 +154,4 @@ class HubStore(Store, abc.ABC):
 
 
 def _copy_event(event: WatchEvent) -> WatchEvent:
-    return WatchEvent(event.type, clone(event.object), event.resource_version, event.key)
+    return WatchEvent(event.type, clone_obj(event.object), event.resource_version, event.key)

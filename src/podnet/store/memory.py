@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from itertools import islice
 
-from podnet.store._clone import clone
+from podnet.store._clone import clone_obj
 from podnet.store._keys import Obj, identity, rv_of, stamp
 from podnet.store._watch import DEFAULT_WATCH_BUFFER, HubStore, event_namespace
 from podnet.store.base import AlreadyExists, Conflict, EventType, Expired, NotFound, WatchEvent
@@ -42,16 +42,16 @@ class MemoryStore(HubStore):
         objects = self._objects.setdefault(key, {})
         if ident in objects:
             raise AlreadyExists(key, *ident)
-        stored = clone(obj)
+        stored = clone_obj(obj)
         self._commit("ADDED", key, stored)
         objects[ident] = stored
-        return clone(stored)
+        return clone_obj(stored)
 
     async def get(self, key: str, namespace: str, name: str) -> Obj:
         stored = self._objects.get(key, {}).get((namespace, name))
         if stored is None:
             raise NotFound(key, namespace, name)
-        return clone(stored)  # type: ignore[no-any-return]
+        return clone_obj(stored)
 
     async def update(self, key: str, obj: Obj, expected_rv: int | None = None) -> Obj:
         ident = identity(obj)
@@ -61,10 +61,10 @@ class MemoryStore(HubStore):
             raise NotFound(key, *ident)
         if expected_rv is not None and rv_of(current) != expected_rv:
             raise Conflict(key, *ident)
-        stored = clone(obj)
+        stored = clone_obj(obj)
         self._commit("MODIFIED", key, stored)
         objects[ident] = stored
-        return clone(stored)
+        return clone_obj(stored)
 
     async def delete(self, key: str, namespace: str, name: str, expected_rv: int | None = None) -> Obj:
         objects = self._objects.get(key, {})
@@ -74,19 +74,16 @@ class MemoryStore(HubStore):
         if expected_rv is not None and rv_of(current) != expected_rv:
             raise Conflict(key, namespace, name)
         del objects[(namespace, name)]
-        last = clone(current)
+        last = clone_obj(current)
         self._commit("DELETED", key, last)
-        return clone(last)
+        return clone_obj(last)
 
     # -- reads ------------------------------------------------------------------------------
 
     async def list(self, key: str, namespace: str | None = None) -> tuple[list[Obj], int]:
         objects = self._objects.get(key, {})
-        if namespace is None:
-            idents = sorted(objects)
-        else:
-            idents = sorted(i for i in objects if i[0] == namespace)
-        return [clone(objects[i]) for i in idents], self._rv
+        idents = sorted(objects) if namespace is None else sorted(i for i in objects if i[0] == namespace)
+        return [clone_obj(objects[i]) for i in idents], self._rv
 
     # -- watch history ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
+from podnet.store._clone import clone_obj
 from podnet.store._keys import Obj, identity, stamp
 from podnet.store._watch import DEFAULT_WATCH_BUFFER, HubStore
 from podnet.store.base import AlreadyExists, Conflict, EventType, Expired, NotFound, StoreError, WatchEvent
@@ -73,7 +74,8 @@ class SqliteStore(HubStore):
         self.history = history
         self._compact_slack = max(100, history // 20)
         if not self.path.parent.is_dir():
-            raise ValueError(f"store file {str(self.path)!r}: directory {str(self.path.parent)!r} does not exist")
+            raise ValueError(f"store file {str(self.path)!r}: directory "
+                             f"{str(self.path.parent)!r} does not exist")
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -119,7 +121,7 @@ class SqliteStore(HubStore):
 
     async def create(self, key: str, obj: Obj) -> Obj:
         namespace, name = identity(obj)
-        stored = json.loads(_dumps(obj))
+        stored = clone_obj(obj)
         rv = self._rv + 1
         stamp(stored, rv)
         text = _dumps(stored)
@@ -133,7 +135,7 @@ class SqliteStore(HubStore):
             self._finish("ADDED", key, namespace, stored, text)
         finally:
             self._rollback()
-        return _loads(text)
+        return clone_obj(stored)
 
     async def get(self, key: str, namespace: str, name: str) -> Obj:
         row = self._db.execute("SELECT obj FROM objects WHERE key=? AND namespace=? AND name=?",
@@ -149,15 +151,16 @@ class SqliteStore(HubStore):
 
     async def update(self, key: str, obj: Obj, expected_rv: int | None = None) -> Obj:
         namespace, name = identity(obj)
-        stored = json.loads(_dumps(obj))
+        stored = clone_obj(obj)
         rv = self._rv + 1
         stamp(stored, rv)
         text = _dumps(stored)
         self._begin()
         try:
             if expected_rv is None:
-                cur = self._db.execute("UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=?",
-                                       (rv, text, key, namespace, name))
+                cur = self._db.execute(
+                    "UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=?",
+                    (rv, text, key, namespace, name))
             else:
                 cur = self._db.execute(
                     "UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=? AND rv=?",
@@ -169,7 +172,7 @@ class SqliteStore(HubStore):
             self._finish("MODIFIED", key, namespace, stored, text)
         finally:
             self._rollback()
-        return _loads(text)
+        return clone_obj(stored)
 
     async def delete(self, key: str, namespace: str, name: str, expected_rv: int | None = None) -> Obj:
         self._begin()
@@ -180,14 +183,15 @@ class SqliteStore(HubStore):
                 raise NotFound(key, namespace, name)
             if expected_rv is not None and int(row[0]) != expected_rv:
                 raise Conflict(key, namespace, name)
-            self._db.execute("DELETE FROM objects WHERE key=? AND namespace=? AND name=?", (key, namespace, name))
+            self._db.execute("DELETE FROM objects WHERE key=? AND namespace=? AND name=?",
+                             (key, namespace, name))
             last = _loads(row[1])
             stamp(last, self._rv + 1)
             text = _dumps(last)
             self._finish("DELETED", key, namespace, last, text)
         finally:
             self._rollback()
-        return _loads(text)
+        return clone_obj(last)
 
     # -- reads ------------------------------------------------------------------------------
 

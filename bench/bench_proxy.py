@@ -1,0 +1,277 @@
+"""Proxy benchmarks (root; scratch network namespaces only; bounded in time). Prints a table.
+
+1. Full sync of N services x 3 endpoints: podnet's renderer + `nft -f` vs a kube-proxy-shaped
+   ruleset (a chain per service and per endpoint, `numgen random mod N vmap`), same netns, same run.
+2. Incremental sync of one changed Service among 10,000 (the whole ProxyRunner.sync_once).
+3. Connection setup latency pod -> ClusterIP -> pod with 10 vs 10,000 services loaded.
+
+Usage: sudo .venv/bin/python bench/bench_proxy.py [--max-services 100000] [--connects 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from podnet.client.client import ApiClient
+from podnet.cluster.config import ClusterConfig
+from podnet.proxy.model import EndpointInfo, NodeFacts, ServicePortInfo
+from podnet.proxy.nft import RealNft
+from podnet.proxy.render import render_full
+from podnet.proxy.runner import ProxyRunner
+from podnet.proxy.state import build_state
+
+NODE = NodeFacts("n1", ("172.31.251.1",), "10.244.0.0/16", "10.244.1.0/24")
+SERVER_IP, CLIENT_IP = "10.244.1.2", "10.244.1.3"
+TAG = f"pkb{os.getpid() % 100000}"
+
+
+def sh(*args: str, check: bool = True, inp: str | None = None, timeout: float = 600) -> str:
+    p = subprocess.run(list(args), input=inp, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:6])}: {p.stderr.strip()[:500]}")
+    return p.stdout
+
+
+def vip(i: int) -> str:
+    return f"10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}"
+
+
+def service_ports(n: int, first_to_server: bool = False) -> list[ServicePortInfo]:
+    out = []
+    for i in range(n):
+        if first_to_server and i == 0:
+            eps = (EndpointInfo(SERVER_IP, 8080, "n1"),)
+        else:
+            eps = tuple(EndpointInfo(f"10.244.{(i * 3 + j) // 256 % 256}.{(i * 3 + j) % 256}", 8080, "n1")
+                        for j in range(3))
+        out.append(ServicePortInfo("default", f"s{i}", "", "TCP", 80, vip(i + 16), endpoints=eps))
+    return out
+
+
+def kube_proxy_shape(ports: list[ServicePortInfo]) -> str:
+    """A kube-proxy-nftables-like ruleset: a chain per service and per endpoint."""
+    lines = ["add table ip kp", "delete table ip kp", "table ip kp {",
+             "\tmap service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }",
+             "\tchain nat-prerouting { type nat hook prerouting priority dstnat ; policy accept ;",
+             "\t\tip daddr . meta l4proto . th dport vmap @service-ips", "\t}"]
+    elems = []
+    for i, sp in enumerate(ports):
+        eps = sp.endpoints
+        for j, e in enumerate(eps):
+            lines.append(f"\tchain sep-{i}-{j} {{ ip saddr {e.ip} meta mark set 0x4000 ; "
+                         f"meta l4proto tcp dnat to {e.ip}:{e.port} ; }}")
+        vm = ", ".join(f"{j} : goto sep-{i}-{j}" for j in range(len(eps)))
+        lines.append(f"\tchain svc-{i} {{ numgen random mod {len(eps)} vmap {{ {vm} }} ; }}")
+        elems.append(f"{sp.cluster_ip} . tcp . {sp.port} : goto svc-{i}")
+    lines.append("}")
+    for k in range(0, len(elems), 5000):
+        lines.append(f"add element ip kp service-ips {{ {', '.join(elems[k:k + 5000])} }}")
+    return "\n".join(lines) + "\n"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_full(ns: str, sizes: list[int], kp_limit: int) -> list[list[str]]:
+    nft = RealNft(ns, timeout=600)
+    rows = []
+    for n in sizes:
+        ports = service_ports(n)
+        t0 = time.perf_counter()
+        text = render_full(build_state(ports, NODE))
+        t_render = time.perf_counter() - t0
+        t_apply = timed(lambda text=text: nft.apply(text))  # type: ignore[misc]
+        nft.delete_table()
+        if n <= kp_limit:
+            kp = kube_proxy_shape(ports)
+            t_kp = timed(lambda kp=kp: sh("ip", "netns", "exec", ns, "nft", "-f", "-", inp=kp))  # type: ignore[misc]
+            sh("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "kp")
+            kp_s = f"{t_kp:.2f}"
+        else:
+            kp_s = "skipped (est. > 60 s)"
+        rows.append([f"{n:,}", f"{t_render:.2f}", f"{t_apply:.2f}", f"{t_render + t_apply:.2f}", kp_s])
+        print(f"  full sync {n:,}: render {t_render:.2f}s nft {t_apply:.2f}s kube-proxy shape {kp_s}",
+              file=sys.stderr)
+    return rows
+
+
+def api_objects(n: int) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    svcs, slices = {}, {}
+    for sp in service_ports(n):
+        svcs[f"default/{sp.name}"] = {
+            "metadata": {"name": sp.name, "namespace": "default", "resourceVersion": "1"},
+            "spec": {"type": "ClusterIP", "clusterIP": sp.cluster_ip,
+                     "ports": [{"name": "", "port": 80, "protocol": "TCP", "targetPort": 8080}]}}
+        slices[f"default/{sp.name}-x"] = {
+            "metadata": {"name": f"{sp.name}-x", "namespace": "default", "resourceVersion": "1",
+                         "labels": {"kubernetes.io/service-name": sp.name}},
+            "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [e.ip], "nodeName": "n1", "conditions": {"ready": True}}
+                          for e in sp.endpoints]}
+    return svcs, slices
+
+
+def bench_delta(ns: str, n: int = 10_000) -> list[str]:
+    """One ProxyRunner.sync_once (caches → delta → nft -f) after one EndpointSlice changed."""
+
+    async def no_conntrack(_: list[list[str]]) -> None:
+        return None
+
+    async def run() -> tuple[float, float, int]:
+        nft = RealNft(ns, timeout=600)
+        runner = ProxyRunner(ApiClient("http://127.0.0.1:9"), "n1", NODE.ips[0],
+                             ClusterConfig(name="bench"), nft, conntrack=no_conntrack)
+        svcs, slices = api_objects(n)
+        runner.services.cache, runner.slices.cache = svcs, slices
+        t_full = time.perf_counter()
+        await runner.sync_once()
+        t_full = time.perf_counter() - t_full
+        sl = slices[f"default/s{n // 2}-x"]
+        sl["metadata"]["resourceVersion"] = "2"
+        sl["endpoints"] = sl["endpoints"][:2]
+        texts: list[str] = []
+        real_apply = nft.apply
+
+        def spy(text: str) -> None:
+            texts.append(text)
+            real_apply(text)
+
+        nft.apply = spy  # type: ignore[method-assign]
+        t = time.perf_counter()
+        await runner.sync_once()
+        t_delta = time.perf_counter() - t
+        nft.delete_table()
+        return t_full, t_delta, texts[0].count("\n")
+
+    t_full, t_delta, lines = asyncio.run(run())
+    return [f"{n:,}", f"{t_full:.2f}", f"{t_delta * 1000:.0f}", str(lines)]
+
+
+SERVER = textwrap.dedent("""
+    import socket
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 8080)); s.listen(512)
+    while True:
+        c, _ = s.accept(); c.close()
+""")
+CLIENT = textwrap.dedent("""
+    import json, socket, sys, time
+    n = int(sys.argv[1]); out = []; end = time.monotonic() + 60
+    for _ in range(n):
+        if time.monotonic() > end: break
+        t = time.perf_counter()
+        s = socket.create_connection(("10.96.0.16", 80), timeout=2)
+        out.append(time.perf_counter() - t); s.close()
+    print(json.dumps(out))
+""")
+
+
+def bench_latency(tmp: Path, connects: int) -> list[list[str]]:
+    node, srv, cli = f"{TAG}-node", f"{TAG}-srv", f"{TAG}-cli"
+    made: list[str] = []
+    proc = None
+    try:
+        for ns in (node, srv, cli):
+            sh("ip", "netns", "add", ns)
+            made.append(ns)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # a route to the pods' link-local gateway, so that proxy-ARP on the node's veths answers for it
+        sh("ip", "netns", "exec", node, "ip", "route", "add", "169.254.1.1/32", "dev", "lo")
+        for i, (ns, ip) in enumerate(((srv, SERVER_IP), (cli, CLIENT_IP))):
+            a, b = f"{TAG}a{i}", f"{TAG}b{i}"
+            sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+            sh("ip", "link", "set", a, "netns", ns)
+            sh("ip", "link", "set", b, "netns", node)
+            for cmd in (["ip", "link", "set", a, "name", "eth0"], ["ip", "link", "set", "eth0", "up"],
+                        ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
+                        ["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"],
+                        ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]):
+                sh("ip", "netns", "exec", ns, *cmd)
+            for cmd in (["ip", "link", "set", b, "up"], ["sysctl", "-qw", f"net.ipv4.conf.{b}.proxy_arp=1"],
+                        ["sysctl", "-qw", f"net.ipv4.neigh.{b}.proxy_delay=0"],
+                        ["ip", "route", "add", f"{ip}/32", "dev", b]):
+                sh("ip", "netns", "exec", node, *cmd)
+        (tmp / "srv.py").write_text(SERVER)
+        (tmp / "cli.py").write_text(CLIENT)
+        proc = subprocess.Popen(["ip", "netns", "exec", srv, sys.executable, str(tmp / "srv.py")])
+        time.sleep(0.5)
+        nft = RealNft(node, timeout=600)
+        rows = []
+        for n in (10, 10_000):
+            nft.apply(render_full(build_state(service_ports(n, first_to_server=True), NODE)))
+            sh("ip", "netns", "exec", cli, sys.executable, str(tmp / "cli.py"), "20")  # warm up
+            lat = sorted(json.loads(sh("ip", "netns", "exec", cli, sys.executable, str(tmp / "cli.py"),
+                                       str(connects))))
+            rows.append([f"{n:,}", str(len(lat)), f"{lat[len(lat) // 2] * 1e6:.0f}",
+                         f"{lat[int(len(lat) * 0.99) - 1] * 1e6:.0f}", f"{sum(lat) / len(lat) * 1e6:.0f}"])
+        return rows
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=5)
+        for ns in made:
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-services", type=int, default=100_000)
+    ap.add_argument("--kube-proxy-max", type=int, default=10_000,
+                    help="largest size for the kube-proxy-shaped comparison (it grows ~linearly, slowly)")
+    ap.add_argument("--connects", type=int, default=300)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_proxy needs root (network namespaces)", file=sys.stderr)
+        return 2
+    sizes = [n for n in (1_000, 10_000, 100_000) if n <= args.max_services]
+    console = Console()
+    scratch = f"{TAG}-rules"
+    sh("ip", "netns", "add", scratch)
+    try:
+        full = bench_full(scratch, sizes, args.kube_proxy_max)
+        delta = bench_delta(scratch)
+    finally:
+        sh("ip", "netns", "del", scratch, check=False)
+    tmp = Path(f"/tmp/{TAG}")
+    tmp.mkdir(exist_ok=True)
+    lat = bench_latency(tmp, args.connects)
+
+    t = Table(title="Full sync: N services x 3 endpoints, one nft -f transaction (seconds)")
+    for c in ("services", "podnet render", "podnet nft -f", "podnet total", "kube-proxy shape nft -f"):
+        t.add_column(c, justify="right")
+    for r in full:
+        t.add_row(*r)
+    console.print(t)
+    t = Table(title="Incremental sync (ProxyRunner.sync_once) after one EndpointSlice changed")
+    for c in ("services loaded", "first full sync s", "sync after 1 change ms", "delta lines"):
+        t.add_column(c, justify="right")
+    t.add_row(*delta)
+    console.print(t)
+    t = Table(title="Connection setup pod -> ClusterIP -> pod (microseconds)")
+    for c in ("services loaded", "connects", "p50", "p99", "mean"):
+        t.add_column(c, justify="right")
+    for r in lat:
+        t.add_row(*r)
+    console.print(t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

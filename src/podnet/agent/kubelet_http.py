@@ -1,0 +1,133 @@
+"""The kubelet-style HTTP endpoint on the node IP: /healthz, /pods, /containerLogs, /run.
+
+The API server proxies `kubectl logs` here:
+GET /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=&timestamps=&previous=&limitBytes=
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aiohttp import web
+
+from podnet.agent.logs import follow_log, read_log
+from podnet.agent.nsexec import exec_in
+from podnet.agent.pods import ContainerRunner
+from podnet.agent.runtime import PodRuntime
+
+
+def _bool(q: str | None) -> bool:
+    return (q or "").lower() in ("true", "1")
+
+
+def _int(q: str | None, name: str) -> int | None:
+    if q is None or q == "":
+        return None
+    try:
+        return int(q)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f'{name}: Invalid value: "{q}": must be an integer') from None
+
+
+class KubeletServer:
+    def __init__(self, runtime: PodRuntime):
+        self.runtime = runtime
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/pods", self.pods)
+        app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
+        app.router.add_post("/run/{ns}/{pod}/{container}", self.run)
+        return app
+
+    async def start(self, host: str, port: int) -> int:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def pods(self, request: web.Request) -> web.Response:
+        items = [w.pod for w in self.runtime.workers.values()]
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+
+    def _runner_for(self, ns: str, pod: str, container: str) -> ContainerRunner:
+        w = self.runtime.find(ns, pod)
+        if w is None:
+            raise web.HTTPNotFound(text=f'pod "{pod}" in namespace "{ns}" is not running on this node')
+        for r in w.init_runners + w.runners:
+            if r.name == container:
+                return r
+        raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {pod}")
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        q = request.query
+        r = self._runner_for(ns, pod, container)
+        tail = _int(q.get("tailLines"), "tailLines")
+        limit = _int(q.get("limitBytes"), "limitBytes")
+        timestamps = _bool(q.get("timestamps"))
+        dirs = r.w.deps.dirs
+        attempt = r.rec.attempt
+        if _bool(q.get("previous")):
+            if r.view.restart_count == 0 or attempt == 0:
+                raise web.HTTPBadRequest(
+                    text=f'previous terminated container "{container}" in pod "{pod}" not found')
+            attempt -= 1
+        log_path: Path = dirs.log_path(r.w.uid, container, attempt)
+        if not _bool(q.get("follow")) or _bool(q.get("previous")):
+            return web.Response(body=read_log(log_path, tail=tail, timestamps=timestamps, limit_bytes=limit),
+                                content_type="text/plain")
+        run_dir = dirs.run_dir(r.w.uid, container, attempt)
+
+        def finished() -> bool:
+            return (run_dir / "exit.json").exists() or r.w.done.is_set() or r.rec.attempt != attempt
+
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        sent = 0
+        try:
+            async for chunk in follow_log(log_path, tail=tail, timestamps=timestamps, finished=finished):
+                if limit is not None:
+                    chunk = chunk[:max(0, limit - sent)]
+                if chunk:
+                    await resp.write(chunk)
+                    sent += len(chunk)
+                if limit is not None and sent >= limit:
+                    break
+            await resp.write_eof()
+        except ConnectionError:
+            pass
+        return resp
+
+    async def run(self, request: web.Request) -> web.Response:
+        """kubelet's /run: run `cmd` (query, space-separated, or JSON list body) in the container."""
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        r = self._runner_for(ns, pod, container)
+        body = await request.text()
+        cmd: list[str]
+        if body.strip().startswith("["):
+            cmd = [str(c) for c in json.loads(body)]
+        else:
+            cmd = (request.query.get("cmd") or body).split()
+        if not cmd:
+            raise web.HTTPBadRequest(text="cmd is required")
+        pid = r.proc.container_pid() if r.proc is not None else None
+        if pid is None:
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is not running')
+        code, out = await exec_in(pid, cmd, {}, 60.0)
+        return web.Response(text=out, headers={"X-Exit-Code": str(code)})

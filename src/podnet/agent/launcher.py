@@ -1,0 +1,198 @@
+"""Starting container processes (through the shim) and following them, also after an agent restart.
+
+`Launcher` is the seam tests replace: `ShimLauncher` runs real processes; a fake one can
+play exits on demand. A `ContainerProcess` survives the agent: `ShimLauncher.adopt`
+re-attaches to a shim that an earlier agent started (checked by pid and start time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+SHIM = str(Path(__file__).with_name("shim.py"))
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    run_dir: Path  # one per container start: pid.json, exit.json, shim.err
+    log_path: Path
+    netns_path: str = ""  # /run/netns/<pod-netns>; "" = stay in the agent's namespace (tests)
+    hostname: str = ""
+    resolv_conf: str = ""
+    hosts: str = ""
+    working_dir: str = ""
+
+
+@dataclass
+class ExitInfo:
+    exit_code: int
+    reason: str  # Completed, Error, StartError
+    message: str = ""
+    signal: int | None = None
+    started_at: float = 0.0
+    finished_at: float = field(default_factory=time.time)
+
+
+class ContainerProcess(Protocol):
+    shim_pid: int
+    shim_start: int
+
+    def container_pid(self) -> int | None: ...
+    def started_at(self) -> float | None: ...
+    async def wait_started(self, timeout: float = 10.0) -> bool: ...
+    async def wait(self) -> ExitInfo: ...
+    def signal(self, sig: int) -> None: ...
+    def alive(self) -> bool: ...
+
+
+class Launcher(Protocol):
+    def start(self, spec: LaunchSpec) -> ContainerProcess: ...
+    def adopt(self, run_dir: Path, shim_pid: int, shim_start: int) -> ContainerProcess | None: ...
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = stat[stat.rfind(")") + 2:].split()
+    try:
+        if rest[0] == "Z":
+            return None  # a zombie is gone for our purposes
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def read_exit(run_dir: Path) -> ExitInfo | None:
+    try:
+        data = json.loads((run_dir / "exit.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    code = int(data.get("exitCode", 0))
+    reason = str(data.get("reason") or ("Completed" if code == 0 else "Error"))
+    return ExitInfo(code, reason, str(data.get("message", "")), data.get("signal"),
+                    float(data.get("startedAt", 0.0)), float(data.get("finishedAt", time.time())))
+
+
+class ShimProcess:
+    def __init__(self, run_dir: Path, shim_pid: int, shim_start: int, popen: subprocess.Popen[bytes] | None):
+        self.run_dir = run_dir
+        self.shim_pid = shim_pid
+        self.shim_start = shim_start
+        self._popen = popen
+        self._exit: ExitInfo | None = None
+
+    def _pid_info(self) -> dict[str, float]:
+        try:
+            data: dict[str, float] = json.loads((self.run_dir / "pid.json").read_text())
+            return data
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def container_pid(self) -> int | None:
+        pid = self._pid_info().get("pid")
+        return int(pid) if pid else None
+
+    def started_at(self) -> float | None:
+        t = self._pid_info().get("startedAt")
+        return float(t) if t else None
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return proc_start_time(self.shim_pid) == self.shim_start
+
+    async def wait_started(self, timeout: float = 10.0) -> bool:
+        """True once the command runs; False when it failed to start (or the shim died first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.run_dir / "pid.json").exists():
+                return True
+            if (self.run_dir / "exit.json").exists() or not self.alive():
+                return (self.run_dir / "pid.json").exists()
+            await asyncio.sleep(0.01)
+        return False
+
+    async def wait(self) -> ExitInfo:
+        if self._exit is not None:
+            return self._exit
+        await self._wait_gone()
+        info = read_exit(self.run_dir)
+        if info is None:  # the shim was killed (SIGKILL to the group): so was the container
+            info = ExitInfo(137, "Error", "", signal.SIGKILL, self.started_at() or 0.0, time.time())
+        self._exit = info
+        return info
+
+    async def _wait_gone(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.shim_pid)
+        except (OSError, AttributeError):
+            fd = -1
+        if fd >= 0 and self.alive():
+            gone = asyncio.Event()
+            loop.add_reader(fd, gone.set)
+            try:
+                while self.alive():  # readable once the process exits; recheck guards a reused pid
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(gone.wait(), 1.0)
+                    gone.clear()
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        else:
+            if fd >= 0:
+                os.close(fd)
+            while self.alive():
+                await asyncio.sleep(0.1)
+        if self._popen is not None:
+            self._popen.wait()
+
+    def signal(self, sig: int) -> None:
+        """Signal the container's whole process group (the shim ignores TERM/INT/HUP)."""
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.shim_pid, sig)
+
+
+class ShimLauncher:
+    """Runs each container start as `python -I shim.py ...` in a new session."""
+
+    def start(self, spec: LaunchSpec) -> ShimProcess:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("pid.json", "exit.json"):
+            (spec.run_dir / stale).unlink(missing_ok=True)
+        argv = [sys.executable, "-I", SHIM, "--dir", str(spec.run_dir), "--log", str(spec.log_path)]
+        for flag, value in (("--netns", spec.netns_path), ("--hostname", spec.hostname),
+                            ("--resolv", spec.resolv_conf), ("--hosts", spec.hosts),
+                            ("--cwd", spec.working_dir)):
+            if value:
+                argv += [flag, value]
+        argv += ["--", *spec.argv]
+        with open(spec.run_dir / "shim.err", "ab") as err:
+            popen = subprocess.Popen(argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                     start_new_session=True, close_fds=True)
+        start = proc_start_time(popen.pid) or 0
+        return ShimProcess(spec.run_dir, popen.pid, start, popen)
+
+    def adopt(self, run_dir: Path, shim_pid: int, shim_start: int) -> ShimProcess | None:
+        """Re-attach to a shim started by an earlier agent; None when it is gone and left no exit record."""
+        proc = ShimProcess(run_dir, shim_pid, shim_start, None)
+        if proc.alive() or (run_dir / "exit.json").exists():
+            return proc
+        return None

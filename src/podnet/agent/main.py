@@ -1,0 +1,384 @@
+"""The node agent: registers its Node, keeps routes to other nodes, runs the service proxy, serves the
+kubelet endpoint and runs the pods bound to its node. It knows the cluster only through the API.
+
+    podnet agent --name CLUSTER --node-name NODE --node-ip IP --server unix://.../api.sock \\
+        --token TOKEN --state-dir STATE_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podnet.agent import node as nodemod
+from podnet.agent.kubelet_http import KubeletServer
+from podnet.agent.launcher import Launcher, ShimLauncher
+from podnet.agent.network import CniPodNetwork, Journal, PodNetwork, in_netlink_thread, make_journal
+from podnet.agent.nsexec import exec_in
+from podnet.agent.pods import PodDeps
+from podnet.agent.podstate import PodDirs
+from podnet.agent.runtime import PodRuntime
+from podnet.client.client import ApiClient, ApiError
+from podnet.client.informer import Informer
+from podnet.cluster import naming
+from podnet.cluster.config import ClusterConfig
+from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
+from podnet.net.ops import NetOps
+
+log = logging.getLogger("podnet.agent")
+
+
+@dataclass
+class AgentOptions:
+    cluster: str
+    node_name: str
+    node_ip: str
+    server: str
+    token: str
+    state_dir: Path
+    kubelet_port: int = 10250
+    heartbeat_seconds: float = 5.0
+    pod_cidr_timeout: float = 120.0
+    run_proxy: bool = True
+    manage_routes: bool = True
+    backoff_scale: float = 1.0
+    config: ClusterConfig | None = None
+    netops: NetOps | None = None
+    launcher: Launcher | None = None
+    network: PodNetwork | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(opts: AgentOptions) -> ClusterConfig:
+    if opts.config is not None:
+        return opts.config
+    path = opts.state_dir / "config.json"
+    if path.exists():
+        return ClusterConfig.from_json(path.read_text())
+    return ClusterConfig(name=opts.cluster)
+
+
+class Agent:
+    def __init__(self, opts: AgentOptions):
+        self.opts = opts
+        self.config = load_config(opts)
+        self.client = ApiClient(opts.server, opts.token)
+        self.node_dir = opts.state_dir / "nodes" / opts.node_name
+        self.journal: Journal = make_journal(opts.state_dir)
+        self.conditions = nodemod.NodeConditions()
+        self.pod_cidr = ""
+        self.network_ok = False
+        self.nodes = Informer(self.client, NODES)
+        self.services = Informer(self.client, SERVICES)
+        self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={opts.node_name}")
+        self.runtime: PodRuntime | None = None
+        self.kubelet: KubeletServer | None = None
+        self.kubelet_port = opts.kubelet_port
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._routes_dirty = asyncio.Event()
+        self._status_now = asyncio.Event()
+        self._ops: NetOps | None = opts.netops
+        self.pod_mtu = 1500
+
+    # ---- API helpers ----
+    def ops(self) -> NetOps:
+        if self._ops is None:
+            from podnet.net.real import RealNetOps
+
+            self._ops = RealNetOps()
+        return self._ops
+
+    async def _patch_status(self, rt_name: str, name: str, ns: str | None, status: Obj) -> None:
+        rt = PODS if rt_name == "pods" else NODES
+        try:
+            await self.client.patch(rt, name, {"status": status}, ns, subresource="status")
+        except ApiError as e:
+            if e.code not in (405, 415):
+                raise
+            obj = await self.client.get(rt, name, ns)
+            obj["status"] = status
+            await self.client.update_status(rt, obj)
+
+    async def push_pod_status(self, pod: Obj, status: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            await self._patch_status("pods", meta["name"], meta.get("namespace"), status)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+
+    async def finish_delete(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": meta.get("uid")}}
+        from podnet.client.client import resource_path
+
+        try:
+            await self.client.request("DELETE", resource_path(PODS, meta.get("namespace"), meta["name"]),
+                                      body=body)
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+
+    async def get_configmap(self, ns: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get(CONFIGMAPS, name, ns)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    # ---- node ----
+    def _conditions(self) -> list[Obj]:
+        ready = bool(self.pod_cidr) and (self.network_ok or not self.opts.manage_routes)
+        msg = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+               "message:podnet: waiting for the node's podCIDR") if not self.pod_cidr else \
+            "container runtime network not ready: podnet: programming routes to other nodes"
+        return self.conditions.build(ready=ready, not_ready_message=msg,
+                                     network_ok=self.network_ok or not self.opts.manage_routes)
+
+    async def register(self) -> None:
+        o = self.opts
+        status = nodemod.node_status(o.node_name, o.node_ip, self.kubelet_port, self._conditions())
+        try:
+            existing = await self.client.get(NODES, o.node_name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            try:
+                fresh = nodemod.new_node(o.node_name, o.node_ip, self.kubelet_port, self._conditions())
+                created = await self.client.create(NODES, fresh)
+                self.pod_cidr = nodemod.pod_cidr_of(created)
+                await self._patch_status("nodes", o.node_name, None, status)  # status is ignored on create
+                log.info("registered node %s (%s)", o.node_name, o.node_ip)
+                return
+            except ApiError as e2:
+                if e2.code != 409:
+                    raise
+                existing = await self.client.get(NODES, o.node_name)
+        self.pod_cidr = nodemod.pod_cidr_of(existing)
+        labels = {"metadata": {"labels": nodemod.node_labels(o.node_name)}}
+        await self.client.patch(NODES, o.node_name, labels)
+        await self._patch_status("nodes", o.node_name, None, status)
+        log.info("node %s already registered: status updated", o.node_name)
+
+    async def heartbeat(self) -> None:
+        o = self.opts
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_now.wait(), o.heartbeat_seconds)
+            self._status_now.clear()
+            try:
+                await self._patch_status("nodes", o.node_name, None,
+                                         {"conditions": self._conditions(),
+                                          "addresses": [{"type": "InternalIP", "address": o.node_ip},
+                                                        {"type": "Hostname", "address": o.node_name}],
+                                          "daemonEndpoints": {"kubeletEndpoint":
+                                                              {"Port": self.kubelet_port}}})
+            except ApiError as e:
+                if e.code == 404:
+                    log.warning("node %s was deleted: registering again", o.node_name)
+                    with contextlib.suppress(ApiError, OSError):
+                        await self.register()
+                else:
+                    log.warning("heartbeat failed: %s", e)
+            except OSError as e:
+                log.warning("heartbeat failed: %s", e)
+            except Exception as e:  # aiohttp errors: the API server may be restarting
+                log.warning("heartbeat failed: %s", e)
+
+    async def wait_pod_cidr(self) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.opts.pod_cidr_timeout
+        while loop.time() < deadline:
+            me = self.nodes.get(self.opts.node_name)
+            if me is not None and nodemod.pod_cidr_of(me):
+                return nodemod.pod_cidr_of(me)
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"node {self.opts.node_name} got no spec.podCIDR within "
+                           f"{self.opts.pod_cidr_timeout:g}s: is the control plane's node IPAM running?")
+
+    # ---- routes ----
+    def _on_node(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        self._routes_dirty.set()
+
+    async def route_loop(self) -> None:
+        from podnet.net.nodenet import NodeInfo, reconcile_node_routes
+
+        vni = naming.cluster_vni(self.config.name)
+        while True:
+            await self._routes_dirty.wait()
+            self._routes_dirty.clear()
+            me = NodeInfo(self.opts.node_name, self.opts.node_ip, self.pod_cidr)
+            others = [NodeInfo(str(n["metadata"]["name"]), nodemod.internal_ip(n), nodemod.pod_cidr_of(n))
+                      for n in self.nodes.list()
+                      if n["metadata"]["name"] != self.opts.node_name and nodemod.internal_ip(n)]
+            try:
+                await in_netlink_thread(reconcile_node_routes, self.ops(), netns=None,
+                                        mode=self.config.network, my_node=me, others=others, vni=vni)
+                if not self.network_ok:
+                    self.network_ok = True
+                    self._status_now.set()
+                    log.info("routes to %d other node(s) in place", len(others))
+            except Exception as e:
+                log.error("programming routes to other nodes failed: %s", e)
+                await asyncio.sleep(2.0)
+                self._routes_dirty.set()
+            await asyncio.sleep(0.1)
+
+    # ---- proxy ----
+    async def proxy_loop(self) -> None:
+        try:
+            from podnet.proxy.runner import run_proxy
+        except ImportError as e:
+            log.warning("service proxy not available (%s): Services are not programmed on this node", e)
+            return
+        while True:
+            try:
+                await run_proxy(self.client, node_name=self.opts.node_name, node_ip=self.opts.node_ip,
+                                config=self.config)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("service proxy failed: restarting it in 2s")
+                await asyncio.sleep(2.0)
+
+    # ---- pods ----
+    def _find_pod_mtu(self) -> int:
+        """The MTU for pod links: the uplink's, less the VXLAN overhead in vxlan mode (blocking netlink)."""
+        from podnet.net.nodenet import find_uplink, pod_mtu
+
+        try:
+            return pod_mtu(self.config.network, find_uplink(self.ops(), self.opts.node_ip, None)[1])
+        except Exception as e:
+            log.warning("uplink MTU unknown (%s): pods get MTU 1500", e)
+            return 1500
+
+    def pod_deps(self) -> PodDeps:
+        from podnet.dns import envvars, podconfig
+
+        cfg = self.config
+        o = self.opts
+        try:
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = ""
+
+        def resolv(pod: Obj) -> str:
+            try:
+                return podconfig.resolv_conf(pod, cluster_domain=cfg.cluster_domain, dns_ip=cfg.dns_ip,
+                                             host_resolv_conf=host_resolv)
+            except ValueError as e:
+                log.warning("pod %s: resolv.conf: %s", pod["metadata"].get("name"), e)
+                return ""
+
+        def hosts(pod: Obj, ip: str) -> str:
+            try:
+                return podconfig.hosts_file(pod, ip, cluster_domain=cfg.cluster_domain)
+            except ValueError as e:
+                log.warning("pod %s: hosts file: %s", pod["metadata"].get("name"), e)
+                return ""
+
+        def hostname(pod: Obj) -> str:
+            if (pod.get("spec") or {}).get("hostNetwork"):
+                return ""
+            try:
+                return podconfig.pod_hostname_and_domain(pod, cluster_domain=cfg.cluster_domain)[0]
+            except ValueError:
+                return str(pod["metadata"]["name"])[:63]
+
+        def extra_env(pod: Obj) -> dict[str, str]:
+            if (pod.get("metadata") or {}).get("namespace") == "kube-system":
+                return {"PODNET_API_SERVER": o.server, "PODNET_API_TOKEN": o.token}
+            return {}
+
+        network = o.network
+        if network is None:
+            network = CniPodNetwork(self.ops(), cluster=cfg.name, pod_cidr=self.pod_cidr,
+                                    ipam_file=self.node_dir / "ipam.json", journal=self.journal,
+                                    mtu=self.pod_mtu)
+        return PodDeps(
+            node_name=o.node_name, node_ip=o.node_ip, dirs=PodDirs(self.node_dir / "pods"), network=network,
+            launcher=o.launcher or ShimLauncher(), push_status=self.push_pod_status,
+            finish_delete=self.finish_delete, get_configmap=self.get_configmap,
+            services=self.services.list,
+            service_env=lambda svcs, pod: envvars.pod_service_env_vars(pod, svcs),
+            resolv_conf=resolv, hosts_file=hosts, hostname=hostname, extra_env=extra_env, exec_in=exec_in,
+            journal=self.journal, backoff_scale=o.backoff_scale)
+
+    # ---- life ----
+    async def start(self) -> None:
+        o = self.opts
+        self.node_dir.mkdir(parents=True, exist_ok=True)
+        await self.client.wait_ready(timeout=60)
+        await self.register()
+        self.nodes.add_handler(self._on_node)
+        self._tasks.append(self.nodes.start())
+        self._tasks.append(self.services.start())
+        self.pod_cidr = await self.wait_pod_cidr()
+        log.info("node %s podCIDR %s", o.node_name, self.pod_cidr)
+        if o.manage_routes:
+            self._routes_dirty.set()
+            self._tasks.append(asyncio.create_task(self.route_loop(), name="routes"))
+        self._tasks.append(asyncio.create_task(self.heartbeat(), name="heartbeat"))
+        if o.run_proxy:
+            self._tasks.append(asyncio.create_task(self.proxy_loop(), name="proxy"))
+        await self.services.synced.wait()
+        if o.network is None:
+            self.pod_mtu = await in_netlink_thread(self._find_pod_mtu)
+        self.runtime = PodRuntime(self.pod_deps())
+        self.kubelet = KubeletServer(self.runtime)
+        self.kubelet_port = await self.kubelet.start(o.node_ip, o.kubelet_port)
+        self.pods.add_handler(self.runtime.on_pod)
+        self._tasks.append(self.pods.start())
+        await self.pods.synced.wait()
+        known = {str(p["metadata"].get("uid")) for p in self.pods.list()}
+        await self.runtime.cleanup_orphans(known)
+        with contextlib.suppress(ApiError, OSError):
+            await self._patch_status("nodes", o.node_name, None, {
+                "conditions": self._conditions(),
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}}})
+        log.info("agent for node %s ready (kubelet endpoint %s:%d)", o.node_name, o.node_ip,
+                 self.kubelet_port)
+
+    async def stop(self) -> None:
+        """Stop the agent; the pods' processes keep running for the next agent to adopt."""
+        if self.runtime is not None:
+            await self.runtime.close()
+        for inf in (self.pods, self.nodes, self.services):
+            await inf.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.kubelet is not None:
+            await self.kubelet.stop()
+        await self.client.close()
+
+
+async def run_agent(opts: AgentOptions) -> None:
+    """Run the agent until SIGTERM/SIGINT."""
+    agent = Agent(opts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        starting = asyncio.create_task(agent.start())
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starting, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()
+            await waiter
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    finally:
+        await agent.stop()

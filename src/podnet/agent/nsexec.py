@@ -1,0 +1,41 @@
+"""Running a command inside a container's namespaces (net, mount, UTS) with the container's environment."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+
+def container_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.partition(b"=")
+        if sep:
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    return env
+
+
+def nsenter_argv(pid: int, cmd: list[str]) -> list[str]:
+    return ["nsenter", f"--target={pid}", "--net", "--mount", "--uts", "--", *cmd]
+
+
+async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run `cmd` in the namespaces of process `pid`; (exit code, combined output). Timeout -> (124, msg)."""
+    full_env = container_environ(pid) | env
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *nsenter_argv(pid, cmd), env=full_env or None, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        return 126, str(e)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 124, f"command timed out after {timeout:g}s"
+    return int(proc.returncode or 0), out.decode(errors="replace")

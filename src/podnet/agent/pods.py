@@ -1,0 +1,532 @@
+"""One pod's life on this node: sandbox (network, resolv.conf, hosts), init containers, containers
+with restart policy and back-off, probes, status, graceful termination and teardown.
+
+A `PodWorker` owns one pod; `ContainerRunner` owns one container of it. All they know of the
+outside world is in `PodDeps` (network, launcher, API callbacks), which tests replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podnet.agent import backoff as backoff_mod
+from podnet.agent.envbuild import ConfigMapGetter, EnvError, build_env
+from podnet.agent.launcher import ContainerProcess, ExitInfo, Launcher, LaunchSpec
+from podnet.agent.network import Journal, NullJournal, PodNetwork, in_netlink_thread
+from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
+from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
+from podnet.agent.status import ContainerView, build_status, rfc3339
+from podnet.images.registry import CommandError, container_argv, image_id
+from podnet.model.kinds import Obj
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = 30
+
+
+@dataclass
+class PodDeps:
+    node_name: str
+    node_ip: str
+    dirs: PodDirs
+    network: PodNetwork
+    launcher: Launcher
+    push_status: Callable[[Obj, Obj], Awaitable[None]]
+    finish_delete: Callable[[Obj], Awaitable[None]]
+    get_configmap: ConfigMapGetter
+    services: Callable[[], list[Obj]] = list
+    service_env: Callable[[list[Obj], Obj], dict[str, str]] | None = None
+    resolv_conf: Callable[[Obj], str] = lambda pod: ""
+    hosts_file: Callable[[Obj, str], str] = lambda pod, ip: ""
+    hostname: Callable[[Obj], str] = lambda pod: str(pod["metadata"]["name"])[:63]
+    extra_env: Callable[[Obj], dict[str, str]] = lambda pod: {}
+    exec_in: Callable[[int, list[str], dict[str, str], float], Awaitable[tuple[int, str]]] | None = None
+    journal: Journal = field(default_factory=NullJournal)
+    backoff_scale: float = 1.0  # tests shrink kubelet's 10s..5m back-off
+    use_netns: bool = True
+
+
+def pod_key(pod: Obj) -> str:
+    m = pod["metadata"]
+    return f"{m.get('namespace', 'default')}/{m['name']}"
+
+
+def grace_seconds(pod: Obj) -> float:
+    meta = pod.get("metadata") or {}
+    g = meta.get("deletionGracePeriodSeconds")
+    if g is None:
+        g = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return float(DEFAULT_GRACE if g is None else g)
+
+
+class ContainerRunner:
+    def __init__(self, worker: PodWorker, spec: Obj, rec: ContainerRecord, *, init: bool = False):
+        self.w = worker
+        self.spec = spec
+        self.rec = rec
+        self.init = init
+        self.name = str(spec["name"])
+        image = str(spec.get("image") or "")
+        self.view = ContainerView(self.name, image, image_id(image), restart_count=rec.restart_count,
+                                  state=rec.state or {"waiting": {"reason": "ContainerCreating"}},
+                                  last_state=rec.last_state)
+        self.proc: ContainerProcess | None = None
+        self.backoff = backoff_mod.Backoff(rec.backoff)
+        self.kill_reason = ""
+        self._wake = asyncio.Event()
+
+    # ---- state changes ----
+    def _changed(self) -> None:
+        self.rec.state = self.view.state
+        self.rec.last_state = self.view.last_state
+        self.rec.restart_count = self.view.restart_count
+        self.rec.backoff = self.backoff.current
+        self.w.changed()
+
+    def _set_waiting(self, reason: str, message: str = "") -> None:
+        w: Obj = {"reason": reason}
+        if message:
+            w["message"] = message
+        self.view.state = {"waiting": w}
+        self.view.ready = False
+        self.view.started = False
+        self._changed()
+
+    def container_id(self) -> str:
+        return f"podnet://{self.w.uid}-{self.name}-{self.rec.attempt}"
+
+    # ---- the loop ----
+    async def run(self) -> None:
+        """Run until the container will not run again (or the pod stops). Returns after the last exit."""
+        adopted = self._adopt()
+        while not self.w.stopping:
+            if adopted is not None:
+                proc, adopted = adopted, None
+            else:
+                started = await self._start()
+                if started is None:
+                    if self.w.stopping:
+                        return
+                    await self._sleep(max(1.0, 10.0 * self.w.deps.backoff_scale))
+                    continue
+                proc = started
+            info = await self._watch(proc)
+            if self._after_exit(info):
+                return
+            delay = self.backoff.next_delay(info.finished_at - (info.started_at or info.finished_at))
+            delay *= self.w.deps.backoff_scale
+            if delay > 0:
+                self._set_waiting("CrashLoopBackOff",
+                                  f"back-off {int(delay / self.w.deps.backoff_scale)}s restarting failed "
+                                  f"container={self.name} pod={self.w.name}_{self.w.namespace}({self.w.uid})")
+                await self._sleep(delay)
+
+    def _adopt(self) -> ContainerProcess | None:
+        if not self.rec.shim_pid or self.rec.done:
+            return None
+        run_dir = self.w.deps.dirs.run_dir(self.w.uid, self.name, self.rec.attempt)
+        proc = self.w.deps.launcher.adopt(run_dir, self.rec.shim_pid, self.rec.shim_start)
+        if proc is None:
+            log.info("pod %s container %s: process gone while the agent was away", self.w.key, self.name)
+            return _GoneProcess(self.rec)
+        log.info("pod %s container %s: adopted running process (shim pid %d)", self.w.key, self.name,
+                 proc.shim_pid)
+        self.proc = proc
+        return proc
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _start(self) -> ContainerProcess | None:
+        w = self.w
+        try:
+            argv = container_argv(self.view.image, self.spec.get("command"), self.spec.get("args"))
+            svc_env = w.deps.service_env(w.deps.services(), w.pod) if w.deps.service_env else {}
+            env = await build_env(w.pod, self.spec, pod_ip=w.rec.pod_ip, host_ip=w.deps.node_ip,
+                                  service_env=svc_env, get_configmap=w.deps.get_configmap,
+                                  extra=w.deps.extra_env(w.pod))
+        except CommandError as e:
+            self._set_waiting(e.reason, e.message)
+            return None
+        except EnvError as e:
+            self._set_waiting("CreateContainerConfigError", str(e))
+            return None
+        from podnet.agent.expansion import expand
+
+        argv = [expand(a, env) for a in argv]
+        if self.view.last_state or self.rec.shim_pid:
+            self.view.restart_count += 1
+        self.rec.attempt = self.view.restart_count
+        run_dir = w.deps.dirs.run_dir(w.uid, self.name, self.rec.attempt)
+        w.deps.dirs.prune_runs(w.uid, self.name, self.rec.attempt - 1)
+        spec = LaunchSpec(argv=argv, env=env, run_dir=run_dir, log_path=run_dir / "log",
+                          netns_path=w.deps.network.netns_path(w.uid)
+                          if w.deps.use_netns and not w.host_network else "",
+                          hostname=w.hostname, resolv_conf=str(w.resolv_path) if w.resolv_path else "",
+                          hosts=str(w.hosts_path) if w.hosts_path else "",
+                          working_dir=str(self.spec.get("workingDir") or ""))
+        label = f"container {w.key} {self.name} {self.rec.attempt} {w.uid}"
+        w.deps.journal.record("process", label, argv=argv, pod=w.key)
+        proc = w.deps.launcher.start(spec)
+        self.proc = proc
+        self.rec.shim_pid, self.rec.shim_start = proc.shim_pid, proc.shim_start
+        w.deps.journal.record("process", label, pid=proc.shim_pid, starttime=proc.shim_start)
+        self._changed()
+        return proc
+
+    async def _watch(self, proc: ContainerProcess) -> ExitInfo:
+        w = self.w
+        probes: asyncio.Task[None] | None = None
+        if await proc.wait_started():
+            started = proc.started_at() or time.time()
+            self.rec.started_at = started
+            self.view.state = {"running": {"startedAt": rfc3339(started)}}
+            self.view.container_id = self.container_id()
+            spec = self.spec
+            self.view.started = "startupProbe" not in spec
+            self.view.ready = self.view.started and "readinessProbe" not in spec and not self.init
+            self._changed()
+            if not self.init and any(k in spec for k in ("startupProbe", "livenessProbe", "readinessProbe")):
+                probes = asyncio.create_task(self._probe_loop(proc, started),
+                                             name=f"probes-{w.key}-{self.name}")
+        info = await proc.wait()
+        if probes is not None:
+            probes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probes
+        w.deps.journal.forget("process", f"container {w.key} {self.name} {self.rec.attempt} {w.uid}")
+        self.proc = None
+        return info
+
+    def _after_exit(self, info: ExitInfo) -> bool:
+        """Record the exit; True when the container will not be restarted."""
+        term: Obj = {"exitCode": info.exit_code, "reason": info.reason, "containerID": self.container_id(),
+                     "startedAt": rfc3339(info.started_at or info.finished_at),
+                     "finishedAt": rfc3339(info.finished_at)}
+        if info.signal:
+            term["signal"] = info.signal
+        if info.message:
+            term["message"] = info.message
+        elif self.kill_reason:
+            term["message"] = self.kill_reason
+        self.kill_reason = ""
+        self.view.ready = False
+        self.view.started = False
+        policy = str((self.w.pod.get("spec") or {}).get("restartPolicy") or "Always")
+        if self.init:
+            policy = "OnFailure" if policy == "Always" else policy
+        restart = not self.w.stopping and (
+            policy == "Always" or (policy == "OnFailure" and info.exit_code != 0))
+        if restart:
+            self.view.last_state = {"terminated": term}
+            self.view.state = {"waiting": {"reason": "ContainerCreating"}}
+        else:
+            self.view.state = {"terminated": term}
+            self.rec.done = not self.w.stopping
+        self._changed()
+        log.info("pod %s container %s exited %d (%s)%s", self.w.key, self.name, info.exit_code, info.reason,
+                 "" if not restart else ", restarting")
+        return not restart
+
+    async def _probe_loop(self, proc: ContainerProcess, started: float) -> None:
+        spec = self.spec
+        w = self.w
+        start_p, live_p = spec.get("startupProbe"), spec.get("livenessProbe")
+        ready_p = spec.get("readinessProbe")
+        trackers: dict[str, tuple[Obj, ProbeTracker]] = {}
+        if start_p:
+            trackers["Startup"] = (start_p, ProbeTracker(ProbeTiming.of(start_p), False))
+        if live_p:
+            trackers["Liveness"] = (live_p, ProbeTracker(ProbeTiming.of(live_p), True))
+        if ready_p:
+            trackers["Readiness"] = (ready_p, ProbeTracker(ProbeTiming.of(ready_p), False))
+        next_at = {k: started + t.timing.initial_delay for k, (_, t) in trackers.items()}
+        startup_failures = 0
+
+        async def exec_fn(cmd: list[str], timeout: float) -> tuple[int, str]:
+            pid = proc.container_pid()
+            if pid is None or w.deps.exec_in is None:
+                return 1, "container process not found"
+            return await w.deps.exec_in(pid, cmd, {}, timeout)
+
+        while True:
+            now = time.time()
+            startup_done = "Startup" not in trackers or trackers["Startup"][1].result
+            due = [k for k in trackers if next_at[k] <= now and (k == "Startup" or startup_done)
+                   and not (k == "Startup" and startup_done)]
+            for kind in due:
+                probe, tracker = trackers[kind]
+                next_at[kind] = time.time() + tracker.timing.period
+                ok, msg = await run_probe(probe, spec, w.rec.pod_ip, exec_fn)
+                if not ok:
+                    log.info("pod %s container %s: %s probe failed: %s", w.key, self.name, kind, msg)
+                changed = tracker.record(ok)
+                if kind == "Startup":
+                    startup_failures = 0 if ok else startup_failures + 1
+                    if tracker.result and changed:
+                        self.view.started = True
+                        self.view.ready = "Readiness" not in trackers
+                        now2 = time.time()
+                        for k in ("Liveness", "Readiness"):
+                            if k in trackers:
+                                next_at[k] = max(next_at[k], now2)
+                        self._changed()
+                    elif startup_failures >= tracker.timing.failure_threshold:
+                        await self._kill_for_probe(proc, "Startup", msg)
+                        return
+                elif kind == "Liveness" and not tracker.result:
+                    await self._kill_for_probe(proc, "Liveness", msg)
+                    return
+                elif kind == "Readiness" and changed:
+                    self.view.ready = tracker.result and self.view.started
+                    self._changed()
+            pending = [next_at[k] for k in trackers
+                       if not (k == "Startup" and startup_done) and (k == "Startup" or startup_done)]
+            if not pending:
+                return
+            await asyncio.sleep(max(0.01, min(pending) - time.time()))
+
+    async def _kill_for_probe(self, proc: ContainerProcess, kind: str, msg: str) -> None:
+        log.info("pod %s container %s failed %s probe, will be restarted: %s", self.w.key, self.name,
+                 kind.lower(), msg)
+        self.kill_reason = f"{kind} probe failed: {msg}"
+        grace = float((self.w.pod.get("spec") or {}).get("terminationGracePeriodSeconds") or DEFAULT_GRACE)
+        asyncio.create_task(stop_process(proc, grace))  # noqa: RUF006 - _watch's wait() follows it
+
+    async def stop(self, grace: float) -> None:
+        self.wake()
+        proc = self.proc
+        if proc is not None:
+            await stop_process(proc, grace)
+
+
+class _GoneProcess:
+    """Stands for a container process that vanished while the agent was away (no exit record)."""
+
+    def __init__(self, rec: ContainerRecord):
+        self.shim_pid = rec.shim_pid
+        self.shim_start = rec.shim_start
+        self._started = rec.started_at
+
+    def container_pid(self) -> int | None:
+        return None
+
+    def started_at(self) -> float | None:
+        return self._started
+
+    async def wait_started(self, timeout: float = 10.0) -> bool:
+        return False
+
+    async def wait(self) -> ExitInfo:
+        return ExitInfo(137, "Error", "", signal.SIGKILL, self._started, time.time())
+
+    def signal(self, sig: int) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return False
+
+
+async def stop_process(proc: ContainerProcess, grace: float) -> None:
+    """SIGTERM to the process group, SIGKILL after `grace` seconds; returns when it is gone."""
+    if not proc.alive():
+        return
+    proc.signal(signal.SIGTERM)
+    deadline = time.monotonic() + max(0.0, grace)
+    while proc.alive() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if proc.alive():
+        proc.signal(signal.SIGKILL)
+        for _ in range(100):
+            if not proc.alive():
+                break
+            await asyncio.sleep(0.05)
+
+
+class PodWorker:
+    def __init__(self, pod: Obj, deps: PodDeps, rec: PodRecord | None = None):
+        self.pod = pod
+        self.deps = deps
+        meta = pod["metadata"]
+        self.uid = str(meta["uid"])
+        self.name = str(meta["name"])
+        self.namespace = str(meta.get("namespace") or "default")
+        self.key = pod_key(pod)
+        self.adopted = rec is not None
+        self.rec = rec or PodRecord(self.uid, self.namespace, self.name)
+        self.hostname = deps.hostname(pod)
+        self.host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        self.resolv_path: Path | None = None
+        self.hosts_path: Path | None = None
+        self.stopping = False
+        self.sandbox_ready = False
+        self.sandbox_error = ""
+        self._stop_event = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._last_pushed: Obj | None = None
+        self.init_runners: list[ContainerRunner] = [
+            ContainerRunner(self, c, self.rec.container("init:" + str(c["name"])), init=True)
+            for c in (pod.get("spec") or {}).get("initContainers") or []]
+        self.runners: list[ContainerRunner] = [
+            ContainerRunner(self, c, self.rec.container(str(c["name"])))
+            for c in (pod.get("spec") or {}).get("containers") or []]
+        if not self.init_runners:
+            self.rec.init_done = True
+        self.task: asyncio.Task[None] | None = None
+        self.done = asyncio.Event()
+
+    # ---- outside events ----
+    def update(self, pod: Obj) -> None:
+        self.pod = pod
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.request_stop()
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            log.info("pod %s: stopping (grace %ss)", self.key, grace_seconds(self.pod))
+            self.stopping = True
+            self._stop_event.set()
+            for r in self.init_runners + self.runners:
+                r.wake()
+
+    def changed(self) -> None:
+        self.deps.dirs.save(self.rec)
+        self._dirty.set()
+
+    def start(self) -> asyncio.Task[None]:
+        self.task = asyncio.create_task(self.run(), name=f"pod-{self.key}")
+        return self.task
+
+    # ---- status ----
+    def status(self) -> Obj:
+        init_failed = any(r.view.terminated and r.view.terminated.get("exitCode") != 0 and r.rec.done
+                          for r in self.init_runners)
+        if not self.rec.init_done:
+            for r in self.runners:
+                if "waiting" in r.view.state and r.view.state["waiting"].get("reason") == "ContainerCreating":
+                    r.view.state = {"waiting": {"reason": "PodInitializing"}}
+        st = build_status(self.pod, host_ip=self.deps.node_ip, pod_ip=self.rec.pod_ip,
+                          containers=[r.view for r in self.runners],
+                          init_containers=[r.view for r in self.init_runners],
+                          sandbox_ready=self.sandbox_ready, start_time=self.rec.start_time,
+                          init_done=self.rec.init_done, init_failed=init_failed)
+        if self.sandbox_error:
+            st["message"] = self.sandbox_error
+        return st
+
+    async def _status_pusher(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            st = self.status()
+            if st == self._last_pushed:
+                continue
+            try:
+                await self.deps.push_status(self.pod, st)
+                self._last_pushed = st
+            except Exception as e:  # the API may be briefly away: retry on the next change or tick
+                log.warning("pod %s: status update failed: %s", self.key, e)
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+            await asyncio.sleep(0.02)
+
+    # ---- the pod's life ----
+    async def run(self) -> None:
+        pusher = asyncio.create_task(self._status_pusher(), name=f"status-{self.key}")
+        try:
+            if not self.rec.start_time:
+                self.rec.start_time = rfc3339()
+            self.changed()
+            if await self._setup_sandbox():
+                containers = asyncio.create_task(self._run_containers(), name=f"containers-{self.key}")
+                stop_wait = asyncio.create_task(self._stop_event.wait())
+                try:
+                    await asyncio.wait({containers, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                    if not containers.done():
+                        await self._terminate()
+                    await containers
+                    await stop_wait  # a terminal pod stays until it is deleted
+                finally:
+                    for t in (containers, stop_wait):
+                        t.cancel()
+            else:
+                await self._stop_event.wait()
+            await self._terminate()
+            self._dirty.set()
+            await asyncio.sleep(0.05)
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
+            self.done.set()
+        await self._teardown_and_delete()
+
+    async def _setup_sandbox(self) -> bool:
+        try:
+            if self.host_network:
+                ip = self.deps.node_ip
+            else:
+                ip = await in_netlink_thread(self.deps.network.setup, self.uid)
+        except Exception as e:
+            self.sandbox_error = f"failed to set up the pod network: {e}"
+            log.error("pod %s: %s", self.key, self.sandbox_error)
+            for r in self.runners:
+                r._set_waiting("ContainerCreating", self.sandbox_error)
+            return False
+        if self.rec.pod_ip and self.rec.pod_ip != ip:
+            log.warning("pod %s: IP changed from %s to %s", self.key, self.rec.pod_ip, ip)
+        self.rec.pod_ip = ip
+        self.rec.netns = "" if self.host_network else self.deps.network.netns_name(self.uid)
+        d = self.deps.dirs.pod_dir(self.uid)
+        d.mkdir(parents=True, exist_ok=True)
+        resolv, hosts = self.deps.resolv_conf(self.pod), self.deps.hosts_file(self.pod, ip)
+        if resolv:
+            self.resolv_path = d / "resolv.conf"
+            self.resolv_path.write_text(resolv)
+        if hosts:
+            self.hosts_path = d / "hosts"
+            self.hosts_path.write_text(hosts)
+        self.sandbox_ready = True
+        self.changed()
+        return True
+
+    async def _run_containers(self) -> None:
+        if not self.rec.init_done:
+            for r in self.init_runners:
+                if r.rec.done and r.view.terminated and r.view.terminated.get("exitCode") == 0:
+                    continue
+                await r.run()
+                term = r.view.terminated
+                if self.stopping or not term or term.get("exitCode") != 0:
+                    return  # failed under restartPolicy Never, or stopping
+            self.rec.init_done = True
+            self.changed()
+        await asyncio.gather(*(r.run() for r in self.runners))
+
+    async def _terminate(self) -> None:
+        grace = grace_seconds(self.pod)
+        await asyncio.gather(*(r.stop(grace) for r in self.init_runners + self.runners))
+
+    async def _teardown_and_delete(self) -> None:
+        try:
+            if not self.host_network:
+                await in_netlink_thread(self.deps.network.teardown, self.uid)
+        except Exception as e:
+            log.error("pod %s: network teardown failed: %s", self.key, e)
+        self.deps.dirs.remove(self.uid)
+        try:
+            await self.deps.finish_delete(self.pod)
+        except Exception as e:
+            log.warning("pod %s: final delete failed: %s", self.key, e)

@@ -1,0 +1,221 @@
+"""The container shim: one small process per container start (the role conmon plays).
+
+Run as a file (`python -I shim.py ...`), standard library only, in its own session so
+an agent crash does not touch it. It:
+  1. forks the container process, which enters the pod's network namespace, gets its
+     own mount and UTS namespaces (pod /etc/resolv.conf and /etc/hosts bind-mounted,
+     hostname = pod hostname), changes to workingDir and execs the command;
+  2. relays the container's stdout/stderr to the log file in CRI format
+     (`<RFC3339Nano> stdout F <line>`), as `kubectl logs` reads it;
+  3. writes `<dir>/pid` once the exec succeeded, `<dir>/exit.json` when the container
+     ended (exit code, signal, times; reason StartError if exec failed), then kills
+     what is left of the container's process group.
+The shim ignores SIGTERM/SIGINT/SIGHUP so a signal sent to the group reaches the container
+while the shim keeps logging; the container gets default signal handling back before exec.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MAX_LINE = 16 * 1024
+
+
+def rfc3339nano(t: float | None = None) -> str:
+    t = time.time() if t is None else t
+    secs = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def enter_sandbox(netns: str, hostname: str, binds: list[tuple[str, str]]) -> None:
+    libc = _libc()
+    if netns:
+        fd = os.open(netns, os.O_RDONLY)
+        try:
+            _check(libc.setns(fd, CLONE_NEWNET), f"setns {netns}")
+        finally:
+            os.close(fd)
+    flags = CLONE_NEWNS | (CLONE_NEWUTS if hostname else 0)
+    _check(libc.unshare(flags), "unshare")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    for src, dst in binds:
+        real = os.path.realpath(dst)
+        if not os.path.exists(real):
+            continue  # e.g. a dangling /etc/resolv.conf symlink: nothing to cover
+        _check(libc.mount(src.encode(), real.encode(), None, MS_BIND, None), f"bind {src} on {dst}")
+    if hostname:
+        h = hostname.encode()
+        _check(libc.sethostname(h, len(h)), "sethostname")
+
+
+class LogWriter:
+    def __init__(self, path: str):
+        self.f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the shim
+        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def _emit(self, stream: str, tag: str, line: bytes) -> None:
+        self.f.write(f"{rfc3339nano()} {stream} {tag} ".encode() + line + b"\n")
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.partial[stream] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self._emit(stream, "F", buf[:nl])
+            buf = buf[nl + 1:]
+        while len(buf) >= MAX_LINE:
+            self._emit(stream, "P", buf[:MAX_LINE])
+            buf = buf[MAX_LINE:]
+        self.partial[stream] = buf
+
+    def flush(self) -> None:
+        for stream, buf in self.partial.items():
+            if buf:
+                self._emit(stream, "F", buf)
+        self.partial = {"stdout": b"", "stderr": b""}
+
+
+def write_json(path: str, data: dict[str, object]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def run(opts: dict[str, str], argv: list[str]) -> int:
+    d = opts["dir"]
+    if os.getpgid(0) != os.getpid():
+        os.setsid()  # own session and process group, whoever started us
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    log = LogWriter(opts["log"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
+    started = time.time()
+    pid = os.fork()
+    if pid == 0:  # the container
+        try:
+            os.close(out_r)
+            os.close(err_r)
+            os.close(exec_r)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            binds = [(opts[k], dst) for k, dst in (("resolv", "/etc/resolv.conf"), ("hosts", "/etc/hosts"))
+                     if opts.get(k)]
+            enter_sandbox(opts.get("netns", ""), opts.get("hostname", ""), binds)
+            if opts.get("cwd"):
+                try:
+                    os.chdir(opts["cwd"])
+                except OSError as e:
+                    raise OSError(e.errno, f"chdir to cwd (\"{opts['cwd']}\") set in config.json failed: "
+                                           f"{e.strerror}") from None
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.execvpe(argv[0], argv, dict(os.environ))
+        except BaseException as e:
+            msg = str(e)
+            if isinstance(e, FileNotFoundError) and "/" not in argv[0]:
+                msg = f'exec: "{argv[0]}": executable file not found in $PATH'
+            elif isinstance(e, FileNotFoundError | PermissionError):
+                msg = f'exec: "{argv[0]}": {e.strerror}'
+            os.write(exec_w, msg.encode()[:4000])
+        os._exit(128)
+    os.close(out_w)
+    os.close(err_w)
+    os.close(exec_w)
+    failure = b""
+    while True:
+        chunk = os.read(exec_r, 4096)
+        if not chunk:
+            break
+        failure += chunk
+    os.close(exec_r)
+    if failure:
+        os.waitpid(pid, 0)
+        msg = failure.decode(errors="replace")
+        log.feed("stderr", msg.encode() + b"\n")
+        write_json(os.path.join(d, "exit.json"), {
+            "exitCode": 128, "reason": "StartError", "message": msg,
+            "startedAt": started, "finishedAt": time.time()})
+        return 0
+    write_json(os.path.join(d, "pid.json"), {"pid": pid, "startedAt": started})
+    streams = {out_r: "stdout", err_r: "stderr"}
+    status: int | None = None
+    drain_deadline = 0.0
+    while streams:
+        if status is None:
+            wpid, st = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                status = st
+                drain_deadline = time.time() + 0.5
+        elif time.time() > drain_deadline:
+            break  # a background child still holds the pipe: stop waiting for it
+        ready, _, _ = select.select(list(streams), [], [], 0.2)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                log.feed(streams[fd], data)
+            else:
+                del streams[fd]
+                os.close(fd)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    log.flush()
+    result: dict[str, object] = {"startedAt": started, "finishedAt": time.time()}
+    if os.WIFSIGNALED(status):
+        result["signal"] = os.WTERMSIG(status)
+        result["exitCode"] = 128 + os.WTERMSIG(status)
+    else:
+        result["exitCode"] = os.WEXITSTATUS(status)
+    write_json(os.path.join(d, "exit.json"), result)
+    # what the container left behind in its process group goes with it (the shim too)
+    try:
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+    except OSError:
+        pass
+    return 0
+
+
+def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    if "--" not in args:
+        raise SystemExit("usage: shim.py --dir D --log L [--netns P] [--hostname H] [--resolv R] "
+                         "[--hosts F] [--cwd W] -- CMD...")
+    i = args.index("--")
+    opts: dict[str, str] = {}
+    it = iter(args[:i])
+    for k in it:
+        opts[k.lstrip("-")] = next(it)
+    return opts, args[i + 1:]
+
+
+if __name__ == "__main__":
+    o, cmd = parse_args(sys.argv[1:])
+    sys.exit(run(o, cmd))

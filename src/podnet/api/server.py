@@ -1,0 +1,274 @@
+"""podnet's Kubernetes-compatible API server (aiohttp).
+
+    server = APIServer(store, hooks={"services": ServiceHooks(...)}, tokens=["secret"])
+    await server.bootstrap()                 # default, kube-system, kube-public, kube-node-lease
+    port = await server.start("127.0.0.1", 0, unix_path="/run/podnet/api.sock")
+    ...
+    await server.stop()
+
+`make_app()` gives the aiohttp Application alone (tests drive it with aiohttp's TestServer).
+`run_standalone(store_url, host, port, token)` runs one in the foreground until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from podnet.api import discovery, routing
+from podnet.api.deletion import Deleter
+from podnet.api.errors import APIError, internal_error, unauthorized
+from podnet.api.gc import GarbageCollector
+from podnet.api.handlers import ResourceHandler, json_response
+from podnet.api.hooks import ResourceHooks
+from podnet.api.logs import LogProxy
+from podnet.api.registry import Registry
+from podnet.api.subresources import Subresources
+from podnet.api.watch import Watcher
+from podnet.model import kinds
+from podnet.store.base import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit (3 MiB)
+OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+OPENAPI_V2_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # Go mime rejects "@"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _not_found() -> APIError:
+    return APIError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+class APIServer:
+    def __init__(self, store: Store, *, hooks: Mapping[str, ResourceHooks] | None = None,
+                 tokens: Collection[str] = (), version: str = "v1.32.0"):
+        self.store = store
+        self.tokens = [t for t in tokens if t]
+        self.version = version
+        self.registry = Registry(store, hooks)
+        self.deleter = Deleter(self.registry)
+        self.subresources = Subresources(self.registry)
+        self.gc = GarbageCollector(self.deleter)
+        self._stopping = asyncio.Event()
+        self.watcher = Watcher(store, self._stopping)
+        self.logs = LogProxy(self.registry)
+        self.resources = ResourceHandler(self.registry, self.deleter, self.subresources, self.watcher,
+                                         self.logs)
+        self._runner: web.AppRunner | None = None
+        self.server_address = "127.0.0.1:6443"
+
+    # ---- application -----------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors, self._auth])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._stopping.clear()
+        await self.gc.start()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self._stopping.set()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await self.gc.stop()
+        await self.logs.close()
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except APIError as e:
+            return json_response(e.status(), e.code)
+        except web.HTTPRequestEntityTooLarge:
+            from podnet.api.errors import too_large
+
+            err = too_large()
+            return json_response(err.status(), err.code)
+        except web.HTTPException:
+            raise
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as e:
+            log.exception("%s %s failed", request.method, request.path)
+            err = internal_error(f"{type(e).__name__}: {e}")
+            return json_response(err.status(), err.code)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.tokens and not _is_open(request.path):
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, t) for t in self.tokens):
+                raise unauthorized()
+        return await handler(request)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return web.Response(text="ok", content_type="text/plain")
+        if path in ("/version", "/version/"):
+            return json_response(discovery.version_info(self.version))
+        if path == "/openapi/v2":
+            return web.Response(body=b"", headers={"Content-Type": OPENAPI_V2_TYPE})
+        if path == "/openapi/v3":
+            return json_response({"paths": {}})
+        target = routing.parse_path(path)
+        if target is None:
+            raise _not_found()
+        if isinstance(target, routing.Discovery):
+            if request.method != "GET":
+                raise APIError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource")
+            return json_response(self._discovery(target))
+        return await self.resources.handle(request, target)
+
+    def _discovery(self, d: routing.Discovery) -> dict[str, object]:
+        doc: dict[str, object] | None
+        if d.kind == "versions":
+            doc = discovery.api_versions(self.server_address)
+        elif d.kind == "groups":
+            doc = discovery.api_group_list()
+        elif d.kind == "group":
+            doc = discovery.api_group(d.group)
+        else:
+            doc = discovery.resource_list(d.group, d.version)
+        if doc is None:
+            raise _not_found()
+        return doc
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def bootstrap(self) -> None:
+        """Create the namespaces every cluster has, if missing."""
+        for ns in BOOTSTRAP_NAMESPACES:
+            try:
+                await self.registry.create(kinds.NAMESPACES, "", {"metadata": {"name": ns}})
+            except APIError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+
+    async def start(self, host: str | None, port: int, unix_path: str | None = None,
+                    ssl_context: ssl.SSLContext | None = None) -> int:
+        """Listen on host:port (host None: every interface) and optionally a unix socket; returns
+        the TCP port bound (port 0 picks a free one)."""
+        if self._runner is not None:
+            raise RuntimeError("API server already started")
+        runner = web.AppRunner(self.make_app(), handle_signals=False, shutdown_timeout=5.0)
+        await runner.setup()
+        self._runner = runner
+        bound = 0
+        try:
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            await site.start()
+            for addr in runner.addresses:
+                if isinstance(addr, tuple) and len(addr) >= 2:
+                    bound = int(addr[1])
+                    break
+            if unix_path:
+                await web.UnixSite(runner, unix_path).start()
+        except BaseException:
+            await self.stop()
+            raise
+        self.server_address = f"{host or '0.0.0.0'}:{bound}"
+        if host not in ("127.0.0.1", "::1", "localhost") and ssl_context is None:
+            log.warning("API server listens on %s without TLS", host or "every interface")
+        return bound
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _is_open(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in OPEN_PATHS)
+
+
+async def _serve_standalone(store_url: str, host: str, port: int, token: str, tls_dir: Path | None) -> None:
+    import importlib
+
+    from podnet.cluster.config import ClusterConfig
+    from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
+    from podnet.store import open_store
+
+    store = open_store(store_url)
+    hooks: dict[str, ResourceHooks] = {}
+    try:
+        mod = importlib.import_module("podnet.allocators.service_hooks")
+    except ImportError:
+        mod = None
+    if mod is not None:
+        cfg = ClusterConfig()
+        service_hooks = mod.ServiceHooks(cfg.service_cidr, cfg.node_port_bounds(),
+                                         "" if cfg.lb_pool == "none" else cfg.lb_pool)
+        await service_hooks.load(store)
+        hooks["services"] = service_hooks
+    ctx = None
+    if tls_dir is not None:
+        _, crt, key = ensure_ca_and_cert(tls_dir, [host])
+        ctx = server_ssl_context(crt, key)
+    server = APIServer(store, hooks=hooks, tokens=[token] if token else [])
+    await server.bootstrap()
+    bound = await server.start(host, port, ssl_context=ctx)
+    scheme = "https" if ctx is not None else "http"
+    print(f"podnet API server listening on {scheme}://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
+def run_standalone(store_url: str, host: str, port: int, token: str, *, tls_dir: Path | None = None) -> None:
+    """Run an API server in the foreground until SIGTERM/SIGINT. Prints one line with its URL once it
+    listens (port 0 picks a free port). With tls_dir, serves https with the CA and certificate kept
+    there (`podnet.cluster.tls.ensure_ca_and_cert`): kubectl sends bearer tokens only over https."""
+    asyncio.run(_serve_standalone(store_url, host, port, token, tls_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m podnet.api.server STORE_URL HOST PORT TOKEN [TLS_DIR]`"""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (4, 5):
+        print("usage: python -m podnet.api.server STORE_URL HOST PORT TOKEN [TLS_DIR]", file=sys.stderr)
+        return 2
+    try:
+        port = int(args[2])
+    except ValueError:
+        print(f"PORT must be a number, got {args[2]!r}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        run_standalone(args[0], args[1], port, args[3], tls_dir=Path(args[4]) if len(args) == 5 else None)
+    except (ValueError, OSError) as e:
+        print(f"podnet API server: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Watch streams: chunked JSON lines `{"type": ..., "object": ...}`, as kube-apiserver sends them.
+
+- resourceVersion "" or "0": the current state first, as ADDED events, then changes.
+- a resourceVersion N: changes after N; N older than the store's history gives one ERROR
+  event carrying the 410 Expired Status (inside the 200 stream), then the stream ends.
+- label/field selectors filter events; an object that stops matching is sent as DELETED and
+  one that starts matching as ADDED.
+- allowWatchBookmarks: a BOOKMARK with the last resourceVersion every `bookmark_every` seconds.
+- sendInitialEvents=true (watch-list): the current state as ADDED events, then a BOOKMARK annotated
+  `k8s.io/initial-events-end: "true"`, then changes.
+- timeoutSeconds closes the stream cleanly; so does the client going away or the server stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from podnet.api import meta as m
+from podnet.api.errors import APIError, gone
+from podnet.api.selection import Filter
+from podnet.model.kinds import Obj, ResourceType
+from podnet.store import base as store_base
+from podnet.store.base import Store, WatchEvent
+
+DEFAULT_TIMEOUT = 1800.0  # kube-apiserver's --min-request-timeout; a random part is added, as it does
+TableFn = Callable[[list[Obj]], Obj]
+
+_END = object()
+
+
+class Watcher:
+    def __init__(self, store: Store, stopping: asyncio.Event, *, bookmark_every: float = 30.0):
+        self.store = store
+        self.stopping = stopping
+        self.bookmark_every = bookmark_every
+
+    async def serve(self, request: web.Request, rt: ResourceType, ns: str | None, flt: Filter,
+                    resource_version: str, timeout: float | None, bookmarks: bool,
+                    table: TableFn | None, send_initial_events: bool = False) -> web.StreamResponse:
+        scope = ns if rt.namespaced and ns else None
+        initial: list[Obj] = []
+        known: set[tuple[str, str]] = set()
+        if resource_version in ("", "0") or send_initial_events:
+            items, start_rv = await self.store.list(rt.key, scope)
+            initial = [o for o in items if flt.matches(o)]
+            known = {(m.namespace_of(o), m.name_of(o)) for o in initial}
+        else:
+            try:
+                start_rv = int(resource_version)
+            except ValueError:
+                raise APIError(400, "BadRequest", f'resourceVersion: Invalid value: "{resource_version}": '
+                               f"must be a number") from None
+            if flt.active:
+                items, _ = await self.store.list(rt.key, scope)
+                known = {(m.namespace_of(o), m.name_of(o)) for o in items if flt.matches(o)}
+
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        send = _Sender(resp, rt, table)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(rt, scope, start_rv, queue))
+        loop = asyncio.get_running_loop()
+        limit = timeout if timeout is not None else DEFAULT_TIMEOUT * (1 + random.random())
+        deadline = loop.time() + limit
+        next_bookmark = loop.time() + self.bookmark_every
+        last_rv = start_rv
+        try:
+            for o in initial:
+                await send.event("ADDED", o)
+            if send_initial_events and bookmarks:
+                await send.bookmark(start_rv, initial_events_end=True)
+            while not self.stopping.is_set():
+                now = loop.time()
+                if now >= deadline or _gone(request):
+                    break
+                wait = min(deadline - now, 1.0, max(next_bookmark - now, 0.0) if bookmarks else 1.0)
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(wait, 0.01))
+                except TimeoutError:
+                    if bookmarks and loop.time() >= next_bookmark:
+                        await send.bookmark(last_rv)
+                        next_bookmark = loop.time() + self.bookmark_every
+                    continue
+                if item is _END:
+                    break
+                if isinstance(item, store_base.Expired):
+                    await send.raw("ERROR", gone(str(item.requested), str(item.current)).status())
+                    break
+                ev: WatchEvent = item
+                last_rv = ev.resource_version
+                for typ, obj in _filtered(ev, flt, known):
+                    await send.event(typ, obj)
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write_eof()
+        return resp
+
+    async def _read(self, rt: ResourceType, scope: str | None, start_rv: int,
+                    queue: asyncio.Queue[Any]) -> None:
+        agen = self.store.watch(rt.key, scope, start_rv)
+        try:
+            async for ev in agen:
+                queue.put_nowait(ev)
+            queue.put_nowait(_END)
+        except store_base.Expired as e:
+            queue.put_nowait(e)
+        finally:
+            with contextlib.suppress(Exception):
+                await agen.aclose()  # type: ignore[attr-defined]
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _filtered(ev: WatchEvent, flt: Filter, known: set[tuple[str, str]]) -> list[tuple[str, Obj]]:
+    if not flt.active:
+        return [(ev.type, ev.object)]
+    key = (m.namespace_of(ev.object), m.name_of(ev.object))
+    if ev.type == "DELETED":
+        if key in known:
+            known.discard(key)
+            return [("DELETED", ev.object)]
+        return []
+    if flt.matches(ev.object):
+        typ = ev.type if key in known else "ADDED"
+        known.add(key)
+        return [(typ, ev.object)]
+    if key in known:
+        known.discard(key)
+        return [("DELETED", ev.object)]
+    return []
+
+
+class _Sender:
+    def __init__(self, resp: web.StreamResponse, rt: ResourceType, table: TableFn | None):
+        self.resp, self.rt, self.table = resp, rt, table
+
+    async def event(self, typ: str, obj: Obj) -> None:
+        obj = m.with_type(self.rt, obj)
+        await self.raw(typ, self.table([obj]) if self.table is not None else obj)
+
+    async def bookmark(self, rv: int, initial_events_end: bool = False) -> None:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_events_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        await self.raw("BOOKMARK", {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
+                                    "metadata": meta})
+
+    async def raw(self, typ: str, obj: Obj) -> None:
+        line = json.dumps({"type": typ, "object": obj}, separators=(",", ":")) + "\n"
+        await self.resp.write(line.encode())

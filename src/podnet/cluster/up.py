@@ -1,0 +1,347 @@
+"""`podnet up`: a cluster from nothing — address plan, bridge, guard routes, control plane, nodes, agents.
+
+Every kernel object and process is recorded in the cluster's journal before
+it is made, so `podnet down` can remove exactly what `up` made, also after a
+crash; if `up` fails half-way it tears down what it made and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import secrets
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podnet.cluster import journal as jr
+from podnet.cluster import naming
+from podnet.cluster.cgroup import ClusterCgroup
+from podnet.cluster.config import ClusterConfig, state_root
+from podnet.cluster.hostnet import (
+    AddressPlanError,
+    check_ranges,
+    choose_node_network,
+    parse_cidr,
+    parse_lb_pool,
+    parse_port_range,
+)
+from podnet.cluster.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, host_ip, plan_nodes
+from podnet.cluster.procs import Started, is_same_process, start_process
+from podnet.net.nodenet import MODES, setup_node_netns
+from podnet.net.nsthread import netns_exec_argv
+from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
+
+
+class UpError(Exception):
+    """`up` could not make the cluster; the message says why (and where the logs are)."""
+
+
+Reporter = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def quiet_step(text: str) -> Iterator[None]:
+    yield
+
+
+ArgvFn = Callable[[ClusterConfig, NodePlan], list[str]]
+
+
+@dataclass
+class UpOptions:
+    name: str = "podnet"
+    nodes: int = 3
+    network: str = "host-gw"
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    node_network: str = ""
+    lb_pool: str = ""
+    node_port_range: str = "30000-32767"
+    wait_timeout: float = 90.0
+    start_agents: bool = True
+    # how to start the processes; tests may replace them
+    controlplane_argv: Callable[[ClusterConfig], list[str]] | None = None
+    agent_argv: ArgvFn | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def controlplane_argv(cfg: ClusterConfig) -> list[str]:
+    return [sys.executable, "-m", "podnet.cli.main", "controlplane", "--name", cfg.name]
+
+
+def agent_argv(cfg: ClusterConfig, node: NodePlan) -> list[str]:
+    return [sys.executable, "-m", "podnet.cli.main", "agent", "--name", cfg.name, "--node-name", node.name,
+            "--node-ip", node.ip, "--server", f"unix://{cfg.api_socket}", "--token", cfg.token,
+            "--state-dir", str(cfg.state_dir)]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def known_clusters() -> list[ClusterConfig]:
+    out = []
+    for p in sorted((state_root() / "clusters").glob("*/config.json")):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            out.append(ClusterConfig.from_json(p.read_text()))
+    return out
+
+
+# ---- planning (no side effects) --------------------------------------------------------------
+def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
+    """Check the options against the host and the other clusters; the new cluster's config."""
+    err = naming.validate_cluster_name(opts.name)
+    if err:
+        raise UpError(err)
+    if not 1 <= opts.nodes <= MAX_NODES:
+        raise UpError(f"invalid node count {opts.nodes} (--nodes): must be between 1 and {MAX_NODES}")
+    if opts.network not in MODES:
+        raise UpError(f"invalid network mode {opts.network!r} (--network): must be one of {', '.join(MODES)}")
+    cfg = ClusterConfig(name=opts.name, nodes=opts.nodes, network=opts.network)
+    if (cfg.state_dir / "config.json").exists():
+        raise UpError(f'cluster "{opts.name}" already exists (state in {cfg.state_dir}); remove it with '
+                      f"`podnet down --name {opts.name}` or choose another --name")
+    try:
+        pod = parse_cidr("pod CIDR", "--pod-cidr", opts.pod_cidr)
+        svc = parse_cidr("service CIDR", "--service-cidr", opts.service_cidr)
+        mask = cfg.node_cidr_mask
+        if pod.prefixlen > mask or 2 ** (mask - pod.prefixlen) <= opts.nodes:
+            need = mask - opts.nodes.bit_length()
+            raise AddressPlanError(f"pod CIDR {pod} (--pod-cidr) is too small for {opts.nodes} node(s) "
+                                   f"with a /{mask} each: use a /{need} or larger")
+        others = [c for c in known_clusters() if c.name != opts.name]
+        if opts.node_network:
+            node_net = parse_cidr("node network", "--node-network", opts.node_network)
+            if node_net.num_addresses < opts.nodes + 4:
+                raise AddressPlanError(f"node network {node_net} (--node-network) is too small for "
+                                       f"{opts.nodes} nodes")
+            for c in others:
+                if c.node_network and node_net.overlaps(ipaddress.IPv4Network(c.node_network)):
+                    raise AddressPlanError(f"the node network {node_net} overlaps the node network "
+                                           f"{c.node_network} of cluster {c.name!r}: choose another with "
+                                           "--node-network")
+        else:
+            node_net = ipaddress.IPv4Network(choose_node_network(
+                host_routes, avoid=[str(pod), str(svc), *(c.node_network for c in others)]))
+        check_ranges(pod_cidr=str(pod), service_cidr=str(svc), node_network=str(node_net), routes=host_routes)
+        parse_port_range(opts.node_port_range)
+        pool = parse_lb_pool(opts.lb_pool, str(node_net)) if opts.lb_pool else default_lb_pool(str(node_net))
+    except AddressPlanError as e:
+        raise UpError(str(e)) from None
+    cfg.pod_cidr, cfg.service_cidr, cfg.node_network = str(pod), str(svc), str(node_net)
+    cfg.node_port_range, cfg.lb_pool = opts.node_port_range, pool
+    if pool != "none":
+        lo, hi = (ipaddress.IPv4Address(x) for x in pool.split("-"))
+        last_node = node_net[1 + opts.nodes]
+        if lo <= last_node:
+            raise UpError(f"LoadBalancer pool {pool} (--lb-pool) overlaps the node IPs "
+                          f"{node_net[2]}-{last_node}: start it after {last_node}")
+        del hi
+    cfg.api_port = free_port()
+    cfg.token = secrets.token_hex(24)
+    nodes = plan_nodes(cfg)
+    cfg.extra.update(opts.extra)
+    cfg.extra.update({
+        "host_ip": host_ip(cfg),
+        "bridge": naming.bridge_name(cfg.name),
+        "vni": naming.cluster_vni(cfg.name),
+        "route_metric": naming.route_metric(cfg.name),
+        "nodes": [n.to_dict() for n in nodes],
+    })
+    return cfg
+
+
+# ---- doing it ---------------------------------------------------------------------------------
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join("    " + t for t in text) or "    (empty log)"
+
+
+def _add_guard_route(ops: NetOps, journal: jr.Journal, dst: str, metric: int) -> int:
+    for m in range(metric, metric + 20):
+        journal.record(jr.ROUTE, dst, metric=m, netns=None)
+        try:
+            ops.route_add(Route(dst=dst, type="unreachable", metric=m, proto=PROTO_PODNET_NODE))
+            return m
+        except ExistsError:
+            journal.forget(jr.ROUTE, dst)
+    raise UpError(f"cannot add the guard route 'unreachable {dst}': metrics {metric}-{metric + 19} are taken")
+
+
+def api_answers(port: int, timeout: float = 2.0) -> bool:
+    """True when 127.0.0.1:port answers /readyz with 200, over http or https (the CA is not checked here)."""
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    for scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/readyz", timeout=timeout,
+                                        context=insecure if scheme == "https" else None) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            continue
+    return False
+
+
+def wait_api_ready(cfg: ClusterConfig, proc: Started, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{cfg.api_port}/readyz"
+    while time.monotonic() < deadline:
+        if not is_same_process(proc.pid, proc.starttime):
+            raise UpError(f"the control plane exited during start-up; its log ({proc.log}):\n"
+                          f"{_log_tail(proc.log)}")
+        if api_answers(cfg.api_port):
+            return
+        time.sleep(0.1)
+    raise UpError(f"the API server did not become ready on {url} within {timeout:.0f}s; "
+                  f"its log ({proc.log}):\n{_log_tail(proc.log)}")
+
+
+async def _ready_nodes(cfg: ClusterConfig) -> set[str]:
+    from podnet.client.client import ApiClient
+    from podnet.model.kinds import NODES
+
+    async with ApiClient(f"unix://{cfg.api_socket}", token=cfg.token, timeout=5) as client:
+        nodes = await client.list(NODES)
+    ready = set()
+    for n in nodes.get("items", []):
+        for c in n.get("status", {}).get("conditions", []) or []:
+            if c.get("type") == "Ready" and c.get("status") == "True":
+                ready.add(n["metadata"]["name"])
+    return ready
+
+
+def wait_nodes_ready(cfg: ClusterConfig, agents: dict[str, Started], timeout: float,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    want = set(agents)
+    ready: set[str] = set()
+    last_error = ""
+    while time.monotonic() < deadline:
+        for node, proc in agents.items():
+            if not is_same_process(proc.pid, proc.starttime):
+                raise UpError(f"the agent of node {node} exited during start-up; its log ({proc.log}):\n"
+                              f"{_log_tail(proc.log)}")
+        try:
+            ready = asyncio.run(_ready_nodes(cfg)) & want
+            last_error = ""
+        except Exception as e:  # the API may restart or be slow: keep polling until the deadline
+            last_error = str(e)
+        if progress is not None:
+            progress(len(ready), len(want))
+        if ready == want:
+            return
+        time.sleep(0.3)
+    missing = ", ".join(sorted(want - ready))
+    hint = f" (last API error: {last_error})" if last_error else ""
+    raise UpError(f"nodes not Ready within {timeout:.0f}s: {missing}{hint}; agent logs are in "
+                  f"{cfg.state_dir / 'logs'}")
+
+
+def write_kubeconfig(cfg: ClusterConfig) -> Path:
+    """`<state_dir>/kubeconfig`; https with the cluster CA when the control plane made one (`ca.crt`).
+
+    (kubectl sends no bearer token over plain http, so only TLS gives it an authenticated session.)
+    """
+    from podnet.cluster.kubeconfig import render_kubeconfig
+
+    path = cfg.state_dir / "kubeconfig"
+    tmp = path.with_suffix(".tmp")
+    ca = cfg.state_dir / "ca.crt"
+    if ca.exists():
+        text = render_kubeconfig(cfg.name, f"https://127.0.0.1:{cfg.api_port}", cfg.token, ca_file=ca)
+    else:
+        text = render_kubeconfig(cfg.name, cfg.api_url, cfg.token)
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
+def up(opts: UpOptions, ops: NetOps, step: Reporter = quiet_step,
+       node_progress: Callable[[int, int], None] | None = None) -> ClusterConfig:
+    """Bring cluster `opts.name` up; on failure remove what was made and raise UpError."""
+    with step("Checking the address plan against the host's routes"):
+        cfg = plan_config(opts, ops.route_list())
+    cfg.save()
+    try:
+        _build(cfg, opts, ops, step, node_progress)
+    except BaseException as e:
+        from podnet.cluster.down import teardown
+
+        with contextlib.suppress(Exception):
+            teardown(cfg.name, ops)
+        if isinstance(e, UpError):
+            raise
+        if isinstance(e, KeyboardInterrupt):
+            raise UpError("interrupted; everything made so far was removed") from None
+        raise UpError(f"{type(e).__name__}: {e}") from e
+    return cfg
+
+
+def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
+           node_progress: Callable[[int, int], None] | None) -> None:
+    journal = jr.Journal(cfg.state_dir)
+    logs = cfg.state_dir / "logs"
+    bridge = str(cfg.extra["bridge"])
+    metric = int(str(cfg.extra["route_metric"]))
+    nodes = plan_nodes(cfg)
+
+    cg = ClusterCgroup.for_cluster(cfg.name)
+    if cg is not None:
+        journal.record(jr.CGROUP, str(cg.path))
+        if not cg.create():
+            journal.forget(jr.CGROUP, str(cg.path))
+            cg = None
+
+    with step(f"Creating the node network {cfg.node_network} (bridge {bridge}, host {host_ip(cfg)})"):
+        journal.record(jr.LINK, bridge, netns=None)
+        ops.bridge_add(bridge)
+        ops.addr_add(bridge, host_cidr(cfg))
+        ops.link_set(bridge, up=True)
+    with step(f"Guarding the pod CIDR {cfg.pod_cidr} and service CIDR {cfg.service_cidr} on the host"):
+        m1 = _add_guard_route(ops, journal, cfg.pod_cidr, metric)
+        m2 = _add_guard_route(ops, journal, cfg.service_cidr, metric)
+        cfg.extra["guard_metrics"] = [m1, m2]
+        cfg.save()
+
+    with step(f"Starting the control plane (API on 127.0.0.1:{cfg.api_port})"):
+        argv = (opts.controlplane_argv or controlplane_argv)(cfg)
+        cp = start_process(journal, "controlplane", argv, logs / "controlplane.log", cgroup=cg)
+        wait_api_ready(cfg, cp, min(opts.wait_timeout, 60.0))
+
+    with step(f"Creating {len(nodes)} node(s): " + ", ".join(f"{n.name} {n.ip}" for n in nodes)):
+        for n in nodes:
+            journal.record(jr.NETNS, n.netns, node=n.name)
+            journal.record(jr.LINK, n.host_if, netns=None, node=n.name)
+            setup_node_netns(ops, netns=n.netns, host_if=n.host_if, bridge=bridge,
+                             node_ip_cidr=f"{n.ip}/{ipaddress.IPv4Network(cfg.node_network).prefixlen}")
+
+    if not opts.start_agents:
+        write_kubeconfig(cfg)
+        return
+    agents: dict[str, Started] = {}
+    with step(f"Starting {len(nodes)} node agent(s) ({cfg.network})"):
+        make_argv = opts.agent_argv or agent_argv
+        for n in nodes:
+            argv = netns_exec_argv(n.netns, make_argv(cfg, n))
+            agents[n.name] = start_process(journal, f"agent-{n.name}", argv, logs / f"agent-{n.name}.log",
+                                           cgroup=cg)
+    with step("Waiting for every node to be Ready"):
+        wait_nodes_ready(cfg, agents, opts.wait_timeout, node_progress)
+    with step("Writing the kubeconfig"):
+        write_kubeconfig(cfg)

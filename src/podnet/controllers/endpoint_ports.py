@@ -1,0 +1,112 @@
+"""Which pods back a Service and on which ports: the shared part of the Endpoints and
+EndpointSlice controllers (`podutil.FindPort`, `ShouldPodBeInEndpoints`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from podnet.controllers import objects as o
+from podnet.model.kinds import Obj
+from podnet.model.selectors import from_map
+
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+
+
+def has_selector(svc: Obj) -> bool:
+    spec = svc.get("spec") or {}
+    return bool(spec.get("selector")) and spec.get("type") != "ExternalName"
+
+
+def is_headless(svc: Obj) -> bool:
+    spec = svc.get("spec") or {}
+    return spec.get("clusterIP") in ("None", "", None)
+
+
+def address_family(svc: Obj) -> str:
+    fams = (svc.get("spec") or {}).get("ipFamilies") or ["IPv4"]
+    return "IPv6" if fams[0] == "IPv6" else "IPv4"
+
+
+def pod_ip_for(pod: Obj, family: str) -> str:
+    for ip in o.pod_ips(pod):
+        try:
+            v = ipaddress.ip_address(ip).version
+        except ValueError:
+            continue
+        if (v == 6) == (family == "IPv6"):
+            return ip
+    return ""
+
+
+def selected_pods(svc: Obj, pods: list[Obj]) -> list[Obj]:
+    """Pods in the Service's namespace matching its selector that have an IP and are not terminal
+    (terminating pods included: the caller decides)."""
+    sel = from_map((svc.get("spec") or {}).get("selector"))
+    ns = o.namespace(svc)
+    fam = address_family(svc)
+    out = [p for p in pods
+           if o.namespace(p) == ns and sel.matches(o.labels(p)) and not o.pod_is_terminal(p)
+           and pod_ip_for(p, fam)]
+    out.sort(key=lambda p: (o.name(p), o.uid(p)))
+    return out
+
+
+def find_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
+    """The pod port a Service port's targetPort means: a number as is, a name looked up in the
+    pod's containers (and restartable init containers) with the same protocol."""
+    target = svc_port.get("targetPort")
+    if target is None or target == "" or target == 0:
+        target = svc_port.get("port")
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    proto = svc_port.get("protocol") or "TCP"
+    spec = pod.get("spec") or {}
+    containers = list(spec.get("containers") or [])
+    containers += [c for c in spec.get("initContainers") or []
+                   if isinstance(c, dict) and c.get("restartPolicy") == "Always"]
+    for c in containers:
+        for cp in (c.get("ports") or []) if isinstance(c, dict) else []:
+            if cp.get("name") == target and (cp.get("protocol") or "TCP") == proto:
+                n = cp.get("containerPort")
+                if isinstance(n, int):
+                    return n
+    return None
+
+
+def endpoint_ports(svc: Obj, pod: Obj) -> list[dict[str, Any]]:
+    """The Service's ports resolved for one pod, as EndpointSlice/Endpoints ports; ports the pod
+    does not define are left out."""
+    out: list[dict[str, Any]] = []
+    for sp in (svc.get("spec") or {}).get("ports") or []:
+        if not isinstance(sp, dict):
+            continue
+        n = find_port(pod, sp)
+        if n is None:
+            continue
+        ep: dict[str, Any] = {"name": str(sp.get("name") or ""), "port": n,
+                              "protocol": sp.get("protocol") or "TCP"}
+        if sp.get("appProtocol"):
+            ep["appProtocol"] = sp["appProtocol"]
+        out.append(ep)
+    return out
+
+
+def hostname_for(svc: Obj, pod: Obj) -> str:
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == o.name(svc):
+        return str(spec["hostname"])
+    return ""
+
+
+def target_ref(pod: Obj) -> dict[str, Any]:
+    ref: dict[str, Any] = {"kind": "Pod", "namespace": o.namespace(pod), "name": o.name(pod)}
+    if o.uid(pod):
+        ref["uid"] = o.uid(pod)
+    return ref
+
+
+def service_labels(svc: Obj) -> dict[str, str]:
+    return o.labels(svc)

@@ -1,0 +1,577 @@
+"""Runs the controllers against the API server, as an outside client.
+
+Informers (list + watch caches) feed per-controller work queues keyed by object;
+workers reconcile from the caches (level-triggered: an event only says *which* key to
+look at), execute the resulting actions through `ApiClient`, and retry a key with
+backoff when the API refuses. Objects the controllers write are put into the caches
+right away, and deleted pods are remembered until their DELETED event arrives, so a
+reconcile never acts twice on a stale cache.
+
+Entry point: `await run_controllers(client, config)` (runs until cancelled), or
+`ControllerManager(client, config)` with `start()`/`stop()` for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from podnet.allocators.lb_pool import LoadBalancerPool
+from podnet.client.client import ApiClient, ApiError, resource_path
+from podnet.client.informer import Informer
+from podnet.cluster.config import ClusterConfig
+from podnet.controllers import objects as o
+from podnet.controllers.actions import Action
+from podnet.controllers.deployment import reconcile_deployment
+from podnet.controllers.endpoint_ports import has_selector
+from podnet.controllers.endpoints import cleanup_endpoints, reconcile_endpoints
+from podnet.controllers.endpointslices import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    cleanup_slices,
+    reconcile_endpoint_slices,
+)
+from podnet.controllers.indexes import GroupIndex, LabelIndex, SelectorIndex
+from podnet.controllers.lb_status import reconcile_lb_status
+from podnet.controllers.node_ipam import reconcile_node_cidr
+from podnet.controllers.node_lifecycle import DEFAULT_GRACE_SECONDS, reconcile_node_health
+from podnet.controllers.replicaset import reconcile_replicaset
+from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
+from podnet.controllers.workqueue import WorkQueue
+from podnet.model.kinds import (
+    DEPLOYMENTS,
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    EVENTS,
+    NODES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+    Obj,
+    ResourceType,
+)
+from podnet.model.selectors import Selector, SelectorError, from_label_selector, from_map
+
+log = logging.getLogger(__name__)
+
+TOMBSTONE_SECONDS = 60.0
+LB_RETRY_SECONDS = 5.0
+_event_seq = itertools.count()
+
+
+@dataclass
+class ControlLoop:
+    name: str
+    sync: Callable[[str], Awaitable[None]]
+    workers: int = 2
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    syncs: int = 0
+    errors: int = 0
+
+
+def _split(key: str) -> tuple[str, str]:
+    ns, _, name = key.rpartition("/")
+    return ns, name
+
+
+class ControllerManager:
+    def __init__(self, client: ApiClient, config: ClusterConfig, *, resync_seconds: float = 60.0,
+                 node_check_seconds: float = 1.0):
+        self.client = client
+        self.config = config
+        self.resync_seconds = resync_seconds
+        self.node_check_seconds = node_check_seconds
+        self.grace_seconds = float(config.extra.get("node_monitor_grace_seconds", DEFAULT_GRACE_SECONDS))
+        pool_spec = config.lb_pool
+        try:
+            self.lb_pool = LoadBalancerPool(pool_spec)
+        except ValueError:
+            log.warning("LoadBalancer pool %r is invalid; pending Services will not be retried", pool_spec)
+            self.lb_pool = LoadBalancerPool("")
+        self.informers: dict[str, Informer] = {
+            rt.key: Informer(client, rt)
+            for rt in (SERVICES, PODS, NODES, ENDPOINTSLICES, ENDPOINTS, REPLICASETS, DEPLOYMENTS)
+        }
+        self.loops: dict[str, ControlLoop] = {
+            "endpoints": ControlLoop("endpoints", self._sync_endpoints, workers=4),
+            "replicaset": ControlLoop("replicaset", self._sync_replicaset, workers=2),
+            "deployment": ControlLoop("deployment", self._sync_deployment, workers=2),
+            "scheduler": ControlLoop("scheduler", self._sync_scheduler, workers=1),
+            "nodeipam": ControlLoop("nodeipam", self._sync_node_ipam, workers=1),
+            "nodelifecycle": ControlLoop("nodelifecycle", self._sync_node_lifecycle, workers=1),
+            "loadbalancer": ControlLoop("loadbalancer", self._sync_lb, workers=1),
+        }
+        self._tombstones: dict[str, float] = {}  # pod uid -> monotonic deadline
+        self._deleted_services: set[str] = set()
+        self._told: set[tuple[str, str]] = set()  # (uid, what) events said once
+        self._lb_last_try: dict[str, float] = {}
+        self._selector_cache: dict[str, tuple[str, Selector]] = {}
+        self._binding_supported: bool | None = None
+        self.pod_index = LabelIndex()
+        self.svc_index = SelectorIndex()
+        self.slice_index = GroupIndex()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wire_handlers()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    async def start(self, sync_timeout: float = 30.0) -> None:
+        for inf in self.informers.values():
+            inf.start()
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers.values())),
+                               sync_timeout)
+        for loop in self.loops.values():
+            for i in range(loop.workers):
+                self._tasks.append(asyncio.create_task(self._worker(loop), name=f"ctl-{loop.name}-{i}"))
+        self._tasks.append(asyncio.create_task(self._ticker(), name="ctl-ticker"))
+        self._enqueue_everything()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        for loop in self.loops.values():
+            loop.queue.close()
+        for inf in self.informers.values():
+            await inf.stop()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # ---- caches -------------------------------------------------------------------------
+    def cache(self, rt: ResourceType) -> Informer:
+        return self.informers[rt.key]
+
+    def _items(self, rt: ResourceType, namespace: str | None = None) -> list[Obj]:
+        items = self.cache(rt).cache.values()
+        if namespace is None:
+            return list(items)
+        return [x for x in items if o.namespace(x) == namespace]
+
+    def _live_pods(self, namespace: str | None = None, keys: set[str] | None = None) -> list[Obj]:
+        """Pods from the cache (all, one namespace's, or the given keys) minus the ones we deleted."""
+        now = time.monotonic()
+        for uid, deadline in list(self._tombstones.items()):
+            if deadline < now:
+                del self._tombstones[uid]
+        if keys is None and namespace is not None:
+            keys = self.pod_index.in_namespace(namespace)
+        if keys is None:
+            pods = self._items(PODS)
+        else:
+            cache = self.cache(PODS).cache
+            pods = [p for p in (cache.get(k) for k in sorted(keys)) if p is not None]
+        return [p for p in pods if o.uid(p) not in self._tombstones]
+
+    def _index(self, rt: ResourceType, k: str, obj: Obj | None) -> None:
+        """Keep the secondary indexes in step with a cache change (obj None: removed)."""
+        if rt.key == PODS.key:
+            if obj is None:
+                self.pod_index.drop(k)
+            else:
+                self.pod_index.put(obj)
+        elif rt.key == SERVICES.key:
+            if obj is None or not has_selector(obj):
+                self.svc_index.drop(k)
+            else:
+                self.svc_index.put(k, o.namespace(obj), (obj.get("spec") or {}).get("selector"))
+        elif rt.key == ENDPOINTSLICES.key:
+            lab = o.labels(obj) if obj is not None else {}
+            if obj is not None and lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
+                self.slice_index.put(k, (o.namespace(obj), lab[SERVICE_NAME_LABEL]))
+            else:
+                self.slice_index.drop(k)
+
+    def _remember(self, rt: ResourceType, obj: Any) -> None:
+        """Put an object the API returned into the cache unless the cache already has a newer one."""
+        inf = self.informers.get(rt.key)
+        if inf is None or not isinstance(obj, dict) or obj.get("kind") == "Status":
+            return
+        meta = obj.get("metadata") or {}
+        if not meta.get("name"):
+            return
+        obj.setdefault("apiVersion", rt.api_version)
+        obj.setdefault("kind", rt.kind)
+        k = o.key(obj)
+        have = inf.cache.get(k)
+        try:
+            newer = have is None or int(meta.get("resourceVersion") or 0) >= int(
+                (have.get("metadata") or {}).get("resourceVersion") or 0)
+        except ValueError:
+            newer = True
+        if newer:
+            inf.cache[k] = obj
+            self._index(rt, k, obj)
+
+    def _selector(self, obj: Obj, kind: str) -> Selector | None:
+        k = f"{kind}:{o.key(obj)}"
+        rv = str(o.meta(obj).get("resourceVersion") or "")
+        hit = self._selector_cache.get(k)
+        if hit is not None and hit[0] == rv and rv:
+            return hit[1]
+        spec = obj.get("spec") or {}
+        try:
+            raw = spec.get("selector")
+            sel = from_map(raw) if kind == "svc" else from_label_selector(raw)
+        except SelectorError:
+            return None
+        self._selector_cache[k] = (rv, sel)
+        return sel
+
+    # ---- event wiring -------------------------------------------------------------------
+    def _add(self, loop: str, key: str) -> None:
+        self.loops[loop].queue.add(key)
+
+    def _wire_handlers(self) -> None:
+        self.cache(SERVICES).add_handler(self._on_service)
+        self.cache(PODS).add_handler(self._on_pod)
+        self.cache(NODES).add_handler(self._on_node)
+        self.cache(ENDPOINTSLICES).add_handler(self._on_slice)
+        self.cache(ENDPOINTS).add_handler(self._on_endpoints)
+        self.cache(REPLICASETS).add_handler(self._on_replicaset)
+        self.cache(DEPLOYMENTS).add_handler(self._on_deployment)
+
+    def _on_service(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        k = o.key(obj)
+        self._index(SERVICES, k, None if etype == "DELETED" else obj)
+        if etype == "DELETED":
+            self._deleted_services.add(k)
+            self._selector_cache.pop(f"svc:{k}", None)
+        else:
+            self._deleted_services.discard(k)
+        self._add("endpoints", k)
+        self._add("loadbalancer", k)
+
+    def _services_selecting(self, pod: Obj, old: Obj | None) -> Iterable[str]:
+        ns = o.namespace(pod)
+        label_sets = [o.labels(pod)] + ([o.labels(old)] if old is not None else [])
+        services = self.cache(SERVICES)
+        for k in self.svc_index.candidates(ns, label_sets):
+            svc = services.cache.get(k)
+            if svc is None:
+                continue
+            sel = self._selector(svc, "svc")
+            if sel is not None and any(sel.matches(lab) for lab in label_sets):
+                yield o.key(svc)
+
+    def _on_pod(self, etype: str, pod: Obj, old: Obj | None) -> None:
+        self._index(PODS, o.key(pod), None if etype == "DELETED" else pod)
+        if etype == "DELETED":
+            self._tombstones.pop(o.uid(pod), None)
+        for k in self._services_selecting(pod, old):
+            self._add("endpoints", k)
+        ref = o.controller_ref(pod)
+        ns = o.namespace(pod)
+        if ref is not None:
+            if ref.get("kind") == "ReplicaSet":
+                self._add("replicaset", f"{ns}/{ref.get('name')}")
+        elif etype != "DELETED":
+            for rs in self._items(REPLICASETS, ns):
+                sel = self._selector(rs, "rs")
+                if sel is not None and sel.matches(o.labels(pod)):
+                    self._add("replicaset", o.key(rs))
+        if etype != "DELETED" and (wants_scheduling(pod) or (
+                o.node_name(pod) and self.cache(NODES).get(o.node_name(pod)) is None)):
+            self._add("scheduler", o.key(pod))
+
+    def _on_node(self, etype: str, node: Obj, old: Obj | None) -> None:
+        if etype != "DELETED":
+            self._add("nodeipam", o.key(node))
+            self._add("nodelifecycle", o.key(node))
+        for p in self._items(PODS):
+            if wants_scheduling(p):
+                self._add("scheduler", o.key(p))
+
+    def _on_slice(self, etype: str, sl: Obj, old: Obj | None) -> None:
+        self._index(ENDPOINTSLICES, o.key(sl), None if etype == "DELETED" else sl)
+        lab = o.labels(sl)
+        if lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
+            self._add("endpoints", f"{o.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}")
+
+    def _on_endpoints(self, etype: str, ep: Obj, old: Obj | None) -> None:
+        if etype == "DELETED" and self.cache(SERVICES).get(o.name(ep), o.namespace(ep)) is not None:
+            self._add("endpoints", o.key(ep))
+
+    def _on_replicaset(self, etype: str, rs: Obj, old: Obj | None) -> None:
+        if etype != "DELETED":
+            self._add("replicaset", o.key(rs))
+        else:
+            self._selector_cache.pop(f"rs:{o.key(rs)}", None)
+        ref = o.controller_ref(rs)
+        ns = o.namespace(rs)
+        if ref is not None:
+            if ref.get("kind") == "Deployment":
+                self._add("deployment", f"{ns}/{ref.get('name')}")
+        elif etype != "DELETED":
+            for dep in self._items(DEPLOYMENTS, ns):
+                sel = self._selector(dep, "dep")
+                if sel is not None and sel.matches(o.labels(rs)):
+                    self._add("deployment", o.key(dep))
+
+    def _on_deployment(self, etype: str, dep: Obj, old: Obj | None) -> None:
+        if etype != "DELETED":
+            self._add("deployment", o.key(dep))
+
+    def _enqueue_everything(self) -> None:
+        for svc in self._items(SERVICES):
+            self._add("endpoints", o.key(svc))
+            self._add("loadbalancer", o.key(svc))
+        for rs in self._items(REPLICASETS):
+            self._add("replicaset", o.key(rs))
+        for dep in self._items(DEPLOYMENTS):
+            self._add("deployment", o.key(dep))
+        for node in self._items(NODES):
+            self._add("nodeipam", o.key(node))
+            self._add("nodelifecycle", o.key(node))
+        for p in self._items(PODS):
+            if wants_scheduling(p) or (o.node_name(p) and self.cache(NODES).get(o.node_name(p)) is None):
+                self._add("scheduler", o.key(p))
+
+    async def _ticker(self) -> None:
+        last_resync = time.monotonic()
+        while True:
+            await asyncio.sleep(self.node_check_seconds)
+            for node in self._items(NODES):
+                self._add("nodelifecycle", o.key(node))
+            if time.monotonic() - last_resync >= self.resync_seconds:
+                last_resync = time.monotonic()
+                self._enqueue_everything()
+
+    # ---- workers ------------------------------------------------------------------------
+    async def _worker(self, loop: ControlLoop) -> None:
+        while True:
+            key = await loop.queue.get()
+            try:
+                await loop.sync(str(key))
+                loop.syncs += 1
+                loop.queue.forget(key)
+            except asyncio.CancelledError:
+                loop.queue.done(key)
+                raise
+            except ApiError as e:
+                loop.errors += 1
+                delay = loop.queue.retry(key)
+                log.info("%s %s: %s (retry in %.2fs)", loop.name, key, e, delay)
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                loop.errors += 1
+                delay = loop.queue.retry(key)
+                log.info("%s %s: API unreachable: %s (retry in %.2fs)", loop.name, key, e, delay)
+            except Exception:
+                loop.errors += 1
+                loop.queue.retry(key)
+                log.exception("%s %s: reconcile failed", loop.name, key)
+            loop.queue.done(key)
+
+    async def execute(self, actions: list[Action]) -> None:
+        """Run actions in order; raises the first API error that needs a retry."""
+        latest_rv: dict[tuple[str, str, str], str] = {}
+        for a in actions:
+            ident = (a.rt.key, a.namespace, a.name)
+            if a.verb in ("update", "update_status") and ident in latest_rv:
+                a.obj["metadata"]["resourceVersion"] = latest_rv[ident]
+            try:
+                result = await self._call(a)
+            except ApiError as e:
+                if e.code == 404 and a.verb in ("delete", "update", "update_status"):
+                    log.debug("%s: already gone", a.describe())
+                    continue
+                raise
+            if isinstance(result, dict) and a.verb in ("create", "update", "update_status"):
+                rv = str((result.get("metadata") or {}).get("resourceVersion") or "")
+                if rv:
+                    latest_rv[ident] = rv
+                self._remember(a.rt, result)
+            if a.then_event is not None:
+                created = str((result.get("metadata") or {}).get("name") or "") \
+                    if isinstance(result, dict) else ""
+                await self.post_event(a.then_event, created or a.name)
+
+    async def _call(self, a: Action) -> Any:
+        ns = a.namespace or None
+        if a.verb == "create":
+            return await self.client.create(a.rt, a.obj, ns)
+        if a.verb == "update":
+            return await self.client.update(a.rt, a.obj)
+        if a.verb == "update_status":
+            return await self.client.update_status(a.rt, a.obj)
+        if a.verb == "delete":
+            res = await self.client.delete(a.rt, a.name, ns)
+            self._after_delete(a, res)
+            return res
+        if a.verb == "bind":
+            return await self._bind(a.obj)
+        if a.verb == "event":
+            await self.post_event(a.obj, "")
+            return None
+        raise ValueError(f"unknown action verb {a.verb!r}")
+
+    def _after_delete(self, a: Action, res: Any) -> None:
+        if a.rt.key == PODS.key and o.uid(a.obj):
+            self._tombstones[o.uid(a.obj)] = time.monotonic() + TOMBSTONE_SECONDS
+        inf = self.informers.get(a.rt.key)
+        if inf is None:
+            return
+        k = f"{a.namespace}/{a.name}" if a.namespace else a.name
+        if isinstance(res, dict) and res.get("kind") != "Status" and o.is_deleting(res):
+            self._remember(a.rt, res)  # graceful deletion: the object stays, terminating
+        else:
+            inf.cache.pop(k, None)
+            self._index(a.rt, k, None)
+
+    async def post_event(self, event: Obj, created_name: str) -> None:
+        ev = {**event, "metadata": dict(event.get("metadata") or {})}
+        if created_name and "{name}" in str(ev.get("message", "")):
+            ev["message"] = str(ev["message"]).replace("{name}", created_name)
+            ev["involvedObject"] = dict(ev.get("involvedObject") or {})
+        involved = str((ev.get("involvedObject") or {}).get("name") or "event")
+        ev["metadata"]["name"] = f"{involved}.{time.time_ns() + next(_event_seq):x}"
+        try:
+            await self.client.create(EVENTS, ev, ev["metadata"].get("namespace") or "default")
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.debug("could not record event %s: %s", ev.get("reason"), e)
+
+    async def _bind(self, b: Obj) -> Any:
+        ns, name = o.namespace(b), o.name(b)
+        node = str((b.get("target") or {}).get("name") or "")
+        if self._binding_supported is not False:
+            try:
+                res = await self.client.request("POST", resource_path(PODS, ns, name, "binding"), body=b)
+                self._binding_supported = True
+                self._mark_bound(ns, name, node)
+                return res
+            except ApiError as e:
+                if e.code not in (404, 405) or self._binding_supported:
+                    raise
+                # is it the pod that is missing, or the binding endpoint?
+                try:
+                    await self.client.get(PODS, name, ns)
+                except ApiError as e2:
+                    if e2.code == 404:
+                        return None
+                    raise
+                log.warning("the API server has no pods/binding subresource; binding by PUT of "
+                            "spec.nodeName instead")
+                self._binding_supported = False
+        pod = await self.client.get(PODS, name, ns)
+        if o.uid(b) and o.uid(pod) != o.uid(b):
+            return None
+        pod.setdefault("spec", {})["nodeName"] = node
+        res = await self.client.update(PODS, pod)
+        self._remember(PODS, res)
+        return res
+
+    def _mark_bound(self, ns: str, name: str, node: str) -> None:
+        inf = self.cache(PODS)
+        k = f"{ns}/{name}"
+        pod = inf.cache.get(k)
+        if pod is not None:
+            pod = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
+            inf.cache[k] = pod
+
+    # ---- sync functions -----------------------------------------------------------------
+    async def _sync_endpoints(self, key: str) -> None:
+        ns, name = _split(key)
+        svc = self.cache(SERVICES).get(name, ns)
+        slice_cache = self.cache(ENDPOINTSLICES).cache
+        slices = [s for s in (slice_cache.get(k) for k in sorted(self.slice_index.get((ns, name))))
+                  if s is not None]
+        existing = self.cache(ENDPOINTS).get(name, ns)
+        if svc is None:
+            actions = cleanup_slices(ns, name, slices)
+            if key in self._deleted_services:
+                actions += cleanup_endpoints(existing)
+                self._deleted_services.discard(key)
+            await self.execute(actions)
+            return
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        pods = self._live_pods(keys=self.pod_index.matching(ns, selector))
+        actions = reconcile_endpoint_slices(svc, pods, slices) + reconcile_endpoints(svc, pods, existing)
+        await self.execute(actions)
+
+    async def _sync_replicaset(self, key: str) -> None:
+        ns, name = _split(key)
+        rs = self.cache(REPLICASETS).get(name, ns)
+        if rs is None:
+            return
+        await self.execute(reconcile_replicaset(rs, self._live_pods(ns)))
+
+    async def _sync_deployment(self, key: str) -> None:
+        ns, name = _split(key)
+        dep = self.cache(DEPLOYMENTS).get(name, ns)
+        if dep is None:
+            return
+        await self.execute(reconcile_deployment(dep, self._items(REPLICASETS, ns)))
+
+    async def _sync_scheduler(self, key: str) -> None:
+        ns, name = _split(key)
+        pod = self.cache(PODS).get(name, ns)
+        if pod is None:
+            return
+        nodes = self._items(NODES)
+        if o.node_name(pod):
+            told = (o.uid(pod), "node:" + o.node_name(pod))
+            if told not in self._told:
+                actions = missing_node_event(pod, nodes)
+                if actions:
+                    self._told.add(told)
+                    await self.execute(actions)
+            return
+        await self.execute(schedule(pod, nodes, self._live_pods()))
+
+    async def _sync_node_ipam(self, key: str) -> None:
+        node = self.cache(NODES).get(key)
+        if node is None:
+            return
+        await self.execute(reconcile_node_cidr(node, self._items(NODES), self.config.pod_cidr,
+                                               self.config.node_cidr_mask))
+
+    async def _sync_node_lifecycle(self, key: str) -> None:
+        node = self.cache(NODES).get(key)
+        if node is None:
+            return
+        pods = [p for p in self._items(PODS) if o.node_name(p) == key]
+        await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds))
+
+    async def _sync_lb(self, key: str) -> None:
+        ns, name = _split(key)
+        svc = self.cache(SERVICES).get(name, ns)
+        if svc is None:
+            self._lb_last_try.pop(key, None)
+            return
+        actions = reconcile_lb_status(svc, self.lb_pool, self._items(SERVICES))
+        todo: list[Action] = []
+        for a in actions:
+            if a.verb == "update":  # ask the hook to allocate again: at most every few seconds
+                last = self._lb_last_try.get(key, 0.0)
+                wait = last + LB_RETRY_SECONDS - time.monotonic()
+                if wait > 0:
+                    self.loops["loadbalancer"].queue.add_after(key, wait)
+                    continue
+                self._lb_last_try[key] = time.monotonic()
+            elif a.verb == "event":
+                told = (o.uid(svc), "lb-full")
+                if told in self._told:
+                    continue
+                self._told.add(told)
+            todo.append(a)
+        await self.execute(todo)
+
+
+async def run_controllers(client: ApiClient, config: ClusterConfig) -> None:
+    """Run every controller until cancelled."""
+    await ControllerManager(client, config).run()

@@ -1,0 +1,385 @@
+"""JSON type checks for the fields podnet reads, before validation.
+
+Kubernetes decodes a request body into Go structs first; a wrong JSON type (a string where
+an integer belongs) fails there with 400 BadRequest, e.g.::
+
+    Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string
+    into Go struct field ServicePort.spec.ports.port of type int32
+
+`type_errors(obj)` finds such mismatches as `FieldError`s (type FieldValueTypeInvalid) and
+`decode_error(obj)` renders the first one as Kubernetes' decode message (None if the types
+are fine). Fields not listed here are not checked (unknown fields are kept, as everywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podnet.model.errors import ErrorType, FieldError
+from podnet.model.kinds import Obj
+
+# Go types: int32, int64, string, bool, []string, map[string]string, struct:<Name>, []struct:<Name>, intstr
+_META = {
+    "metadata": "struct:v1.ObjectMeta",
+    "metadata.name": "string",
+    "metadata.generateName": "string",
+    "metadata.namespace": "string",
+    "metadata.labels": "map[string]string",
+    "metadata.annotations": "map[string]string",
+    "metadata.finalizers": "[]string",
+    "metadata.generation": "int64",
+    "metadata.resourceVersion": "string",
+    "metadata.uid": "types.UID",
+    "metadata.ownerReferences": "[]struct:v1.OwnerReference",
+}
+_POD_SPEC = {
+    "containers": "[]struct:v1.Container",
+    "initContainers": "[]struct:v1.Container",
+    "containers[].name": "string",
+    "containers[].image": "string",
+    "containers[].imagePullPolicy": "v1.PullPolicy",
+    "containers[].command": "[]string",
+    "containers[].args": "[]string",
+    "containers[].workingDir": "string",
+    "containers[].ports": "[]struct:v1.ContainerPort",
+    "containers[].ports[].containerPort": "int32",
+    "containers[].ports[].hostPort": "int32",
+    "containers[].ports[].name": "string",
+    "containers[].ports[].protocol": "v1.Protocol",
+    "containers[].env": "[]struct:v1.EnvVar",
+    "containers[].env[].name": "string",
+    "containers[].env[].value": "string",
+    "containers[].readinessProbe": "struct:v1.Probe",
+    "containers[].livenessProbe": "struct:v1.Probe",
+    "containers[].startupProbe": "struct:v1.Probe",
+    "containers[].readinessProbe.periodSeconds": "int32",
+    "containers[].readinessProbe.timeoutSeconds": "int32",
+    "containers[].readinessProbe.initialDelaySeconds": "int32",
+    "containers[].readinessProbe.failureThreshold": "int32",
+    "containers[].readinessProbe.successThreshold": "int32",
+    "containers[].readinessProbe.httpGet": "struct:v1.HTTPGetAction",
+    "containers[].readinessProbe.httpGet.path": "string",
+    "containers[].readinessProbe.httpGet.port": "intstr",
+    "containers[].readinessProbe.tcpSocket.port": "intstr",
+    "containers[].readinessProbe.exec.command": "[]string",
+    "containers[].livenessProbe.periodSeconds": "int32",
+    "containers[].livenessProbe.httpGet.port": "intstr",
+    "containers[].livenessProbe.tcpSocket.port": "intstr",
+    "containers[].volumeMounts": "[]struct:v1.VolumeMount",
+    "containers[].volumeMounts[].name": "string",
+    "containers[].volumeMounts[].mountPath": "string",
+    "containers[].volumeMounts[].readOnly": "bool",
+    "containers[].resources": "struct:v1.ResourceRequirements",
+    "volumes": "[]struct:v1.Volume",
+    "volumes[].name": "string",
+    "restartPolicy": "v1.RestartPolicy",
+    "dnsPolicy": "v1.DNSPolicy",
+    "nodeName": "string",
+    "nodeSelector": "map[string]string",
+    "serviceAccountName": "string",
+    "hostname": "string",
+    "subdomain": "string",
+    "schedulerName": "string",
+    "hostNetwork": "bool",
+    "enableServiceLinks": "bool",
+    "terminationGracePeriodSeconds": "int64",
+    "activeDeadlineSeconds": "int64",
+    "tolerations": "[]struct:v1.Toleration",
+    "dnsConfig": "struct:v1.PodDNSConfig",
+    "dnsConfig.nameservers": "[]string",
+    "dnsConfig.searches": "[]string",
+}
+_STRUCTS = {  # parent path → Go struct holding the field (for the message)
+    "": "{kind}",
+    "metadata": "ObjectMeta",
+    "spec": "{kind}Spec",
+    "spec.ports[]": "ServicePort",
+    "spec.sessionAffinityConfig": "SessionAffinityConfig",
+    "spec.sessionAffinityConfig.clientIP": "ClientIPConfig",
+    "containers[]": "Container",
+    "containers[].ports[]": "ContainerPort",
+    "containers[].env[]": "EnvVar",
+    "containers[].readinessProbe": "Probe",
+    "containers[].livenessProbe": "Probe",
+    "containers[].readinessProbe.httpGet": "HTTPGetAction",
+    "containers[].livenessProbe.httpGet": "HTTPGetAction",
+    "containers[].readinessProbe.tcpSocket": "TCPSocketAction",
+    "containers[].livenessProbe.tcpSocket": "TCPSocketAction",
+    "containers[].readinessProbe.exec": "ExecAction",
+    "containers[].volumeMounts[]": "VolumeMount",
+    "volumes[]": "Volume",
+    "dnsConfig": "PodDNSConfig",
+    "spec.selector": "LabelSelector",
+    "spec.selector.matchExpressions[]": "LabelSelectorRequirement",
+    "spec.template": "PodTemplateSpec",
+    "spec.strategy": "DeploymentStrategy",
+    "spec.strategy.rollingUpdate": "RollingUpdateDeployment",
+    "subsets[]": "EndpointSubset",
+    "subsets[].addresses[]": "EndpointAddress",
+    "subsets[].ports[]": "EndpointPort",
+    "endpoints[]": "Endpoint",
+    "endpoints[].conditions": "EndpointConditions",
+    "ports[]": "EndpointPort",
+    "spec.taints[]": "Taint",
+    "status": "{kind}Status",
+}
+
+
+def _prefixed(prefix: str, table: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}.{k}": v for k, v in table.items()}
+
+
+_WORKLOAD = {
+    "spec": "struct:v1.{kind}Spec",
+    "spec.replicas": "int32",
+    "spec.minReadySeconds": "int32",
+    "spec.revisionHistoryLimit": "int32",
+    "spec.progressDeadlineSeconds": "int32",
+    "spec.paused": "bool",
+    "spec.selector": "struct:v1.LabelSelector",
+    "spec.selector.matchLabels": "map[string]string",
+    "spec.selector.matchExpressions": "[]struct:v1.LabelSelectorRequirement",
+    "spec.selector.matchExpressions[].key": "string",
+    "spec.selector.matchExpressions[].operator": "string",
+    "spec.selector.matchExpressions[].values": "[]string",
+    "spec.template": "struct:v1.PodTemplateSpec",
+    "spec.template.metadata": "struct:v1.ObjectMeta",
+    "spec.template.metadata.labels": "map[string]string",
+    "spec.template.spec": "struct:v1.PodSpec",
+    **_prefixed("spec.template.spec", _POD_SPEC),
+    "spec.strategy": "struct:v1.DeploymentStrategy",
+    "spec.strategy.type": "v1.DeploymentStrategyType",
+    "spec.strategy.rollingUpdate": "struct:v1.RollingUpdateDeployment",
+    "spec.strategy.rollingUpdate.maxSurge": "intstr",
+    "spec.strategy.rollingUpdate.maxUnavailable": "intstr",
+}
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "Service": {
+        **_META,
+        "spec": "struct:v1.ServiceSpec",
+        "spec.ports": "[]struct:v1.ServicePort",
+        "spec.ports[].name": "string",
+        "spec.ports[].protocol": "v1.Protocol",
+        "spec.ports[].port": "int32",
+        "spec.ports[].targetPort": "intstr",
+        "spec.ports[].nodePort": "int32",
+        "spec.ports[].appProtocol": "string",
+        "spec.selector": "map[string]string",
+        "spec.clusterIP": "string",
+        "spec.clusterIPs": "[]string",
+        "spec.type": "v1.ServiceType",
+        "spec.externalIPs": "[]string",
+        "spec.sessionAffinity": "v1.ServiceAffinity",
+        "spec.loadBalancerIP": "string",
+        "spec.loadBalancerSourceRanges": "[]string",
+        "spec.externalName": "string",
+        "spec.externalTrafficPolicy": "v1.ServiceExternalTrafficPolicy",
+        "spec.healthCheckNodePort": "int32",
+        "spec.publishNotReadyAddresses": "bool",
+        "spec.sessionAffinityConfig": "struct:v1.SessionAffinityConfig",
+        "spec.sessionAffinityConfig.clientIP": "struct:v1.ClientIPConfig",
+        "spec.sessionAffinityConfig.clientIP.timeoutSeconds": "int32",
+        "spec.ipFamilies": "[]v1.IPFamily",
+        "spec.ipFamilyPolicy": "v1.IPFamilyPolicy",
+        "spec.allocateLoadBalancerNodePorts": "bool",
+        "spec.loadBalancerClass": "string",
+        "spec.internalTrafficPolicy": "v1.ServiceInternalTrafficPolicy",
+        "spec.trafficDistribution": "string",
+    },
+    "Pod": {**_META, "spec": "struct:v1.PodSpec", **_prefixed("spec", _POD_SPEC)},
+    "Deployment": {**_META, **_WORKLOAD},
+    "ReplicaSet": {**_META, **_WORKLOAD},
+    "Namespace": {**_META, "spec.finalizers": "[]v1.FinalizerName", "status.phase": "v1.NamespacePhase"},
+    "Node": {
+        **_META,
+        "spec.podCIDR": "string",
+        "spec.podCIDRs": "[]string",
+        "spec.unschedulable": "bool",
+        "spec.taints": "[]struct:v1.Taint",
+        "spec.taints[].key": "string",
+        "spec.taints[].effect": "v1.TaintEffect",
+    },
+    "ConfigMap": {**_META, "data": "map[string]string", "immutable": "bool"},
+    "Endpoints": {
+        **_META,
+        "subsets": "[]struct:v1.EndpointSubset",
+        "subsets[].addresses": "[]struct:v1.EndpointAddress",
+        "subsets[].notReadyAddresses": "[]struct:v1.EndpointAddress",
+        "subsets[].addresses[].ip": "string",
+        "subsets[].addresses[].nodeName": "string",
+        "subsets[].ports": "[]struct:v1.EndpointPort",
+        "subsets[].ports[].port": "int32",
+        "subsets[].ports[].name": "string",
+        "subsets[].ports[].protocol": "v1.Protocol",
+    },
+    "EndpointSlice": {
+        **_META,
+        "addressType": "v1.AddressType",
+        "endpoints": "[]struct:v1.Endpoint",
+        "endpoints[].addresses": "[]string",
+        "endpoints[].conditions": "struct:v1.EndpointConditions",
+        "endpoints[].conditions.ready": "bool",
+        "endpoints[].conditions.serving": "bool",
+        "endpoints[].conditions.terminating": "bool",
+        "endpoints[].nodeName": "string",
+        "endpoints[].hostname": "string",
+        "ports": "[]struct:v1.EndpointPort",
+        "ports[].name": "string",
+        "ports[].protocol": "v1.Protocol",
+        "ports[].port": "int32",
+    },
+}
+
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _mismatch(go_type: str, v: Any) -> str | None:
+    """None if `v` decodes into `go_type`, else the JSON kind to name in the message."""
+    if v is None:
+        return None
+    kind = _json_kind(v)
+    if go_type in _INT_RANGES:
+        if kind != "number":
+            return kind
+        lo, hi = _INT_RANGES[go_type]
+        if (isinstance(v, float) and not v.is_integer()) or not lo <= v <= hi:
+            return f"number {v}"
+        return None
+    if go_type == "bool":
+        return None if kind == "bool" else kind
+    if go_type == "intstr":
+        if kind == "string":
+            return None
+        if kind == "number" and float(v).is_integer() and -(2**31) <= v < 2**31:
+            return None
+        return kind if kind != "number" else f"number {v}"
+    if go_type.startswith("[]"):
+        return None if kind == "array" else kind
+    if go_type.startswith("map[") or go_type.startswith("struct:"):
+        return None if kind == "object" else kind
+    return None if kind == "string" else kind  # string-like named types
+
+
+def _display_type(go_type: str, kind: str) -> str:
+    if go_type == "intstr":
+        return "intstr.IntOrString"
+    return go_type.replace("struct:", "").replace("{kind}", kind)
+
+
+def _struct_for(parent: str, kind: str, schema_parent: str) -> str:
+    name = _STRUCTS.get(parent) or _STRUCTS.get(schema_parent)
+    if name is None:
+        tail = schema_parent
+        for prefix in ("spec.template.spec.", "spec."):
+            if tail.startswith(prefix) and tail[len(prefix) :] in _STRUCTS:
+                name = _STRUCTS[tail[len(prefix) :]]
+                break
+        if tail in ("spec.template.spec",):
+            name = "PodSpec"
+    return (name or kind).replace("{kind}", kind)
+
+
+def _walk(value: Any, parts: list[str], concrete: str) -> list[tuple[str, Any]]:
+    """All (concrete path, value) pairs for a schema path split on '.' with `[]` list markers."""
+    if not parts:
+        return [(concrete, value)]
+    head, rest = parts[0], parts[1:]
+    each = head.endswith("[]")
+    key = head[:-2] if each else head
+    if not isinstance(value, dict) or key not in value:
+        return []
+    child = value[key]
+    path = f"{concrete}.{key}" if concrete else key
+    if not each:
+        return _walk(child, rest, path)
+    if not isinstance(child, list):
+        return []
+    out: list[tuple[str, Any]] = []
+    for i, item in enumerate(child):
+        out.extend(_walk(item, rest, f"{path}[{i}]"))
+    return out
+
+
+def _check(obj: Obj) -> list[tuple[FieldError, str]]:
+    kind = str(obj.get("kind") or "")
+    schema = SCHEMAS.get(kind)
+    if not schema:
+        return []
+    found: list[tuple[FieldError, str]] = []
+    for spath, go_type in schema.items():
+        for path, value in _walk(obj, spath.split("."), ""):
+            got = _mismatch(go_type, value)
+            elem = None
+            if got is None and go_type.startswith("map[string]string") and isinstance(value, dict):
+                elem = next(
+                    ((k, v) for k, v in value.items() if v is not None and not isinstance(v, str)), None
+                )
+                if elem is not None:
+                    got = _json_kind(elem[1])
+            elif (
+                got is None
+                and go_type.startswith("[]")
+                and not go_type.startswith("[]struct")
+                and isinstance(value, list)
+            ):
+                elem = next(
+                    ((i, v) for i, v in enumerate(value) if v is not None and not isinstance(v, str)), None
+                )
+                if elem is not None:
+                    got = _json_kind(elem[1])
+            if got is None:
+                continue
+            shown = "string" if elem is not None else _display_type(go_type, kind)
+            friendly = "string" if elem is not None else _friendly(go_type)
+            parent = spath.rsplit(".", 1)[0] if "." in spath else ""
+            struct = _struct_for(parent, kind, parent)
+            json_path = spath.replace("[]", "")
+            msg = f"json: cannot unmarshal {got} into Go struct field {struct}.{json_path} of type {shown}"
+            bad = value if elem is None else elem[1]
+            err = FieldError(ErrorType.TYPE_INVALID, path, bad, f"must be of type {friendly}")
+            found.append((err, msg))
+    found.sort(key=lambda pair: pair[0].field)
+    return found
+
+
+def _friendly(go_type: str) -> str:
+    """The JSON type a user should write for a Go type."""
+    if go_type in _INT_RANGES:
+        return "integer"
+    if go_type == "intstr":
+        return "integer or string"
+    if go_type == "bool":
+        return "boolean"
+    if go_type.startswith("[]"):
+        return "array"
+    if go_type.startswith("map[") or go_type.startswith("struct:"):
+        return "object"
+    return "string"
+
+
+def type_errors(obj: Obj) -> list[FieldError]:
+    """Fields whose JSON type cannot decode into the Kubernetes type (FieldValueTypeInvalid)."""
+    return [err for err, _ in _check(obj)]
+
+
+def decode_error(obj: Obj) -> str | None:
+    """Kubernetes' 400 message for the first wrong-typed field, or None when types are fine."""
+    found = _check(obj)
+    if not found:
+        return None
+    kind = str(obj.get("kind") or "")
+    version = str(obj.get("apiVersion") or "")
+    return f'{kind} in version "{version.rsplit("/", 1)[-1]}" cannot be handled as a {kind}: {found[0][1]}'

@@ -1,0 +1,147 @@
+"""Turn a FakeNft trace plus the cluster's Pods/Nodes into a step-by-step story, and read counters.
+
+Pure functions: the CLI (`podnet trace`, `podnet top`) feeds them API objects and
+`nft` output; tests feed them literals.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from podnet.model.kinds import Obj
+from podnet.proxy.fake import TraceResult
+
+
+@dataclass
+class Explanation:
+    lines: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def pod_index(pods: list[Obj]) -> dict[str, Obj]:
+    out: dict[str, Obj] = {}
+    for p in pods:
+        ip = (p.get("status") or {}).get("podIP")
+        if ip:
+            out[ip] = p
+    return out
+
+
+def node_for_ip(ip: str, nodes: list[Obj]) -> tuple[str, str] | None:
+    """(node name, podCIDR) whose podCIDR holds `ip`."""
+    try:
+        addr = ipaddress.IPv4Address(ip)
+    except ValueError:
+        return None
+    for n in nodes:
+        spec = n.get("spec") or {}
+        for c in spec.get("podCIDRs") or [spec.get("podCIDR")]:
+            if c and addr in ipaddress.ip_network(c, strict=False):
+                return n["metadata"]["name"], c
+    return None
+
+
+def node_ip(node: Obj) -> str:
+    for a in (node.get("status") or {}).get("addresses") or []:
+        if a.get("type") == "InternalIP":
+            return str(a.get("address", ""))
+    return ""
+
+
+def _route(ip: str, entry_node: str, nodes: list[Obj]) -> str:
+    hit = node_for_ip(ip, nodes)
+    if hit is None:
+        return f"{ip} is in no node's podCIDR: routed by the node's default route"
+    name, cidr = hit
+    if name == entry_node:
+        return f"{ip} is in {cidr}, this node's own podCIDR: delivered over the pod's veth"
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    via = node_ip(by_name[name]) if name in by_name else ""
+    return f"{ip} is in {cidr} (podCIDR of {name}): routed to {name}" + (f" via {via}" if via else "")
+
+
+def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entry_node: str,
+            pods: list[Obj], nodes: list[Obj]) -> Explanation:
+    ex = Explanation()
+    byip = pod_index(pods)
+    who = byip.get(src)
+    src_name = f"pod {who['metadata'].get('namespace')}/{who['metadata']['name']}" if who else src
+    ex.lines.append(f"{proto.upper()} connection from {src_name} ({src}) to {dst}:{port}, "
+                    f"entering node {entry_node}")
+    for s in res.steps:
+        ex.lines.append(f"  {s}")
+    data: dict[str, Any] = {"from": src, "to": f"{dst}:{port}", "protocol": proto.upper(),
+                            "entryNode": entry_node,
+                            "service": res.service, "verdict": res.verdict,
+                            "steps": [str(s) for s in res.steps]}
+    if res.service:
+        ex.lines.append(f"Service port matched: {res.service}")
+    if res.verdict == "reject":
+        ex.lines.append(f"REJECTED at once ({res.reject_with}): the Service has no ready endpoints")
+    elif res.verdict == "drop":
+        why = ("externalTrafficPolicy/internalTrafficPolicy Local and no endpoint on this node"
+               if res.service else "source not allowed (loadBalancerSourceRanges) or policy")
+        ex.lines.append(f"DROPPED: {why}")
+    cands: list[dict[str, Any]] = []
+    for ip, p in res.candidates:
+        pod = byip.get(ip)
+        hit = node_for_ip(ip, nodes)
+        pod_name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}" if pod else ""
+        cands.append({"ip": ip, "port": p, "pod": pod_name, "node": hit[0] if hit else "",
+                      "masquerade": res.masquerade_by_candidate.get((ip, p), res.masquerade)})
+    data["candidates"] = cands
+    if res.candidates:
+        n = len(res.candidates)
+        how = "sticky (session affinity entry)" if res.sticky else (
+            f"spread at random over {n} endpoint{'s' if n > 1 else ''}")
+        ex.lines.append(f"DNAT {dst}:{port} → one of {n} endpoint(s), {how}:")
+        for c in cands:
+            snat = ("SNAT (masquerade) to the node address" if c["masquerade"]
+                    else "no SNAT: the server sees the client address")
+            ex.lines.append(f"  - {c['ip']}:{c['port']} {c['pod'] or ''} on node {c['node'] or '?'}: {snat}")
+            ex.lines.append(f"      route: {_route(str(c['ip']), entry_node, nodes)}")
+    elif res.verdict == "accept":
+        target = byip.get(dst)
+        kind = f" (pod {target['metadata'].get('namespace')}/{target['metadata']['name']})" if target else ""
+        ex.lines.append(f"No Service matched: pod-to-pod traffic goes direct, no NAT{kind}")
+        ex.lines.append(f"  route: {_route(dst, entry_node, nodes)}")
+        data["route"] = _route(dst, entry_node, nodes)
+    ex.data = data
+    return ex
+
+
+# ---- counters -------------------------------------------------------------------------
+def counters_from_json(doc: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """(per service port, per endpoint) → (packets, bytes) from `nft -j list table ip podnet`.
+
+    Service ports are named by the element comment (`ns/name:port/PROTO`), endpoints
+    as `ip:port/proto (pod)`.
+    """
+    svcs: dict[str, tuple[int, int]] = {}
+    eps: dict[str, tuple[int, int]] = {}
+    for item in doc.get("nftables") or []:
+        s = item.get("set")
+        if not s or s.get("name") not in ("svc-counters", "ep-counters"):
+            continue
+        for el in s.get("elem") or []:
+            body = el.get("elem") if isinstance(el, dict) else None
+            if not isinstance(body, dict):
+                continue
+            ctr = body.get("counter") or {}
+            pk, by = int(ctr.get("packets", 0)), int(ctr.get("bytes", 0))
+            if s["name"] == "svc-counters":
+                name = body.get("comment") or f"id {body.get('val')}"
+                svcs[name] = _add(svcs.get(name), pk, by)
+            else:
+                val = body.get("val")
+                parts: list[Any] = list(val.get("concat") or []) if isinstance(val, dict) else [val]
+                ip, proto, port = [*parts, "", "", ""][:3]
+                name = f"{ip}:{port}/{proto}" + (f" ({body['comment']})" if body.get("comment") else "")
+                eps[name] = _add(eps.get(name), pk, by)
+    return svcs, eps
+
+
+def _add(prev: tuple[int, int] | None, pk: int, by: int) -> tuple[int, int]:
+    return (pk, by) if prev is None else (prev[0] + pk, prev[1] + by)

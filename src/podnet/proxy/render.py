@@ -1,0 +1,309 @@
+"""RulesetState → nft transaction text. Pure: no I/O, golden-file tested.
+
+Shape (the number of chains does not grow with the number of services):
+
+* `services` (jumped from nat prerouting and nat output): marks the connection
+  with its service-port id (`ct mark`), re-uses a session-affinity entry if one
+  exists, marks for masquerade, then dispatches `ip daddr . meta l4proto . th dport
+  vmap @frontends` to `ep-K`, K = that frontend's endpoint count;
+* `ep-K`: one rule, `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod K map @backends-K`;
+* nat postrouting: records affinity, masquerades marked and hairpin connections;
+* filter prerouting: loadBalancerSourceRanges; filter input/forward/output:
+  frontends without endpoints are rejected (or dropped for Local policies) and
+  per-service / per-endpoint counters are kept on set elements.
+"""
+
+from __future__ import annotations
+
+from podnet.proxy.state import Frontend, RulesetState
+
+TABLE = "podnet"
+FAMILY = "ip"
+MASQ_MARK = 0x4000
+FE_TYPE = "typeof ip daddr . meta l4proto . th dport"
+FE_EXPR = "ip daddr . meta l4proto . th dport"
+
+ElementSets = dict[str, dict[str, str]]  # set/map name → {key text: full element text}
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace('"', "'")[:120] + '"'
+
+
+def _fe(f: Frontend) -> str:
+    return f"{f.ip} . {f.proto} . {f.port}"
+
+
+def frontend_elements(f: Frontend) -> list[tuple[str, str, str]]:
+    """(set name, key, element text) owned by one frontend."""
+    key = _fe(f)
+    comment = f"comment {_q(f'{f.svc_key} {f.kind}')}"
+    out = [("svc-ids", key, f"{key} : {f.svc_id}")]
+    if f.endpoints:
+        k = len(f.endpoints)
+        out.append(("frontends", key, f"{key} {comment} : goto ep-{k}"))
+        out += [(f"backends-{k}", f"{key} . {i}", f"{key} . {i} : {ip} . {port}")
+                for i, (ip, port) in enumerate(f.endpoints)]
+    else:
+        verdict = "goto reject-svc" if f.no_endpoints == "reject" else "drop"
+        out.append(("no-endpoints", key, f"{key} {comment} : {verdict}"))
+    if f.masquerade:
+        out.append(("masq-frontends", key, key))
+    if f.kind == "clusterIP":
+        out.append(("cluster-frontends", key, key))
+    if f.source_ranges:
+        out.append(("lb-restricted", key, key))
+        out += [("lb-allowed", f"{key} . {c}", f"{key} . {c}") for c in f.source_ranges]
+    return out
+
+
+Counts = dict[str, dict[str, tuple[int, str]]]  # set name → key → (frontends referencing it, element text)
+
+
+def shared_items(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(set name, key, text) of the shared elements one frontend needs."""
+    sid = str(f.svc_id)
+    out = [("svc-counters", sid, f"{sid} comment {_q(f.svc_key)}")]
+    if f.affinity_timeout:
+        out.append((f"affinity-svcs-{f.affinity_timeout}", sid, sid))
+    for ip, port in f.endpoints:
+        pair = f"{ip} . {ip}"
+        ek = f"{ip} . {f.proto} . {port}"
+        out.append(("hairpin", pair, pair))
+        out.append(("ep-counters", ek, f"{ek} comment {_q(pods.get(ip, ip))}"))
+    return out
+
+
+def shared_counts(st: RulesetState) -> Counts:
+    """Reference-counted shared elements of a state (cached on it; render_delta derives the next one)."""
+    cached: Counts | None = st.cache.get("counts")
+    if cached is None:
+        cached = {"hairpin": {}, "ep-counters": {}, "svc-counters": {}}
+        for t in st.affinity_timeouts:
+            cached[f"affinity-svcs-{t}"] = {}
+        for f in st.frontends.values():
+            for name, key, text in shared_items(f, st.pods):
+                d = cached[name]
+                prev = d.get(key)
+                d[key] = (prev[0] + 1, prev[1]) if prev else (1, text)
+        st.cache["counts"] = cached
+    return cached
+
+
+def shared_elements(st: RulesetState) -> ElementSets:
+    """Elements shared between frontends: hairpin pairs, counters, affinity service ids."""
+    return {name: {k: v[1] for k, v in d.items()} for name, d in shared_counts(st).items()}
+
+
+def elements(st: RulesetState) -> ElementSets:
+    """Every set/map element of the ruleset, by set name."""
+    sets: ElementSets = {name: {} for name in base_set_names(st)}
+    for k in st.backend_counts:
+        sets[f"backends-{k}"] = {}
+    for f in st.frontends.values():
+        for name, key, text in frontend_elements(f):
+            sets[name][key] = text
+    sets.update(shared_elements(st))
+    return sets
+
+
+def base_set_names(st: RulesetState) -> list[str]:
+    return ["frontends", "svc-ids", "no-endpoints", "masq-frontends", "cluster-frontends", "hairpin",
+            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters"]
+
+
+def _set_decl(name: str) -> str:
+    """The declaration body (without elements) of a set or map."""
+    if name.startswith("backends-"):
+        k = int(name.split("-")[1])
+        return f"map {name} {{ {FE_TYPE} . numgen random mod {k} : ip daddr . th dport ; }}"
+    if name.startswith("affinity-svcs-"):
+        return f"set {name} {{ typeof ct mark ; }}"
+    decls = {
+        "frontends": f"map frontends {{ {FE_TYPE} : verdict ; }}",
+        "no-endpoints": f"map no-endpoints {{ {FE_TYPE} : verdict ; }}",
+        "svc-ids": f"map svc-ids {{ {FE_TYPE} : ct mark ; }}",
+        "masq-frontends": f"set masq-frontends {{ {FE_TYPE} ; }}",
+        "cluster-frontends": f"set cluster-frontends {{ {FE_TYPE} ; }}",
+        "hairpin": "set hairpin { typeof ip saddr . ip daddr ; }",
+        "lb-restricted": f"set lb-restricted {{ {FE_TYPE} ; }}",
+        "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
+        "svc-counters": "set svc-counters { typeof ct mark ; flags dynamic ; counter ; }",
+        "ep-counters": f"set ep-counters {{ {FE_TYPE} ; flags dynamic ; counter ; }}",
+    }
+    return decls[name]
+
+
+def _affinity_decl(t: int) -> str:
+    return (f"map affinity-{t} {{ typeof ip saddr . ct mark : ip daddr . th dport ; "
+            f"flags dynamic,timeout ; timeout {t}s ; }}")
+
+
+def _ep_chain(k: int) -> str:
+    return f"chain ep-{k} {{ {FE_EXPR} . numgen random mod {k} map @backends-{k} ; }}"
+
+
+def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
+    """(chain header, rules) of the fixed chains; ep-K chains are rendered separately."""
+    timeouts = sorted(st.affinity_timeouts)
+    services = [f"ct mark set {FE_EXPR} map @svc-ids"]
+    services += [f"meta l4proto {{ tcp, udp, sctp }} ct mark @affinity-svcs-{t} "
+                 f"dnat ip to ip saddr . ct mark map @affinity-{t}" for t in timeouts]
+    services += [
+        f"{FE_EXPR} @masq-frontends meta mark set meta mark | {MASQ_MARK:#x}",
+        f"ip saddr != {st.cluster_cidr} {FE_EXPR} @cluster-frontends "
+        f"meta mark set meta mark | {MASQ_MARK:#x}",
+        f"{FE_EXPR} vmap @frontends",
+    ]
+    post = [f"ct status dnat ct mark @affinity-svcs-{t} update @affinity-{t} "
+            f"{{ ip saddr . ct mark timeout {t}s : ip daddr . th dport }}" for t in timeouts]
+    post += [
+        f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade",
+        "ct status dnat ip saddr . ip daddr @hairpin masquerade",
+    ]
+    common = [
+        f"ct state new {FE_EXPR} vmap @no-endpoints",
+        "ct status dnat ct mark @svc-counters update @svc-counters { ct mark }",
+        f"ct status dnat ct direction original {FE_EXPR} @ep-counters update @ep-counters {{ {FE_EXPR} }}",
+        "ct status dnat ct direction reply ip saddr . meta l4proto . th sport @ep-counters "
+        "update @ep-counters { ip saddr . meta l4proto . th sport }",
+    ]
+    return [
+        ("chain reject-svc", ["meta l4proto tcp reject with tcp reset", "reject"]),
+        ("chain services", services),
+        ("chain nat-prerouting { type nat hook prerouting priority dstnat ; policy accept ;",
+         ["jump services"]),
+        ("chain nat-output { type nat hook output priority -100 ; policy accept ;", ["jump services"]),
+        ("chain nat-postrouting { type nat hook postrouting priority srcnat ; policy accept ;", post),
+        ("chain filter-prerouting { type filter hook prerouting priority -110 ; policy accept ;",
+         [f"{FE_EXPR} @lb-restricted {FE_EXPR} . ip saddr != @lb-allowed drop"]),
+        ("chain filter-common", common),
+        ("chain filter-input { type filter hook input priority filter ; policy accept ;",
+         ["jump filter-common"]),
+        ("chain filter-forward { type filter hook forward priority filter ; policy accept ;",
+         ["jump filter-common"]),
+        ("chain filter-output { type filter hook output priority filter ; policy accept ;",
+         ["jump filter-common"]),
+    ]
+
+
+def _elements_block(elems: dict[str, str]) -> str:
+    if not elems:
+        return ""
+    body = ",\n\t\t\t".join(elems[k] for k in sorted(elems))
+    return f"\t\telements = {{ {body} }}\n"
+
+
+def render_full(st: RulesetState) -> str:
+    """One `nft -f` transaction that replaces `table ip podnet` atomically (no window without rules)."""
+    sets = elements(st)
+    out = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
+    for name in sorted(sets):
+        decl = _set_decl(name)
+        head, _, rest = decl.partition("{")
+        lines = [s.strip() for s in rest.rstrip("} ").split(";") if s.strip()]
+        out.append(f"\t{head.strip()} {{")
+        out.extend(f"\t\t{ln}" for ln in lines)
+        if sets[name]:
+            out.append(_elements_block(sets[name]).rstrip("\n"))
+        out.append("\t}")
+    for t in sorted(st.affinity_timeouts):
+        head, _, rest = _affinity_decl(t).partition("{")
+        out.append(f"\t{head.strip()} {{")
+        out.extend(f"\t\t{s.strip()}" for s in rest.rstrip("} ").split(";") if s.strip())
+        out.append("\t}")
+    for k in sorted(st.backend_counts):
+        out.append(f"\tchain ep-{k} {{")
+        out.append(f"\t\tdnat ip to {FE_EXPR} . numgen random mod {k} map @backends-{k}")
+        out.append("\t}")
+    for header, rules in chains(st):
+        if header.endswith(";"):
+            name, _, hook = header.partition("{")
+            out.append(f"\t{name.strip()} {{")
+            out.append("\t\t" + " ".join(hook.split()))
+        else:
+            out.append(f"\t{header} {{")
+        out.extend(f"\t\t{r}" for r in rules)
+        out.append("\t}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_delta(old: RulesetState, new: RulesetState) -> str | None:
+    """Element adds/deletes turning `old` into `new`, proportional to the change.
+
+    Returns None when the change is structural (another cluster CIDR or affinity
+    timeout set): the caller then applies render_full(new). "" means nothing to do.
+    """
+    if old.cluster_cidr != new.cluster_cidr or old.affinity_timeouts != new.affinity_timeouts:
+        return None
+    out: list[str] = []
+    for k in sorted(new.backend_counts - old.backend_counts):
+        out.append(f"add {_set_decl(f'backends-{k}').replace('map ', f'map {FAMILY} {TABLE} ', 1)}")
+        out.append(f"add chain {FAMILY} {TABLE} ep-{k} {{ dnat ip to {FE_EXPR} . numgen random mod {k} "
+                   f"map @backends-{k} ; }}")
+    deletes: list[str] = []
+    adds: list[str] = []
+    a: ElementSets = {}
+    b: ElementSets = {}
+    old_counts = shared_counts(old)
+    new_counts: Counts = {name: dict(d) for name, d in old_counts.items()}
+    for t in new.affinity_timeouts:
+        new_counts.setdefault(f"affinity-svcs-{t}", {})
+    touched: set[tuple[str, str]] = set()
+    for fo, fn in changed_frontends(old, new):
+        for side, f in ((a, fo), (b, fn)):
+            for name, ek, text in frontend_elements(f) if f is not None else ():
+                side.setdefault(name, {})[ek] = text
+        for name, ek, _ in shared_items(fo, old.pods) if fo is not None else ():
+            cnt, text = new_counts[name][ek]
+            if cnt == 1:
+                del new_counts[name][ek]
+            else:
+                new_counts[name][ek] = (cnt - 1, text)
+            touched.add((name, ek))
+        for name, ek, text in shared_items(fn, new.pods) if fn is not None else ():
+            prev = new_counts[name].get(ek)
+            new_counts[name][ek] = (prev[0] + 1, prev[1]) if prev else (1, text)
+            touched.add((name, ek))
+    new.cache["counts"] = new_counts
+    for name, ek in touched:
+        if ek in old_counts.get(name, {}):
+            a.setdefault(name, {})[ek] = old_counts[name][ek][1]
+        if ek in new_counts.get(name, {}):
+            b.setdefault(name, {})[ek] = new_counts[name][ek][1]
+    for name in sorted(set(a) | set(b)):
+        old_e, new_e = a.get(name, {}), b.get(name, {})
+        gone = [k for k in sorted(old_e) if k not in new_e or new_e[k] != old_e[k]]
+        come = [new_e[k] for k in sorted(new_e) if k not in old_e or new_e[k] != old_e[k]]
+        if gone:
+            deletes.append(f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(gone)} }}")
+        if come:
+            adds.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(come)} }}")
+    flush = [f"flush map {FAMILY} {TABLE} affinity-{t}" for t in sorted(_affinity_losses(old, new))]
+    out += deletes + flush + adds
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def changed_frontends(old: RulesetState, new: RulesetState) -> list[tuple[Frontend | None, Frontend | None]]:
+    """(old, new) frontend pairs that differ (None = absent), in key order; cached on `new`."""
+    got: list[tuple[Frontend | None, Frontend | None]] | None = new.cache.get("changed")
+    if got is None or new.cache.get("changed_from") is not old:
+        got = []
+        for key in sorted(old.frontends.keys() | new.frontends.keys()):
+            fo, fn = old.frontends.get(key), new.frontends.get(key)
+            if fo is not fn and fo != fn:
+                got.append((fo, fn))
+        new.cache["changed"], new.cache["changed_from"] = got, old
+    return got
+
+
+def _affinity_losses(old: RulesetState, new: RulesetState) -> set[int]:
+    """Affinity timeouts whose services lost an endpoint: their sticky entries must go."""
+    out: set[int] = set()
+    for f, nf in changed_frontends(old, new):
+        if f is None or not f.affinity_timeout:
+            continue
+        if nf is None or not set(f.endpoints) <= set(nf.endpoints):
+            out.add(f.affinity_timeout)
+    return out

@@ -1,0 +1,198 @@
+"""The controllers running against the real API server (in-process, MemoryStore), as outside clients."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from podnet.allocators import LB_IP_ANNOTATION, ServiceHooks
+from podnet.api.server import APIServer
+from podnet.client.client import ApiClient
+from podnet.cluster.config import ClusterConfig
+from podnet.controllers.runner import ControllerManager
+from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, ENDPOINTSLICES, EVENTS, NODES, PODS, SERVICES, Obj
+from podnet.store.memory import MemoryStore
+
+POOL = "172.31.5.200-172.31.5.210"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Env:
+    def __init__(self, client: ApiClient, mgr: ControllerManager):
+        self.client = client
+        self.mgr = mgr
+
+    async def until(self, fn: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last: Any = None
+        while loop.time() < deadline:
+            last = await fn()
+            if last:
+                return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    store = MemoryStore()
+    hooks = ServiceHooks("10.96.0.0/12", (30000, 32767), POOL)
+    await hooks.load(store)
+    server = APIServer(store, hooks={"services": hooks})
+    await server.bootstrap()
+    port = await server.start("127.0.0.1", 0)
+    client = ApiClient(f"http://127.0.0.1:{port}")
+    config = ClusterConfig(name="t", lb_pool=POOL, extra={"node_monitor_grace_seconds": 3})
+    mgr = ControllerManager(client, config, node_check_seconds=0.2)
+    try:
+        await mgr.start()
+        yield Env(client, mgr)
+    finally:
+        await mgr.stop()
+        await client.close()
+        await server.stop()
+        await store.close()
+
+
+def node(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                       "lastHeartbeatTime": now(), "lastTransitionTime": now()}]}}
+
+
+async def play_agent(env: Env, pod: Obj, ip: str, ready: bool = True) -> None:
+    """What a node agent does once the pod runs: phase, IP, Ready condition."""
+    pod = await env.client.get(PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
+    pod["status"] = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                     "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                     "lastTransitionTime": now()}]}
+    await env.client.update_status(PODS, pod)
+
+
+async def test_deployment_to_ready_endpoints_end_to_end(env: Env) -> None:
+    c = env.client
+    for n in ("node-1", "node-2", "node-3"):
+        await c.create(NODES, node(n))
+
+    async def cidrs() -> Any:
+        items = (await c.list(NODES))["items"]
+        got = sorted((i.get("spec") or {}).get("podCIDR", "") for i in items)
+        return got if all(got) else None
+    assert await env.until(cidrs, "podCIDRs") == ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]
+
+    await c.create(DEPLOYMENTS, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox",
+                                                       "ports": [{"name": "http", "containerPort": 8080}]}]}}}})
+
+    async def bound_pods() -> Any:
+        items = (await c.list(PODS, "default"))["items"]
+        ok = len(items) == 3 and all(p["spec"].get("nodeName") for p in items)
+        return items if ok else None
+    pods = await env.until(bound_pods, "3 scheduled pods")
+    assert sorted(p["spec"]["nodeName"] for p in pods) == ["node-1", "node-2", "node-3"]  # spread
+    assert all(p["metadata"]["labels"].get("pod-template-hash") for p in pods)
+    assert all(p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" for p in pods)
+
+    await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                              "spec": {"selector": {"app": "web"},
+                                       "ports": [{"port": 80, "targetPort": "http"}]}})
+    for i, p in enumerate(pods):
+        await play_agent(env, p, f"10.244.{i}.5", ready=(i != 2))
+
+    async def slice_ready() -> Any:
+        items = (await c.list(ENDPOINTSLICES, "default",
+                              label_selector="kubernetes.io/service-name=web"))["items"]
+        eps = [e for s in items for e in s.get("endpoints") or []]
+        return items if len(eps) == 3 else None
+    slices = await env.until(slice_ready, "endpoint slice with 3 endpoints")
+    assert len(slices) == 1
+    ready = sorted(e["addresses"][0] for e in slices[0]["endpoints"] if e["conditions"]["ready"])
+    assert ready == ["10.244.0.5", "10.244.1.5"]
+    assert slices[0]["ports"] == [{"name": "", "port": 8080, "protocol": "TCP"}]
+
+    async def endpoints() -> Any:
+        try:
+            ep = await c.get(ENDPOINTS, "web", "default")
+        except Exception:
+            return None
+        subs = ep.get("subsets") or []
+        return ep if subs and len(subs[0].get("notReadyAddresses") or []) == 1 else None
+    ep = await env.until(endpoints, "Endpoints with a not-ready address")
+    assert sorted(a["ip"] for a in ep["subsets"][0]["addresses"]) == ["10.244.0.5", "10.244.1.5"]
+
+    async def dep_status() -> Any:
+        d = await c.get(DEPLOYMENTS, "web", "default")
+        st = d.get("status") or {}
+        return d if st.get("readyReplicas") == 2 and st.get("updatedReplicas") == 3 else None
+    d = await env.until(dep_status, "deployment status")
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+
+    events = (await c.list(EVENTS, "default"))["items"]
+    reasons = {e["reason"] for e in events}
+    assert {"ScalingReplicaSet", "SuccessfulCreate", "Scheduled"} <= reasons
+    created = [e["message"] for e in events if e["reason"] == "SuccessfulCreate"]
+    assert all(m.startswith("Created pod: web-") and "{name}" not in m for m in created)
+
+
+async def test_load_balancer_gets_external_ip_and_scale_down(env: Env) -> None:
+    c = env.client
+    svc = await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+                                    "spec": {"type": "LoadBalancer", "selector": {"app": "lb"},
+                                             "ports": [{"port": 80}]}})
+    assert svc["metadata"]["annotations"][LB_IP_ANNOTATION] == "172.31.5.200"
+
+    async def ingress() -> Any:
+        s = await c.get(SERVICES, "lb", "default")
+        return (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+    assert await env.until(ingress, "LB ingress") == [{"ip": "172.31.5.200", "ipMode": "VIP"}]
+
+
+async def test_unschedulable_pod_gets_condition_and_event(env: Env) -> None:
+    c = env.client
+    await c.create(NODES, node("only"))
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "picky"},
+                          "spec": {"nodeSelector": {"disk": "ssd"},
+                                   "containers": [{"name": "c", "image": "busybox"}]}})
+
+    async def cond() -> Any:
+        p = await c.get(PODS, "picky", "default")
+        return next((x for x in (p.get("status") or {}).get("conditions") or []
+                     if x["type"] == "PodScheduled"), None)
+    got = await env.until(cond, "PodScheduled condition")
+    assert got["status"] == "False" and got["reason"] == "Unschedulable"
+    assert got["message"].startswith("0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                                     "affinity/selector.")
+
+
+async def test_node_that_stops_heartbeating_goes_unknown_and_pods_not_ready(env: Env) -> None:
+    c = env.client
+    n = node("quiet")
+    n["status"]["conditions"][0]["lastHeartbeatTime"] = "2020-01-01T00:00:00Z"
+    await c.create(NODES, n)
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "there"},
+                          "spec": {"nodeName": "quiet", "containers": [{"name": "c", "image": "busybox"}]}})
+    await play_agent(env, {"metadata": {"name": "there", "namespace": "default"}}, "10.244.0.9")
+
+    async def unknown() -> Any:
+        got = await c.get(NODES, "quiet")
+        ready = next(x for x in got["status"]["conditions"] if x["type"] == "Ready")
+        taints = {t["key"] for t in got["spec"].get("taints") or []}
+        return got if ready["status"] == "Unknown" and "node.kubernetes.io/unreachable" in taints else None
+    await env.until(unknown, "node Ready=Unknown with unreachable taint")
+
+    async def pod_not_ready() -> Any:
+        p = await c.get(PODS, "there", "default")
+        r = next(x for x in p["status"]["conditions"] if x["type"] == "Ready")
+        return r["status"] == "False"
+    assert await env.until(pod_not_ready, "pod Ready=False")

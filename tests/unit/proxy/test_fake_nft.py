@@ -1,0 +1,53 @@
+"""FakeNft behaves like the kernel on transactions: all or nothing, missing objects are errors."""
+
+from __future__ import annotations
+
+import pytest
+from proxy_fixtures import all_cases, state_of
+
+from podnet.proxy.fake import FakeNft
+from podnet.proxy.nft import NftError
+from podnet.proxy.render import render_full
+
+
+def test_failed_transaction_changes_nothing() -> None:
+    f = FakeNft()
+    svcs, slices = all_cases()
+    f.apply(render_full(state_of(svcs, slices)))
+    before = dict(f.set_elements("frontends"))
+    with pytest.raises(NftError, match="No such file or directory"):
+        f.apply("delete element ip podnet frontends { 10.96.0.20 . tcp . 80 }\n"
+                "delete element ip podnet frontends { 10.99.9.9 . tcp . 1 }\n")
+    assert f.set_elements("frontends") == before
+
+
+def test_goto_to_missing_chain_is_refused() -> None:
+    f = FakeNft()
+    svcs, slices = all_cases()
+    f.apply(render_full(state_of(svcs, slices)))
+    with pytest.raises(NftError, match="chain ep-9"):
+        f.apply("add element ip podnet frontends { 10.96.9.9 . tcp . 80 : goto ep-9 }\n")
+
+
+def test_add_existing_key_with_other_data_is_refused() -> None:
+    f = FakeNft()
+    svcs, slices = all_cases()
+    f.apply(render_full(state_of(svcs, slices)))
+    with pytest.raises(NftError, match="File exists"):
+        f.apply("add element ip podnet svc-ids { 10.96.0.20 . tcp . 80 : 999 }\n")
+
+
+def test_syntax_errors_are_reported() -> None:
+    with pytest.raises(NftError, match="syntax error"):
+        FakeNft().apply("frobnicate table ip podnet\n")
+
+
+def test_list_ruleset_json_has_set_elements_with_comments() -> None:
+    f = FakeNft()
+    assert f.list_ruleset_json() == {"nftables": []}
+    svcs, slices = all_cases()
+    f.apply(render_full(state_of(svcs, slices)))
+    doc = f.list_ruleset_json()
+    sc = next(i["set"] for i in doc["nftables"] if "set" in i and i["set"]["name"] == "svc-counters")
+    assert {"val": "1", "comment": "default/empty:/TCP", "counter": {"packets": 0, "bytes": 0}} in \
+        [e["elem"] for e in sc["elem"]]
