@@ -29,7 +29,7 @@ from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
 from podnet.cluster.config import ClusterConfig
 from podnet.controllers.runner import ControllerManager
-from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
+from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.store.memory import MemoryStore
 
 NS = "default"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ApiServerProc
+from kube_support import ApiServerProc
 
 pytestmark = pytest.mark.e2e
 

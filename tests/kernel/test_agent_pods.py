@@ -49,6 +49,7 @@ AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 
 @dataclass
 class Env:
+    root: Path
     cluster: str
     node: str
     node_ns: str
@@ -73,8 +74,13 @@ async def wait_for(what: str, fn: Callable[[], Awaitable[Any]], timeout: float =
             if last:
                 return last
         await asyncio.sleep(0.1)
-    tail = env.log.read_text()[-4000:] if env is not None and env.log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}\nagent log tail:\n{tail}")
+    if env is not None and env.agent.poll() is None:
+        os.kill(env.agent.pid, signal.SIGUSR1)  # the agent dumps its threads' stacks into its log
+        await asyncio.sleep(0.5)
+    tail = env.log.read_text()[-6000:] if env is not None and env.log.exists() else ""
+    rc = env.agent.poll() if env is not None else None
+    raise AssertionError(f"timed out waiting for {what}; last={last!r}; agent exit code {rc}\n"
+                         f"agent log tail:\n{tail}")
 
 
 def kill_journaled(state_dir: Path) -> None:
@@ -98,14 +104,17 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     node_ns = naming.node_netns(cluster, node)
     bridge = "br" + tag[-8:]
     node_ip = "172.31.250.11"
-    state_dir = tmp_path / "state"
-    state_dir.mkdir()
-    (state_dir / "config.json").write_text(json.dumps({"name": cluster, "network": "host-gw"}))
+    root = tmp_path / "root"
+    state_dir = root / "clusters" / cluster
+    state_dir.mkdir(parents=True)
     sock = str(tmp_path / "api.sock")
     ops = RealNetOps()
     server = APIServer(MemoryStore(), tokens=[TOKEN])
     await server.bootstrap()
-    await server.start("127.0.0.1", 0, unix_path=sock)
+    port = await server.start("127.0.0.1", 0, unix_path=sock)
+    (state_dir / "config.json").write_text(json.dumps({
+        "name": cluster, "network": "host-gw", "api_port": port, "token": TOKEN,
+        "node_network": "172.31.250.0/24"}))
     client = ApiClient(f"unix://{sock}", TOKEN)
     log = tmp_path / "agent.log"
     procs: list[subprocess.Popen[bytes]] = []
@@ -137,7 +146,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             except ApiError:
                 return False
 
-        e = Env(cluster, node, node_ns, node_ip, state_dir, client, agent, log, start_agent)
+        e = Env(root, cluster, node, node_ns, node_ip, state_dir, client, agent, log, start_agent)
         await wait_for("node registration", node_registered, env=e)
         await client.patch(NODES, node, {"spec": {"podCIDR": "10.244.7.0/24", "podCIDRs": ["10.244.7.0/24"]}})
 
@@ -180,6 +189,21 @@ def in_netns(ns: str, *cmd: str, timeout: float = 10) -> subprocess.CompletedPro
                           check=False)
 
 
+async def podnet(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `podnet` CLI as a user runs it (async: the API server lives on this test's event loop)."""
+    cli = str(Path(sys.executable).with_name("podnet"))
+    argv = [cli, args[0], "--name", env.cluster, *args[1:]]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                env={**os.environ, "PODNET_STATE_ROOT": str(env.root)})
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return subprocess.CompletedProcess(argv, int(proc.returncode or 0), out.decode(), err.decode())
+
+
 def container_pid(env: Env, p: Obj, container: str) -> int:
     uid = p["metadata"]["uid"]
     cdir = env.state_dir / "nodes" / env.node / "pods" / uid / "containers" / container
@@ -211,7 +235,8 @@ async def test_pod_runs_serves_restarts_and_probes(env: Env) -> None:
     assert cli["status"]["podIP"] != st["podIP"]
     cs = st["containerStatuses"][0]
     assert cs["ready"] is True and cs["restartCount"] == 0 and "running" in cs["state"]
-    assert {x["type"] for x in st["conditions"]} >= {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    types = {x["type"] for x in st["conditions"]}
+    assert types >= {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
 
     # pod -> pod on the node: agnhost answers with its hostname, the pod name
     client_ns = naming.pod_netns(env.cluster, cli["metadata"]["uid"])
@@ -219,6 +244,20 @@ async def test_pod_runs_serves_restarts_and_probes(env: Env) -> None:
     assert (r.returncode, r.stdout) == (0, "server"), r.stderr
     r = in_netns(client_ns, "curl", "-sS", "--max-time", "5", f"http://{st['podIP']}:8080/clientip")
     assert r.stdout.rsplit(":", 1)[0] == cli["status"]["podIP"]  # no NAT between pods
+
+    # the CLI: exec in a pod (its hostname, resolv.conf and env), curl from a pod, node-exec, refusals
+    assert (await podnet(env, "exec", "client", "--", "hostname")).stdout == "client\n"
+    resolv = (await podnet(env, "exec", "client", "--", "cat", "/etc/resolv.conf")).stdout
+    assert "nameserver 10.96.0.10" in resolv and "search default.svc.cluster.local" in resolv
+    assert "HOSTNAME=client" in (await podnet(env, "exec", "client", "--", "env")).stdout
+    r = await podnet(env, "curl", "--from", "client", f"http://{st['podIP']}:8080/echo?msg=hi")
+    assert (r.returncode, r.stdout) == (0, "HTTP 200\nhi\n"), r.stderr
+    r = await podnet(env, "node-exec", "node-1", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert env.node_ip in r.stdout
+    r = await podnet(env, "curl", f"http://{st['podIP']}:8080/hostname")
+    assert r.returncode == 1 and f"{st['podIP']} is in the pod CIDR 10.244.0.0/16" in r.stderr
+    r = await podnet(env, "exec", "nope", "--", "true")
+    assert r.returncode == 1 and r.stderr == 'error: pods "nope" not found in namespace "default"\n'
 
     # the failing readiness probe keeps its pod Running but not Ready
     await asyncio.sleep(2.5)
@@ -262,7 +301,8 @@ async def test_agent_restart_adopts_running_pods_and_serves_logs(env: Env) -> No
     c = env.client
     web = {"name": "web", "image": AGNHOST, "args": ["netexec", "--http-port=8080", "--udp-port=-1"]}
     await c.create(PODS, pod("keeper", env.node, [web]))
-    await c.create(PODS, pod("caller", env.node, [{"name": "c", "image": "busybox", "command": ["sleep", "300"]}]))
+    sleeper = {"name": "c", "image": "busybox", "command": ["sleep", "300"]}
+    await c.create(PODS, pod("caller", env.node, [sleeper]))
     missing = {"name": "app", "image": "quay.io/example/not-built-in:1.0"}
     await c.create(PODS, pod("no-image", env.node, [missing]))
 
@@ -304,7 +344,8 @@ async def test_agent_restart_adopts_running_pods_and_serves_logs(env: Env) -> No
     env.agent = env.start_agent()
 
     async def adopted() -> bool:
-        return "adopted running process" in env.log.read_text() and "pod default/keeper" in env.log.read_text()
+        text = env.log.read_text()
+        return "pod default/keeper container web: adopted running process" in text
 
     await wait_for("adoption", adopted, env=env)
     await asyncio.sleep(1.0)

@@ -104,6 +104,9 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
             "wired" in (cfg.state_dir / "logs" / f"a{i}.log").read_text() for i in range(2)
         ):
             time.sleep(0.1)
+        table = f"podnet_{name}"  # a host nft table, as a proxy in the host namespace would record it
+        journal.record(jr.NFT, f"inet {table}", netns=None)
+        subprocess.run(["nft", "add", "table", "inet", table], check=True, timeout=10)
         during = snapshot()
         made_netns = during["netns"] - before["netns"]
         assert {
@@ -149,6 +152,8 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
             not os.path.exists(f"/proc/{grandchild}") or "Z" in Path(f"/proc/{grandchild}/stat").read_text()
         )
         assert not cfg.state_dir.exists()
+        nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
+        assert table not in nft
         # idempotent
         r = subprocess.run(
             [

@@ -408,7 +408,6 @@ def udp_requests(topo: Topo, host: str, port: int, n: int) -> list[dict[str, obj
 
 
 def test_udp_service_and_conntrack_flush_of_removed_endpoint(topo: Topo) -> None:
-
     from podnet.proxy.runner import udp_conntrack_commands
 
     def udp_ports(eps: tuple[str, ...]) -> list[ServicePortInfo]:
@@ -424,7 +423,7 @@ def test_udp_service_and_conntrack_flush_of_removed_endpoint(topo: Topo) -> None
     chosen = first[0][0]
     keep = "b" if chosen == "a" else "a"
     new = build_state(udp_ports((keep,)), NODES["n1"], old.svc_ids)
-    RealNft(topo.ns("n1")).apply(render_delta(old, new) or "")
+    RealNft(topo.ns("n1")).apply(render_delta(old, new))
     cmds = udp_conntrack_commands(old, new)
     assert cmds == [["-p", "udp", "--reply-src", PODS[chosen][1], "--reply-port-src", "8080"]]
     for c in cmds:  # what the runner runs inside the node's netns
@@ -433,3 +432,57 @@ def test_udp_service_and_conntrack_flush_of_removed_endpoint(topo: Topo) -> None
     assert {name for name, _ in after} == {keep}
     refused = udp_requests(topo, "10.96.0.51", 53, 1)
     assert refused == [{"err": "ConnectionRefusedError"}]  # icmp port-unreachable from the reject rule
+
+
+def test_node_itself_reaches_cluster_ip_through_the_output_hook(topo: Topo) -> None:
+    states = load(topo)
+    got = served_by(topo.requests("n1", "10.96.0.20", 80, 30))
+    assert {name for name, _ in got} == {"a", "b", "c"}
+    tr = fake_for(states["n1"]).trace(Packet(N1_IP, "10.96.0.20", 80, entry="local"), NODES["n1"].ips)
+    assert len(tr.candidates) == 3
+
+
+def test_load_balancer_source_ranges_are_enforced(topo: Topo) -> None:
+    lb = f"{LAN}.201"
+    addr = ["ip", "addr", "add", f"{lb}/32", "dev", "eth0"]
+    nsx(topo.ns("n1"), *addr)
+    try:
+        for ranges, allowed in (((f"{OUT_IP}/32",), True), (("10.0.0.0/8",), False)):
+            sps = [ServicePortInfo("default", "fw", "", "TCP", 80, "10.96.0.31", lb_ips=(lb,),
+                                   svc_type="LoadBalancer", source_ranges=ranges, endpoints=(ep("a"),))]
+            st = build_state(sps, NODES["n1"])
+            RealNft(topo.ns("n1")).apply(render_full(st))
+            res = topo.requests("out", lb, 80, 2, timeout=1.0)
+            fake = fake_for(st).trace(Packet(OUT_IP, lb, 80), NODES["n1"].ips)
+            if allowed:
+                assert [n for n, _ in served_by(res)] == ["a", "a"]
+                assert fake.verdict == "accept"
+            else:
+                assert [r.get("err") for r in res] == ["TimeoutError", "TimeoutError"]
+                assert fake.verdict == "drop"
+    finally:
+        nsx(topo.ns("n1"), "ip", "addr", "del", f"{lb}/32", "dev", "eth0", check=False)
+
+
+def test_sctp_service_rules_load_in_the_kernel(topo: Topo) -> None:
+    sps = [ServicePortInfo("default", "sc", "", "SCTP", 9999, "10.96.0.32", endpoints=(ep("a", 9999),)),
+           ServicePortInfo("default", "sc0", "", "SCTP", 9998, "10.96.0.33")]
+    st = build_state(sps, NODES["n1"])
+    RealNft(topo.ns("n1")).apply(render_full(st))  # SCTP sockets are not available here: rules only
+    listing = RealNft(topo.ns("n1")).list_table_text()
+    assert "10.96.0.32 . sctp . 9999" in listing
+    f = FakeNft()
+    f.apply(listing)
+    assert f.trace(Packet(PODS["client"][1], "10.96.0.32", 9999, "sctp"), NODES["n1"].ips).candidates == [
+        (PODS["a"][1], 9999)]
+    assert f.trace(Packet(PODS["client"][1], "10.96.0.33", 9998, "sctp"), NODES["n1"].ips).verdict == "reject"
+
+
+def test_etp_local_from_inside_the_cluster_reaches_remote_endpoints(topo: Topo) -> None:
+    states = load(topo)
+    got = served_by(topo.requests("pod-client", N1_IP, 30082, 3))  # n1 has no endpoint of "local"
+    assert got == [("c", PODS["client"][1])] * 3  # no SNAT for pods
+    got = served_by(topo.requests("n1", N1_IP, 30082, 3))  # the node itself
+    assert [n for n, _ in got] == ["c"] * 3
+    tr = fake_for(states["n1"]).trace(Packet(PODS["client"][1], N1_IP, 30082), NODES["n1"].ips)
+    assert tr.candidates == [(PODS["c"][1], 8080)] and not tr.masquerade

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,8 +368,18 @@ async def run_agent(opts: AgentOptions) -> None:
     agent = Agent(opts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    me = os.getpid()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Not loop.add_signal_handler: its wakeup fd is shared with children pyroute2 forks for
+        # netns sockets, and the SIGTERM pyroute2 sends such a child would then stop the agent.
+        if os.getpid() == me:
+            loop.call_soon_threadsafe(stop.set)
+        else:
+            os._exit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        signal.signal(sig, on_signal)
     try:
         starting = asyncio.create_task(agent.start())
         waiter = asyncio.create_task(stop.wait())

@@ -100,3 +100,20 @@ class PodDirs:
 
     def remove(self, uid: str) -> None:
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+
+
+def find_container_pid(state_dir: Path, node: str, uid: str, container: str) -> int | None:
+    """The PID of a running container process, from the agent's state files (for `podnet exec`)."""
+    dirs = PodDirs(state_dir / "nodes" / node / "pods")
+    rec = dirs.load(uid)
+    if rec is None or container not in rec.containers:
+        return None
+    c = rec.containers[container]
+    try:
+        data = json.loads((dirs.run_dir(uid, container, c.attempt) / "pid.json").read_text())
+        pid = int(data["pid"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    if (dirs.run_dir(uid, container, c.attempt) / "exit.json").exists() or not Path(f"/proc/{pid}").exists():
+        return None
+    return pid

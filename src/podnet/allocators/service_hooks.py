@@ -204,6 +204,7 @@ class ServiceHooks:
         self._alloc_lb_ip(svc, None, res)
 
     def _init_ip_families(self, svc: Obj, old: Obj | None) -> None:
+        """`initIPFamilyFields` on a single-stack cluster."""
         spec = spec_of(svc)
         name = _name(svc)
         if old is not None and needs_cluster_ip(old):
@@ -212,32 +213,51 @@ class ServiceHooks:
                 spec["ipFamilyPolicy"] = ospec["ipFamilyPolicy"]
             if not spec.get("ipFamilies") and ospec.get("ipFamilies"):
                 spec["ipFamilies"] = list(ospec["ipFamilies"])
-        headless_selectorless = is_headless(svc) and not spec.get("selector")
+        headless_selectorless = spec.get("clusterIP") == NONE_IP and not spec.get("selector")
         if spec.get("ipFamilyPolicy") is None:
             spec["ipFamilyPolicy"] = "RequireDualStack" if headless_selectorless else "SingleStack"
         errs: list[FieldError] = []
         policy = spec["ipFamilyPolicy"]
         fams = list(spec.get("ipFamilies") or [])
-        cips = [ip for ip in (spec.get("clusterIPs") or []) if ip != NONE_IP]
-        if policy == "SingleStack" and (len(cips) > 1 or len(fams) > 1):
-            errs.append(invalid_field("spec.ipFamilyPolicy", policy,
-                                      "must be 'RequireDualStack' or 'PreferDualStack' when multiple "
-                                      "cluster IPs are specified"))
-        if policy == "RequireDualStack" and not headless_selectorless:
+        cips = list(spec.get("clusterIPs") or [])
+        if policy == "SingleStack":
+            if len(cips) == 2:
+                errs.append(invalid_field("spec.ipFamilyPolicy", policy,
+                                          "must be 'RequireDualStack' or 'PreferDualStack' when multiple "
+                                          "cluster IPs are specified"))
+            if len(fams) == 2:
+                errs.append(invalid_field("spec.ipFamilyPolicy", policy,
+                                          "must be 'RequireDualStack' or 'PreferDualStack' when multiple "
+                                          "IP families are specified"))
+        for i, ip in enumerate(cips):  # infer families from the requested IPs
+            if ip == NONE_IP:
+                break
+            fam = family_of(str(ip))
+            if fam is not None and i >= len(fams):
+                if fam != self.family:
+                    errs.append(invalid_field(f"spec.clusterIPs[{i}]", cips,
+                                              f"{fam} is not configured on this cluster"))
+                else:
+                    fams.append(fam)
+        if errs:
+            raise invalid(SERVICES, name, errs)
+        if headless_selectorless:
+            # upstream lets these carry both families even on a single-stack cluster
+            if not fams:
+                fams = [self.family]
+            if len(fams) < 2 and policy != "SingleStack":
+                fams.append("IPv6" if fams[0] == "IPv4" else "IPv4")
+            spec["ipFamilies"] = fams
+            return
+        if policy == "RequireDualStack":
             errs.append(invalid_field("spec.ipFamilyPolicy", policy,
                                       "this cluster is not configured for dual-stack services"))
         for i, f in enumerate(fams):
             if f != self.family:
                 errs.append(invalid_field(f"spec.ipFamilies[{i}]", f, "not configured on this cluster"))
-        for i, ip in enumerate(cips):
-            fam = family_of(ip)
-            if fam is not None and fam != self.family:
-                errs.append(invalid_field(f"spec.clusterIPs[{i}]", spec.get("clusterIPs"),
-                                          f"{fam} is not configured on this cluster"))
         if errs:
             raise invalid(SERVICES, name, errs)
-        if not fams:
-            spec["ipFamilies"] = [self.family]
+        spec["ipFamilies"] = fams or [self.family]
 
     def _alloc_cluster_ip(self, svc: Obj, res: ServiceReservation) -> None:
         spec = spec_of(svc)
@@ -258,14 +278,12 @@ class ServiceHooks:
         spec["clusterIP"] = got
         spec["clusterIPs"] = [got]
 
-    def _alloc_node_port(self, svc: Obj, field: str, want: int, res: ServiceReservation,
-                         message: str = "") -> int:
+    def _alloc_node_port(self, svc: Obj, field: str, want: int, res: ServiceReservation) -> int:
         if want:
             try:
                 self.node_ports.allocate(want)
             except AllocationError as e:
-                detail = message.format(port=want, err=e) if message else str(e)
-                raise invalid(SERVICES, _name(svc), [invalid_field(field, want, detail)]) from None
+                raise invalid(SERVICES, _name(svc), [invalid_field(field, want, str(e))]) from None
             got = want
         else:
             try:
@@ -338,9 +356,15 @@ class ServiceHooks:
                                                                    "field is immutable")])
                 spec["healthCheckNodePort"] = old_hc
                 return
-            spec["healthCheckNodePort"] = self._alloc_node_port(
-                svc, "spec.healthCheckNodePort", want, res,
-                "failed to allocate requested HealthCheck NodePort {port}: {err}")
+            try:
+                got = self.node_ports.allocate(want) if want else self.node_ports.allocate_next()
+            except AllocationError as e:  # upstream returns these as internal errors (500)
+                if want:
+                    raise internal_error(f"failed to allocate requested HealthCheck NodePort {want}: {e}") \
+                        from None
+                raise internal_error(f"failed to allocate a HealthCheck NodePort 0: {e}") from None
+            res.took(lambda: self.node_ports.release(got))
+            spec["healthCheckNodePort"] = got
             return
         if old_hc:
             res.free_on_commit(lambda: self.node_ports.release(old_hc))

@@ -20,7 +20,7 @@ from typing import Any
 
 from podnet.api import meta as m
 from podnet.api.dependents import OwnerIndex, find_dependents, strip_owner_refs
-from podnet.api.errors import APIError, conflict
+from podnet.api.errors import APIError, conflict, forbidden
 from podnet.api.registry import Registry
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
@@ -29,6 +29,7 @@ from podnet.store import base as store_base
 POLICIES = ("Foreground", "Background", "Orphan")
 FOREGROUND_FINALIZER = "foregroundDeletion"
 DEFAULT_POD_GRACE = 30
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")  # NamespaceLifecycle admission
 
 Notify = Callable[[ResourceType, Obj], Awaitable[None] | None]
 
@@ -64,7 +65,7 @@ class DeleteOptions:
             except (TypeError, ValueError):
                 raise APIError(400, "BadRequest", f"gracePeriodSeconds: invalid value {grace!r}: "
                                f"must be an integer") from None
-        pre = b.get("preconditions") or {}
+        pre = m.d(b.get("preconditions"))
         if isinstance(pre, dict):
             opts.uid = pre.get("uid") or None
             opts.resource_version = pre.get("resourceVersion") or None
@@ -86,14 +87,16 @@ class Deleter:
         for _ in range(8):
             obj = await self.registry.get(rt, ns, name)
             self._check_preconditions(rt, obj, opts)
+            if rt is kinds.NAMESPACES and name in IMMORTAL_NAMESPACES:
+                raise forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
             if opts.dry_run:
                 return obj, True
             try:
                 if rt is kinds.NAMESPACES:
                     return await self._delete_namespace(obj), False
                 return await self._delete_once(rt, obj, opts)
-            except (store_base.Conflict, _Retry):
-                continue
+            except (store_base.Conflict, store_base.NotFound, _Retry):
+                continue  # changed or removed meanwhile: read it again (a 404 then says so)
         raise conflict(rt, name)
 
     def _check_preconditions(self, rt: ResourceType, obj: Obj, opts: DeleteOptions) -> None:
@@ -167,8 +170,8 @@ class _Retry(Exception):
 
 def pod_grace(pod: Obj, requested: int | None) -> int:
     """The grace period a pod deletion gets (`CheckGracefulDelete` for pods)."""
-    spec = pod.get("spec") or {}
-    phase = (pod.get("status") or {}).get("phase")
+    spec = m.d(pod.get("spec"))
+    phase = m.d(pod.get("status")).get("phase")
     if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
         return 0
     if requested is None:
@@ -176,7 +179,7 @@ def pod_grace(pod: Obj, requested: int | None) -> int:
         grace = int(tgps) if isinstance(tgps, int) and not isinstance(tgps, bool) else DEFAULT_POD_GRACE
     else:
         grace = requested if requested >= 0 else 1
-    current = (pod.get("metadata") or {}).get("deletionGracePeriodSeconds")
+    current = m.d(pod.get("metadata")).get("deletionGracePeriodSeconds")
     if current is not None and grace > int(current):
         grace = int(current)
     return grace

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -10,7 +9,7 @@ import yaml
 from aiohttp import web
 
 from podnet.api import meta as m
-from podnet.api import routing
+from podnet.api import protobuf, routing, tables
 from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
 from podnet.api.logs import LogProxy
@@ -35,22 +34,11 @@ def wants_table(request: web.Request) -> bool:
 
 
 def table_for(rt: ResourceType, objs: list[Obj], include_object: str = "Metadata") -> Obj:
-    """Server-side printing from podnet.api.tables; a Name/Age table until that module exists."""
-    try:
-        mod = importlib.import_module("podnet.api.tables")
-    except ImportError:
-        mod = None
-    fn = getattr(mod, "table_for", None) if mod is not None else None
-    if callable(fn):
-        table: Obj = fn(rt, objs, include_object=include_object)
-        return table
-    cols = [{"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": "", "priority": 0}]
-    rows = [{"cells": [m.name_of(o), (o.get("metadata") or {}).get("creationTimestamp", "")],
-             "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                        "metadata": o.get("metadata") or {}}} for o in objs]
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": cols,
-            "rows": rows}
+    """Server-side printing (podnet.api.tables), as kubectl asks for it with `Accept: ...;as=Table`."""
+    if include_object not in ("None", "Metadata", "Object"):
+        raise bad_request(f'includeObject: Unsupported value: "{include_object}": supported values: '
+                          f'"None", "Metadata", "Object"')
+    return tables.table_for(rt, objs, include_object=include_object)
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -64,9 +52,16 @@ def decode_object(raw: bytes, content_type: str, rt: ResourceType) -> Obj:
     """A request body as an object of the resource's kind (Kubernetes' decode errors: 400)."""
     if not raw.strip():
         raise bad_request("the body of the request was empty")
+    if "cbor" in content_type:
+        raise unsupported_body(content_type)
     is_yaml = "yaml" in content_type
     try:
-        data = yaml.safe_load(raw.decode("utf-8")) if is_yaml else json.loads(raw)
+        if "protobuf" in content_type:
+            data = protobuf.decode(raw)
+        else:
+            data = yaml.safe_load(raw.decode("utf-8")) if is_yaml else json.loads(raw)
+    except protobuf.ProtobufError as e:
+        raise APIError(415, "UnsupportedMediaType", str(e)) from None
     except (ValueError, yaml.YAMLError) as e:
         what = "yaml" if is_yaml else "json"
         why = " ".join(str(e).split())
@@ -87,6 +82,13 @@ def decode_object(raw: bytes, content_type: str, rt: ResourceType) -> Obj:
                           f"json: cannot unmarshal {type(data['metadata']).__name__} into Go struct field "
                           f"{rt.kind}.metadata of type v1.ObjectMeta")
     return data
+
+
+def unsupported_body(content_type: str) -> APIError:
+    """415 for encodings podnet does not decode; client-go then retries the request as JSON."""
+    return APIError(415, "UnsupportedMediaType",
+                    f'the body of the request was in an unknown format - accepted media types include: '
+                    f'application/json, application/yaml (got "{content_type}")')
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -260,6 +262,11 @@ async def _optional_json(request: web.Request) -> Any:
     raw = await read_body(request)
     if not raw.strip():
         return None
+    if "protobuf" in request.content_type:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as e:
+            raise APIError(415, "UnsupportedMediaType", str(e)) from None
     try:
         return json.loads(raw)
     except ValueError as e:

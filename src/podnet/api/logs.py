@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import web
 
+from podnet.api import meta as m
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
 from podnet.model import kinds
@@ -23,14 +24,14 @@ _INT_PARAMS = ("tailLines", "sinceSeconds", "limitBytes")
 
 
 def _container_names(pod: Obj) -> tuple[list[str], list[str]]:
-    spec = pod.get("spec") or {}
+    spec = m.d(pod.get("spec"))
     main = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
     init = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
     return main, init
 
 
 def pick_container(pod: Obj, requested: str) -> str:
-    name = str((pod.get("metadata") or {}).get("name"))
+    name = str(m.d(pod.get("metadata")).get("name"))
     main, init = _container_names(pod)
     if not requested:
         if len(main) == 1:
@@ -47,13 +48,13 @@ def pick_container(pod: Obj, requested: str) -> str:
 
 def _waiting_reason(pod: Obj, container: str) -> str | None:
     """Why the container has not started (None when it has)."""
-    status = pod.get("status") or {}
+    status = m.d(pod.get("status"))
     statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     for cs in statuses:
         if isinstance(cs, dict) and cs.get("name") == container:
-            state = cs.get("state") or {}
-            if "waiting" in state and not (cs.get("lastState") or {}).get("terminated"):
-                return str((state.get("waiting") or {}).get("reason") or "ContainerCreating")
+            state = m.d(cs.get("state"))
+            if "waiting" in state and not m.d(cs.get("lastState")).get("terminated"):
+                return str(m.d(state.get("waiting")).get("reason") or "ContainerCreating")
             return None
     return "ContainerCreating"
 
@@ -99,8 +100,8 @@ class LogProxy:
         pod = await self.registry.get(kinds.PODS, ns, name)
         container = pick_container(pod, str(query.get("container", "")))
         params = _log_query(query)
-        host_ip = str((pod.get("status") or {}).get("hostIP") or "")
-        node_name = str((pod.get("spec") or {}).get("nodeName") or "")
+        host_ip = str(m.d(pod.get("status")).get("hostIP") or "")
+        node_name = str(m.d(pod.get("spec")).get("nodeName") or "")
         reason = _waiting_reason(pod, container)
         if not node_name or not host_ip or reason is not None:
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
@@ -108,7 +109,7 @@ class LogProxy:
         port = DEFAULT_KUBELET_PORT
         try:
             node = await self.registry.get(kinds.NODES, "", node_name)
-            ep = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
+            ep = m.d(m.d(m.d(node.get("status")).get("daemonEndpoints")).get("kubeletEndpoint"))
             port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
         except APIError:
             pass

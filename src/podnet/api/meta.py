@@ -43,6 +43,12 @@ def deep(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def d(value: Any) -> dict[str, Any]:
+    """value when it is a JSON object, else {}: stored objects of loosely validated kinds may hold
+    anything where a map belongs, and reading them must not fail."""
+    return value if isinstance(value, dict) else {}
+
+
 def metadata(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):

@@ -147,8 +147,8 @@ class Registry:
             nso = await self.store.get(kinds.NAMESPACES.key, "", ns)
         except store_base.NotFound:
             raise namespace_not_found(ns) from None
-        if (nso.get("metadata") or {}).get("deletionTimestamp") or \
-                (nso.get("status") or {}).get("phase") == "Terminating":
+        if m.d(nso.get("metadata")).get("deletionTimestamp") or \
+                m.d(nso.get("status")).get("phase") == "Terminating":
             raise namespace_terminating(rt, name, ns)
 
     async def _before_create(self, rt: ResourceType, obj: Obj) -> Reservation:
@@ -188,7 +188,7 @@ class Registry:
                     raise
             if precondition and precondition != m.rv_of(old):
                 raise conflict(rt, name)
-            old_uid = (old.get("metadata") or {}).get("uid")
+            old_uid = m.d(old.get("metadata")).get("uid")
             if meta.get("uid") and meta["uid"] != old_uid:
                 raise conflict(rt, name, f"Precondition failed: UID in precondition: {meta['uid']}, "
                                          f"UID in object meta: {old_uid}")
@@ -251,7 +251,7 @@ class Registry:
     async def update_status(self, rt: ResourceType, ns: str, name: str, body: Obj, *,
                             dry_run: bool = False) -> Obj:
         """PUT .../status: only status changes (plus labels/annotations, as Kubernetes allows)."""
-        bmeta = body.get("metadata") or {}
+        bmeta = m.d(body.get("metadata"))
         if bmeta.get("name") and bmeta["name"] != name:
             raise bad_request(f"the name of the object ({bmeta['name']}) does not match the name on "
                               f"the URL ({name})")
@@ -267,7 +267,7 @@ class Registry:
                                         dry_run=dry_run)
 
     async def finalize_namespace(self, name: str, body: Obj) -> Obj:
-        fins = (body.get("spec") or {}).get("finalizers")
+        fins = m.d(body.get("spec")).get("finalizers")
 
         def change(old: Obj) -> Obj:
             spec = old.setdefault("spec", {})
@@ -284,7 +284,7 @@ class Registry:
         rt = kinds.PODS
         target: dict[str, Any] = binding["target"] if isinstance(binding.get("target"), dict) else {}
         node = str(target.get("name") or "")
-        bname = str((binding.get("metadata") or {}).get("name") or name)
+        bname = str(m.d(binding.get("metadata")).get("name") or name)
         if bname != name:
             raise bad_request(f"the name of the object ({bname}) does not match the name on the URL ({name})")
         if not node:
@@ -295,9 +295,9 @@ class Registry:
                 pod = await self.store.get(rt.key, ns, name)
             except store_base.NotFound:
                 raise not_found(rt, name) from None
-            current = (pod.get("spec") or {}).get("nodeName")
+            current = m.d(pod.get("spec")).get("nodeName")
             why = ""
-            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            if m.d(pod.get("metadata")).get("deletionTimestamp"):
                 why = f"pod {name} is being deleted, cannot be assigned to a host"
             elif current:
                 why = f'pod {name} is already assigned to node "{current}"'
@@ -314,6 +314,8 @@ class Registry:
                 await self.store.update(rt.key, pod, int(m.rv_of(pod) or 0))
             except store_base.Conflict:
                 continue
+            except store_base.NotFound:
+                raise not_found(rt, name) from None
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
         raise conflict(rt, name)
 
@@ -322,7 +324,7 @@ class Registry:
     async def remove_if_finalized(self, rt: ResourceType, obj: Obj) -> Obj:
         """An object being deleted whose last finalizer is gone (and whose grace period is over)
         leaves the store now."""
-        meta = obj.get("metadata") or {}
+        meta = m.d(obj.get("metadata"))
         if not meta.get("deletionTimestamp") or m.finalizers_of(obj):
             return obj
         if rt is kinds.NAMESPACES:

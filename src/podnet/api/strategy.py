@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from podnet.api import meta as m
 from podnet.model import kinds
 from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
@@ -42,7 +43,7 @@ def apply_defaults(obj: Obj) -> None:
 
 def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     errs: list[FieldError] = []
-    if not (obj.get("metadata") or {}).get("name"):
+    if not m.d(obj.get("metadata")).get("name"):
         errs.append(required("metadata.name", "name or generateName is required"))
     fn = _model_fn("podnet.model.validation", "validate")
     if fn is not None:
@@ -77,7 +78,7 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
 
 def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
     """Keep server-set metadata and, where a status subresource exists, the stored status."""
-    meta, old_meta = new["metadata"], old.get("metadata") or {}
+    meta, old_meta = new["metadata"], m.d(old.get("metadata"))
     for k in SERVER_META:
         if k in old_meta:
             meta[k] = copy.deepcopy(old_meta[k])
@@ -91,7 +92,7 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         else:
             new.pop("status", None)
     if rt is kinds.NAMESPACES:
-        old_fins = (old.get("spec") or {}).get("finalizers")
+        old_fins = m.d(old.get("spec")).get("finalizers")
         spec: dict[str, Any] = new["spec"] if isinstance(new.get("spec"), dict) else {}
         if old_fins is not None:
             spec["finalizers"] = copy.deepcopy(old_fins)
@@ -103,18 +104,18 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
 def bump_generation(rt: ResourceType, new: Obj, old: Obj) -> None:
     if rt.key not in GENERATION:
         return
-    gen = int((old.get("metadata") or {}).get("generation") or 1)
+    gen = int(m.d(old.get("metadata")).get("generation") or 1)
     if new.get("spec") != old.get("spec"):
         gen += 1
     new["metadata"]["generation"] = gen
 
 
 def qos_class(pod: Obj) -> str:
-    containers = [c for c in ((pod.get("spec") or {}).get("containers") or []) if isinstance(c, dict)]
+    containers = [c for c in (m.d(pod.get("spec")).get("containers") or []) if isinstance(c, dict)]
     requests_any, guaranteed = False, True
     for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        res = m.d(c.get("resources"))
+        req, lim = m.d(res.get("requests")), m.d(res.get("limits"))
         if req or lim:
             requests_any = True
         for r in ("cpu", "memory"):
@@ -129,7 +130,7 @@ def label_selector_string(selector: Any) -> str:
     """metav1.FormatLabelSelector: `a=b,c in (x,y)`, sorted as Kubernetes prints it."""
     if not isinstance(selector, dict):
         return ""
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    parts = [f"{k}={v}" for k, v in sorted(m.d(selector.get("matchLabels")).items())]
     for e in selector.get("matchExpressions") or []:
         op, key = str(e.get("operator", "")), str(e.get("key", ""))
         values = sorted(str(v) for v in e.get("values") or [])

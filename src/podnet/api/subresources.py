@@ -18,8 +18,8 @@ SCALE_API_VERSION = "autoscaling/v1"
 
 
 def scale_of(rt: ResourceType, obj: Obj) -> Obj:
-    meta = obj.get("metadata") or {}
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    meta = m.d(obj.get("metadata"))
+    spec, status = m.d(obj.get("spec")), m.d(obj.get("status"))
     replicas = spec.get("replicas")
     return {
         "kind": "Scale", "apiVersion": SCALE_API_VERSION,
@@ -49,11 +49,11 @@ class Subresources:
                            dry_run: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of a Scale update must be a JSON object")
-        replicas = (body.get("spec") or {}).get("replicas", 0)
+        replicas = m.d(body.get("spec")).get("replicas", 0)
         errs = strategy.validate_replicas(replicas)
         if errs:
             raise _scale_invalid(name, errs)
-        precondition = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        precondition = str(m.d(body.get("metadata")).get("resourceVersion") or "")
 
         def change(obj: Obj) -> Obj:
             obj.setdefault("spec", {})["replicas"] = replicas
@@ -85,16 +85,16 @@ class Subresources:
             old = await self.registry.get(rt, ns, name)
             if subresource == "scale":
                 patched_scale = patching.apply_patch(None, ctype, scale_of(rt, old), body)
-                replicas = (patched_scale.get("spec") or {}).get("replicas")
+                replicas = m.d(patched_scale.get("spec")).get("replicas")
                 errs = strategy.validate_replicas(replicas)
                 if errs:
                     raise _scale_invalid(name, errs)
                 new = copy.deepcopy(old)
                 new.setdefault("spec", {})["replicas"] = replicas
-                precondition = str((patched_scale.get("metadata") or {}).get("resourceVersion") or "")
+                precondition = str(m.d(patched_scale.get("metadata")).get("resourceVersion") or "")
             else:
                 patched = patching.apply_patch(rt, ctype, old, body)
-                precondition = str((patched.get("metadata") or {}).get("resourceVersion") or "")
+                precondition = str(m.d(patched.get("metadata")).get("resourceVersion") or "")
                 new = self._accept_patched(rt, ns, name, patched, old, subresource)
             if precondition and precondition != m.rv_of(old):
                 raise conflict(rt, name)
@@ -134,7 +134,8 @@ class Subresources:
     async def apply(self, rt: ResourceType, ns: str, name: str, config: Any, manager: str, *,
                     dry_run: bool = False) -> tuple[Obj, bool]:
         """A basic field manager: create when absent, else merge the applied configuration over the
-        live object; managedFields records the manager and the fields it applied."""
+        live object and drop the map keys this manager applied before but no longer does;
+        managedFields records the manager and the fields it applied. No conflict detection."""
         if not isinstance(config, dict):
             raise bad_request("error decoding YAML: the applied configuration must be an object")
         if not config.get("apiVersion") or not config.get("kind"):
@@ -170,8 +171,12 @@ class Subresources:
                 merged = apply_strategic_merge(rt, old, applied)
             except PatchError as e:
                 raise bad_request(str(e)) from e
-            fields = [f for f in (merged["metadata"].get("managedFields") or [])
-                      if not (f.get("manager") == manager and f.get("operation") == "Apply")]
+            entries = merged["metadata"].get("managedFields") or []
+            previous = next((f for f in entries if isinstance(f, dict) and f.get("manager") == manager
+                             and f.get("operation") == "Apply"), None)
+            if previous is not None and isinstance(previous.get("fieldsV1"), dict):
+                _prune(merged, previous["fieldsV1"], entry["fieldsV1"])
+            fields = [f for f in entries if f is not previous]
             merged["metadata"]["managedFields"] = [*fields, entry]
             new = self._accept_patched(rt, ns, name, merged, old, "")
             try:
@@ -179,6 +184,22 @@ class Subresources:
             except StoreConflict:
                 continue
         raise conflict(rt, name)
+
+
+def _prune(live: dict[str, Any], before: dict[str, Any], now: dict[str, Any]) -> None:
+    """Remove from live the keys `before` lists (fieldsV1 `f:<key>`) that `now` no longer does."""
+    for fk, sub_before in before.items():
+        if not fk.startswith("f:"):
+            continue
+        key = fk[2:]
+        if key in ("metadata", "apiVersion", "kind", "name", "namespace"):
+            if key == "metadata" and isinstance(live.get(key), dict) and isinstance(now.get(fk), dict):
+                _prune(live[key], sub_before, now[fk])
+            continue
+        if fk not in now:
+            live.pop(key, None)
+        elif isinstance(sub_before, dict) and isinstance(live.get(key), dict) and isinstance(now[fk], dict):
+            _prune(live[key], sub_before, now[fk])
 
 
 def _fields_v1(value: Any) -> Any:

@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+from rich.status import Status
+
 from podnet.cli.common import add_name_flag, load_config
 from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, emit, err_console
@@ -62,16 +64,31 @@ def _need_root() -> None:
         raise CLIError("this command changes network namespaces, links and routes: run it as root")
 
 
-@contextlib.contextmanager
-def _rich_step(text: str) -> Iterator[None]:
-    t0 = time.monotonic()
-    with err_console.status(text + " ..."):
-        try:
-            yield
-        except BaseException:
-            err_console.print(f"[red]✗[/red] {text}")
-            raise
-    err_console.print(f"[green]✓[/green] {text} [dim]({time.monotonic() - t0:.1f}s)[/dim]")
+class _Steps:
+    """One Rich status line per step of `up`, ticked off (✓) or crossed (✗) when it ends."""
+
+    def __init__(self) -> None:
+        self._status: Status | None = None
+        self._text = ""
+
+    @contextlib.contextmanager
+    def step(self, text: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        self._text = text
+        with err_console.status(text + " ...") as status:
+            self._status = status
+            try:
+                yield
+            except BaseException:
+                err_console.print(f"[red]✗[/red] {text}")
+                raise
+            finally:
+                self._status = None
+        err_console.print(f"[green]✓[/green] {text} [dim]({time.monotonic() - t0:.1f}s)[/dim]")
+
+    def nodes_ready(self, ready: int, total: int) -> None:
+        if self._status is not None:
+            self._status.update(f"{self._text} ... {ready}/{total} Ready")
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -87,8 +104,9 @@ def run_up(args: argparse.Namespace) -> int:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()
     t0 = time.monotonic()
+    steps = _Steps()
     try:
-        cfg = up(opts, ops, step=_rich_step)
+        cfg = up(opts, ops, step=steps.step, node_progress=steps.nodes_ready)
     except UpError as e:
         raise CLIError(str(e)) from None
     finally:

@@ -12,10 +12,10 @@ from typing import Any
 
 from podnet.cli.common import add_name_flag, client_for, load_config
 from podnet.cli.main import CLIError
-from podnet.cli.output import add_output_flag, console, emit
+from podnet.cli.output import add_output_flag, console, emit, err_console
 from podnet.client.client import ApiError
 from podnet.cluster.config import ClusterConfig
-from podnet.model.kinds import NODES, PODS, SERVICES, Obj
+from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 from podnet.proxy.explain import counters_from_json, explain, node_ip
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.lbip import lb_owner
@@ -57,16 +57,17 @@ def node_netns(cluster: str, node: str) -> str:
     return nn(cluster, node)
 
 
-async def _fetch(cfg: ClusterConfig) -> tuple[list[Obj], list[Obj], list[Obj]]:
+async def _fetch(cfg: ClusterConfig) -> tuple[list[Obj], list[Obj], list[Obj], list[Obj]]:
     async with client_for(cfg) as c:
         try:
             nodes = (await c.list(NODES)).get("items") or []
             pods = (await c.list(PODS)).get("items") or []
             svcs = (await c.list(SERVICES)).get("items") or []
+            slices = (await c.list(ENDPOINTSLICES)).get("items") or []
         except (ApiError, OSError) as e:
             raise CLIError(f"cannot reach the API server of cluster {cfg.name!r} at {cfg.api_url}: "
                            f"{e}") from e
-    return nodes, pods, svcs
+    return nodes, pods, svcs, slices
 
 
 def _find(objs: list[Obj], ref: str) -> Obj | None:
@@ -88,7 +89,7 @@ def _split_port(dest: str) -> tuple[str, int | None]:
 
 
 def resolve(source: str, dest: str, nodes: list[Obj], pods: list[Obj], svcs: list[Obj],
-            cfg: ClusterConfig) -> tuple[str, str, str, int, str]:
+            cfg: ClusterConfig, slices: list[Obj] | None = None) -> tuple[str, str, str, int, str]:
     """(src ip, entry node, dst ip, port, entry kind 'in'|'local') from the user's words."""
     if not nodes:
         raise CLIError("the cluster has no nodes yet")
@@ -115,7 +116,7 @@ def resolve(source: str, dest: str, nodes: list[Obj], pods: list[Obj], svcs: lis
     by_node_ip = {node_ip(n): n["metadata"]["name"] for n in nodes}
     if source == "outside":
         src = _outside_ip(cfg)
-        entry = by_node_ip.get(dst) or _lb_entry(dst, svcs, nodes, cfg) or sorted(names)[0]
+        entry = by_node_ip.get(dst) or _lb_entry(dst, svcs, slices or [], nodes, cfg) or sorted(names)[0]
         return src, entry, dst, port, "in"
     if source in names:
         n = next(x for x in nodes if x["metadata"]["name"] == source)
@@ -137,8 +138,10 @@ def _outside_ip(cfg: ClusterConfig) -> str:
     return "192.0.2.1"
 
 
-def _lb_entry(ip: str, svcs: list[Obj], nodes: list[Obj], cfg: ClusterConfig) -> str | None:
-    built = build_service_ports(svcs, [], NodeFacts("", (), cfg.pod_cidr))
+def _lb_entry(ip: str, svcs: list[Obj], slices: list[Obj], nodes: list[Obj],
+              cfg: ClusterConfig) -> str | None:
+    """The node that carries a LoadBalancer / external IP: the same choice the agents make."""
+    built = build_service_ports(svcs, slices, NodeFacts("", (), cfg.pod_cidr))
     for sp in built.ports:
         if ip in sp.lb_ips or ip in sp.external_ips:
             return lb_owner(ip, sp, nodes)
@@ -147,8 +150,8 @@ def _lb_entry(ip: str, svcs: list[Obj], nodes: list[Obj], cfg: ClusterConfig) ->
 
 def run_trace(args: argparse.Namespace) -> int:
     cfg = load_config(args.name)
-    nodes, pods, svcs = asyncio.run(_fetch(cfg))
-    src, entry, dst, port, kind = resolve(args.source, args.dest, nodes, pods, svcs, cfg)
+    nodes, pods, svcs, slices = asyncio.run(_fetch(cfg))
+    src, entry, dst, port, kind = resolve(args.source, args.dest, nodes, pods, svcs, cfg, slices)
     netns = node_netns(cfg.name, entry)
     try:
         text = RealNft(netns).list_table_text(stateless=True)
@@ -196,7 +199,7 @@ def gather_counters(cfg: ClusterConfig, nodes: list[str]) -> dict[str, Any]:
 
 def run_top(args: argparse.Namespace) -> int:
     cfg = load_config(args.name)
-    nodes, _, _ = asyncio.run(_fetch(cfg))
+    nodes, _, _, _ = asyncio.run(_fetch(cfg))
     names = sorted(n["metadata"]["name"] for n in nodes)
     while True:
         data = gather_counters(cfg, names)
@@ -207,7 +210,7 @@ def run_top(args: argparse.Namespace) -> int:
             console.clear()
         emit(args, data, ("KIND", "NAME", "PACKETS", "BYTES"), rows, title=f"traffic of cluster {cfg.name}")
         for err in data["errors"]:
-            console.print(f"[yellow]warning[/]: {err}")
+            err_console.print(f"[yellow]warning[/]: {err}", highlight=False)
         if not args.watch:
             return 0
         time.sleep(2)

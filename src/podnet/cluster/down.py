@@ -66,7 +66,7 @@ def teardown(name: str, ops: NetOps, *, keep_state: bool = False, grace: float =
     # podnet's own daemons get `grace` seconds to tidy up; what they ran (containers) is killed after them
     rep.processes = stop_processes(procs, grace=grace, wait_for=daemons)
     for e in entries:
-        if e.kind == jr.CGROUP:
+        if e.kind == jr.CGROUP and Path(e.name).name.startswith("podnet-"):  # only a cgroup podnet made
             cg = ClusterCgroup(Path(e.name))
             cg.kill_all()
             cg.remove()

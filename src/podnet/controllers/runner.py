@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from podnet.allocators.lb_pool import LoadBalancerPool
+from podnet.allocators.lb_pool import LoadBalancerPool, handles
 from podnet.client.client import ApiClient, ApiError, resource_path
 from podnet.client.informer import Informer
 from podnet.cluster.config import ClusterConfig
@@ -41,11 +41,12 @@ from podnet.controllers.endpointslices import (
     reconcile_endpoint_slices,
 )
 from podnet.controllers.indexes import GroupIndex, LabelIndex, SelectorIndex
-from podnet.controllers.lb_status import reconcile_lb_status
+from podnet.controllers.lb_status import reconcile_lb_status, recorded_ip
 from podnet.controllers.node_ipam import reconcile_node_cidr
 from podnet.controllers.node_lifecycle import DEFAULT_GRACE_SECONDS, reconcile_node_health
 from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
+from podnet.controllers.template_hash import equal_ignore_hash
 from podnet.controllers.workqueue import WorkQueue
 from podnet.model.kinds import (
     DEPLOYMENTS,
@@ -123,7 +124,9 @@ class ControllerManager:
         self._wire_handlers()
 
     # ---- lifecycle ----------------------------------------------------------------------
-    async def start(self, sync_timeout: float = 30.0) -> None:
+    async def start(self, sync_timeout: float | None = 30.0) -> None:
+        """Start the informers, wait until each has listed once (None: as long as it takes; the
+        informers retry on their own), then start the workers."""
         for inf in self.informers.values():
             inf.start()
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers.values())),
@@ -147,8 +150,8 @@ class ControllerManager:
             await inf.stop()
 
     async def run(self) -> None:
-        await self.start()
         try:
+            await self.start(sync_timeout=None)
             await asyncio.Event().wait()
         finally:
             await self.stop()
@@ -163,8 +166,10 @@ class ControllerManager:
             return list(items)
         return [x for x in items if o.namespace(x) == namespace]
 
-    def _live_pods(self, namespace: str | None = None, keys: set[str] | None = None) -> list[Obj]:
-        """Pods from the cache (all, one namespace's, or the given keys) minus the ones we deleted."""
+    def _live_pods(self, namespace: str | None = None, keys: set[str] | None = None, *,
+                   skip_deleted: bool = True) -> list[Obj]:
+        """Pods from the cache (all, one namespace's, or the given keys), by default minus the ones we
+        deleted (a stale event must not bring them back for the ReplicaSet count)."""
         now = time.monotonic()
         for uid, deadline in list(self._tombstones.items()):
             if deadline < now:
@@ -176,6 +181,8 @@ class ControllerManager:
         else:
             cache = self.cache(PODS).cache
             pods = [p for p in (cache.get(k) for k in sorted(keys)) if p is not None]
+        if not skip_deleted:
+            return pods
         return [p for p in pods if o.uid(p) not in self._tombstones]
 
     def _index(self, rt: ResourceType, k: str, obj: Obj | None) -> None:
@@ -256,6 +263,13 @@ class ControllerManager:
             self._deleted_services.discard(k)
         self._add("endpoints", k)
         self._add("loadbalancer", k)
+        freed = old is not None and recorded_ip(old) and (
+            etype == "DELETED" or recorded_ip(obj) != recorded_ip(old))
+        if freed:
+            # a pool IP came free: pending LoadBalancer Services get another chance
+            for svc in self._items(SERVICES):
+                if handles(svc) and not recorded_ip(svc):
+                    self._add("loadbalancer", o.key(svc))
 
     def _services_selecting(self, pod: Obj, old: Obj | None) -> Iterable[str]:
         ns = o.namespace(pod)
@@ -499,7 +513,8 @@ class ControllerManager:
             await self.execute(actions)
             return
         selector = (svc.get("spec") or {}).get("selector") or {}
-        pods = self._live_pods(keys=self.pod_index.matching(ns, selector))
+        # terminating pods stay in the slices (terminating=true) until they are gone
+        pods = self._live_pods(keys=self.pod_index.matching(ns, selector), skip_deleted=False)
         actions = reconcile_endpoint_slices(svc, pods, slices) + reconcile_endpoints(svc, pods, existing)
         await self.execute(actions)
 
@@ -515,7 +530,32 @@ class ControllerManager:
         dep = self.cache(DEPLOYMENTS).get(name, ns)
         if dep is None:
             return
-        await self.execute(reconcile_deployment(dep, self._items(REPLICASETS, ns)))
+        actions = reconcile_deployment(dep, self._items(REPLICASETS, ns))
+        try:
+            await self.execute(actions)
+        except ApiError as e:
+            creates = [a for a in actions if a.verb == "create" and a.rt.key == REPLICASETS.key]
+            if e.code == 409 and e.reason == "AlreadyExists" and creates:
+                await self._replicaset_name_taken(dep, creates[0].obj)
+            raise
+
+    async def _replicaset_name_taken(self, dep: Obj, wanted: Obj) -> None:
+        """The ReplicaSet name `<deployment>-<hash>` exists: ours (the cache lags) or a hash collision,
+        which bumps status.collisionCount so the next hash differs (as kube-controller-manager does)."""
+        ns, rs_name = o.namespace(dep), o.name(wanted)
+        try:
+            existing = await self.client.get(REPLICASETS, rs_name, ns)
+        except ApiError:
+            return
+        same = equal_ignore_hash((existing.get("spec") or {}).get("template") or {},
+                                 (wanted.get("spec") or {}).get("template") or {})
+        if same and o.controller_ref(existing) is not None and \
+                (o.controller_ref(existing) or {}).get("uid") == o.uid(dep):
+            self._remember(REPLICASETS, existing)
+            return
+        new = {**dep, "status": dict(dep.get("status") or {})}
+        new["status"]["collisionCount"] = int(new["status"].get("collisionCount") or 0) + 1
+        self._remember(DEPLOYMENTS, await self.client.update_status(DEPLOYMENTS, new))
 
     async def _sync_scheduler(self, key: str) -> None:
         ns, name = _split(key)

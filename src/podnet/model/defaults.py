@@ -67,7 +67,7 @@ def default_service(obj: Obj) -> None:
             port["targetPort"] = port["port"]
     if externally_accessible(spec) and not spec.get("externalTrafficPolicy"):
         spec["externalTrafficPolicy"] = "Cluster"
-    if spec["type"] != "ExternalName" and not spec.get("internalTrafficPolicy"):
+    if spec["type"] in ("ClusterIP", "NodePort", "LoadBalancer") and not spec.get("internalTrafficPolicy"):
         spec["internalTrafficPolicy"] = "Cluster"
     if spec["type"] == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
         spec["allocateLoadBalancerNodePorts"] = True
@@ -99,10 +99,14 @@ def image_tag_is_latest(image: str) -> bool:
 def _default_probe(probe: Any) -> None:
     if not isinstance(probe, dict):
         return
-    probe.setdefault("timeoutSeconds", 1)
-    probe.setdefault("periodSeconds", 10)
-    probe.setdefault("successThreshold", 1)
-    probe.setdefault("failureThreshold", 3)
+    for key, value in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
+        if not probe.get(key):  # Go: `if obj.TimeoutSeconds == 0` (unset and 0 alike)
+            probe[key] = value
     _default_handler(probe)
 
 
@@ -143,11 +147,6 @@ def _default_container(c: dict[str, Any]) -> None:
             and not vf["fieldRef"].get("apiVersion")
         ):
             vf["fieldRef"]["apiVersion"] = "v1"
-    res = c["resources"]
-    if isinstance(res, dict) and isinstance(res.get("limits"), dict) and res["limits"]:
-        reqs = _dict(res, "requests")
-        for k, v in res["limits"].items():
-            reqs.setdefault(k, v)
 
 
 def _default_volume(v: dict[str, Any]) -> None:
@@ -158,6 +157,9 @@ def _default_volume(v: dict[str, Any]) -> None:
         src = v.get(key)
         if isinstance(src, dict) and src.get("defaultMode") is None:
             src["defaultMode"] = DEFAULT_VOLUME_MODE
+    host_path = v.get("hostPath")
+    if isinstance(host_path, dict) and host_path.get("type") is None:
+        host_path["type"] = ""
 
 
 def default_pod_spec(spec: dict[str, Any]) -> None:
@@ -186,8 +188,16 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
 
 
 def default_pod(obj: Obj) -> None:
+    """`SetDefaults_Pod` + the pod-spec defaults. Only Pods (not templates) copy limits to requests."""
     spec = _dict(obj, "spec")
     default_pod_spec(spec)
+    for key in ("containers", "initContainers"):
+        for c in _dicts(spec.get(key)):
+            res = c.get("resources")
+            if isinstance(res, dict) and isinstance(res.get("limits"), dict):
+                reqs = _dict(res, "requests")
+                for name, value in res["limits"].items():
+                    reqs.setdefault(name, value)
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
 
@@ -256,6 +266,11 @@ def default_endpointslice(obj: Obj) -> None:
             port["protocol"] = "TCP"
 
 
+def default_configmap(obj: Obj) -> None:
+    if obj.get("data") is None:
+        obj["data"] = {}
+
+
 def default_node(obj: Obj) -> None:
     status = obj.get("status")
     if (
@@ -272,6 +287,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("v1", "Namespace"): default_namespace,
     ("v1", "Endpoints"): default_endpoints,
     ("v1", "Node"): default_node,
+    ("v1", "ConfigMap"): default_configmap,
     ("apps/v1", "Deployment"): default_deployment,
     ("apps/v1", "ReplicaSet"): default_replicaset,
     ("discovery.k8s.io/v1", "EndpointSlice"): default_endpointslice,

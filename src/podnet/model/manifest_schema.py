@@ -7,25 +7,7 @@ Paths use `[]` for "an item of this list": `spec.ports[]`.
 
 from __future__ import annotations
 
-TOP = frozenset(
-    {
-        "apiVersion",
-        "kind",
-        "metadata",
-        "spec",
-        "status",
-        "data",
-        "binaryData",
-        "stringData",
-        "subsets",
-        "endpoints",
-        "ports",
-        "addressType",
-        "items",
-        "immutable",
-        "type",
-    }
-)
+TOP = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 METADATA = frozenset(
     {
         "name",
@@ -216,6 +198,20 @@ def belongs(kind: str, path: str, key: str) -> str | None:
         if fields is not None and key in fields:
             return anc
     return None
+
+
+def too_shallow(kind: str, path: str, key: str) -> str | None:
+    """If `key` is unknown at `path` but known somewhere below it, the nearest such place."""
+    here = known_at(kind, path)
+    if here is None or key in here:
+        return None
+    prefix = f"{path}." if path else ""
+    deeper = [
+        p
+        for p, fields in SCHEMAS.get(kind, {}).items()
+        if p.startswith(prefix) and p != path and key in fields
+    ]
+    return min(deeper, key=lambda p: (p.count("."), len(p))) if deeper else None
 
 
 def display(path: str) -> str:

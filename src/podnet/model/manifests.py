@@ -112,7 +112,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     return out
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def _yaml_hint(problem: str, line_text: str) -> str:
@@ -277,6 +277,12 @@ def _align_hint(lines: list[str], key: str, target: str, start: int) -> str:
                     f'move "{key}" so it starts in column {child_indent.indent + 1} and lines up with '
                     f'"{child_indent.key}" (line {child_indent.line}), as a field of "{target}".'
                 )
+    parts = target.replace("[]", "").split(".")
+    if len(parts) > 1:
+        return (
+            f'there is no "{parts[-1]}" under "{parts[-2]}" yet: add a "{parts[-1]}:" line there and '
+            f'indent "{key}" below it, as a field of "{target}".'
+        )
     return f'indent "{key}" as a direct field of "{target}".'
 
 
@@ -315,6 +321,8 @@ def _check_placement(obj: Any, kind: str, root: yaml.Node | None, filename: str,
         if isinstance(value, dict):
             for key, child in value.items():
                 target = schema.belongs(kind, path, key)
+                if target is None:
+                    _check_too_shallow(kind, path, key, raw, root, filename, lines)
                 if target is not None:
                     parent_raw = [p for p in raw]
                     # the nearest named ancestor in the file ("ports" for spec.ports[0])
@@ -343,6 +351,34 @@ def _check_placement(obj: Any, kind: str, root: yaml.Node | None, filename: str,
                 walk(item, f"{path}[]", [*raw, i])
 
     walk(obj, "", [])
+
+
+def _check_too_shallow(
+    kind: str,
+    path: str,
+    key: str,
+    raw: list[str | int],
+    root: yaml.Node | None,
+    filename: str,
+    lines: list[str],
+) -> None:
+    """A known field written too far left: `selector:` at the top level instead of under `spec:`."""
+    target = schema.too_shallow(kind, path, key)
+    if target is None:
+        return
+    kn = _key_node(_node_at(root, raw) if root else None, key)
+    line = kn.start_mark.line + 1 if kn else 0
+    col = kn.start_mark.column + 1 if kn else 0
+    shown = schema.display(target)
+    if path:
+        parent = next((str(p) for p in reversed(raw) if isinstance(p, str)), path)
+        msg = f'"{key}" is directly under "{parent}" (line {line}); it belongs under "{shown}"'
+    else:
+        msg = f'"{key}" is at the top level (line {line}); it belongs under "{shown}"'
+    start = _doc_start(lines, line) if line else 1
+    raise ManifestError(
+        msg, filename, line, col, _snippet(lines, line, col), _align_hint(lines, key, target, start)
+    )
 
 
 def _last_str_index(raw: list[str | int]) -> int:

@@ -10,12 +10,13 @@ from podnet.model.errors import (
     FieldError,
     GoValue,
     forbidden,
+    go_quote,
     go_string_map,
     invalid,
     not_supported,
     required,
 )
-from podnet.model.selectors import from_label_selector
+from podnet.model.selectors import Selector, from_label_selector
 from podnet.model.validation_meta import (
     FIELD_IMMUTABLE_MSG,
     as_int,
@@ -37,14 +38,15 @@ def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def _validate_template_for_replicaset(spec: dict[str, Any], sel: Any, path: str) -> list[FieldError]:
+def _validate_template_for_replicaset(
+    spec: dict[str, Any], selector: Selector, path: str
+) -> list[FieldError]:
     """`ValidatePodTemplateSpecForReplicaSet`."""
     tmpl = spec.get("template")
     if not isinstance(tmpl, dict):
-        return [required(path, "")]
+        tmpl = {}  # Go's zero-value template: validated like an empty one
     errs: list[FieldError] = []
     labels = _d(tmpl.get("metadata")).get("labels")
-    selector = from_label_selector(sel)
     if not selector.is_empty() and not selector.matches(labels if isinstance(labels, dict) else {}):
         errs.append(
             invalid(
@@ -60,31 +62,31 @@ def _validate_template_for_replicaset(spec: dict[str, Any], sel: Any, path: str)
         errs.append(not_supported(f"{path}.spec.restartPolicy", rp or "", ["Always"]))
     if pspec.get("activeDeadlineSeconds") is not None:
         errs.append(
-            invalid(
-                f"{path}.spec.activeDeadlineSeconds",
-                pspec["activeDeadlineSeconds"],
-                "activeDeadlineSeconds in ReplicaSet is not Supported",
+            forbidden(
+                f"{path}.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not Supported"
             )
         )
     return errs
 
 
-def _validate_selector_and_template(spec: dict[str, Any], kind_word: str) -> list[FieldError]:
+def _validate_selector_and_template(spec: dict[str, Any]) -> list[FieldError]:
+    """The selector part of `ValidateDeploymentSpec` / `ValidateReplicaSetSpec`, then the template."""
     sel = spec.get("selector")
+    errs: list[FieldError] = []
     if sel is None:
-        return [required("spec.selector", "")]
-    errs = validate_label_selector(sel, "spec.selector")
-    if isinstance(sel, dict) and not (sel.get("matchLabels") or sel.get("matchExpressions")):
-        errs.append(
-            invalid("spec.selector", go_label_selector(sel), f"empty selector is invalid for {kind_word}")
-        )
-    if errs and any(e.field.startswith("spec.selector.matchExpressions") for e in errs):
-        errs.append(invalid("spec.selector", go_label_selector(sel), "invalid label selector"))
-        return errs
+        errs.append(required("spec.selector", ""))
+    else:
+        errs.extend(validate_label_selector(sel, "spec.selector"))
+        if not isinstance(sel, dict) or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+            errs.append(
+                invalid("spec.selector", go_label_selector(sel), "empty selector is invalid for deployment")
+            )
     try:
-        errs.extend(_validate_template_for_replicaset(spec, sel, "spec.template"))
+        selector = from_label_selector(sel)  # None selects nothing, so the template check then fails too
     except ValueError:
         errs.append(invalid("spec.selector", go_label_selector(sel), "invalid label selector"))
+        return errs
+    errs.extend(_validate_template_for_replicaset(spec, selector, "spec.template"))
     return errs
 
 
@@ -102,7 +104,8 @@ def _validate_positive_int_or_percent(v: Any, path: str) -> list[FieldError]:
         return []
     if isinstance(v, int) and not isinstance(v, bool):
         return validate_nonnegative(v, path)
-    return [invalid(path, GoValue(str(v)), "must be an integer or percentage (e.g '5%')")]
+    # sic: Kubernetes passes this text to a non-format function, so "%%" reaches the user as is.
+    return [invalid(path, GoValue(str(v)), "must be an integer or percentage (e.g '5%%')")]
 
 
 def _validate_strategy(strategy: Any) -> list[FieldError]:
@@ -142,7 +145,17 @@ def _validate_strategy(strategy: Any) -> list[FieldError]:
                 )
             )
         return errs
-    return [not_supported(f"{path}.type", st, ["Recreate", "RollingUpdate"], keep_order=True)]
+    return [not_supported(path, _go_strategy(st, ru), ["Recreate", "RollingUpdate"], keep_order=True)]
+
+
+def _go_strategy(st: str, ru: Any) -> GoValue:
+    """`%#v` of the `apps.DeploymentStrategy` Kubernetes prints for an unknown strategy type."""
+    rolling = (
+        "(*apps.RollingUpdateDeployment)(nil)"
+        if ru is None
+        else "(*apps.RollingUpdateDeployment)(0xc000000000)"
+    )
+    return GoValue(f"apps.DeploymentStrategy{{Type:{go_quote(st)}, RollingUpdate:{rolling}}}")
 
 
 def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
@@ -153,10 +166,7 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) 
         errs = validate_object_meta_update(obj.get("metadata"), old.get("metadata"))
     spec = _d(obj.get("spec"))
     errs.extend(validate_nonnegative(spec.get("replicas"), "spec.replicas"))
-    sel_errs = _validate_selector_and_template(spec, "deployment")
-    errs.extend(sel_errs)
-    if spec.get("selector") is None:
-        return errs
+    errs.extend(_validate_selector_and_template(spec))
     errs.extend(_validate_strategy(spec.get("strategy")))
     errs.extend(validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds"))
     if spec.get("revisionHistoryLimit") is not None:
@@ -184,7 +194,7 @@ def validate_replicaset(obj: dict[str, Any], old: dict[str, Any] | None = None) 
     spec = _d(obj.get("spec"))
     errs.extend(validate_nonnegative(spec.get("replicas"), "spec.replicas"))
     errs.extend(validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds"))
-    errs.extend(_validate_selector_and_template(spec, "deployment"))
+    errs.extend(_validate_selector_and_template(spec))
     if old is not None:
         osel = _d(old.get("spec")).get("selector")
         if spec.get("selector") != osel:

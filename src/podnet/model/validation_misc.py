@@ -174,7 +174,9 @@ def _fqdn_errors(value: str) -> list[str]:
 
 
 def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
-    errs = _meta(obj, old, True, names.name_is_dns_subdomain)
+    """`ValidateEndpointSlice`; on update the same plus an immutable addressType (Kubernetes re-runs the
+    create rules for slices, metadata included)."""
+    errs = validate_object_meta(obj.get("metadata"), True, names.name_is_dns_subdomain)
     at = obj.get("addressType") or ""
     if not at:
         errs.append(required("addressType", ""))
@@ -183,6 +185,7 @@ def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = Non
     endpoints = _items(obj.get("endpoints"))
     if len(endpoints) > 1000:
         errs.append(too_many("endpoints", len(endpoints), 1000))
+        endpoints = []
     for i, ep in enumerate(endpoints):
         p = f"endpoints[{i}]"
         addrs = [str(a) for a in ep.get("addresses") or []]
@@ -216,6 +219,7 @@ def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = Non
     ports = _items(obj.get("ports"))
     if len(ports) > 20000:
         errs.append(too_many("ports", len(ports), 20000))
+        ports = []
     seen: set[str] = set()
     for i, port in enumerate(ports):
         p = f"ports[{i}]"
@@ -230,9 +234,6 @@ def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = Non
             errs.append(required(f"{p}.protocol", ""))
         elif proto not in PROTOCOLS:
             errs.append(not_supported(f"{p}.protocol", proto, PROTOCOLS))
-        if port.get("port") is not None:
-            num = as_int(port.get("port")) or 0
-            errs.extend(invalid(f"{p}.port", num, m) for m in names.port_num_errors(num))
         app = port.get("appProtocol")
         if app is not None:
             errs.extend(invalid(f"{p}.appProtocol", app, m) for m in names.qualified_name_errors(str(app)))

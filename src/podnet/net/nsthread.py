@@ -8,9 +8,12 @@ runs in the wrong namespace.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -69,6 +72,81 @@ def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["result"]  # type: ignore[return-value]
+
+
+MS_REC = 0x4000
+MS_BIND = 0x1000
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+_mount_lock = threading.Lock()
+
+
+def _mount(source: bytes, target: bytes, fstype: bytes, flags: int) -> None:
+    if _libc.mount(source, target, fstype, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
+
+
+def _share_run_dir() -> None:
+    """Make /run/netns a shared mount (as `ip netns add` does), so namespace mounts propagate."""
+    os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+    d = NETNS_RUN_DIR.encode()
+    try:
+        _mount(b"", d, b"none", MS_SHARED | MS_REC)
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        _mount(d, d, b"none", MS_BIND | MS_REC)
+        _mount(b"", d, b"none", MS_SHARED | MS_REC)
+
+
+def create_netns(name: str) -> None:
+    """Create network namespace `name` (a bind mount under /run/netns), like `ip netns add`, without forking.
+
+    A new thread unshares its network namespace and bind-mounts it, then the thread ends; nothing else in
+    the process changes namespace. (Forking, as pyroute2 does, is unsafe in a threaded program.)
+    """
+    path = netns_path(name)
+    with _mount_lock:
+        _share_run_dir()
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+        os.close(fd)
+    box: dict[str, BaseException] = {}
+
+    def runner() -> None:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            if _libc.unshare(CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"unshare: {os.strerror(err)}")
+            try:
+                _mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND)
+            finally:
+                _setns(own)
+        except BaseException as e:
+            box["error"] = e
+        finally:
+            os.close(own)
+
+    t = threading.Thread(target=runner, name=f"netns-add-{name}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise box["error"]
+
+
+def remove_netns(name: str) -> None:
+    """Unmount and remove the name of network namespace `name` (the namespace ends with its last user)."""
+    path = netns_path(name)
+    _libc.umount2(path.encode(), MNT_DETACH)
+    os.unlink(path)
+
+
+def socket_in_netns(name: str | None, family: int, type_: int, proto: int) -> socket.socket:
+    """A socket created inside network namespace `name` (it stays bound to it), without forking."""
+    return run_in_netns(name, lambda: socket.socket(family, type_, proto))
 
 
 def netns_exec_argv(netns: str, argv: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from podnet.net.nsthread import netns_path, run_in_netns
+from podnet.net.nsthread import create_netns, netns_path, remove_netns, run_in_netns, socket_in_netns
 from podnet.net.ops import (
     Addr,
     ExistsError,
@@ -40,6 +40,7 @@ from podnet.net.ops import (
 T = TypeVar("T")
 
 MAIN_TABLE = 254
+NETLINK_ROUTE = 0
 IFF_UP = 0x1
 RTNH_F_ONLINK = 0x4
 NUD_PERMANENT = 0x80
@@ -76,7 +77,11 @@ class RealNetOps:
             return ipr
         if netns is not None and not os.path.exists(netns_path(netns)):
             raise NotFoundError(f"network namespace {netns!r} does not exist")
-        ipr = IPRoute() if netns is None else IPRoute(netns=netns, flags=0)
+        if netns is None:
+            ipr = IPRoute()
+        else:  # a netlink socket made inside the namespace by a thread: pyroute2 would fork for it
+            sock = socket_in_netns(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+            ipr = IPRoute(fileno=sock.detach())
         self._sockets[netns] = ipr
         while len(self._sockets) > _SOCKET_CACHE:
             _, old = self._sockets.popitem(last=False)
@@ -111,7 +116,10 @@ class RealNetOps:
         check_netns_name(name)
         if os.path.exists(netns_path(name)):
             raise ExistsError(f"network namespace {name!r} already exists")
-        pr_netns.create(name)
+        try:
+            create_netns(name)
+        except FileExistsError:
+            raise ExistsError(f"network namespace {name!r} already exists") from None
 
     def netns_del(self, name: str) -> None:
         if not os.path.exists(netns_path(name)):
@@ -130,7 +138,7 @@ class RealNetOps:
         finally:
             with self._lock:
                 self._drop_socket(name)
-        pr_netns.remove(name)
+        remove_netns(name)
 
     def netns_exists(self, name: str) -> bool:
         return os.path.exists(netns_path(name))

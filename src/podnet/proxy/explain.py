@@ -67,7 +67,13 @@ def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entr
     ex = Explanation()
     byip = pod_index(pods)
     who = byip.get(src)
-    src_name = f"pod {who['metadata'].get('namespace')}/{who['metadata']['name']}" if who else src
+    by_node_ip = {node_ip(n): n["metadata"]["name"] for n in nodes}
+    if who:
+        src_name = f"pod {who['metadata'].get('namespace')}/{who['metadata']['name']}"
+    elif src in by_node_ip:
+        src_name = f"node {by_node_ip[src]}"
+    else:
+        src_name = "outside client"
     ex.lines.append(f"{proto.upper()} connection from {src_name} ({src}) to {dst}:{port}, "
                     f"entering node {entry_node}")
     for s in res.steps:
@@ -95,7 +101,7 @@ def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entr
     if res.candidates:
         n = len(res.candidates)
         how = "sticky (session affinity entry)" if res.sticky else (
-            f"spread at random over {n} endpoint{'s' if n > 1 else ''}")
+            f"spread at random over {n} endpoints" if n > 1 else "its only endpoint")
         ex.lines.append(f"DNAT {dst}:{port} → one of {n} endpoint(s), {how}:")
         for c in cands:
             snat = ("SNAT (masquerade) to the node address" if c["masquerade"]

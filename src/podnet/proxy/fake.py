@@ -71,6 +71,7 @@ class _State:
     candidates: list[tuple[str, int]] = field(default_factory=list)
     service: str = ""
     sticky: bool = False
+    local_ips: tuple[str, ...] = ()
 
     @property
     def daddr(self) -> str:
@@ -142,7 +143,7 @@ class FakeNft:
 
     def _walk(self, pkt: Packet, local_ips: tuple[str, ...], choice: int) -> TraceResult:
         t = self.table
-        st = _State(pkt, choice=choice)
+        st = _State(pkt, choice=choice, local_ips=local_ips)
         res = TraceResult("accept")
         hooks = ["prerouting"] if pkt.entry == "in" else ["output"]
         try:
@@ -221,6 +222,10 @@ class _Rule:
             self.take()  # random
             self.take()  # mod
             return f"numgen {self.take()}"
+        if a == "fib":  # fib saddr type / fib daddr type
+            which = self.take()
+            self.take()  # type
+            return f"fib {which} type"
         if a == "ct" and self.peek() in ("original", "reply"):
             d = self.take()
             return f"ct {d} {self.take()} {self.take()}"
@@ -256,6 +261,10 @@ class _Rule:
                 return "original"
             case "ct status":
                 return "dnat" if st.dnat else ""
+            case "fib saddr type":
+                return "local" if st.pkt.entry == "local" or st.pkt.src in st.local_ips else "unicast"
+            case "fib daddr type":
+                return "local" if st.daddr in st.local_ips else "unicast"
         raise NftError(f"FakeNft does not know selector {f!r} (rule: {self.text})")
 
     def key(self, fields: list[str], numgen: int = 0) -> tuple[str, ...]:

@@ -71,6 +71,7 @@ class LBAddresses:
         self.ifname = ifname
         self.pool = [ipaddress.ip_network(p, strict=False) for p in pool]
         self.current: set[str] = set()
+        self.checked = False  # the interface was inspected at least once (stale /32s removed)
 
     def _in_pool(self, ip: str) -> bool:
         if not self.pool:
@@ -79,6 +80,8 @@ class LBAddresses:
         return any(a in n for n in self.pool)
 
     def sync(self, wanted: set[str]) -> None:
+        if self.checked and wanted == self.current:
+            return
         from pyroute2 import IPRoute  # imported lazily: unit tests of the runner never touch netlink
 
         with IPRoute() as ipr:
@@ -97,3 +100,4 @@ class LBAddresses:
                 ipr.addr("add", index=idx, address=ip, prefixlen=32)
                 gratuitous_arp(self.ifname, ip)
         self.current = set(wanted)
+        self.checked = True

@@ -19,6 +19,8 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_SLICE_PORTS = 100  # discovery/v1 validation: at most 100 ports per EndpointSlice
 MAX_SLICE_ENDPOINTS = 1000
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
@@ -32,6 +34,7 @@ class NodeFacts:
     cluster_cidr: str = "10.244.0.0/16"
     pod_cidr: str = ""  # this node's podCIDR ("" when not yet assigned)
     all_pod_cidrs: tuple[str, ...] = ()  # every node's podCIDR; empty = only cluster_cidr is checked
+    all_node_ips: tuple[str, ...] = ()  # every node's InternalIP (host-network pods use them)
 
 
 @dataclass(frozen=True, order=True)
@@ -114,7 +117,23 @@ def _ipv4(value: object) -> str | None:
         return None
 
 
+def _special(ip: str) -> str:
+    """Why an address can never be an endpoint ("" when it can)."""
+    a = ipaddress.IPv4Address(ip)
+    if a.is_unspecified:
+        return "is unspecified"
+    if a.is_loopback:
+        return "is in the loopback range"
+    if a.is_link_local:
+        return "is in the link-local range"
+    if a.is_multicast:
+        return "is multicast"
+    return ""
+
+
 def _in_pod_cidrs(ip: str, node: NodeFacts) -> bool:
+    if ip in node.all_node_ips:
+        return True  # a host-network pod
     addr = ipaddress.IPv4Address(ip)
     nets = node.all_pod_cidrs or (node.cluster_cidr,)
     for n in nets:
@@ -146,6 +165,9 @@ def _slice_endpoints(sl: Obj, port_name: str, protocol: str, node: NodeFacts,
     if not isinstance(number, int) or not 1 <= number <= 65535:
         problems.append(f"{where}: port {port_name!r} has number {number!r}, must be 1-65535: skipped")
         return []
+    # slices of the EndpointSlice controller hold pod IPs; others (the `kubernetes` Service,
+    # hand-made slices of selectorless Services) may point anywhere routable
+    managed = (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
     eps = sl.get("endpoints") or []
     if len(eps) > MAX_SLICE_ENDPOINTS:
         problems.append(f"{where}: {len(eps)} endpoints, at most {MAX_SLICE_ENDPOINTS} allowed: "
@@ -160,7 +182,11 @@ def _slice_endpoints(sl: Obj, port_name: str, protocol: str, node: NodeFacts,
         if ip is None:
             problems.append(f"{where}: endpoint address {addrs[0]!r} is not an IPv4 address: skipped")
             continue
-        if not _in_pod_cidrs(ip, node):
+        why = _special(ip)
+        if why:
+            problems.append(f"{where}: endpoint address {ip} {why}: skipped")
+            continue
+        if managed and not _in_pod_cidrs(ip, node):
             problems.append(f"{where}: endpoint address {ip} is outside every pod CIDR: skipped")
             continue
         cond = e.get("conditions") or {}

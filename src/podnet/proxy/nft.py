@@ -30,6 +30,11 @@ def _first_lines(text: str, n: int = 12) -> str:
     return "\n".join(lines[:n]) + more
 
 
+def _table_missing(e: NftError) -> bool:
+    msg = str(e)
+    return "No such file or directory" in msg and "network namespace" not in msg
+
+
 class RealNft:
     """Runs `nft` in the current network namespace, or in `netns` via `ip netns exec`."""
 
@@ -50,6 +55,8 @@ class RealNft:
             raise NftError(f"cannot run {self.nft_binary!r}: {e}") from e
         except subprocess.TimeoutExpired as e:
             raise NftError(f"nft {' '.join(args)} did not finish within {self.timeout:.0f}s") from e
+        if proc.returncode != 0 and "Cannot open network namespace" in proc.stderr:
+            raise NftError(f"network namespace {self.netns} does not exist (Cannot open network namespace)")
         if proc.returncode != 0:
             where = f" in netns {self.netns}" if self.netns else ""
             raise NftError(f"nft {' '.join(args)}{where} failed (exit {proc.returncode}): "
@@ -63,7 +70,7 @@ class RealNft:
         try:
             out = self._run(["-j", "list", "table", FAMILY, TABLE])
         except NftError as e:
-            if "No such file or directory" in str(e):
+            if _table_missing(e):
                 return {"nftables": []}
             raise
         data: dict[str, Any] = json.loads(out)
@@ -74,7 +81,7 @@ class RealNft:
         try:
             return self._run([*(["-s"] if stateless else []), "list", "table", FAMILY, TABLE])
         except NftError as e:
-            if "No such file or directory" in str(e):
+            if _table_missing(e):
                 return ""
             raise
 

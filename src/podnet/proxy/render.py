@@ -7,6 +7,8 @@ Shape (the number of chains does not grow with the number of services):
   exists, marks for masquerade, then dispatches `ip daddr . meta l4proto . th dport
   vmap @frontends` to `ep-K`, K = that frontend's endpoint count;
 * `ep-K`: one rule, `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod K map @backends-K`;
+* `bypass-K`: the same over every endpoint, for externalTrafficPolicy Local frontends reached
+  from a pod or from the node itself (not external traffic, as in kube-proxy);
 * nat postrouting: records affinity, masquerades marked and hairpin connections;
 * filter prerouting: loadBalancerSourceRanges; filter input/forward/output:
   frontends without endpoints are rejected (or dropped for Local policies) and
@@ -51,6 +53,12 @@ def frontend_elements(f: Frontend) -> list[tuple[str, str, str]]:
         out.append(("masq-frontends", key, key))
     if f.kind == "clusterIP":
         out.append(("cluster-frontends", key, key))
+    if f.bypass:
+        k = len(f.bypass)
+        out.append(("local-bypass", key, f"{key} : goto bypass-{k}"))
+        out.append(("bypass-frontends", key, key))
+        out += [(f"bypass-backends-{k}", f"{key} . {i}", f"{key} . {i} : {ip} . {port}")
+                for i, (ip, port) in enumerate(f.bypass)]
     if f.source_ranges:
         out.append(("lb-restricted", key, key))
         out += [("lb-allowed", f"{key} . {c}", f"{key} . {c}") for c in f.source_ranges]
@@ -100,6 +108,8 @@ def elements(st: RulesetState) -> ElementSets:
     sets: ElementSets = {name: {} for name in base_set_names(st)}
     for k in st.backend_counts:
         sets[f"backends-{k}"] = {}
+    for k in st.bypass_counts:
+        sets[f"bypass-backends-{k}"] = {}
     for f in st.frontends.values():
         for name, key, text in frontend_elements(f):
             sets[name][key] = text
@@ -109,13 +119,13 @@ def elements(st: RulesetState) -> ElementSets:
 
 def base_set_names(st: RulesetState) -> list[str]:
     return ["frontends", "svc-ids", "no-endpoints", "masq-frontends", "cluster-frontends", "hairpin",
-            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters"]
+            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "local-bypass", "bypass-frontends"]
 
 
 def _set_decl(name: str) -> str:
     """The declaration body (without elements) of a set or map."""
-    if name.startswith("backends-"):
-        k = int(name.split("-")[1])
+    if name.startswith(("backends-", "bypass-backends-")):
+        k = int(name.rsplit("-", 1)[1])
         return f"map {name} {{ {FE_TYPE} . numgen random mod {k} : ip daddr . th dport ; }}"
     if name.startswith("affinity-svcs-"):
         return f"set {name} {{ typeof ct mark ; }}"
@@ -127,6 +137,8 @@ def _set_decl(name: str) -> str:
         "cluster-frontends": f"set cluster-frontends {{ {FE_TYPE} ; }}",
         "hairpin": "set hairpin { typeof ip saddr . ip daddr ; }",
         "lb-restricted": f"set lb-restricted {{ {FE_TYPE} ; }}",
+        "local-bypass": f"map local-bypass {{ {FE_TYPE} : verdict ; }}",
+        "bypass-frontends": f"set bypass-frontends {{ {FE_TYPE} ; }}",
         "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
         "svc-counters": "set svc-counters { typeof ct mark ; flags dynamic ; counter ; }",
         "ep-counters": f"set ep-counters {{ {FE_TYPE} ; flags dynamic ; counter ; }}",
@@ -150,6 +162,9 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     services += [f"meta l4proto {{ tcp, udp, sctp }} ct mark @affinity-svcs-{t} "
                  f"dnat ip to ip saddr . ct mark map @affinity-{t}" for t in timeouts]
     services += [
+        f"fib saddr type local {FE_EXPR} @bypass-frontends meta mark set meta mark | {MASQ_MARK:#x}",
+        f"ip saddr {st.cluster_cidr} {FE_EXPR} vmap @local-bypass",
+        f"fib saddr type local {FE_EXPR} vmap @local-bypass",
         f"{FE_EXPR} @masq-frontends meta mark set meta mark | {MASQ_MARK:#x}",
         f"ip saddr != {st.cluster_cidr} {FE_EXPR} @cluster-frontends "
         f"meta mark set meta mark | {MASQ_MARK:#x}",
@@ -194,6 +209,14 @@ def _elements_block(elems: dict[str, str]) -> str:
     return f"\t\telements = {{ {body} }}\n"
 
 
+FULL_PREFIX = f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
+
+
+def is_full(text: str) -> bool:
+    """True for a transaction that replaces the whole table."""
+    return text.startswith(FULL_PREFIX)
+
+
 def render_full(st: RulesetState) -> str:
     """One `nft -f` transaction that replaces `table ip podnet` atomically (no window without rules)."""
     sets = elements(st)
@@ -216,6 +239,10 @@ def render_full(st: RulesetState) -> str:
         out.append(f"\tchain ep-{k} {{")
         out.append(f"\t\tdnat ip to {FE_EXPR} . numgen random mod {k} map @backends-{k}")
         out.append("\t}")
+    for k in sorted(st.bypass_counts):
+        out.append(f"\tchain bypass-{k} {{")
+        out.append(f"\t\tdnat ip to {FE_EXPR} . numgen random mod {k} map @bypass-backends-{k}")
+        out.append("\t}")
     for header, rules in chains(st):
         if header.endswith(";"):
             name, _, hook = header.partition("{")
@@ -229,19 +256,24 @@ def render_full(st: RulesetState) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_delta(old: RulesetState, new: RulesetState) -> str | None:
+def render_delta(old: RulesetState, new: RulesetState) -> str:
     """Element adds/deletes turning `old` into `new`, proportional to the change.
 
-    Returns None when the change is structural (another cluster CIDR or affinity
-    timeout set): the caller then applies render_full(new). "" means nothing to do.
+    "" means nothing to do. A structural change (another cluster CIDR or set of
+    affinity timeouts) returns render_full(new) instead: see `is_full`.
     """
     if old.cluster_cidr != new.cluster_cidr or old.affinity_timeouts != new.affinity_timeouts:
-        return None
+        return render_full(new)
     out: list[str] = []
     for k in sorted(new.backend_counts - old.backend_counts):
         out.append(f"add {_set_decl(f'backends-{k}').replace('map ', f'map {FAMILY} {TABLE} ', 1)}")
         out.append(f"add chain {FAMILY} {TABLE} ep-{k} {{ dnat ip to {FE_EXPR} . numgen random mod {k} "
                    f"map @backends-{k} ; }}")
+    for k in sorted(new.bypass_counts - old.bypass_counts):
+        decl = _set_decl(f"bypass-backends-{k}").replace("map ", f"map {FAMILY} {TABLE} ", 1)
+        out.append(f"add {decl}")
+        out.append(f"add chain {FAMILY} {TABLE} bypass-{k} {{ dnat ip to {FE_EXPR} . numgen random mod {k} "
+                   f"map @bypass-backends-{k} ; }}")
     deletes: list[str] = []
     adds: list[str] = []
     a: ElementSets = {}

@@ -25,13 +25,14 @@ from podnet.proxy.lbip import LBAddresses, lb_owner
 from podnet.proxy.metrics import METRICS, ProxyMetrics
 from podnet.proxy.model import NodeFacts, ServicePortInfo, service_ports_for, slices_by_service
 from podnet.proxy.nft import Nft, NftError, RealNft
-from podnet.proxy.render import changed_frontends, render_delta, render_full
+from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full
 from podnet.proxy.state import Frontend, RulesetState, build_state
 
 log = logging.getLogger(__name__)
 
 MIN_SYNC_INTERVAL = 0.02  # seconds between two syncs: changes arriving meanwhile are batched
 RETRY_INTERVAL = 1.0
+FULL_SYNC_INTERVAL = 300.0  # seconds: a periodic full sync repairs rules changed behind our back
 TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 ConntrackFlush = Callable[[list[list[str]]], Awaitable[None]]
@@ -110,6 +111,7 @@ class ProxyRunner:
     lb_addresses: LBAddresses | None = None
     health: HealthChecks | None = None
     min_interval: float = MIN_SYNC_INTERVAL
+    full_sync_interval: float = FULL_SYNC_INTERVAL
 
     def __post_init__(self) -> None:
         self.services = Informer(self.client, SERVICES)
@@ -140,9 +142,12 @@ class ProxyRunner:
         ips = [self.node_ip] if self.node_ip else []
         pod_cidr = ""
         cidrs: list[str] = []
+        all_ips: list[str] = []
         for n in self.nodes.list():
             spec = n.get("spec") or {}
             cidrs += [c for c in (spec.get("podCIDRs") or [spec.get("podCIDR")]) if c]
+            all_ips += [str(a.get("address")) for a in (n.get("status") or {}).get("addresses") or []
+                        if a.get("type") == "InternalIP"]
             if n["metadata"]["name"] == self.node_name:
                 pod_cidr = spec.get("podCIDR") or ""
                 for a in (n.get("status") or {}).get("addresses") or []:
@@ -152,7 +157,7 @@ class ProxyRunner:
                         except ValueError:
                             continue
         return NodeFacts(self.node_name, tuple(ips), self.config.pod_cidr, pod_cidr,
-                         tuple(sorted(set(cidrs))))
+                         tuple(sorted(set(cidrs))), tuple(sorted(set(all_ips))))
 
     def service_ports(self, node: NodeFacts) -> tuple[list[ServicePortInfo], list[str]]:
         """Every service port, recomputed only for Services whose object or slices changed."""
@@ -198,10 +203,9 @@ class ProxyRunner:
         self.metrics.skipped_items = len(self.problems)
         for p in self.problems:
             log.warning("proxy: %s", p)
-        full = self.need_full or self.state is None
-        text = None if full or self.state is None else render_delta(self.state, new)
-        if text is None:
-            full, text = True, render_full(new)
+        old_state = None if self.need_full else self.state
+        text = render_full(new) if old_state is None else render_delta(old_state, new)
+        full = is_full(text)
         try:
             if text:
                 await asyncio.to_thread(self.nft.apply, text)
@@ -232,8 +236,15 @@ class ProxyRunner:
             await asyncio.gather(*(inf.synced.wait() for inf in (self.services, self.slices, self.nodes)))
             self.dirty.set()
             last = 0.0
+            last_full = time.monotonic()
             while True:
-                await self.dirty.wait()
+                try:
+                    await asyncio.wait_for(self.dirty.wait(), self.full_sync_interval)
+                except TimeoutError:
+                    pass
+                if time.monotonic() - last_full >= self.full_sync_interval:
+                    self.need_full = True  # repair drift (e.g. someone flushed the ruleset)
+                    last_full = time.monotonic()
                 wait = last + self.min_interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.proxy.model import NodeFacts, ServicePortInfo, cluster_endpoints, external_endpoints
+from podnet.proxy.model import NodeFacts, ServicePortInfo, categorize, cluster_endpoints, external_endpoints
 
 FrontendKey = tuple[str, str, int]  # (ip, "tcp"/"udp"/"sctp", port)
 
@@ -31,6 +31,9 @@ class Frontend:
     no_endpoints: str = "reject"  # what happens without endpoints: reject (Cluster) or drop (Local)
     affinity_timeout: int = 0
     source_ranges: tuple[str, ...] = ()
+    # externalTrafficPolicy Local: traffic from pods or from the node itself is not "external":
+    # it goes to every ready endpoint of the service, as kube-proxy does
+    bypass: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> FrontendKey:
@@ -54,6 +57,13 @@ class RulesetState:
         got: set[int] | None = self.cache.get("ks")
         if got is None:
             got = self.cache["ks"] = {len(f.endpoints) for f in self.frontends.values() if f.endpoints}
+        return got
+
+    @property
+    def bypass_counts(self) -> set[int]:
+        got: set[int] | None = self.cache.get("bypass_ks")
+        if got is None:
+            got = self.cache["bypass_ks"] = {len(f.bypass) for f in self.frontends.values() if f.bypass}
         return got
 
     @property
@@ -96,18 +106,21 @@ def frontends_of(sp: ServicePortInfo, node: NodeFacts, sid: int) -> tuple[Fronte
     ext_eps = tuple(sorted({(e.ip, e.port) for e in external_endpoints(sp, node.name)}))
     ext_masq = not sp.etp_local
     ext_none = "drop" if sp.etp_local else "reject"
+    bypass: tuple[tuple[str, int], ...] = ()
+    if sp.etp_local:
+        bypass = tuple(sorted({(e.ip, e.port) for e in categorize(sp.endpoints, node.name, False)}))
     key, aff = sp.key, sp.affinity_timeout
     out: list[Frontend] = []
     if sp.cluster_ip:
         out.append(Frontend(sp.cluster_ip, proto, sp.port, key, sid, "clusterIP", int_eps,
                             no_endpoints="drop" if sp.itp_local else "reject", affinity_timeout=aff))
     if sp.node_port:
-        out += [Frontend(ip, proto, sp.node_port, key, sid, "nodePort", ext_eps, ext_masq, ext_none, aff)
-                for ip in node.ips]
-    out += [Frontend(ip, proto, sp.port, key, sid, "externalIP", ext_eps, ext_masq, ext_none, aff)
-            for ip in sp.external_ips]
+        out += [Frontend(ip, proto, sp.node_port, key, sid, "nodePort", ext_eps, ext_masq, ext_none, aff,
+                         bypass=bypass) for ip in node.ips]
+    out += [Frontend(ip, proto, sp.port, key, sid, "externalIP", ext_eps, ext_masq, ext_none, aff,
+                     bypass=bypass) for ip in sp.external_ips]
     out += [Frontend(ip, proto, sp.port, key, sid, "loadBalancer", ext_eps, ext_masq, ext_none, aff,
-                     sp.source_ranges) for ip in sp.lb_ips]
+                     sp.source_ranges, bypass) for ip in sp.lb_ips]
     return tuple(out)
 
 

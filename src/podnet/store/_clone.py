@@ -10,14 +10,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
 
 def clone(value: Any) -> Any:
     t = type(value)
     if t is dict:
-        return {k: clone(v) for k, v in value.items()}
+        return {k: v if type(v) in _ATOMIC else clone(v) for k, v in value.items()}
     if t is list:
-        return [clone(v) for v in value]
-    if t is str or t is int or t is float or t is bool or value is None:
+        return [v if type(v) in _ATOMIC else clone(v) for v in value]
+    if t in _ATOMIC:
         return value
     if t is tuple:
         return tuple(clone(v) for v in value)
@@ -26,4 +28,4 @@ def clone(value: Any) -> Any:
 
 def clone_obj(obj: dict[str, Any]) -> dict[str, Any]:
     """`clone` for a whole object, typed."""
-    return {k: clone(v) for k, v in obj.items()}
+    return {k: v if type(v) in _ATOMIC else clone(v) for k, v in obj.items()}

@@ -8,11 +8,12 @@ power loss or kernel crash may lose the last transactions (never corrupts the
 file). `durable=True` selects `synchronous=FULL` (fsync per commit) for that
 case, at a large cost in writes/s.
 
-Threading: the sqlite3 calls run directly on the event loop. With no fsync a
-write transaction is tens of microseconds — less than a hop to a worker thread —
+Threading: the sqlite3 calls run directly on the event loop. With no fsync in the
+commit path a write transaction costs ~50 us — less than a hop to a worker thread —
 and running each write to completion without awaiting is what makes the
 resourceVersion order, the commit order and the watch fan-out order one and the
-same without locks. Long history replays are read in chunks and yield between them.
+same without locks. The one slow part, WAL checkpoints (they fsync), runs in a worker
+thread on its own connection (_checkpoint.py). Long history replays are read in chunks.
 
 One process owns the file (the API server); a second writer would be detected by
 the event log's primary key (a duplicate resourceVersion fails the write).
@@ -26,6 +27,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
+from podnet.store._checkpoint import BackgroundCheckpointer
 from podnet.store._clone import clone_obj
 from podnet.store._keys import Obj, identity, stamp
 from podnet.store._watch import DEFAULT_WATCH_BUFFER, HubStore
@@ -80,10 +82,13 @@ class SqliteStore(HubStore):
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint.py
+            self._db.execute("PRAGMA journal_size_limit=16777216")  # WAL file size kept after a reset
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open store file {str(self.path)!r}: {e}") from e
         self._rv, self._compacted_to = self._recover()
+        self._checkpointer = BackgroundCheckpointer(self.path)
         self._closed = False
 
     def _recover(self) -> tuple[int, int]:
@@ -111,6 +116,7 @@ class SqliteStore(HubStore):
                          (rv, type_, key, namespace, text))
         self._db.execute("COMMIT")
         self._rv = rv
+        self._checkpointer.note_commit(self._db)
         self._publish(WatchEvent(type_, obj, rv, key))
         if rv - self._compacted_to > self.history + self._compact_slack:
             self._compact_sync(rv - self.history + 1)
@@ -251,4 +257,5 @@ class SqliteStore(HubStore):
             return
         self._closed = True
         self._close_watches()
+        await self._checkpointer.close()
         self._db.close()

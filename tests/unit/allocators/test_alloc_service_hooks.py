@@ -89,8 +89,34 @@ async def test_headless_gets_none_and_no_allocation() -> None:
     bare = svc("ext", clusterIP="None")
     del bare["spec"]["selector"]
     await create(h, bare)
-    assert bare["spec"]["ipFamilyPolicy"] == "RequireDualStack"  # headless selectorless, as upstream
-    assert bare["spec"]["ipFamilies"] == ["IPv4"]
+    # headless selectorless: upstream allows both families even on a single-stack cluster
+    assert bare["spec"]["ipFamilyPolicy"] == "RequireDualStack"
+    assert bare["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+
+
+async def test_families_from_requested_ip_and_unserved_family() -> None:
+    s = await create(hooks(), svc("a", clusterIP="10.96.5.5", clusterIPs=["10.96.5.5"]))
+    assert s["spec"]["ipFamilies"] == ["IPv4"]
+    with pytest.raises(APIError) as e:
+        await create(hooks(), svc("b", ipFamilies=["IPv6"]))
+    assert e.value.message == ('Service "b" is invalid: spec.ipFamilies[0]: Invalid value: "IPv6": '
+                               "not configured on this cluster")
+    with pytest.raises(APIError) as e2:
+        await create(hooks(), svc("c", ipFamilyPolicy="SingleStack", ipFamilies=["IPv4", "IPv6"]))
+    assert e2.value.message == ('Service "c" is invalid: spec.ipFamilyPolicy: Invalid value: "SingleStack": '
+                                "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families "
+                                "are specified")
+
+
+async def test_taken_health_check_node_port_is_internal_error_as_upstream() -> None:
+    h = hooks()
+    await create(h, svc("a", "NodePort", [{"port": 80, "nodePort": 30100}]))
+    with pytest.raises(APIError) as e:
+        await create(h, svc("b", "LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=30100))
+    assert e.value.code == 500
+    assert e.value.message == ("Internal error occurred: failed to allocate requested HealthCheck NodePort "
+                               "30100: provided port is already allocated")
+    assert h.node_ports.used() == 1 and h.cluster_ips.used() == 1
 
 
 async def test_require_dual_stack_refused_on_single_stack_cluster() -> None:

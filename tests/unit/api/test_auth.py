@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import make_api
+from api_support import make_api
 
 
 async def test_requests_without_the_token_get_401_status() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import POD_PATH, SVC_PATH, Api, pod, service
+from api_support import POD_PATH, SVC_PATH, Api, pod, service
 
 
 async def test_create_sets_server_metadata_and_get_returns_it(api: Api) -> None:
@@ -39,7 +39,7 @@ async def test_generate_name_appends_five_characters(api: Api) -> None:
 
 
 async def test_deployment_generation_starts_at_one_and_counts_spec_changes(api: Api) -> None:
-    from conftest import DEPLOY_PATH, deployment
+    from api_support import DEPLOY_PATH, deployment
 
     _, d = await api.call("POST", DEPLOY_PATH, deployment("gen"))
     assert d["metadata"]["generation"] == 1

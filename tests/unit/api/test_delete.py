@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import DEPLOY_PATH, POD_PATH, SVC_PATH, Api, deployment, pod, service
+from api_support import DEPLOY_PATH, POD_PATH, SVC_PATH, Api, deployment, pod, service
 
 RS_PATH = "/apis/apps/v1/namespaces/default/replicasets"
 
@@ -184,3 +184,9 @@ async def test_sweep_collects_a_dependent_whose_owner_never_existed(api: Api) ->
     await asyncio.sleep(0.05)  # the owner index follows the store's watch
     await api.server.gc.sweep()
     assert await _wait_gone(api, POD_PATH + "/stray")
+
+
+async def test_system_namespaces_may_not_be_deleted(api: Api) -> None:
+    code, st = await api.call("DELETE", "/api/v1/namespaces/kube-system")
+    assert code == 403 and st["reason"] == "Forbidden"
+    assert st["message"] == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from api_support import Api
 
 
 async def test_version_has_all_nine_string_fields(api: Api) -> None:

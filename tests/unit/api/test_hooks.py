@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import SVC_PATH, make_api, service
+from api_support import SVC_PATH, make_api, service
 
 from podnet.api.errors import APIError
 from podnet.model.kinds import Obj, ResourceType

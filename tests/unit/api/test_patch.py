@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import DEPLOY_PATH, POD_PATH, SVC_PATH, Api, deployment, pod, service
+from api_support import DEPLOY_PATH, POD_PATH, SVC_PATH, Api, deployment, pod, service
 
 from podnet.api.smp import PatchError, apply_strategic_merge
 from podnet.model import kinds
@@ -113,9 +113,25 @@ async def test_server_side_apply_creates_then_merges_and_records_manager(api: Ap
     code, svc = await api.call("PATCH", SVC_PATH + "/ssa", yaml_manifest, ctype=APPLY,
                                params={"fieldManager": "kubectl"})
     assert code == 200
-    assert svc["metadata"]["labels"] == {"app": "ssa", "tier": "fe"}
-    assert svc["spec"]["ports"][0]["targetPort"] == 8080 and svc["spec"]["selector"] == {"app": "ssa"}
+    # fields the manager applied before and left out now are gone, as with real server-side apply
+    assert svc["metadata"]["labels"] == {"tier": "fe"}
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080 and "selector" not in svc["spec"]
     assert len(svc["metadata"]["managedFields"]) == 1
+
+
+async def test_server_side_apply_drops_keys_the_manager_no_longer_applies(api: Api) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "cfg", "labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}}
+    path = "/api/v1/namespaces/default/configmaps/cfg"
+    code, _ = await api.call("PATCH", path, json.dumps(cm), ctype=APPLY, params={"fieldManager": "me"})
+    assert code == 201
+    await api.call("PATCH", path, {"data": {"z": "by-someone-else"}}, ctype=MERGE)
+    cm["metadata"]["labels"] = {"a": "1"}
+    cm["data"] = {"x": "1"}
+    code, out = await api.call("PATCH", path, json.dumps(cm), ctype=APPLY, params={"fieldManager": "me"})
+    assert code == 200
+    assert out["metadata"]["labels"] == {"a": "1"}
+    assert out["data"] == {"x": "1", "z": "by-someone-else"}
 
 
 async def test_apply_without_kind_is_400(api: Api) -> None:

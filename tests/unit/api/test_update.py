@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import POD_PATH, SVC_PATH, Api, pod, service
+from api_support import POD_PATH, SVC_PATH, Api, pod, service
 
 
 async def test_put_with_stale_resource_version_is_409_conflict(api: Api) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import POD_PATH, SVC_PATH, Api, pod, service
+from api_support import POD_PATH, SVC_PATH, Api, pod, service
 
 from podnet.api.server import APIServer
 from podnet.store.memory import MemoryStore

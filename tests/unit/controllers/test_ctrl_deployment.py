@@ -219,3 +219,29 @@ def test_adopts_orphan_replicaset() -> None:
     adopt = next(a for a in actions if a.verb == "update" and a.rt.kind == "ReplicaSet")
     assert adopt.obj["metadata"]["ownerReferences"][0]["uid"] == "dep-uid"
     assert not [a for a in actions if a.verb == "create"]  # its template matches: it is the new RS
+
+
+def test_paused_deployment_does_not_roll_and_says_so() -> None:
+    c = Cluster(deployment(2))
+    c.step()
+    c.settle_pods()
+    c.dep["spec"]["paused"] = True
+    c.dep["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    c.step()
+    assert c.sizes() == {"1": 2}  # no new ReplicaSet while paused
+    prog = next(x for x in c.dep["status"]["conditions"] if x["type"] == "Progressing")
+    assert (prog["status"], prog["reason"], prog["message"]) == ("Unknown", "DeploymentPaused",
+                                                                 "Deployment is paused")
+
+
+def test_max_unavailable_only_rollout_never_exceeds_replicas() -> None:
+    c = Cluster(deployment(4, strategy={"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 2}}))
+    c.step()
+    c.settle_pods()
+    c.dep["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    for _ in range(12):
+        c.step()
+        assert sum(c.sizes().values()) <= 4, c.sizes()
+        c.settle_pods()
+    assert c.sizes() == {"1": 0, "2": 4}

@@ -14,10 +14,21 @@ from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
 from podnet.cluster.config import ClusterConfig
 from podnet.controllers.runner import ControllerManager
-from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, ENDPOINTSLICES, EVENTS, NODES, PODS, SERVICES, Obj
+from podnet.controllers.template_hash import compute_hash
+from podnet.model.kinds import (
+    DEPLOYMENTS,
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    EVENTS,
+    NODES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+    Obj,
+)
 from podnet.store.memory import MemoryStore
 
-POOL = "172.31.5.200-172.31.5.210"
+POOL = "172.31.5.200-172.31.5.201"
 
 
 def now() -> str:
@@ -92,8 +103,9 @@ async def test_deployment_to_ready_endpoints_end_to_end(env: Env) -> None:
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "c", "image": "busybox",
-                                                       "ports": [{"name": "http", "containerPort": 8080}]}]}}}})
+                              "spec": {"containers": [{
+                                  "name": "c", "image": "busybox",
+                                  "ports": [{"name": "http", "containerPort": 8080}]}]}}}})
 
     async def bound_pods() -> Any:
         items = (await c.list(PODS, "default"))["items"]
@@ -145,7 +157,7 @@ async def test_deployment_to_ready_endpoints_end_to_end(env: Env) -> None:
     assert all(m.startswith("Created pod: web-") and "{name}" not in m for m in created)
 
 
-async def test_load_balancer_gets_external_ip_and_scale_down(env: Env) -> None:
+async def test_load_balancer_external_ip_pending_and_retry(env: Env) -> None:
     c = env.client
     svc = await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
                                     "spec": {"type": "LoadBalancer", "selector": {"app": "lb"},
@@ -156,6 +168,29 @@ async def test_load_balancer_gets_external_ip_and_scale_down(env: Env) -> None:
         s = await c.get(SERVICES, "lb", "default")
         return (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
     assert await env.until(ingress, "LB ingress") == [{"ip": "172.31.5.200", "ipMode": "VIP"}]
+
+    # fill the pool: the third Service stays <pending> with a Warning event
+    await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb2"},
+                              "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+    third = await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb3"},
+                                      "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+    assert LB_IP_ANNOTATION not in (third["metadata"].get("annotations") or {})
+
+    async def warned() -> Any:
+        evs = (await c.list(EVENTS, "default"))["items"]
+        return [e for e in evs if e["reason"] == "AllocationFailed"
+                and e["involvedObject"]["name"] == "lb3"]
+    [ev] = await env.until(warned, "AllocationFailed event")
+    assert ev["type"] == "Warning" and "172.31.5.200-172.31.5.201" in ev["message"]
+
+    # an IP comes free: the pending Service gets it without anyone touching it
+    await c.delete(SERVICES, "lb", "default")
+
+    async def lb3_ingress() -> Any:
+        s = await c.get(SERVICES, "lb3", "default")
+        return (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+    got = await env.until(lb3_ingress, "lb3 ingress", timeout=15)
+    assert got == [{"ip": "172.31.5.200", "ipMode": "VIP"}]
 
 
 async def test_unschedulable_pod_gets_condition_and_event(env: Env) -> None:
@@ -196,3 +231,135 @@ async def test_node_that_stops_heartbeating_goes_unknown_and_pods_not_ready(env:
         r = next(x for x in p["status"]["conditions"] if x["type"] == "Ready")
         return r["status"] == "False"
     assert await env.until(pod_not_ready, "pod Ready=False")
+
+
+async def fake_agents(env: Env, stop: asyncio.Event) -> None:
+    """Every node's agent in one loop: bound pods start (IP + Ready); terminating pods are finalized."""
+    c = env.client
+    seq = 0
+    while not stop.is_set():
+        for p in (await c.list(PODS, "default"))["items"]:
+            meta = p["metadata"]
+            if meta.get("deletionTimestamp"):
+                try:
+                    await c.delete(PODS, meta["name"], "default", grace_period=0)
+                except Exception:
+                    pass
+            elif p["spec"].get("nodeName") and not (p.get("status") or {}).get("podIP"):
+                seq += 1
+                try:
+                    await play_agent(env, p, f"10.244.9.{seq % 250 + 1}")
+                except Exception:
+                    pass
+        await asyncio.sleep(0.05)
+
+
+async def test_rolling_update_through_the_api(env: Env) -> None:
+    c = env.client
+    await c.create(NODES, node("node-1"))
+    await c.create(NODES, node("node-2"))
+    stop = asyncio.Event()
+    agents = asyncio.create_task(fake_agents(env, stop))
+    try:
+        await c.create(DEPLOYMENTS, {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "app", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "app"}},
+                     "strategy": {"type": "RollingUpdate",
+                                  "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": {"app": "app"}},
+                                  "spec": {"containers": [{"name": "c", "image": "v1"}]}}}})
+
+        async def rolled_out(image: str) -> Any:
+            d = await c.get(DEPLOYMENTS, "app", "default")
+            st = d.get("status") or {}
+            pods = [p for p in (await c.list(PODS, "default"))["items"]
+                    if not p["metadata"].get("deletionTimestamp")]
+            images = {p["spec"]["containers"][0]["image"] for p in pods}
+            done = (st.get("observedGeneration", 0) >= d["metadata"].get("generation", 1)
+                    and st.get("updatedReplicas") == st.get("replicas") == st.get("availableReplicas") == 3
+                    and images == {image} and len(pods) == 3)
+            return d if done else None
+        d = await env.until(lambda: rolled_out("v1"), "first rollout", timeout=15)
+        prog = next(x for x in d["status"]["conditions"] if x["type"] == "Progressing")
+        assert prog["reason"] == "NewReplicaSetAvailable"
+
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = "v2"
+        await c.update(DEPLOYMENTS, d)
+        d = await env.until(lambda: rolled_out("v2"), "rolling update to v2", timeout=20)
+        assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+        rss = (await c.list(REPLICASETS, "default"))["items"]
+        assert sorted(r["spec"]["replicas"] for r in rss) == [0, 3]
+    finally:
+        stop.set()
+        await agents
+
+
+T_SLICES = "kubernetes.io/service-name=t"
+
+
+async def test_terminating_pod_stays_in_slice_as_terminating(env: Env) -> None:
+    c = env.client
+    await c.create(NODES, node("n1"))
+    await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "t"},
+                              "spec": {"selector": {"app": "t"}, "ports": [{"port": 80}]}})
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": "t-0", "labels": {"app": "t"}},
+                          "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}})
+    await play_agent(env, {"metadata": {"name": "t-0", "namespace": "default"}}, "10.244.0.7")
+
+    async def conditions() -> Any:
+        items = (await c.list(ENDPOINTSLICES, "default", label_selector=T_SLICES))["items"]
+        eps = [e for s in items for e in s.get("endpoints") or []]
+        return eps[0]["conditions"] if len(eps) == 1 else None
+    assert await env.until(conditions, "ready endpoint") == {"ready": True, "serving": True,
+                                                              "terminating": False}
+
+    await c.delete(PODS, "t-0", "default")  # bound: graceful, the pod stays until its agent stops it
+
+    async def terminating() -> Any:
+        got = await conditions()
+        return got if got and got["terminating"] else None
+    assert await env.until(terminating, "terminating endpoint") == {
+        "ready": False, "serving": True, "terminating": True}
+
+    async def endpoints_dropped() -> Any:
+        ep = await c.get(ENDPOINTS, "t", "default")
+        return not any(s.get("addresses") for s in ep.get("subsets") or [])
+    assert await env.until(endpoints_dropped, "Endpoints without the terminating pod")
+
+    await c.delete(PODS, "t-0", "default", grace_period=0)  # the agent finalizes
+
+    async def gone() -> Any:
+        items = (await c.list(ENDPOINTSLICES, "default", label_selector=T_SLICES))["items"]
+        return items if items and not any(s.get("endpoints") for s in items) else None
+    assert len(await env.until(gone, "empty placeholder slice")) == 1
+
+
+async def test_replicaset_name_collision_bumps_collision_count(env: Env) -> None:
+    c = env.client
+    await c.create(DEPLOYMENTS, {"apiVersion": "apps/v1", "kind": "Deployment",
+                                 "metadata": {"name": "col", "namespace": "default"},
+                                 "spec": {"replicas": 1, "paused": True,
+                                          "selector": {"matchLabels": {"app": "col"}},
+                                          "template": {
+                                              "metadata": {"labels": {"app": "col"}},
+                                              "spec": {"containers": [{"name": "c", "image": "v1"}]}}}})
+    d = await c.get(DEPLOYMENTS, "col", "default")
+    taken = f"col-{compute_hash(d['spec']['template'])}"  # the name the (defaulted) template hashes to
+    await c.create(REPLICASETS, {  # someone else's ReplicaSet already holds it
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": taken, "namespace": "default"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"other": "x"}},
+                 "template": {"metadata": {"labels": {"other": "x"}},
+                              "spec": {"containers": [{"name": "c", "image": "other"}]}}}})
+    await c.patch(DEPLOYMENTS, "col", {"spec": {"paused": False}}, "default")
+
+    async def own_rs() -> Any:
+        items = (await c.list(REPLICASETS, "default"))["items"]
+        mine = [r for r in items if (r["metadata"].get("ownerReferences") or [{}])[0].get("name") == "col"]
+        return mine or None
+    [rs] = await env.until(own_rs, "the deployment's own ReplicaSet")
+    assert rs["metadata"]["name"] != taken
+    d = await c.get(DEPLOYMENTS, "col", "default")
+    assert d["status"]["collisionCount"] == 1
+    assert rs["metadata"]["name"] == f"col-{compute_hash(d['spec']['template'], 1)}"

@@ -319,3 +319,17 @@ async def test_forwarding_loop_is_cut_at_once() -> None:
         assert srv.stats.queries == 2
     finally:
         await srv.stop()
+
+
+async def test_port_in_use_is_a_clear_error() -> None:
+    from podnet.dns.records import DnsIndex
+    from podnet.dns.server import DnsServer
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    try:
+        with pytest.raises(OSError, match=rf"cannot listen for DNS on 127\.0\.0\.1:{port}: .*in use"):
+            await DnsServer(DnsIndex()).start("127.0.0.1", port)
+    finally:
+        busy.close()

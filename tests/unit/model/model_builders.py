@@ -15,8 +15,13 @@ def valid_service() -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "valid", "namespace": "valid", "labels": {}, "annotations": {},
-                     "resourceVersion": "1"},
+        "metadata": {
+            "name": "valid",
+            "namespace": "valid",
+            "labels": {},
+            "annotations": {},
+            "resourceVersion": "1",
+        },
         "spec": {
             "selector": {"key": "val"},
             "sessionAffinity": "None",

@@ -18,14 +18,22 @@ Obj = dict[str, Any]
 
 
 def svc(**spec: Any) -> Obj:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "default"},
-            "spec": {"ports": [{"port": 80}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "namespace": "default"},
+        "spec": {"ports": [{"port": 80}], **spec},
+    }
 
 
 def test_service_clusterip_defaults() -> None:
     out = apply_defaults(svc())
-    assert out["spec"] == {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "type": "ClusterIP",
-                           "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"}
+    assert out["spec"] == {
+        "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
+        "type": "ClusterIP",
+        "sessionAffinity": "None",
+        "internalTrafficPolicy": "Cluster",
+    }
     assert "clusterIP" not in out["spec"] and "ipFamilies" not in out["spec"]
 
 
@@ -53,8 +61,9 @@ def test_service_externalname_defaults() -> None:
 def test_session_affinity_config() -> None:
     out = apply_defaults(svc(sessionAffinity="ClientIP"))["spec"]
     assert out["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
-    kept = apply_defaults(svc(sessionAffinity="ClientIP",
-                              sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}))["spec"]
+    kept = apply_defaults(
+        svc(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}})
+    )["spec"]
     assert kept["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] == 60
     dropped = apply_defaults(svc(sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}))["spec"]
     assert "sessionAffinityConfig" not in dropped
@@ -68,8 +77,12 @@ def test_lb_status_ip_mode() -> None:
 
 
 def pod(**container: Any) -> Obj:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-            "spec": {"containers": [{"name": "c", "image": "nginx", **container}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "nginx", **container}]},
+    }
 
 
 def test_pod_defaults() -> None:
@@ -88,41 +101,68 @@ def test_pod_defaults() -> None:
     assert c["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
 
 
-@pytest.mark.parametrize(("image", "policy"), [
-    ("nginx", "Always"), ("nginx:latest", "Always"), ("nginx:1.27", "IfNotPresent"),
-    ("registry.local:5000/nginx", "Always"), ("registry.local:5000/nginx:1.2", "IfNotPresent"),
-    ("nginx@sha256:" + "a" * 64, "IfNotPresent"), ("nginx:latest@sha256:" + "a" * 64, "Always"),
-])
+@pytest.mark.parametrize(
+    ("image", "policy"),
+    [
+        ("nginx", "Always"),
+        ("nginx:latest", "Always"),
+        ("nginx:1.27", "IfNotPresent"),
+        ("registry.local:5000/nginx", "Always"),
+        ("registry.local:5000/nginx:1.2", "IfNotPresent"),
+        ("nginx@sha256:" + "a" * 64, "IfNotPresent"),
+        ("nginx:latest@sha256:" + "a" * 64, "Always"),
+    ],
+)
 def test_image_pull_policy(image: str, policy: str) -> None:
     assert apply_defaults(pod(image=image))["spec"]["containers"][0]["imagePullPolicy"] == policy
     assert image_tag_is_latest(image) is (policy == "Always")
 
 
 def test_probe_defaults() -> None:
-    out = apply_defaults(pod(readinessProbe={"httpGet": {"port": 80}}, livenessProbe={"tcpSocket": {"port": 80}}))
+    out = apply_defaults(
+        pod(readinessProbe={"httpGet": {"port": 80}}, livenessProbe={"tcpSocket": {"port": 80}})
+    )
     c = out["spec"]["containers"][0]
-    assert c["readinessProbe"] == {"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
-                                   "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+    assert c["readinessProbe"] == {
+        "httpGet": {"port": 80, "path": "/", "scheme": "HTTP"},
+        "timeoutSeconds": 1,
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
     assert c["livenessProbe"]["failureThreshold"] == 3
 
 
 def test_user_values_are_kept() -> None:
     obj = pod(imagePullPolicy="Never")
-    obj["spec"].update(restartPolicy="Never", dnsPolicy="Default", terminationGracePeriodSeconds=0,
-                       enableServiceLinks=False)
+    obj["spec"].update(
+        restartPolicy="Never", dnsPolicy="Default", terminationGracePeriodSeconds=0, enableServiceLinks=False
+    )
     spec = apply_defaults(obj)["spec"]
-    assert (spec["restartPolicy"], spec["dnsPolicy"], spec["terminationGracePeriodSeconds"],
-            spec["enableServiceLinks"]) == ("Never", "Default", 0, False)
+    assert (
+        spec["restartPolicy"],
+        spec["dnsPolicy"],
+        spec["terminationGracePeriodSeconds"],
+        spec["enableServiceLinks"],
+    ) == ("Never", "Default", 0, False)
     assert spec["containers"][0]["imagePullPolicy"] == "Never"
 
 
 def test_deployment_defaults() -> None:
-    dep = apply_defaults({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                          "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}})
+    dep = apply_defaults(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}},
+        }
+    )
     spec = dep["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%",
-                                                                           "maxSurge": "25%"}}
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
     assert spec["revisionHistoryLimit"] == 10 and spec["progressDeadlineSeconds"] == 600
     tspec = spec["template"]["spec"]
     assert tspec["restartPolicy"] == "Always" and tspec["dnsPolicy"] == "ClusterFirst"
@@ -131,8 +171,14 @@ def test_deployment_defaults() -> None:
 
 
 def test_recreate_strategy_gets_no_rolling_update() -> None:
-    dep = apply_defaults({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                          "spec": {"strategy": {"type": "Recreate"}, "template": {"spec": {}}}})
+    dep = apply_defaults(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"strategy": {"type": "Recreate"}, "template": {"spec": {}}},
+        }
+    )
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
 
 
@@ -154,9 +200,11 @@ service_types = st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "Exter
 ports = st.lists(
     st.fixed_dictionaries(
         {"port": st.integers(1, 65535)},
-        optional={"protocol": st.sampled_from(["TCP", "UDP", "SCTP"]),
-                  "targetPort": st.one_of(st.integers(1, 65535), st.sampled_from(["http", "metrics"])),
-                  "name": label_values},
+        optional={
+            "protocol": st.sampled_from(["TCP", "UDP", "SCTP"]),
+            "targetPort": st.one_of(st.integers(1, 65535), st.sampled_from(["http", "metrics"])),
+            "name": label_values,
+        },
     ),
     max_size=4,
 )
@@ -177,8 +225,13 @@ def services(draw: st.DrawFn) -> Obj:
     if draw(st.booleans()):
         spec["selector"] = {"app": draw(label_values)}
     spec.update(draw(unknown))
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "default"},
-            "spec": spec, **draw(unknown)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "namespace": "default"},
+        "spec": spec,
+        **draw(unknown),
+    }
 
 
 @st.composite
@@ -195,7 +248,12 @@ def pods(draw: st.DrawFn) -> Obj:
     spec: Obj = {"containers": containers, **draw(unknown)}
     if draw(st.booleans()):
         spec["restartPolicy"] = draw(st.sampled_from(["Always", "OnFailure", "Never"]))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": spec,
+    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -213,10 +271,12 @@ def test_defaulting_keeps_unknown_fields_and_user_values(obj: Obj) -> None:
 
     def contained(a: Any, b: Any) -> bool:  # every value the user set is still there, unchanged
         if isinstance(a, dict):
-            return isinstance(b, dict) and all(k in b and contained(v, b[k]) for k, v in a.items()
-                                               if k != "sessionAffinityConfig")
+            return isinstance(b, dict) and all(
+                k in b and contained(v, b[k]) for k, v in a.items() if k != "sessionAffinityConfig"
+            )
         if isinstance(a, list):
-            return isinstance(b, list) and len(a) == len(b) and all(contained(x, y) for x, y in zip(a, b))
+            same_len = isinstance(b, list) and len(a) == len(b)
+            return same_len and all(contained(x, y) for x, y in zip(a, b, strict=True))
         return bool(a == b)
 
     assert contained(obj, out)
@@ -239,3 +299,52 @@ def test_valid_objects_survive_json_round_trip(obj: Obj) -> None:
 def test_defaulted_valid_service_validates() -> None:
     obj = valid_service()
     assert validate(apply_defaults(obj)) == []
+
+
+def test_probe_zero_values_are_defaulted_like_go() -> None:
+    out = apply_defaults(
+        pod(livenessProbe={"tcpSocket": {"port": 80}, "periodSeconds": 0, "failureThreshold": 5})
+    )
+    probe = out["spec"]["containers"][0]["livenessProbe"]
+    assert (probe["periodSeconds"], probe["failureThreshold"]) == (10, 5)
+
+
+def test_limits_copied_to_requests_only_for_pods() -> None:
+    res = {"limits": {"cpu": "500m", "memory": "64Mi"}, "requests": {"cpu": "100m"}}
+    out = apply_defaults(pod(resources=copy.deepcopy(res)))
+    assert out["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "64Mi"}
+    dep = apply_defaults(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "c", "image": "x:1", "resources": copy.deepcopy(res)}]}
+                }
+            },
+        }
+    )
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"] == res
+
+
+def test_invalid_service_type_gets_no_traffic_policy_default() -> None:
+    spec = apply_defaults(svc(type="Foo"))["spec"]
+    assert "internalTrafficPolicy" not in spec and "externalTrafficPolicy" not in spec
+
+
+def test_volume_and_configmap_defaults() -> None:
+    obj = pod()
+    obj["spec"]["volumes"] = [
+        {"name": "a"},
+        {"name": "b", "configMap": {"name": "cm"}},
+        {"name": "c", "hostPath": {"path": "/tmp"}},
+    ]
+    vols = apply_defaults(obj)["spec"]["volumes"]
+    assert vols == [
+        {"name": "a", "emptyDir": {}},
+        {"name": "b", "configMap": {"name": "cm", "defaultMode": 420}},
+        {"name": "c", "hostPath": {"path": "/tmp", "type": ""}},
+    ]
+    cm = apply_defaults({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}})
+    assert cm["data"] == {}

@@ -25,7 +25,11 @@ spec:
 
 
 def test_multi_document_yaml_with_empty_documents_and_list() -> None:
-    text = "---\n" + SVC + "---\n# only a comment\n---\n" + """apiVersion: v1
+    text = (
+        "---\n"
+        + SVC
+        + "---\n# only a comment\n---\n"
+        + """apiVersion: v1
 kind: List
 items:
 - apiVersion: v1
@@ -36,9 +40,13 @@ items:
   kind: Deployment
   metadata: {name: d}
 """
+    )
     objs = load_manifests("many.yaml", text)
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
-        ("Service", "web"), ("ConfigMap", "a"), ("Deployment", "d")]
+        ("Service", "web"),
+        ("ConfigMap", "a"),
+        ("Deployment", "d"),
+    ]
     assert objs[1]["data"] == {"when": "2024-01-01", "flag": "on"}  # dates stay strings, as in kubectl
     json.dumps(objs)  # plain JSON-able dicts
 
@@ -71,7 +79,7 @@ def test_misplaced_selector_example_file() -> None:
     assert err.message == f'"selector" is indented under "ports" (line {ports_line}); it belongs under "spec"'
     assert err.snippet == f"{sel_line:>5} |       selector:\n      |       ^"
     text = str(err)
-    assert text.startswith(f"{BROKEN}:{sel_line}:7: \"selector\" is indented under \"ports\"")
+    assert text.startswith(f'{BROKEN}:{sel_line}:7: "selector" is indented under "ports"')
     assert 'lines up with "type"' in text and "column 3" in text
 
 
@@ -92,8 +100,9 @@ spec:
         load_manifests("svc.yaml", text)
     err = info.value
     assert (err.line, err.column) == (10, 4)
-    assert err.message == ('YAML indentation error: "selector" is indented under "ports" (line 7); '
-                           'it belongs under "spec"')
+    assert err.message == (
+        'YAML indentation error: "selector" is indented under "ports" (line 7); it belongs under "spec"'
+    )
     assert "   10 |    selector:\n      |    ^" in str(err)
 
 
@@ -114,8 +123,9 @@ spec:
 """
     with pytest.raises(ManifestError) as info:
         load_manifests("dep.yaml", text)
-    assert info.value.message == ('"volumes" is indented under "containers" (line 10); '
-                                  'it belongs under "spec.template.spec"')
+    assert info.value.message == (
+        '"volumes" is indented under "containers" (line 10); it belongs under "spec.template.spec"'
+    )
     assert 'lines up with "containers" (line 10)' in str(info.value)
 
 
@@ -129,7 +139,8 @@ def test_yaml_syntax_error_has_location_caret_and_hint() -> None:
         "bad.yaml:5:10: YAML syntax error: mapping values are not allowed here",
         "    5 |    labels: {a: b}",
         "      |          ^",
-        'hint: a "key: value" line is indented deeper than the line above allows, or an unquoted value contains '
+        'hint: a "key: value" line is indented deeper than the line above allows, or an unquoted '
+        "value contains "
         '": ". Line this key up with its siblings, or quote the value.',
     ]
 
@@ -154,14 +165,21 @@ def test_json_syntax_error() -> None:
     assert info.value.message.startswith("JSON syntax error: Expecting ',' delimiter")
 
 
-@pytest.mark.parametrize(("text", "message", "line"), [
-    ("kind: Service\nmetadata: {name: a}\n", "document 1 (Service) has no apiVersion", 1),
-    ("apiVersion: v1\nmetadata: {name: a}\n", "document 1 (object) has no kind", 1),
-    ("apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {a: b}\n", "document 1 (Pod) has no metadata.name", 3),
-    ("apiVersion: v1\nkind: Pod\n", "document 1 (Pod) has no metadata.name", 1),
-    ("- a\n- b\n", "document 1 is a list, not an object", 1),
-    (SVC + "---\napiVersion: v1\nkind: Pod\nmetadata: {}\n", "document 2 (Pod) has no metadata.name", 13),
-])
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("kind: Service\nmetadata: {name: a}\n", "document 1 (Service) has no apiVersion", 1),
+        ("apiVersion: v1\nmetadata: {name: a}\n", "document 1 (object) has no kind", 1),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {a: b}\n",
+            "document 1 (Pod) has no metadata.name",
+            3,
+        ),
+        ("apiVersion: v1\nkind: Pod\n", "document 1 (Pod) has no metadata.name", 1),
+        ("- a\n- b\n", "document 1 is a list, not an object", 1),
+        (SVC + "---\napiVersion: v1\nkind: Pod\nmetadata: {}\n", "document 2 (Pod) has no metadata.name", 13),
+    ],
+)
 def test_required_fields_are_located(text: str, message: str, line: int) -> None:
     with pytest.raises(ManifestError) as info:
         load_manifests("m.yaml", text)
@@ -188,3 +206,35 @@ spec:
     resources: {}
 """
     assert load_manifests("p.yaml", text)[0]["spec"]["containers"][0]["ports"][0]["name"] == "http"
+
+
+def test_field_written_too_far_left() -> None:
+    text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: NodePort\n"
+    text += "selector:\n  app: web\n"
+    with pytest.raises(ManifestError) as info:
+        load_manifests("svc.yaml", text)
+    assert (info.value.line, info.value.column) == (7, 1)
+    assert info.value.message == '"selector" is at the top level (line 7); it belongs under "spec"'
+    assert 'lines up with "type" (line 6)' in str(info.value)
+
+
+def test_missing_template_spec_level() -> None:
+    text = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    containers:
+    - name: web
+      image: nginx
+"""
+    with pytest.raises(ManifestError) as info:
+        load_manifests("dep.yaml", text)
+    assert (
+        info.value.message
+        == '"containers" is directly under "template" (line 9); it belongs under "spec.template.spec"'
+    )
+    assert 'there is no "spec" under "template" yet' in str(info.value)

@@ -11,20 +11,70 @@ from hypothesis import strategies as st
 from podnet.model.defaults import apply_defaults
 from podnet.model.validation import validate
 
-KINDS = [("v1", "Service"), ("v1", "Pod"), ("v1", "Namespace"), ("v1", "Node"), ("v1", "Endpoints"),
-         ("v1", "ConfigMap"), ("v1", "Event"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
-         ("discovery.k8s.io/v1", "EndpointSlice")]
-FIELDS = ["metadata", "spec", "status", "name", "namespace", "labels", "ports", "port", "targetPort", "type",
-          "selector", "containers", "image", "template", "clusterIP", "clusterIPs", "matchLabels",
-          "matchExpressions", "subsets", "addresses", "endpoints", "sessionAffinityConfig", "clientIP",
-          "timeoutSeconds", "readinessProbe", "httpGet", "env", "valueFrom", "strategy", "rollingUpdate",
-          "volumes", "volumeMounts", "resources", "limits", "requests", "tolerations", "dnsConfig", "data"]
+KINDS = [
+    ("v1", "Service"),
+    ("v1", "Pod"),
+    ("v1", "Namespace"),
+    ("v1", "Node"),
+    ("v1", "Endpoints"),
+    ("v1", "ConfigMap"),
+    ("v1", "Event"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "ReplicaSet"),
+    ("discovery.k8s.io/v1", "EndpointSlice"),
+]
+FIELDS = [
+    "metadata",
+    "spec",
+    "status",
+    "name",
+    "namespace",
+    "labels",
+    "ports",
+    "port",
+    "targetPort",
+    "type",
+    "selector",
+    "containers",
+    "image",
+    "template",
+    "clusterIP",
+    "clusterIPs",
+    "matchLabels",
+    "matchExpressions",
+    "subsets",
+    "addresses",
+    "endpoints",
+    "sessionAffinityConfig",
+    "clientIP",
+    "timeoutSeconds",
+    "readinessProbe",
+    "httpGet",
+    "env",
+    "valueFrom",
+    "strategy",
+    "rollingUpdate",
+    "volumes",
+    "volumeMounts",
+    "resources",
+    "limits",
+    "requests",
+    "tolerations",
+    "dnsConfig",
+    "data",
+]
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-70000, 70000), st.floats(allow_nan=False),
-              st.sampled_from(["", "None", "TCP", "ClientIP", "LoadBalancer", "a", "1.2.3.4", "25%", "x/y"])),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(FIELDS), inner,
-                                                                          max_size=4)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-70000, 70000),
+        st.floats(allow_nan=False),
+        st.sampled_from(["", "None", "TCP", "ClientIP", "LoadBalancer", "a", "1.2.3.4", "25%", "x/y"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 

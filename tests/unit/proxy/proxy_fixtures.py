@@ -8,6 +8,7 @@ from podnet.model.kinds import Obj
 from podnet.proxy.model import NodeFacts, build_service_ports
 from podnet.proxy.state import RulesetState, build_state
 
+MANAGED_BY, CONTROLLER = "endpointslice.kubernetes.io/managed-by", "endpointslice-controller.k8s.io"
 NODE1 = NodeFacts("n1", ("172.31.5.11",), "10.244.0.0/16", "10.244.1.0/24",
                   ("10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"))
 NODE3 = NodeFacts("n3", ("172.31.5.13",), "10.244.0.0/16", "10.244.3.0/24",
@@ -45,7 +46,7 @@ def eslice(service: str, endpoints: list[dict[str, Any]], ports: list[tuple[str,
            name: str = "", ns: str = "default") -> Obj:
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
             "metadata": {"name": name or f"{service}-abc", "namespace": ns,
-                         "labels": {"kubernetes.io/service-name": service}},
+                         "labels": {"kubernetes.io/service-name": service, MANAGED_BY: CONTROLLER}},
             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in ports],
             "endpoints": endpoints}
 

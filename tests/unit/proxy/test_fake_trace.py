@@ -141,3 +141,19 @@ def test_every_case_traces_without_error(case: str) -> None:
         assert r.verdict in ("accept", "drop", "reject")
         if fe.endpoints and not fe.source_ranges:
             assert sorted(r.candidates) == sorted(fe.endpoints)
+
+
+def test_etp_local_from_a_pod_goes_to_every_endpoint_like_kube_proxy() -> None:
+    """Traffic from inside the cluster is not external: no local-only restriction, no SNAT."""
+    f = loaded(NODE3)
+    for dst, port in (("172.31.5.201", 80), ("172.31.5.13", 30082)):
+        r = trace(f, "10.244.3.40", dst, port, node=NODE3)
+        assert r.verdict == "accept"
+        assert r.candidates == [("10.244.1.6", 8080), ("10.244.2.6", 8080)]
+        assert not any(r.masquerade_by_candidate.values())
+        assert "local-bypass" in r.steps[1].rule
+
+
+def test_etp_local_from_the_node_itself_goes_to_every_endpoint_with_snat() -> None:
+    r = trace(loaded(NODE3), "172.31.5.13", "172.31.5.13", 30082, node=NODE3, entry="local")
+    assert len(r.candidates) == 2 and all(r.masquerade_by_candidate.values())

@@ -83,3 +83,21 @@ def test_service_fields_are_read() -> None:
     assert p.source_ranges == ("10.1.0.0/16",)
     assert p.affinity_timeout == 10800
     assert p.key == "default/lb:http/TCP"
+
+
+def test_slices_not_made_by_the_controller_may_point_outside_pod_cidrs() -> None:
+    sl = eslice("kubernetes", [ep("172.30.1.1", ""), ep("127.0.0.1", "")], [("https", 6443, "TCP")])
+    del sl["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+    res = build_service_ports([svc("kubernetes", "10.96.0.1", [port(443, 6443, "https")])], [sl], NODE1)
+    assert [e.ip for e in res.ports[0].endpoints] == ["172.30.1.1"]
+    assert res.problems == ["EndpointSlice default/kubernetes-abc: endpoint address 127.0.0.1 is in the "
+                            "loopback range: skipped"]
+
+
+def test_host_network_pods_on_node_ips_are_accepted() -> None:
+    from dataclasses import replace
+
+    node = replace(NODE1, all_node_ips=("172.31.5.12",))
+    sl = eslice("h", [ep("172.31.5.12", "n2")], [("", 80, "TCP")])
+    res = build_service_ports([svc("h", "10.96.0.9", [port(80)])], [sl], node)
+    assert [e.ip for e in res.ports[0].endpoints] == ["172.31.5.12"] and res.problems == []

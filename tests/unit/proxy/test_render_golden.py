@@ -9,7 +9,7 @@ import pytest
 from proxy_fixtures import CASES, NODE1, all_cases, ep, eslice, state_of
 
 from podnet.proxy.fake import FakeNft
-from podnet.proxy.render import render_delta, render_full
+from podnet.proxy.render import is_full, render_delta, render_full
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PODNET_UPDATE_GOLDEN") == "1"
@@ -74,7 +74,8 @@ def test_new_affinity_timeout_needs_full_sync() -> None:
     old = state_of(svcs, slices)
     svcs[0]["spec"]["sessionAffinity"] = "ClientIP"
     new = state_of(svcs, slices, previous=old)
-    assert render_delta(old, new) is None
+    text = render_delta(old, new)
+    assert is_full(text) and text == render_full(new)
 
 
 def test_chain_count_does_not_grow_with_services() -> None:
@@ -121,7 +122,7 @@ def test_random_delta_chains_match_full_renders() -> None:
     for _ in range(60):
         new = build_state(random_ports(), NODE1, prev.svc_ids, memo)
         delta = render_delta(prev, new)
-        live.apply(render_full(new) if delta is None else delta)
+        live.apply(delta)
         ref = FakeNft()
         ref.apply(render_full(new))
         for name, s in ref.table.sets.items():

@@ -78,7 +78,7 @@ async def started(api: FakeApi) -> AsyncIterator[Callable[..., Awaitable[Started
     clients: list[ApiClient] = []
     runners: list[ProxyRunner] = []
 
-    async def start(health: HealthChecks | None = None) -> Started:
+    async def start(health: HealthChecks | None = None, full_sync_interval: float = 300.0) -> Started:
         client = ApiClient(api.url)
         clients.append(client)
         nft = FlakyNft()
@@ -88,7 +88,8 @@ async def started(api: FakeApi) -> AsyncIterator[Callable[..., Awaitable[Started
             flushed.extend(cmds)
 
         r = ProxyRunner(client, "n1", NODE_IP, ClusterConfig(name="t"), nft, metrics=ProxyMetrics(),
-                        conntrack=record, health=health, min_interval=0.01)
+                        conntrack=record, health=health, min_interval=0.01,
+                        full_sync_interval=full_sync_interval)
         runners.append(r)
         t = asyncio.create_task(r.run())
         tasks.append(t)
@@ -186,3 +187,13 @@ def test_udp_conntrack_flush_for_frontends_that_gain_endpoints() -> None:
     old = state_of(s, [])
     new = state_of(s, [eslice("d", [ep("10.244.1.3", "n1")], [("dns", 53, "UDP")])], previous=old)
     assert udp_conntrack_commands(old, new) == [["-p", "udp", "--orig-dst", "10.96.0.10", "--dport", "53"]]
+
+
+async def test_periodic_full_sync_repairs_a_flushed_table(
+        api: FakeApi, started: Callable[..., Awaitable[Started]]) -> None:
+    api.put(SERVICES, svc("web", "10.96.0.20", [port(80, 8080)]))
+    api.put(ENDPOINTSLICES, eslice("web", [ep("10.244.1.5", "n1")], [("", 8080, "TCP")]))
+    r, nft, _, _ = await started(full_sync_interval=0.2)
+    nft.apply("delete table ip podnet\n")  # someone removed our rules
+    await until(lambda: ("ip", "podnet") in nft.tables and r.metrics.full_syncs >= 2)
+    assert nft.trace(Packet("10.244.1.9", "10.96.0.20", 80)).candidates == [("10.244.1.5", 8080)]

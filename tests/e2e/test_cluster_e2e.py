@@ -1,0 +1,215 @@
+"""The whole system as a user runs it: `podnet up`, the mission's example applied with the real kubectl,
+traffic from the host to every node's NodePort and to the LoadBalancer IP, pods following a Deployment,
+no NAT inside the cluster, DNS by Service name, `podnet demo`, and `podnet down` leaving nothing behind.
+
+One 3-node cluster serves the module (bringing one up takes seconds, not minutes, but still dominates).
+Traffic goes only from the host to node IPs / LB IPs on the cluster's own bridge, or between the
+cluster's own namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("cluster-e2e"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and nftables"),
+    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+class Cluster:
+    def __init__(self, name: str, root: str):
+        self.name = name
+        self.root = root
+        self.env = dict(os.environ, PODNET_STATE_ROOT=root)
+        self.kubeconfig = f"{root}/clusters/{name}/kubeconfig"
+
+    def podnet(self, *args: str, timeout: float = 120,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([sys.executable, "-m", "podnet.cli.main", *args], env=self.env,
+                             capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"podnet {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
+        return res
+
+    def kubectl(self, *args: str, timeout: float = 60,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir",
+                              f"{self.root}/kcache", *args],
+                             capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
+        return res
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def node_ips(self) -> dict[str, str]:
+        out = {}
+        for n in self.get_json("nodes")["items"]:
+            for a in n["status"].get("addresses", []):
+                if a["type"] == "InternalIP":
+                    out[n["metadata"]["name"]] = a["address"]
+        return out
+
+    def ready_pods(self, selector: str) -> list[dict[str, Any]]:
+        pods = self.get_json("pods", "-l", selector)["items"]
+        return [p for p in pods if p["metadata"].get("deletionTimestamp") is None and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", []))]
+
+    def wait_ready(self, selector: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = self.ready_pods(selector)
+            if len(pods) >= count:
+                return pods
+            if time.monotonic() > deadline:
+                all_pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+                raise AssertionError(f"only {len(pods)}/{count} ready for {selector}:\n{all_pods}")
+            time.sleep(0.5)
+
+
+def http_get(url: str, timeout: float = 3.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # node IPs on our own bridge
+        return resp.read().decode()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    root = tempfile.mkdtemp(prefix="pne2e")
+    name = f"e2e{os.getpid() % 100000}"
+    c = Cluster(name, root)
+    try:
+        c.podnet("up", "--name", name, "--nodes", "3", timeout=180)
+        yield c
+    finally:
+        c.podnet("down", "--name", name, timeout=120, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def myapp(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "-f", str(EXAMPLES / "myapp"))
+    cluster.wait_ready("app=myapp,type=front-end", 3, timeout=120)
+    cluster.wait_ready("app=myapp,type=back-end", 2, timeout=120)
+    return cluster
+
+
+def test_nodes_are_ready_with_their_own_ip_and_pod_cidr(cluster: Cluster) -> None:
+    nodes = cluster.get_json("nodes")["items"]
+    assert len(nodes) == 3
+    cidrs = {n["spec"]["podCIDR"] for n in nodes}
+    assert len(cidrs) == 3
+    assert len(set(cluster.node_ips().values())) == 3
+    for n in nodes:
+        ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", n["metadata"]["name"]
+
+
+def test_mission_services_get_their_addresses(myapp: Cluster) -> None:
+    svc = myapp.get_json("svc", "myapp-service")
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["spec"]["ports"][0]["nodePort"] == 30008
+    assert svc["spec"]["clusterIP"].startswith("10.")
+    lb = myapp.get_json("svc", "myapp-lb")
+    assert 30000 <= lb["spec"]["ports"][0]["nodePort"] <= 32767
+    assert lb["status"]["loadBalancer"]["ingress"][0]["ip"]
+    out = myapp.kubectl("get", "svc", "myapp-service").stdout
+    assert "80:30008/TCP" in out and "NodePort" in out
+    eps = myapp.get_json("endpoints", "myapp-service")
+    addrs = [a["ip"] for s in eps.get("subsets", []) for a in s.get("addresses", [])]
+    assert len(addrs) == 3
+
+
+def test_nodeport_answers_on_every_node_and_reaches_all_three_pods(myapp: Cluster) -> None:
+    front = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    backs = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=back-end")}
+    seen: set[str] = set()
+    per_node: dict[str, set[str]] = {}
+    for node, ip in myapp.node_ips().items():
+        for _ in range(20):  # 60 requests in all, bounded
+            data = json.loads(http_get(f"http://{ip}:30008/"))
+            seen.add(data["frontend"]["pod"])
+            per_node.setdefault(node, set()).add(data["frontend"]["pod"])
+            assert data.get("backend") in backs, data  # front-end reached back-end by DNS name
+    assert seen == front
+    assert all(per_node[n] for n in per_node) and len(per_node) == 3
+
+
+def test_loadbalancer_ip_reachable_from_the_host(myapp: Cluster) -> None:
+    lb_ip = myapp.get_json("svc", "myapp-lb")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    front = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    seen = {json.loads(http_get(f"http://{lb_ip}/"))["frontend"]["pod"] for _ in range(30)}
+    assert seen <= front and len(seen) >= 2
+
+
+def test_pod_to_pod_across_nodes_has_no_nat(myapp: Cluster) -> None:
+    backs = myapp.ready_pods("app=myapp,type=back-end")
+    fronts = myapp.ready_pods("app=myapp,type=front-end")
+    client = fronts[0]
+    server = next((b for b in backs if b["spec"]["nodeName"] != client["spec"]["nodeName"]), backs[0])
+    out = myapp.podnet("exec", "--name", myapp.name, client["metadata"]["name"], "--", "curl", "-s",
+                       "--max-time", "3", f"http://{server['status']['podIP']}:80/clientip").stdout
+    assert out.strip().rsplit(":", 1)[0] == client["status"]["podIP"]
+
+
+def test_dns_names_resolve_inside_a_pod(myapp: Cluster) -> None:
+    pod = myapp.ready_pods("app=myapp,type=front-end")[0]["metadata"]["name"]
+    cluster_ip = myapp.get_json("svc", "back-end")["spec"]["clusterIP"]
+    out = myapp.podnet("exec", "--name", myapp.name, pod, "--", "getent", "hosts", "back-end").stdout
+    assert out.split()[0] == cluster_ip
+    out = myapp.podnet("exec", "--name", myapp.name, pod, "--", "getent", "hosts",
+                       "back-end.default.svc.cluster.local").stdout
+    assert out.split()[0] == cluster_ip
+
+
+def test_demo_shows_all_front_ends_through_several_nodes(myapp: Cluster) -> None:
+    res = myapp.podnet("demo", "--name", myapp.name, "--requests", "10", "-o", "json", timeout=180)
+    data = json.loads(res.stdout)
+    ok = [r for r in data["results"] if r["ok"]]
+    assert len(ok) == len(data["results"])
+    front = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    assert {r["frontend"] for r in ok} >= front
+    entries = {r["entry"] for r in ok if r["entry"].endswith("NodePort")}
+    assert len(entries) >= 2
+
+
+def test_replaced_pods_follow_the_service(myapp: Cluster) -> None:
+    before = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    victim = sorted(before)[0]
+    myapp.kubectl("delete", "pod", victim, "--wait=false")
+    myapp.kubectl("scale", "deployment", "myapp-front-end", "--replicas=4")
+    deadline = time.monotonic() + 60
+    while True:
+        now = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+        if victim not in now and len(now) == 4:
+            break
+        assert time.monotonic() < deadline, f"front-end pods did not follow: {now}"
+        time.sleep(0.5)
+    time.sleep(1.0)  # the endpoints reach every node's rules within a second
+    ip = next(iter(myapp.node_ips().values()))
+    seen = {json.loads(http_get(f"http://{ip}:30008/"))["frontend"]["pod"] for _ in range(40)}
+    assert victim not in seen
+    assert seen <= now and len(seen) >= 3
+    myapp.kubectl("scale", "deployment", "myapp-front-end", "--replicas=3")
