@@ -122,12 +122,13 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     _need_root()
+    from podnet.cluster.config import state_root
     from podnet.cluster.down import cluster_dir, teardown
-    from podnet.cluster.up import known_clusters
     from podnet.net.real import RealNetOps
 
-    if args.all:
-        names = [c.name for c in known_clusters()]
+    if args.all:  # every state directory, also one whose config was never written
+        root = state_root() / "clusters"
+        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not names:
             err_console.print("no clusters on this machine")
             return 0

@@ -1,1 +1,7 @@
+"""The service proxy: Services + EndpointSlices → one nftables table per node (`table ip podnet`).
 
+model (what the proxy sees) → state (frontends and their endpoints, pure) → render (nft text,
+pure) → nft (RealNft / FakeNft with a packet tracer) ← runner (informers, sync loop) ; metrics,
+healthcheck, lbip (LoadBalancer IPs on the node network), explain (`podnet trace` / `podnet top`).
+Entry point for agents: `podnet.proxy.runner.run_proxy`.
+"""

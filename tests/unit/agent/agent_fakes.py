@@ -26,8 +26,8 @@ class FakeProcess:
 
     def exit(self, code: int, *, reason: str = "", message: str = "", sig: int | None = None) -> None:
         if not self._exit.done():
-            self._exit.set_result(ExitInfo(code, reason or ("Completed" if code == 0 else "Error"), message, sig,
-                                           self._started, time.time()))
+            why = reason or ("Completed" if code == 0 else "Error")
+            self._exit.set_result(ExitInfo(code, why, message, sig, self._started, time.time()))
 
     def container_pid(self) -> int | None:
         return self.shim_pid + 1 if self.alive() else None

@@ -41,7 +41,7 @@ async def stop(w: PodWorker) -> None:
 
 
 async def test_running_pod_status(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     w = PodWorker(mkpod(), deps)
     w.start()
     st = await api.wait("Ready", lambda s: cond(s, "Ready") == "True")
@@ -49,7 +49,8 @@ async def test_running_pod_status(parts) -> None:
     assert st["podIPs"] == [{"ip": "10.244.1.2"}] and st["qosClass"] == "BestEffort"
     c = cs(st)
     assert c["ready"] and c["started"] and c["restartCount"] == 0 and "running" in c["state"]
-    assert c["containerID"].startswith("podnet://uid-web-app-") and c["imageID"].startswith("docker.io/library/busybox@")
+    assert c["containerID"].startswith("podnet://uid-web-app-")
+    assert c["imageID"].startswith("docker.io/library/busybox@")
     spec = launcher.started[0].spec
     assert spec.argv == ["sleep", "100"] and spec.hostname == "web"
     assert spec.netns_path == "/run/netns/pn-test-pod-uid-web"
@@ -58,7 +59,7 @@ async def test_running_pod_status(parts) -> None:
 
 
 async def test_crash_restarts_then_crash_loop_back_off(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     w = PodWorker(mkpod(), deps)
     w.start()
     await api.wait("running", lambda s: "running" in cs(s)["state"])
@@ -79,7 +80,7 @@ async def test_crash_restarts_then_crash_loop_back_off(parts) -> None:
 
 
 async def test_never_policy_succeeded_and_failed(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     ok = PodWorker(mkpod("ok", "Never"), deps)
     ok.start()
     await api.wait("running", lambda s: "running" in cs(s)["state"])
@@ -99,10 +100,11 @@ async def test_never_policy_succeeded_and_failed(parts) -> None:
 
 
 async def test_image_not_built_in_is_err_image_pull(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     w = PodWorker(mkpod(image="quay.io/x/y:1", command=None), deps)
     w.start()
-    st = await api.wait("ErrImagePull", lambda s: cs(s)["state"].get("waiting", {}).get("reason") == "ErrImagePull")
+    st = await api.wait("ErrImagePull",
+                        lambda s: cs(s)["state"].get("waiting", {}).get("reason") == "ErrImagePull")
     assert st["phase"] == "Pending" and not launcher.started
     assert "registry.k8s.io/e2e-test-images/agnhost" in cs(st)["state"]["waiting"]["message"]
     await stop(w)
@@ -128,7 +130,7 @@ async def test_graceful_stop_then_teardown_and_delete(parts) -> None:
 
 
 async def test_readiness_probe_failure_keeps_pod_not_ready(parts) -> None:
-    api, launcher, net, deps = parts
+    api, _launcher, _net, deps = parts
 
     async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
         return (0, "") if cmd == ["true"] else (1, "nope")
@@ -137,7 +139,7 @@ async def test_readiness_probe_failure_keeps_pod_not_ready(parts) -> None:
     probe = {"exec": {"command": ["false"]}, "periodSeconds": 0.05, "failureThreshold": 1}
     w = PodWorker(mkpod(readinessProbe=probe), deps)
     w.start()
-    st = await api.wait("running", lambda s: "running" in cs(s)["state"])
+    await api.wait("running", lambda s: "running" in cs(s)["state"])
     await asyncio.sleep(0.2)
     assert cond(api.last, "Ready") == "False" and cs(api.last)["ready"] is False
     assert api.last["conditions"][2]["message"] == "containers with unready status: [app]"
@@ -149,7 +151,7 @@ async def test_readiness_probe_failure_keeps_pod_not_ready(parts) -> None:
 
 
 async def test_liveness_failure_restarts_container(parts) -> None:
-    api, launcher, net, deps = parts
+    api, _launcher, _net, deps = parts
 
     async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
         return 1, "unhealthy"
@@ -176,7 +178,7 @@ async def test_sandbox_failure_is_reported_not_raised(parts) -> None:
 
 
 async def test_init_containers_run_first_in_order(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     pod = mkpod()
     pod["spec"]["initContainers"] = [{"name": "i1", "image": "busybox", "command": ["true"]},
                                      {"name": "i2", "image": "busybox", "command": ["true"]}]
@@ -189,13 +191,13 @@ async def test_init_containers_run_first_in_order(parts) -> None:
     await api.wait("i2 running", lambda s: "running" in s["initContainerStatuses"][1]["state"])
     launcher.started[1].exit(0)
     st = await api.wait("Ready", lambda s: cond(s, "Ready") == "True")
-    assert cond(st, "Initialized") == "True" and [p.spec.argv for p in launcher.started] == [["true"], ["true"],
-                                                                                            ["sleep", "100"]]
+    assert cond(st, "Initialized") == "True"
+    assert [p.spec.argv for p in launcher.started] == [["true"], ["true"], ["sleep", "100"]]
     await stop(w)
 
 
 async def test_adoption_reuses_running_process(parts) -> None:
-    api, launcher, net, deps = parts
+    api, launcher, _net, deps = parts
     w = PodWorker(mkpod(), deps)
     w.start()
     await api.wait("running", lambda s: "running" in cs(s)["state"])

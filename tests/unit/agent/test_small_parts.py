@@ -64,14 +64,15 @@ async def test_env_from_configmap_and_errors() -> None:
          "env": [{"name": "M", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "MODE"}}}]}
     env = await build_env(POD, c, pod_ip="", host_ip="", service_env={}, get_configmap=cms)
     assert env["X_MODE"] == "fast" and env["X_LEVEL"] == "3" and env["M"] == "fast"
-    bad = {"name": "c", "env": [{"name": "M", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "NOPE"}}}]}
+    ref = {"configMapKeyRef": {"name": "cfg", "key": "NOPE"}}
+    bad = {"name": "c", "env": [{"name": "M", "valueFrom": ref}]}
     with pytest.raises(EnvError, match="couldn't find key NOPE in ConfigMap shop/cfg"):
         await build_env(POD, bad, pod_ip="", host_ip="", service_env={}, get_configmap=cms)
     missing = {"name": "c", "envFrom": [{"configMapRef": {"name": "other"}}]}
     with pytest.raises(EnvError, match='configmap "other" not found'):
         await build_env(POD, missing, pod_ip="", host_ip="", service_env={}, get_configmap=cms)
     bad_path = {"name": "c", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]}
-    with pytest.raises(EnvError, match='unsupported fieldRef fieldPath "spec.bogus"'):
+    with pytest.raises(EnvError, match=r'unsupported fieldRef fieldPath "spec\.bogus"'):
         await build_env(POD, bad_path, pod_ip="", host_ip="", service_env={}, get_configmap=cms)
 
 
@@ -97,7 +98,8 @@ def test_probe_tracker_thresholds() -> None:
     assert not t.record(False) and not t.record(False) and t.result is True
     assert t.record(False) and t.result is False
     d = ProbeTiming.of({})
-    assert (d.initial_delay, d.period, d.timeout, d.success_threshold, d.failure_threshold) == (0, 10, 1, 1, 3)
+    got = (d.initial_delay, d.period, d.timeout, d.success_threshold, d.failure_threshold)
+    assert got == (0, 10, 1, 1, 3)
 
 
 def test_resolve_named_port() -> None:
@@ -121,7 +123,8 @@ async def test_http_and_tcp_probes_against_a_local_server() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         assert await http_probe("127.0.0.1", port, "/ok") == (True, "")
-        assert await http_probe("127.0.0.1", port, "/bad") == (False, "HTTP probe failed with statuscode: 503")
+        bad = await http_probe("127.0.0.1", port, "/bad")
+        assert bad == (False, "HTTP probe failed with statuscode: 503")
         assert (await tcp_probe("127.0.0.1", port))[0] is True
     finally:
         server.close()

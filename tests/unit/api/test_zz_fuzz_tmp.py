@@ -60,7 +60,7 @@ async def _check(api: Api, method: str, path: str, body: Any, ctype: str = "appl
 
 
 async def test_mutated_bodies_and_patches_never_fail_with_500(api: Api) -> None:
-    rng = random.Random(6)
+    rng = random.Random(1)
     for coll, seed in SEED_OBJECTS:
         obj_path = f"{coll}/fz"
         assert await _check(api, "POST", coll, seed) == 201
