@@ -329,9 +329,12 @@ async def test_agent_restart_adopts_running_pods_and_serves_logs(env: Env) -> No
     assert "registry.k8s.io/e2e-test-images/agnhost" in msg
 
     # logs through the kubelet endpoint on the node IP (from inside the node namespace)
-    r = in_netns(env.node_ns, "curl", "-sS", "--max-time", "5",
-                 f"http://{env.node_ip}:10250/containerLogs/default/keeper/web?tailLines=5")
-    assert "Started HTTP server on port 8080" in r.stdout, (r.stdout, r.stderr)
+    async def logged() -> str:
+        r = in_netns(env.node_ns, "curl", "-sS", "--max-time", "5",
+                     f"http://{env.node_ip}:10250/containerLogs/default/keeper/web?tailLines=5")
+        return r.stdout if "Started HTTP server on port 8080" in r.stdout else ""
+
+    assert (await wait_for("log line", logged, env=env)) == "Started HTTP server on port 8080\n"
 
     # the agent dies hard: the container keeps running and serving
     os.killpg(env.agent.pid, signal.SIGKILL)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from netns_tools import echo_server
 
 from podnet.cluster import journal as jr
 from podnet.cluster.config import ClusterConfig
@@ -108,6 +110,15 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         journal.record(jr.NFT, f"inet {table}", netns=None)
         subprocess.run(["nft", "add", "table", "inet", table], check=True, timeout=10)
         during = snapshot()
+        # the host reaches node IPs over the cluster's bridge ...
+        node1 = plan_nodes(cfg)[0]
+        addr = (node1.ip, 8099)
+        with echo_server(node1.netns, node1.ip, 8099), socket.create_connection(addr, timeout=3) as c:
+            assert c.recv(100).decode() == str(cfg.extra["host_ip"])
+        # ... and, while the cluster is up, the kernel refuses host routes into the pod and service CIDRs
+        for ip in ("10.244.1.5", "10.96.0.10"):
+            r = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True, timeout=10)
+            assert r.returncode != 0 and "No route to host" in r.stderr, (ip, r.stdout, r.stderr)
         made_netns = during["netns"] - before["netns"]
         assert {
             f"pn-{name}-node-1",

@@ -111,7 +111,8 @@ def bump_generation(rt: ResourceType, new: Obj, old: Obj) -> None:
 
 
 def qos_class(pod: Obj) -> str:
-    containers = [c for c in (m.d(pod.get("spec")).get("containers") or []) if isinstance(c, dict)]
+    listed = m.d(pod.get("spec")).get("containers")
+    containers = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
     requests_any, guaranteed = False, True
     for c in containers:
         res = m.d(c.get("resources"))

@@ -58,7 +58,7 @@ def check_field_selector(kind: str, terms: Iterable[tuple[str, str, str]]) -> No
     """Raise ValueError(`field label not supported: <f>`) (the API server's text) for unknown fields."""
     allowed = supported_fields(kind)
     for f, _op, _v in terms:
-        if f not in allowed:
+        if f not in allowed and not (kind == "Pod" and f == "spec.host"):
             raise ValueError(f"field label not supported: {f}")
 
 
@@ -147,6 +147,10 @@ def _find_unescaped(part: str, op: str) -> int:
 def field_value(obj: Obj, path: str) -> str:
     """The string a field selector compares for `path` (dotted); "" when absent; bools as true/false."""
     cur: Any = obj
+    if path == "spec.host":  # old v1 clients' name for spec.nodeName (Kubernetes converts it)
+        path = "spec.nodeName"
+    if path == "source" and isinstance(obj.get("source"), dict):  # Events select on source.component
+        return str(obj["source"].get("component") or "")
     if path == "status.podIPs":
         ips = (obj.get("status") or {}).get("podIPs") or []
         return ",".join(str(p.get("ip", "")) for p in ips if isinstance(p, dict))

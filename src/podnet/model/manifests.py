@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 
 from podnet.model import manifest_schema as schema
 from podnet.model.kinds import Obj
+from podnet.model.manifest_text import align_hint, doc_start, explain_yaml_error, snippet, yaml_hint
 
 
 class ManifestError(Exception):
@@ -59,19 +59,6 @@ class ManifestError(Exception):
 
     def __str__(self) -> str:
         return self._render()
-
-
-def _snippet(lines: list[str], line: int, column: int) -> str:
-    """`   12 | <line>` plus a caret under `column` (both 1-based)."""
-    if not 1 <= line <= len(lines):
-        return ""
-    src = lines[line - 1].replace("\t", " ")
-    gutter = f"{line:>5} | "
-    caret = " " * 5 + " | " + " " * max(column - 1, 0) + "^"
-    return gutter + src + "\n" + caret
-
-
-# --------------------------------------------------------------------------- YAML loading
 
 
 class _Loader(yaml.SafeLoader):
@@ -113,177 +100,6 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def _yaml_hint(problem: str, line_text: str) -> str:
-    if "\t" in line_text or "'\\t'" in problem:
-        return "YAML does not allow tab characters for indentation; indent with spaces only."
-    if "mapping values are not allowed" in problem:
-        return (
-            'a "key: value" line is indented deeper than the line above allows, or an unquoted value '
-            'contains ": ". Line this key up with its siblings, or quote the value.'
-        )
-    if "expected <block end>" in problem or "did not find expected key" in problem:
-        return (
-            "this line's indentation does not match the lines around it: every field of one object must "
-            "start in the same column."
-        )
-    if "did not find expected '-' indicator" in problem:
-        return 'items of a list must each start with "- " at the same indentation.'
-    if "found undefined alias" in problem or "found unhashable key" in problem:
-        return "check this line for a stray '*', '{' or '[' and quote the value if it is text."
-    if "could not find expected ':'" in problem:
-        return "a key is missing its ':' (write \"key: value\"), or a quoted string is not closed."
-    if "found unexpected end of stream" in problem or "while scanning a quoted scalar" in problem:
-        return "a quoted string is not closed: check the quotes on this line."
-    return "check the indentation and punctuation of this line and the one above it."
-
-
-_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[A-Za-z0-9_.\-/]+)\s*:(\s|$)")
-
-
-@dataclass
-class _TextKey:
-    line: int  # 1-based
-    indent: int  # column of the key itself
-    key: str
-    is_item: bool  # the key starts a list item ("- key:")
-
-
-def _text_key(lines: list[str], line: int) -> _TextKey | None:
-    if not 1 <= line <= len(lines):
-        return None
-    m = _KEY_LINE.match(lines[line - 1])
-    if not m:
-        return None
-    indent = len(m.group("indent")) + (len(m.group("dash")) if m.group("dash") else 0)
-    return _TextKey(line, indent, m.group("key"), bool(m.group("dash")))
-
-
-def _text_path(lines: list[str], at: _TextKey, doc_start: int) -> tuple[str, list[_TextKey]]:
-    """The path YAML gives `at` going by indentation alone, and the chain of parent keys."""
-    chain: list[_TextKey] = []
-    parts: list[str] = []
-    indent = at.indent  # column the parent's content must be left of
-    item_dash: int | None = at.indent - 2 if at.is_item else None  # dash column of the enclosing item
-    if at.is_item:
-        line = lines[at.line - 1]
-        item_dash = len(line) - len(line.lstrip())
-    ln = at.line - 1
-    while ln >= doc_start:
-        raw = lines[ln - 1]
-        stripped = raw.strip()
-        lead = len(raw) - len(raw.lstrip())
-        ln -= 1
-        if not stripped or stripped.startswith("#"):
-            continue
-        k = _text_key(lines, ln + 1)
-        if item_dash is not None:
-            # inside a list item: the list's owner is a key at or left of the dash column
-            if (
-                k is not None
-                and not k.is_item
-                and (k.indent < item_dash or (k.indent == item_dash and raw.rstrip().endswith(":")))
-            ):
-                chain.append(k)
-                parts.append(k.key + "[]")
-                indent = k.indent
-                item_dash = None
-            elif k is not None and k.is_item and lead < item_dash:
-                item_dash = lead  # nested list item further left
-            continue
-        if stripped.startswith("-") and lead < indent:
-            item_dash = lead  # we are a field of this list item
-            if k is not None and k.is_item:
-                continue
-            continue
-        if k is not None and k.indent < indent:
-            chain.append(k)
-            parts.append(k.key)
-            indent = k.indent
-    return ".".join(reversed(parts)), chain
-
-
-def _doc_start(lines: list[str], line: int) -> int:
-    """First line (1-based) of the YAML document containing `line`."""
-    for ln in range(min(line, len(lines)), 0, -1):
-        if lines[ln - 1].startswith("---"):
-            return ln + 1
-    return 1
-
-
-def _doc_kind(lines: list[str], start: int) -> str:
-    for ln in range(start, len(lines) + 1):
-        if lines[ln - 1].startswith("---") and ln > start:
-            break
-        m = re.match(r"^kind:\s*[\"']?(\w+)", lines[ln - 1])
-        if m:
-            return m.group(1)
-    return ""
-
-
-def _misplaced_message(
-    kind: str, path: str, key: str, parent_line: int, parent_key: str
-) -> tuple[str, str] | None:
-    target = schema.belongs(kind, path, key)
-    if target is None:
-        return None
-    where = f'under "{target}"' if target else "at the top level (no indentation)"
-    msg = f'"{key}" is indented under "{parent_key}" (line {parent_line}); it belongs {where}'
-    return msg, target
-
-
-def _explain_yaml_error(lines: list[str], line: int) -> tuple[str, str, int, int] | None:
-    """For a YAML error at `line`, look for a known field indented under the wrong parent."""
-    for ln in (line, line - 1, line + 1):
-        k = _text_key(lines, ln)
-        if k is None:
-            continue
-        start = _doc_start(lines, ln)
-        kind = _doc_kind(lines, start)
-        path, chain = _text_path(lines, k, start)
-        if not chain:
-            continue
-        found = _misplaced_message(kind, path, k.key, chain[0].line, chain[0].key)
-        if found is None:
-            continue
-        msg, target = found
-        return msg, _align_hint(lines, k.key, target, start), ln, k.indent + 1
-    return None
-
-
-def _align_hint(lines: list[str], key: str, target: str, start: int) -> str:
-    if not target:
-        return f'move "{key}" to the start of the line (no indentation), like "apiVersion" and "kind".'
-    # find a sibling key of the target's children to name a column to line up with
-    want_parent = target.split(".")[-1].replace("[]", "")
-    for ln in range(start, len(lines) + 1):
-        if ln > start and lines[ln - 1].startswith("---"):
-            break
-        k = _text_key(lines, ln)
-        if k is not None and k.key == want_parent:
-            ppath, _ = _text_path(lines, k, start)
-            if (f"{ppath}.{k.key}" if ppath else k.key).replace("[]", "") != target.replace("[]", ""):
-                continue
-            child_indent = None
-            for nxt in range(ln + 1, len(lines) + 1):
-                ck = _text_key(lines, nxt)
-                if ck is not None:
-                    if ck.indent > k.indent:
-                        child_indent = ck
-                    break
-            if child_indent is not None:
-                return (
-                    f'move "{key}" so it starts in column {child_indent.indent + 1} and lines up with '
-                    f'"{child_indent.key}" (line {child_indent.line}), as a field of "{target}".'
-                )
-    parts = target.replace("[]", "").split(".")
-    if len(parts) > 1:
-        return (
-            f'there is no "{parts[-1]}" under "{parts[-2]}" yet: add a "{parts[-1]}:" line there and '
-            f'indent "{key}" below it, as a field of "{target}".'
-        )
-    return f'indent "{key}" as a direct field of "{target}".'
 
 
 def _node_at(node: yaml.Node, path: list[str | int]) -> yaml.Node | None:
@@ -335,14 +151,14 @@ def _check_placement(obj: Any, kind: str, root: yaml.Node | None, filename: str,
                     pline = pk.start_mark.line + 1 if pk else line
                     where = f'under "{target}"' if target else "at the top level (no indentation)"
                     msg = f'"{key}" is indented under "{parent_name}" (line {pline}); it belongs {where}'
-                    start = _doc_start(lines, line) if line else 1
+                    start = doc_start(lines, line) if line else 1
                     raise ManifestError(
                         msg,
                         filename,
                         line,
                         col,
-                        _snippet(lines, line, col),
-                        _align_hint(lines, key, target, start),
+                        snippet(lines, line, col),
+                        align_hint(lines, key, target, start),
                     )
                 sub = f"{path}.{key}" if path else key
                 walk(child, sub, [*raw, key])
@@ -375,9 +191,9 @@ def _check_too_shallow(
         msg = f'"{key}" is directly under "{parent}" (line {line}); it belongs under "{shown}"'
     else:
         msg = f'"{key}" is at the top level (line {line}); it belongs under "{shown}"'
-    start = _doc_start(lines, line) if line else 1
+    start = doc_start(lines, line) if line else 1
     raise ManifestError(
-        msg, filename, line, col, _snippet(lines, line, col), _align_hint(lines, key, target, start)
+        msg, filename, line, col, snippet(lines, line, col), align_hint(lines, key, target, start)
     )
 
 
@@ -396,12 +212,12 @@ def _located_check(
     what = f"document {doc_index}" + (f", item {item}" if item is not None else "")
     if not isinstance(obj, dict):
         raise ManifestError(
-            f"{what} is a {type(obj).__name__}, not an object: a manifest must be a mapping "
+            f"{what} is {_kind_of(obj)}, not an object: a manifest must be a mapping "
             "with apiVersion, kind and metadata",
             filename,
             line,
             1,
-            _snippet(lines, line, 1),
+            snippet(lines, line, 1),
         )
     missing = [f for f in ("apiVersion", "kind") if not obj.get(f)]
     meta = obj.get("metadata")
@@ -412,7 +228,7 @@ def _located_check(
             filename,
             line,
             1,
-            _snippet(lines, line, 1),
+            snippet(lines, line, 1),
             'every object starts with e.g. "apiVersion: v1" and "kind: Service" at the top level.',
         )
     if not isinstance(meta, dict) or not (meta.get("name") or meta.get("generateName")):
@@ -423,10 +239,22 @@ def _located_check(
             filename,
             mline,
             1,
-            _snippet(lines, mline, 1),
+            snippet(lines, mline, 1),
             'add a name under metadata, e.g. "metadata:\\n  name: my-app" '
             "(or metadata.generateName for a generated one).",
         )
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"plain text ({value[:30]!r})"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "empty"
 
 
 def _flatten(obj: Obj) -> list[Obj] | None:
@@ -464,7 +292,7 @@ def _load_json(text: str, filename: str, lines: list[str]) -> list[Obj]:
             filename,
             exc.lineno,
             exc.colno,
-            _snippet(lines, exc.lineno, exc.colno),
+            snippet(lines, exc.lineno, exc.colno),
             "check for a missing comma, quote or bracket just before this point.",
         ) from None
     items = data if isinstance(data, list) else [data]
@@ -490,7 +318,7 @@ def _load_yaml(text: str, filename: str, lines: list[str]) -> list[Obj]:
             filename,
             dup.line,
             dup.column,
-            _snippet(lines, dup.line, dup.column),
+            snippet(lines, dup.line, dup.column),
             f'remove one of the two "{dup.key}" entries, or fix the indentation if one of them '
             "belongs to another object.",
         ) from None
@@ -499,11 +327,11 @@ def _load_yaml(text: str, filename: str, lines: list[str]) -> list[Obj]:
         line = mark.line + 1 if mark else 0
         col = mark.column + 1 if mark else 0
         problem = str(exc.problem or exc.context or "invalid YAML")
-        explained = _explain_yaml_error(lines, line) if line else None
+        explained = explain_yaml_error(lines, line) if line else None
         if explained is not None:
             msg, hint, eline, ecol = explained
             raise ManifestError(
-                f"YAML indentation error: {msg}", filename, eline, ecol, _snippet(lines, eline, ecol), hint
+                f"YAML indentation error: {msg}", filename, eline, ecol, snippet(lines, eline, ecol), hint
             ) from None
         line_text = lines[line - 1] if 1 <= line <= len(lines) else ""
         raise ManifestError(
@@ -511,8 +339,8 @@ def _load_yaml(text: str, filename: str, lines: list[str]) -> list[Obj]:
             filename,
             line,
             col,
-            _snippet(lines, line, col),
-            _yaml_hint(problem, line_text),
+            snippet(lines, line, col),
+            yaml_hint(problem, line_text),
         ) from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"YAML error: {exc}", filename) from None

@@ -123,6 +123,7 @@ class ProxyRunner:
         self.pending_triggers: list[float] = []
         self.synced_once = asyncio.Event()
         self.problems: list[str] = []
+        self.logged_problems: set[str] = set()
         self.port_memo: dict[str, tuple[tuple[object, ...], list[ServicePortInfo], list[str]]] = {}
         self.frontend_memo: dict[int, tuple[ServicePortInfo, int, tuple[Frontend, ...]]] = {}
         self.memo_node: NodeFacts | None = None
@@ -131,6 +132,8 @@ class ProxyRunner:
 
     def _on_event(self, etype: str, obj: Obj, old: Obj | None) -> None:
         t = _trigger_time(obj)
+        if t is None and obj.get("kind") in ("EndpointSlice", "Service"):
+            t = time.time()  # no trigger-time annotation: measure from the event's arrival
         if t is not None:
             self.pending_triggers.append(t)
         if not self.dirty.is_set():
@@ -202,7 +205,9 @@ class ProxyRunner:
         self.problems = problems + new.problems
         self.metrics.skipped_items = len(self.problems)
         for p in self.problems:
-            log.warning("proxy: %s", p)
+            if p not in self.logged_problems:  # each problem once, not at every sync
+                log.warning("proxy: %s", p)
+        self.logged_problems = set(self.problems)
         old_state = None if self.need_full else self.state
         text = render_full(new) if old_state is None else render_delta(old_state, new)
         full = is_full(text)
@@ -216,6 +221,8 @@ class ProxyRunner:
             self.pending_triggers = triggers + self.pending_triggers
             raise
         old, self.state, self.need_full = self.state, new, False
+        if full and self.lb_addresses is not None:
+            self.lb_addresses.checked = False  # re-inspect the uplink too
         self.metrics.observe_sync(time.monotonic() - start, full)
         now = time.time()
         for t in triggers:
@@ -253,6 +260,12 @@ class ProxyRunner:
                 try:
                     await self.sync_once()
                 except NftError:
+                    await asyncio.sleep(RETRY_INTERVAL)
+                    self.dirty.set()
+                except Exception as e:  # a bug must not stop the proxy: log, then retry with a full sync
+                    log.exception("proxy: sync failed")
+                    self.metrics.sync_failed(f"{type(e).__name__}: {e}")
+                    self.need_full = True
                     await asyncio.sleep(RETRY_INTERVAL)
                     self.dirty.set()
         finally:

@@ -23,7 +23,8 @@ SEED_OBJECTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 ODD_VALUES: list[Any] = [None, "", "x", -1, 0, 2**40, 1.5, True, [], [1, "a"], {}, {"a": {"b": None}},
-                         "$patch", {"$patch": "delete"}, {"$patch": "bogus"}, [{"$patch": "replace"}], "Ω" * 70]
+                         "$patch", {"$patch": "delete"}, {"$patch": "bogus"}, [{"$patch": "replace"}],
+                         "Ω" * 70]
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -66,18 +67,26 @@ async def test_mutated_bodies_and_patches_never_fail_with_500(api: Api) -> None:
         assert await _check(api, "POST", coll, seed) == 201
         for _ in range(40):
             bad = _mutate(seed, rng)
-            code = await _check(api, "POST", coll, {**bad, "metadata": {**bad.get("metadata", {}), "name": "fz2"}}
-                                if isinstance(bad.get("metadata"), dict) else bad)
+            renamed = {**bad, "metadata": {**bad["metadata"], "name": "fz2"}} \
+                if isinstance(bad.get("metadata"), dict) else bad
+            code = await _check(api, "POST", coll, renamed)
             if code == 201:
                 await api.call("DELETE", f"{coll}/fz2", {"gracePeriodSeconds": 0})
             await _check(api, "PUT", obj_path, bad)
+            if "configmaps" not in coll and "endpointslices" not in coll:
+                await _check(api, "PUT", obj_path + "/status", bad)
+                await _check(api, "PATCH", obj_path + "/status", {"status": rng.choice(ODD_VALUES)},
+                             "application/merge-patch+json")
+            if "deployments" in coll:
+                await _check(api, "PATCH", obj_path + "/scale", {"spec": {"replicas": rng.choice(ODD_VALUES)}},
+                             "application/merge-patch+json")
+                await _check(api, "PUT", obj_path + "/scale", _mutate({"spec": {"replicas": 1}}, rng))
             await _check(api, "PATCH", obj_path, _mutate({"spec": seed.get("spec", {}),
                                                           "metadata": {"labels": {"a": "b"}}}, rng),
                          "application/strategic-merge-patch+json")
             await _check(api, "PATCH", obj_path, {"metadata": {"labels": rng.choice(ODD_VALUES)}},
                          "application/merge-patch+json")
-            await _check(api, "PATCH", obj_path, [{"op": rng.choice(["add", "remove", "replace", "move", "x"]),
-                                                   "path": "/" + "/".join(map(str, rng.choice(_paths(seed)))),
-                                                   "value": rng.choice(ODD_VALUES)}],
-                         "application/json-patch+json")
+            op = {"op": rng.choice(["add", "remove", "replace", "move", "x"]),
+                  "path": "/" + "/".join(map(str, rng.choice(_paths(seed)))), "value": rng.choice(ODD_VALUES)}
+            await _check(api, "PATCH", obj_path, [op], "application/json-patch+json")
         await _check(api, "DELETE", obj_path, {"gracePeriodSeconds": 0})

@@ -159,3 +159,22 @@ def test_stop_processes_spares_a_reused_pid(tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_list_status_running_stopped_broken(state_root: Path) -> None:
+    import subprocess
+
+    cfg = ClusterConfig(name="st", node_network="172.30.7.0/24", nodes=2)
+    cfg.save()
+    j = jr.Journal(cfg.state_dir)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    j.record(jr.PROCESS, "controlplane", pid=dead.pid, starttime=1)
+    st = cluster_status(cfg)
+    assert (st.status, st.nodes, st.processes_alive) == ("stopped", ["st-node-1", "st-node-2"], 0)
+    me = os.getpid()
+    j.record(jr.PROCESS, "agent-st-node-1", pid=me, starttime=proc_starttime(me))
+    assert cluster_status(cfg).status == "broken"
+    j.record(jr.PROCESS, "container default/web", pid=dead.pid, starttime=1)  # containers do not count
+    j.record(jr.PROCESS, "controlplane", pid=me, starttime=proc_starttime(me))
+    assert cluster_status(cfg).status == "broken"  # processes alive, but no API answers on port 0

@@ -238,3 +238,19 @@ spec:
         == '"containers" is directly under "template" (line 9); it belongs under "spec.template.spec"'
     )
     assert 'there is no "spec" under "template" yet' in str(info.value)
+
+
+def test_shipped_examples_load_and_validate() -> None:
+    from podnet.model.defaults import apply_defaults
+    from podnet.model.validation import validate
+
+    files = sorted(p for p in (REPO / "examples").rglob("*.y*ml") if "broken" not in p.parts)
+    assert files
+    for path in files:
+        for obj in load_manifests(path):
+            obj = apply_defaults(obj)
+            if obj["kind"] not in ("Namespace", "Node"):
+                obj["metadata"].setdefault("namespace", "default")
+            if obj["kind"] == "Service" and obj["spec"].get("type") != "ExternalName":
+                obj["spec"].setdefault("clusterIP", "10.96.0.50")
+            assert validate(obj) == [], (path, [e.error() for e in validate(obj)])

@@ -243,10 +243,12 @@ def test_field_value_and_matching() -> None:
     assert field_matches(POD, parse_field_selector("spec.nodeName=node-a,status.phase!=Pending"))
     assert not field_matches(POD, parse_field_selector("spec.nodeName=node-b"))
     assert field_matches({"spec": {}}, parse_field_selector("spec.nodeName="))  # unscheduled pods
+    assert field_value(POD, "spec.host") == "node-a"
+    assert field_value({"source": {"component": "kubelet", "host": "n1"}}, "source") == "kubelet"
 
 
 def test_field_selector_support_per_kind() -> None:
-    selectors.check_field_selector("Pod", [("spec.nodeName", "=", "a")])
+    selectors.check_field_selector("Pod", [("spec.nodeName", "=", "a"), ("spec.host", "=", "a")])
     with pytest.raises(ValueError, match=r"^field label not supported: spec\.nodeName$"):
         selectors.check_field_selector("Service", [("spec.nodeName", "=", "a")])
     assert "spec.type" in selectors.supported_fields("Service")

@@ -123,6 +123,7 @@ async def test_full_sync_then_deltas(api: FakeApi, started: Callable[..., Awaita
     # the removed UDP endpoint's conntrack entries are flushed
     assert ["-p", "udp", "--reply-src", "10.244.2.5", "--reply-port-src", "53"] in flushed
     assert r.metrics.partial_syncs >= 1 and r.metrics.failed_syncs == 0
+    assert r.metrics.programming.n >= 1  # change → kernel latency observed
 
 
 async def test_nft_error_is_counted_and_followed_by_full_sync(
