@@ -80,3 +80,22 @@ async def test_sigterm_reaches_the_container_and_start_errors(tmp_path: Path, ne
     info = await asyncio.wait_for(missing.wait(), 10)
     assert (info.exit_code, info.reason) == (128, "StartError")
     assert info.message == 'exec: "no-such-binary-podnet": executable file not found in $PATH'
+
+
+async def test_killing_the_shim_kills_the_container(tmp_path: Path, netns: str) -> None:
+    proc = ShimLauncher().start(spec(tmp_path, netns, ["sleep", "30"]))
+    try:
+        assert await proc.wait_started()
+        pid = proc.container_pid()
+        assert pid is not None
+        os.kill(proc.shim_pid, signal.SIGKILL)  # what `podnet down` does to a shim that ignores SIGTERM
+        info = await asyncio.wait_for(proc.wait(), 10)
+        assert info.exit_code == 137  # no exit record: the shim died first
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the container outlived its shim")
+    finally:
+        proc.signal(signal.SIGKILL)

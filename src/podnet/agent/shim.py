@@ -11,7 +11,8 @@ an agent crash does not touch it. It:
      ended (exit code, signal, times; reason StartError if exec failed), then kills
      what is left of the container's process group.
 The shim ignores SIGTERM/SIGINT/SIGHUP so a signal sent to the group reaches the container
-while the shim keeps logging; the container gets default signal handling back before exec.
+while the shim keeps logging; the container gets default signal handling back before exec,
+and PR_SET_PDEATHSIG: if the shim is killed, so is the container.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MAX_LINE = 16 * 1024
+PR_SET_PDEATHSIG = 1
 
 
 def rfc3339nano(t: float | None = None) -> str:
@@ -117,6 +119,7 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
     err_r, err_w = os.pipe()
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     started = time.time()
+    shim_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the container
         try:
@@ -125,6 +128,10 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
             os.close(exec_r)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
                 signal.signal(sig, signal.SIG_DFL)
+            # if the shim is killed (e.g. SIGKILL from `podnet down`), the container goes with it
+            _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+            if os.getppid() != shim_pid:
+                os._exit(137)
             binds = [(opts[k], dst) for k, dst in (("resolv", "/etc/resolv.conf"), ("hosts", "/etc/hosts"))
                      if opts.get(k)]
             enter_sandbox(opts.get("netns", ""), opts.get("hostname", ""), binds)

@@ -41,6 +41,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.api.server import APIServer
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
+    from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
     from podnet.store import open_store
 
     store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"
@@ -53,11 +54,16 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     sock = cfg.api_socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock))
-    log.info("API server on 127.0.0.1:%s and %s", cfg.api_port, sock)
+    # TCP is TLS-only: kubectl sends bearer tokens only over https. The unix socket (reachable
+    # only by root on this machine, from any network namespace) is plain HTTP.
+    host_ip = str(cfg.extra.get("host_ip", ""))
+    hosts = ["127.0.0.1", "localhost"] + ([host_ip] if host_ip else [])
+    _ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)
+    await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock),
+                       ssl_context=server_ssl_context(crt, key))
+    log.info("API server on https://127.0.0.1:%s and %s", cfg.api_port, sock)
 
     client = ApiClient(f"unix://{sock}", token=cfg.token)
-    host_ip = str(cfg.extra.get("host_ip", ""))
     await bootstrap_cluster_objects(client, cfg, host_ip)
     tasks: list[asyncio.Task[object]] = []
     if controllers:

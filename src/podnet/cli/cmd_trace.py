@@ -172,7 +172,7 @@ def run_trace(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for line in ex.lines:
-            console.print(line, highlight=False, markup=False)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

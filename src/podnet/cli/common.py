@@ -27,7 +27,10 @@ def load_config(name: str) -> ClusterConfig:
 
 
 def client_for(cfg: ClusterConfig) -> ApiClient:
-    return ApiClient(cfg.api_url, token=cfg.token)
+    """A client over the cluster's unix socket when this machine has it, else TLS on loopback."""
+    if cfg.api_socket.exists():
+        return ApiClient(f"unix://{cfg.api_socket}", token=cfg.token)
+    return ApiClient(cfg.api_url, token=cfg.token, ca_file=str(cfg.ca_file))
 
 
 def kubeconfig_path(cfg: ClusterConfig) -> str:

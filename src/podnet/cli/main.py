@@ -64,4 +64,8 @@ class CLIError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m podnet.cli.main` this file runs as __main__; the sub-command modules import
+    # podnet.cli.main (a second copy), whose CLIError is the one they raise: dispatch through it.
+    from podnet.cli.main import main as _main
+
+    sys.exit(_main())

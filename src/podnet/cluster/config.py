@@ -59,7 +59,13 @@ class ClusterConfig:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        """The API over TCP: always TLS (kubectl sends bearer tokens only over https)."""
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The cluster's own CA (created by the control plane on first start)."""
+        return self.state_dir / "ca.crt"
 
     @property
     def api_socket(self) -> Path:

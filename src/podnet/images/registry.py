@@ -212,6 +212,21 @@ def container_argv(image: str, command: list[str] | None, args: list[str] | None
     if spec is not None and argv[0] in spec.binaries:
         return list(spec.binaries[argv[0]]) + argv[1:]
     if "/" not in argv[0] and shutil.which(argv[0]) is None:
+        hint = HOST_TOOL_HINTS.get(argv[0], "")
         raise CommandError("RunContainerError",
-                           f'exec: "{argv[0]}": executable file not found in $PATH')
+                           f'exec: "{argv[0]}": executable file not found in $PATH'
+                           + (f" (podnet runs container commands with this machine's tools: {hint})"
+                              if hint else ""))
     return argv
+
+
+HOST_TOOL_HINTS = {
+    "wget": "wget is not installed here; use curl, e.g. `curl -s http://svc:80/`",
+    "nc": "nc is not installed here; use curl for HTTP, or bash's /dev/tcp",
+    "nslookup": "nslookup is not installed here; use `getent hosts NAME` or dig",
+    "dig": "dig is not installed here; use `getent hosts NAME`",
+    "ping": "ping is not installed here",
+    "python": "use python3",
+    "apk": "there is no package manager in a podnet container",
+    "apt-get": "there is no package manager in a podnet container",
+}

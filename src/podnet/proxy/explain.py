@@ -100,9 +100,9 @@ def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entr
     data["candidates"] = cands
     if res.candidates:
         n = len(res.candidates)
-        how = "sticky (session affinity entry)" if res.sticky else (
-            f"spread at random over {n} endpoints" if n > 1 else "its only endpoint")
-        ex.lines.append(f"DNAT {dst}:{port} → one of {n} endpoint(s), {how}:")
+        how = "the client's session-affinity endpoint" if res.sticky else (
+            f"one of {n} endpoints, chosen at random per connection" if n > 1 else "its only endpoint")
+        ex.lines.append(f"DNAT {dst}:{port} → {how}:")
         for c in cands:
             snat = ("SNAT (masquerade) to the node address" if c["masquerade"]
                     else "no SNAT: the server sees the client address")

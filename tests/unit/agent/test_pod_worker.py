@@ -213,3 +213,16 @@ async def test_adoption_reuses_running_process(parts) -> None:
     launcher.started[0].exit(137, sig=9)
     await api.wait("restart after adoption", lambda s: cs(s)["restartCount"] == 1)
     await stop(again)
+
+
+async def test_host_network_pod_uses_the_node_ip_and_no_netns(parts) -> None:
+    api, launcher, net, deps = parts
+    pod = mkpod("hn")
+    pod["spec"]["hostNetwork"] = True
+    w = PodWorker(pod, deps)
+    w.start()
+    st = await api.wait("running", lambda s: "running" in cs(s)["state"])
+    assert st["podIP"] == "172.30.0.2" and launcher.started[0].spec.netns_path == ""
+    assert net.ips == {}
+    await stop(w)
+    assert net.torn_down == []

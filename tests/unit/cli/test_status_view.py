@@ -37,7 +37,8 @@ SLICE = {"metadata": {"name": "web-abc", "namespace": "default",
 
 def test_summary_counts_ready_endpoints_and_hides_kube_system() -> None:
     view = summarize(
-        [_node("n2", "172.30.0.12", "10.244.2.0/24", False), _node("n1", "172.30.0.11", "10.244.1.0/24", True)],
+        [_node("n2", "172.30.0.12", "10.244.2.0/24", False),
+         _node("n1", "172.30.0.11", "10.244.1.0/24", True)],
         [_pod("web-1", "10.244.1.2", "n1", True), _pod("web-2", "10.244.2.2", "n2", False),
          _pod("coredns-x", "10.244.1.3", "n1", True, ns="kube-system")],
         [SVC, LB], [SLICE], all_namespaces=False)

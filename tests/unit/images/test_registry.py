@@ -101,3 +101,12 @@ def test_image_id_stable_and_uses_digest() -> None:
     assert image_id("nginx").startswith("docker.io/library/nginx@sha256:")
     d = "sha256:" + "c" * 64
     assert image_id("nginx@" + d) == "docker.io/library/nginx@" + d
+
+
+def test_missing_busybox_applet_gets_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CommandError) as ei:
+        container_argv("busybox", ["wget", "-qO-", "http://web"], None)
+    assert ei.value.message == ('exec: "wget": executable file not found in $PATH (podnet runs container '
+                                "commands with this machine's tools: wget is not installed here; use curl, "
+                                "e.g. `curl -s http://svc:80/`)")

@@ -40,7 +40,7 @@ def test_story_of_pod_to_cluster_ip() -> None:
     text = "\n".join(ex.lines)
     assert "TCP connection from pod default/client (10.244.1.40) to 10.96.0.20:80, entering node n1" in text
     assert "Service port matched: default/web:http/TCP clusterIP" in text
-    assert "spread at random over 3 endpoints" in text
+    assert "DNAT 10.96.0.20:80 → one of 3 endpoints, chosen at random per connection:" in text
     assert ("  - 10.244.2.5:8080 default/web-b on node n2: no SNAT: the server sees the client address"
             in ex.lines)
     assert ("      route: 10.244.2.5 is in 10.244.2.0/24 (podCIDR of n2): routed to n2 via 172.31.5.12"
