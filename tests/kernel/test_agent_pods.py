@@ -30,7 +30,7 @@ from podnet.api.server import APIServer
 from podnet.client.client import ApiClient, ApiError
 from podnet.cluster import naming
 from podnet.cluster.journal import Journal
-from podnet.model.kinds import NODES, PODS
+from podnet.model.kinds import EVENTS, NODES, PODS
 from podnet.net.nodenet import setup_node_netns
 from podnet.net.real import RealNetOps
 from podnet.store.memory import MemoryStore
@@ -237,6 +237,11 @@ async def test_pod_runs_serves_restarts_and_probes(env: Env) -> None:
     assert cs["ready"] is True and cs["restartCount"] == 0 and "running" in cs["state"]
     types = {x["type"] for x in st["conditions"]}
     assert types >= {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+
+    # kubelet-style events tell the story in `kubectl describe pod`
+    evs = (await c.list(EVENTS, "default"))["items"]
+    mine = [(e["reason"], e["message"]) for e in evs if e["involvedObject"]["name"] == "server"]
+    assert ("Started", "Started container web") in mine and ("Created", "Created container: web") in mine
 
     # pod -> pod on the node: agnhost answers with its hostname, the pod name
     client_ns = naming.pod_netns(env.cluster, cli["metadata"]["uid"])

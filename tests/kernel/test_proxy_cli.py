@@ -52,10 +52,10 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     name = f"pkc{os.getpid() % 10000}{random.randint(0, 99)}"
     n1, n2 = f"{name}-node-1", f"{name}-node-2"
     monkeypatch.setenv("PODNET_STATE_ROOT", str(tmp_path))
+    cfg = ClusterConfig(name=name, api_port=1, node_network="172.31.252.0/24")
+    cfg.save()
     api = FakeApi()
-    await api.start(host="127.0.0.1", port=0)
-    port = int(api.url.rsplit(":", 1)[1])
-    ClusterConfig(name=name, api_port=port, node_network="172.31.252.0/24").save()
+    await api.start(unix_path=str(cfg.api_socket))  # the CLI prefers the cluster's unix socket
     nodes = [node(n1, "172.31.252.11", "10.244.1.0/24"), node(n2, "172.31.252.12", "10.244.2.0/24")]
     objs = {
         NODES: nodes,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from podnet.agent import node as nodemod
+from podnet.agent.events import EventRecorder
 from podnet.agent.kubelet_http import KubeletServer
 from podnet.agent.launcher import Launcher, ShimLauncher
 from podnet.agent.network import CniPodNetwork, Journal, PodNetwork, in_netlink_thread, make_journal
@@ -72,6 +73,7 @@ class Agent:
         self.node_dir = opts.state_dir / "nodes" / opts.node_name
         self.journal: Journal = make_journal(opts.state_dir)
         self.conditions = nodemod.NodeConditions()
+        self.events = EventRecorder(self.client, opts.node_name)
         self.pod_cidr = ""
         self.network_ok = False
         self.nodes = Informer(self.client, NODES)
@@ -311,7 +313,7 @@ class Agent:
             services=self.services.list,
             service_env=lambda svcs, pod: envvars.pod_service_env_vars(pod, svcs),
             resolv_conf=resolv, hosts_file=hosts, hostname=hostname, extra_env=extra_env, exec_in=exec_in,
-            journal=self.journal, backoff_scale=o.backoff_scale)
+            journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record)
 
     # ---- life ----
     async def start(self) -> None:

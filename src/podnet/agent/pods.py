@@ -49,6 +49,7 @@ class PodDeps:
     extra_env: Callable[[Obj], dict[str, str]] = lambda pod: {}
     exec_in: Callable[[int, list[str], dict[str, str], float], Awaitable[tuple[int, str]]] | None = None
     journal: Journal = field(default_factory=NullJournal)
+    record_event: Callable[[Obj, str, str, str, str], None] = lambda pod, etype, reason, msg, path: None
     backoff_scale: float = 1.0  # tests shrink kubelet's 10s..5m back-off
     use_netns: bool = True
 
@@ -99,6 +100,10 @@ class ContainerRunner:
         self.view.started = False
         self._changed()
 
+    def event(self, etype: str, reason: str, message: str) -> None:
+        kind = "initContainers" if self.init else "containers"
+        self.w.deps.record_event(self.w.pod, etype, reason, message, f"spec.{kind}{{{self.name}}}")
+
     def container_id(self) -> str:
         return f"podnet://{self.w.uid}-{self.name}-{self.rec.attempt}"
 
@@ -123,6 +128,8 @@ class ContainerRunner:
             delay = self.backoff.next_delay(info.finished_at - (info.started_at or info.finished_at))
             delay *= self.w.deps.backoff_scale
             if delay > 0:
+                self.event("Warning", "BackOff", f"Back-off restarting failed container {self.name} in pod "
+                           f"{self.w.name}_{self.w.namespace}({self.w.uid})")
                 self._set_waiting("CrashLoopBackOff",
                                   f"back-off {int(delay / self.w.deps.backoff_scale)}s restarting failed "
                                   f"container={self.name} pod={self.w.name}_{self.w.namespace}({self.w.uid})")
@@ -158,9 +165,14 @@ class ContainerRunner:
                                   service_env=svc_env, get_configmap=w.deps.get_configmap,
                                   extra=w.deps.extra_env(w.pod))
         except CommandError as e:
+            if self.view.state.get("waiting", {}).get("reason") != e.reason:
+                self.event("Warning", "Failed", e.message)
+                self.event("Warning", "Failed", f"Error: {e.reason}")
             self._set_waiting(e.reason, e.message)
             return None
         except EnvError as e:
+            if self.view.state.get("waiting", {}).get("reason") != "CreateContainerConfigError":
+                self.event("Warning", "Failed", f"Error: {e}")
             self._set_waiting("CreateContainerConfigError", str(e))
             return None
         from podnet.agent.expansion import expand
@@ -179,7 +191,9 @@ class ContainerRunner:
                           working_dir=str(self.spec.get("workingDir") or ""))
         label = f"container {w.key} {self.name} {self.rec.attempt} {w.uid}"
         w.deps.journal.record("process", label, argv=argv, pod=w.key)
+        self.event("Normal", "Pulled", f'Container image "{self.view.image}" already present on machine')
         proc = w.deps.launcher.start(spec)
+        self.event("Normal", "Created", f"Created container: {self.name}")
         self.proc = proc
         self.rec.shim_pid, self.rec.shim_start = proc.shim_pid, proc.shim_start
         w.deps.journal.record("process", label, pid=proc.shim_pid, starttime=proc.shim_start)
@@ -194,6 +208,7 @@ class ContainerRunner:
             self.rec.started_at = started
             self.view.state = {"running": {"startedAt": rfc3339(started)}}
             self.view.container_id = self.container_id()
+            self.event("Normal", "Started", f"Started container {self.name}")
             spec = self.spec
             self.view.started = "startupProbe" not in spec
             self.view.ready = self.view.started and "readinessProbe" not in spec and not self.init
@@ -272,6 +287,7 @@ class ContainerRunner:
                 ok, msg = await run_probe(probe, spec, w.rec.pod_ip, exec_fn)
                 if not ok:
                     log.info("pod %s container %s: %s probe failed: %s", w.key, self.name, kind, msg)
+                    self.event("Warning", "Unhealthy", f"{kind} probe failed: {msg}")
                 changed = tracker.record(ok)
                 if kind == "Startup":
                     startup_failures = 0 if ok else startup_failures + 1
@@ -302,13 +318,16 @@ class ContainerRunner:
         log.info("pod %s container %s failed %s probe, will be restarted: %s", self.w.key, self.name,
                  kind.lower(), msg)
         self.kill_reason = f"{kind} probe failed: {msg}"
+        self.event("Normal", "Killing",
+                   f"Container {self.name} failed {kind.lower()} probe, will be restarted")
         grace = float((self.w.pod.get("spec") or {}).get("terminationGracePeriodSeconds") or DEFAULT_GRACE)
         asyncio.create_task(stop_process(proc, grace))  # noqa: RUF006 - _watch's wait() follows it
 
     async def stop(self, grace: float) -> None:
         self.wake()
         proc = self.proc
-        if proc is not None:
+        if proc is not None and proc.alive():
+            self.event("Normal", "Killing", f"Stopping container {self.name}")
             await stop_process(proc, grace)
 
 

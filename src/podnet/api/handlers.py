@@ -152,6 +152,8 @@ class ResourceHandler:
             obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request))
             return json_response(obj, 201)
         if request.method == "DELETE" and "deletecollection" in rt.verbs:
+            if rt.namespaced and t.namespace is None:
+                raise method_not_allowed()  # deletecollection is served per namespace only
             return await self._delete_collection(request, t)
         raise method_not_allowed()
 
@@ -283,4 +285,4 @@ def _dry_run(request: web.Request) -> bool:
 
 def _timeout(request: web.Request) -> float | None:
     v = _int_param(request, "timeoutSeconds")
-    return None if v is None else float(max(v, 0))
+    return None if v is None or v <= 0 else float(v)  # 0: the server's default, as kube-apiserver does

@@ -297,16 +297,22 @@ class Registry:
                 raise not_found(rt, name) from None
             current = m.d(pod.get("spec")).get("nodeName")
             why = ""
-            if m.d(pod.get("metadata")).get("deletionTimestamp"):
+            want_uid = m.d(binding.get("metadata")).get("uid")
+            if want_uid and want_uid != m.uid_of(pod):
+                why = (f"Precondition failed: UID in precondition: {want_uid}, "
+                       f"UID in object meta: {m.uid_of(pod)}")
+            elif m.d(pod.get("metadata")).get("deletionTimestamp"):
                 why = f"pod {name} is being deleted, cannot be assigned to a host"
             elif current:
                 why = f'pod {name} is already assigned to node "{current}"'
             if why:
                 msg = f'Operation cannot be fulfilled on pods/binding "{name}": {why}'
                 raise APIError(409, "Conflict", msg, {"name": name, "kind": "pods/binding"})
-            pod.setdefault("spec", {})["nodeName"] = node
-            status = pod.setdefault("status", {})
-            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            pod["spec"] = {**m.d(pod.get("spec")), "nodeName": node}
+            status = pod["status"] = m.d(pod.get("status"))
+            listed = status.get("conditions")
+            conds = [c for c in listed if isinstance(c, dict) and c.get("type") != "PodScheduled"] \
+                if isinstance(listed, list) else []
             conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                           "lastTransitionTime": m.rfc3339(m.now())})
             status["conditions"] = conds

@@ -123,7 +123,9 @@ async def _send(targets: list[tuple[str, str]], per_target: int) -> list[dict[st
     async with aiohttp.ClientSession(timeout=timeout) as s:
         for label, url in targets:
             for _ in range(per_target):
-                r: dict[str, Any] = {"entry": label, "url": url}
+                target = url.removeprefix("http://").rstrip("/")
+                r: dict[str, Any] = {"entry": label, "url": url,
+                                     "target": ("LB " if label == "LoadBalancer" else "") + target}
                 t0 = time.monotonic()
                 try:
                     async with s.get(url, headers={"Connection": "close"}) as resp:
@@ -153,6 +155,8 @@ async def _demo(args: argparse.Namespace, cfg: ClusterConfig, console: Console) 
     ingress = lb.get("status", {}).get("loadBalancer", {}).get("ingress") or []
     if ingress:
         targets.append(("LoadBalancer", f"http://{ingress[0]['ip']}:80/"))
+    else:
+        console.print("   (myapp-lb has no EXTERNAL-IP: no LoadBalancer pool; it works as a NodePort)")
     console.print(f"[bold]4.[/bold] sending {args.requests} requests to each of: "
                   + ", ".join(u for _, u in targets))
     results = await _send(targets, args.requests)
@@ -161,16 +165,38 @@ async def _demo(args: argparse.Namespace, cfg: ClusterConfig, console: Console) 
             "podNodes": pod_nodes}
 
 
+def short_pod(name: str | None) -> str:
+    """`myapp-front-end-6f87f5f7f8-62dxm` -> `front-end-62dxm`: short enough for an 80-column table."""
+    if not name:
+        return "?"
+    parts = name.split("-")
+    if len(parts) >= 4 and parts[0] == "myapp":
+        return "-".join([*parts[1:-2], parts[-1]])
+    return name
+
+
+EXPLANATION = [
+    "Each node is a network namespace with its own IP on the bridge; each pod has its own IP from its "
+    "node's podCIDR, and pods reach each other without NAT.",
+    "`myapp-service` (NodePort 30008) is open on [italic]every[/italic] node's IP: nftables in each node "
+    "picks a ready front-end pod at random — on any node — and rewrites the destination (DNAT).",
+    "`myapp-lb` got an EXTERNAL-IP from podnet's pool on the node network; it forwards the same way.",
+    "Each front-end found the back-end as http://back-end/ : cluster DNS answered with the Service's "
+    "ClusterIP, and the ClusterIP rule spread those requests over the back-end pods.",
+]
+
+
 def _report(data: dict[str, Any], console: Console) -> None:
-    t = Table(title="Who answered", title_justify="left", show_edge=False, header_style="bold")
-    for c in ("#", "ENTRY POINT", "FRONT-END POD", "ITS NODE", "BACK-END POD (via DNS name back-end)", "ms"):
-        t.add_column(c)
+    t = Table(title="Who answered each request", title_justify="left", show_edge=False,
+              header_style="bold")
+    for col in ("#", "SENT TO", "FRONT-END POD", "ON NODE", "→ BACK-END POD"):
+        t.add_column(col, no_wrap=True)
     for i, r in enumerate(data["results"], 1):
         if r["ok"]:
-            t.add_row(str(i), r["entry"], r["frontend"] or "?", r["node"] or "?", str(r["backend"]),
-                      str(r["ms"]))
+            t.add_row(str(i), r["target"], short_pod(r["frontend"]), r["node"] or "?",
+                      short_pod(str(r["backend"])))
         else:
-            t.add_row(str(i), r["entry"], f"[red]failed: {r['error']}[/red]", "", "", str(r["ms"]))
+            t.add_row(str(i), r["target"], f"[red]failed: {r['error']}[/red]", "", "")
     console.print(t)
     per_pod = Counter(r["frontend"] for r in data["results"] if r["ok"])
     per_entry: dict[str, set[str]] = {}
@@ -180,26 +206,21 @@ def _report(data: dict[str, Any], console: Console) -> None:
     counts = Table(title="Requests per front-end pod", title_justify="left", show_edge=False,
                    header_style="bold")
     for col in ("FRONT-END POD", "NODE", "REQUESTS"):
-        counts.add_column(col)
+        counts.add_column(col, no_wrap=True)
     for pod, n in sorted(per_pod.items()):
         counts.add_row(pod, data["podNodes"].get(pod, "?"), str(n))
     console.print(counts)
     failed = sum(1 for r in data["results"] if not r["ok"])
     console.print(f"{len(data['results']) - failed} of {len(data['results'])} requests answered; "
-                  f"{len(per_pod)} front-end pods answered through {len(per_entry)} entry points.")
-    console.print(
-        "\n[bold]What you just saw[/bold]\n"
-        "- Each node is a network namespace with its own IP on the bridge; each pod has its own IP from\n"
-        "  its node's podCIDR, and pods reach each other without NAT.\n"
-        "- `myapp-service` (NodePort 30008) is open on [italic]every[/italic] node's IP: nftables in each\n"
-        "  node picks a front-end pod at random — on any node — and rewrites the destination (DNAT).\n"
-        "- `myapp-lb` got an EXTERNAL-IP from podnet's pool on the node network; it forwards the same way.\n"
-        "- Each front-end found the back-end as http://back-end/ : cluster DNS answered the Service's\n"
-        "  ClusterIP, and the ClusterIP rule spread requests over the back-end pods.\n"
-        f"\nLook closer: podnet status --name {data['cluster']}    podnet trace --name {data['cluster']} "
-        f"--from outside <node-ip>:{NODE_PORT}\n"
-        f"Clean up:   podnet down --name {data['cluster']}"
-    )
+                  f"{len(per_pod)} front-end pods answered through {len(per_entry)} entry points.\n")
+    console.print("[bold]What you just saw[/bold]")
+    for line in EXPLANATION:
+        console.print(f"- {line}")
+    name = data["cluster"]
+    console.print(f"\nLook closer:  podnet status --name {name}\n"
+                  f"              podnet trace --name {name} --from outside <node-ip>:{NODE_PORT}\n"
+                  f"              podnet top --name {name}\n"
+                  f"Clean up:     podnet down --name {name}")
 
 
 def run(args: argparse.Namespace) -> int:

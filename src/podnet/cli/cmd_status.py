@@ -103,36 +103,43 @@ def summarize(nodes: list[Obj], pods: list[Obj], services: list[Obj], slices: li
 
 
 def _ports_text(svc: dict[str, Any]) -> str:
+    """As `kubectl get svc` prints PORT(S): `80:30008/TCP,53/UDP`."""
     parts = []
     for p in svc["ports"]:
         t = f"{p['port']}"
         if p.get("nodePort"):
             t += f":{p['nodePort']}"
-        parts.append(f"{t}/{p['protocol']}→{p['targetPort']}")
-    return ", ".join(parts)
+        parts.append(f"{t}/{p['protocol']}")
+    return ",".join(parts)
+
+
+def _qualified(ns: str, name: str) -> str:
+    return name if ns == "default" else f"{ns}/{name}"
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, header_style="bold", pad_edge=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
 
 
 def render(view: dict[str, Any], console: Console) -> None:
-    t = Table(title="Nodes", title_justify="left", show_edge=False, header_style="bold")
-    for c in ("NODE", "IP", "POD CIDR", "READY"):
-        t.add_column(c)
+    t = _table("Nodes", ("NODE", "IP", "POD CIDR", "READY"))
     for n in view["nodes"]:
         t.add_row(n["name"], n["ip"], n["podCIDR"], "yes" if n["ready"] else "[red]no[/red]")
     console.print(t)
-    t = Table(title="Pods", title_justify="left", show_edge=False, header_style="bold")
-    for c in ("NAMESPACE", "POD", "IP", "NODE", "STATUS"):
-        t.add_column(c)
+    t = _table("Pods (namespace/ shown when not default)", ("POD", "IP", "NODE", "STATUS"))
     for p in view["pods"]:
         status = p["phase"] + ("" if p["ready"] or p["phase"] != "Running" else " (not ready)")
-        t.add_row(p["namespace"], p["name"], p["ip"] or "-", p["node"] or "-", status)
+        t.add_row(_qualified(p["namespace"], p["name"]), p["ip"] or "-", p["node"] or "-", status)
     console.print(t)
-    t = Table(title="Services", title_justify="left", show_edge=False, header_style="bold")
-    for c in ("NAMESPACE", "SERVICE", "TYPE", "CLUSTER-IP", "PORTS", "EXTERNAL", "ENDPOINTS"):
-        t.add_column(c)
+    t = _table("Services (READY: ready endpoints / all endpoints)",
+               ("SERVICE", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "READY"))
     for s in view["services"]:
-        ext = ", ".join(s["externalIPs"]) or ("<pending>" if s["pending"] else "-")
-        eps = f"{s['readyEndpoints']}/{s['endpoints']} ready" if s["selector"] else "(no selector)"
-        t.add_row(s["namespace"], s["name"], s["type"], s["clusterIP"], _ports_text(s), ext, eps)
+        ext = ",".join(s["externalIPs"]) or ("<pending>" if s["pending"] else "<none>")
+        eps = f"{s['readyEndpoints']}/{s['endpoints']}" if s["selector"] else "(no selector)"
+        t.add_row(_qualified(s["namespace"], s["name"]), s["type"], s["clusterIP"], ext, _ports_text(s), eps)
     console.print(t)
 
 
@@ -158,5 +165,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump(view, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(view, Console())
+        console = Console()
+        if not console.is_terminal:  # piped: never crop addresses to a guessed 80 columns
+            console = Console(width=160)
+        render(view, console)
     return 0

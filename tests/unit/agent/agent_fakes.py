@@ -100,7 +100,11 @@ class FakeApi:
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.deleted: list[str] = []
+        self.events: list[tuple[str, str, str, str]] = []
         self.changed = asyncio.Event()
+
+    def record_event(self, pod: dict[str, Any], etype: str, reason: str, message: str, path: str) -> None:
+        self.events.append((etype, reason, message, path))
 
     async def push_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         self.statuses.append(status)

@@ -15,7 +15,7 @@ def parts(tmp_path: Path) -> tuple[FakeApi, FakeLauncher, FakeNetwork, PodDeps]:
     api, launcher, net = FakeApi(), FakeLauncher(), FakeNetwork()
     deps = PodDeps(node_name="n1", node_ip="172.30.0.2", dirs=PodDirs(tmp_path / "pods"), network=net,
                    launcher=launcher, push_status=api.push_status, finish_delete=api.finish_delete,
-                   get_configmap=api.get_configmap, backoff_scale=0.01,
+                   get_configmap=api.get_configmap, backoff_scale=0.01, record_event=api.record_event,
                    resolv_conf=lambda pod: "nameserver 10.96.0.10\n", hosts_file=lambda pod, ip: f"{ip}\tx\n")
     return api, launcher, net, deps
 
@@ -77,6 +77,11 @@ async def test_crash_restarts_then_crash_loop_back_off(parts) -> None:
     assert st["phase"] == "Running" and cond(st, "Ready") == "False"
     st = await api.wait("restart 2", lambda s: cs(s)["restartCount"] == 2 and "running" in cs(s)["state"])
     await stop(w)
+    reasons = [e[1] for e in api.events]
+    assert reasons[:3] == ["Pulled", "Created", "Started"] and reasons.count("Started") == 3
+    assert ("Warning", "BackOff", "Back-off restarting failed container app in pod web_default(uid-web)",
+            "spec.containers{app}") in api.events
+    assert reasons[-1] == "Killing"
 
 
 async def test_never_policy_succeeded_and_failed(parts) -> None:

@@ -190,3 +190,21 @@ async def test_system_namespaces_may_not_be_deleted(api: Api) -> None:
     code, st = await api.call("DELETE", "/api/v1/namespaces/kube-system")
     assert code == 403 and st["reason"] == "Forbidden"
     assert st["message"] == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+
+
+async def test_deletecollection_across_all_namespaces_is_not_allowed(api: Api) -> None:
+    await api.call("POST", SVC_PATH, service("keep"))
+    code, st = await api.call("DELETE", "/api/v1/services")
+    assert code == 405 and st["reason"] == "MethodNotAllowed"
+    code, _ = await api.call("GET", SVC_PATH + "/keep")
+    assert code == 200
+
+
+async def test_binding_with_a_stale_uid_is_refused(api: Api) -> None:
+    await api.call("POST", POD_PATH, pod("p"))
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "uid": "old-uid"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+    code, st = await api.call("POST", POD_PATH + "/p/binding", binding)
+    assert code == 409 and "Precondition failed: UID in precondition: old-uid" in st["message"]
+    _, p = await api.call("GET", POD_PATH + "/p")
+    assert "nodeName" not in p["spec"]

@@ -78,8 +78,8 @@ async def test_mutated_bodies_and_patches_never_fail_with_500(api: Api) -> None:
                 await _check(api, "PATCH", obj_path + "/status", {"status": rng.choice(ODD_VALUES)},
                              "application/merge-patch+json")
             if "deployments" in coll:
-                await _check(api, "PATCH", obj_path + "/scale", {"spec": {"replicas": rng.choice(ODD_VALUES)}},
-                             "application/merge-patch+json")
+                scale_patch = {"spec": {"replicas": rng.choice(ODD_VALUES)}}
+                await _check(api, "PATCH", obj_path + "/scale", scale_patch, "application/merge-patch+json")
                 await _check(api, "PUT", obj_path + "/scale", _mutate({"spec": {"replicas": 1}}, rng))
             await _check(api, "PATCH", obj_path, _mutate({"spec": seed.get("spec", {}),
                                                           "metadata": {"labels": {"a": "b"}}}, rng),
