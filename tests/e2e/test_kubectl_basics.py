@@ -93,6 +93,14 @@ def test_get_in_every_output_format(apiserver: ApiServerProc) -> None:
     res = apiserver.kubectl("get", "svc,pods,deploy,nodes,endpoints,endpointslices", check=False)
     assert res.returncode == 0, res.stderr
     assert "service/get-svc" in res.stdout and "deployment.apps/get-deploy" in res.stdout
+    kinds = "svc,pods,deploy,nodes,endpoints,endpointslices"
+    res = apiserver.kubectl("get", kinds, "-o", "wide", check=False)
+    assert res.returncode == 0, res.stderr
+    deploy_header = next(line for line in res.stdout.splitlines()
+                         if line.startswith("NAME") and "UP-TO-DATE" in line)
+    assert deploy_header.split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    res = apiserver.kubectl("get", "deploy", "-A", check=False)
+    assert res.stdout.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
     res = apiserver.kubectl("get", "pods", "-n", "kube-public", check=False)
     assert res.returncode == 0 and "No resources found in kube-public namespace." in res.stderr
     res = apiserver.kubectl("get", "svc", "nope", check=False)

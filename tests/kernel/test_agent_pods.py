@@ -107,7 +107,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     root = tmp_path / "root"
     state_dir = root / "clusters" / cluster
     state_dir.mkdir(parents=True)
-    sock = str(tmp_path / "api.sock")
+    sock = str(state_dir / "api.sock")  # where the CLI looks for it
     ops = RealNetOps()
     server = APIServer(MemoryStore(), tokens=[TOKEN])
     await server.bootstrap()
@@ -251,7 +251,8 @@ async def test_pod_runs_serves_restarts_and_probes(env: Env) -> None:
     assert r.stdout.rsplit(":", 1)[0] == cli["status"]["podIP"]  # no NAT between pods
 
     # the CLI: exec in a pod (its hostname, resolv.conf and env), curl from a pod, node-exec, refusals
-    assert (await podnet(env, "exec", "client", "--", "hostname")).stdout == "client\n"
+    r = await podnet(env, "exec", "client", "--", "hostname")
+    assert r.stdout == "client\n", (r.returncode, r.stderr)
     resolv = (await podnet(env, "exec", "client", "--", "cat", "/etc/resolv.conf")).stdout
     assert "nameserver 10.96.0.10" in resolv and "search default.svc.cluster.local" in resolv
     assert "HOSTNAME=client" in (await podnet(env, "exec", "client", "--", "env")).stdout

@@ -12,7 +12,7 @@ Mapping onto etcd:
   so a namespace's range never takes in another's); the value is the object's JSON
   without `metadata.resourceVersion`, which is set on every read from the key's
   mod_revision, as the kube-apiserver does.
-- resourceVersion = etcd revision − origin. The origin is the revision at which the
+- resourceVersion = etcd revision - origin. The origin is the revision at which the
   first EtcdStore on this prefix created the marker key `<prefix>/.podnet/rv-origin`, so
   a fresh store starts at 0 exactly like the others, every store on the same prefix
   (also after a restart) hands out the same numbers, and the order is etcd's cluster-wide
@@ -89,6 +89,27 @@ def _encode(obj: Obj) -> tuple[Obj, str]:
         plain = {**stored, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
     text = json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
     return stored, _b64(text)
+
+
+async def _list_pages(http: EtcdHttp, start: str, end: str, origin: int) -> tuple[list[Obj], int]:
+    """All objects in [start, end), read in pages at one revision, and that revision."""
+    items: list[Obj] = []
+    rev = 0
+    cursor = start
+    while True:
+        body: Json = {"key": cursor, "range_end": end, "limit": str(_PAGE)}
+        if rev:
+            body["revision"] = str(rev)
+        answer, _ = await http.call("/v3/kv/range", body)
+        rev = rev or _rev(answer)
+        kvs = answer.get("kvs") or []
+        for kv in kvs:
+            obj = decode_value(kv.get("value"))
+            stamp(obj, int(kv["mod_revision"]) - origin)
+            items.append(obj)
+        if not answer.get("more") or not kvs:
+            return items, rev
+        cursor = _b64(base64.b64decode(kvs[-1]["key"]) + b"\x00")
 
 
 class EtcdStore(Store):
@@ -255,7 +276,7 @@ class EtcdStore(Store):
         start, end = self._range(key, namespace)
         for attempt in range(3):
             try:
-                items, rev = await self._list_pages(start, end, origin)
+                items, rev = await _list_pages(self._http, start, end, origin)
                 break
             except EtcdRequestError as e:
                 # A compaction between two pages: read again at a newer revision.
@@ -263,25 +284,6 @@ class EtcdStore(Store):
                     raise
         items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
         return items, rev - origin
-
-    async def _list_pages(self, start: str, end: str, origin: int) -> tuple[list[Obj], int]:
-        items: list[Obj] = []
-        rev = 0
-        cursor = start
-        while True:
-            body: Json = {"key": cursor, "range_end": end, "limit": str(_PAGE)}
-            if rev:
-                body["revision"] = str(rev)
-            answer, _ = await self._http.call("/v3/kv/range", body)
-            rev = rev or _rev(answer)
-            kvs = answer.get("kvs") or []
-            for kv in kvs:
-                obj = decode_value(kv.get("value"))
-                stamp(obj, int(kv["mod_revision"]) - origin)
-                items.append(obj)
-            if not answer.get("more") or not kvs:
-                return items, rev
-            cursor = _b64(base64.b64decode(kvs[-1]["key"]) + b"\x00")
 
     async def current_rv(self) -> int:
         return await self._etcd_revision() - await self._ready()

@@ -219,7 +219,8 @@ class EtcdHttp:
         last = "; ".join(errors[-len(self.endpoints):]) or "no attempt made"
         raise EtcdUnavailable(f"no etcd endpoint accepted {path} within {self.timeout:g}s: {last}")
 
-    async def _post_stream(self, url: str, body: Json, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    async def _post_stream(self, url: str, body: Json,
+                           timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         return await self._streams().post(url, json=body, timeout=timeout)
 
     def note_stream_failure(self, endpoint: str) -> None:
