@@ -1,4 +1,4 @@
-"""The kubelet-style HTTP endpoint on the node IP: /healthz, /pods, /containerLogs, /run.
+"""The kubelet-style HTTP endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec.
 
 The API server proxies `kubectl logs` here:
 GET /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=&timestamps=&previous=&limitBytes=
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from podnet.agent.exec_ws import serve_exec
 from podnet.agent.logs import follow_log, read_log
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import ContainerRunner
@@ -41,6 +42,8 @@ class KubeletServer:
         app.router.add_get("/pods", self.pods)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
         app.router.add_post("/run/{ns}/{pod}/{container}", self.run)
+        app.router.add_get("/exec/{ns}/{pod}/{container}", self.exec)
+        app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
         return app
 
     async def start(self, host: str, port: int) -> int:
@@ -113,6 +116,15 @@ class KubeletServer:
         except ConnectionError:
             pass
         return resp
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        """WebSocket exec (channel.k8s.io framing), for the API server to proxy `kubectl exec` to."""
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        r = self._runner_for(ns, pod, container)
+        pid = r.proc.container_pid() if r.proc is not None else None
+        if pid is None:
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is not running')
+        return await serve_exec(request, pid)
 
     async def run(self, request: web.Request) -> web.Response:
         """kubelet's /run: run `cmd` (query, space-separated, or JSON list body) in the container."""

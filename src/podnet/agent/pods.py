@@ -82,6 +82,7 @@ class ContainerRunner:
         self.backoff = backoff_mod.Backoff(rec.backoff)
         self.kill_reason = ""
         self._wake = asyncio.Event()
+        self._killer: asyncio.Task[None] | None = None
 
     # ---- state changes ----
     def _changed(self) -> None:
@@ -321,7 +322,7 @@ class ContainerRunner:
         self.event("Normal", "Killing",
                    f"Container {self.name} failed {kind.lower()} probe, will be restarted")
         grace = float((self.w.pod.get("spec") or {}).get("terminationGracePeriodSeconds") or DEFAULT_GRACE)
-        asyncio.create_task(stop_process(proc, grace))  # noqa: RUF006 - _watch's wait() follows it
+        self._killer = asyncio.create_task(stop_process(proc, grace))  # _watch's wait() sees the exit
 
     async def stop(self, grace: float) -> None:
         self.wake()

@@ -10,6 +10,7 @@ Entry point: `table_for(rt, objs, now=..., include_object=...)`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from podnet.model.kinds import (
     ResourceType,
 )
 
-INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
+INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object", "")  # "" means Metadata, as in Kubernetes
 
 # -- human durations (k8s.io/apimachinery/pkg/util/duration) ----------------------------------
 
@@ -643,7 +644,7 @@ def printer_for(rt: ResourceType) -> TablePrinter:
 def _row_object(obj: Obj, include_object: str) -> Obj | None:
     if include_object == "Object":
         return obj
-    if include_object == "Metadata":
+    if include_object in ("Metadata", ""):
         return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                 "metadata": _d(obj.get("metadata"))}
     return None
@@ -655,11 +656,11 @@ def table_for(rt: ResourceType, objs: Iterable[Obj], *, now: datetime | None = N
 
     include_object is the request's `includeObject`: `Metadata` (the default; each row's object
     is a PartialObjectMetadata, which `kubectl get -A` reads the namespace from), `Object` (the
-    full object, for `--sort-by`) or `None`. Raises ValueError for any other value.
+    full object, for `--sort-by`) or `None`. Any other value raises ValueError with kube-apiserver's
+    message for it (`unrecognized includeObject value: "X"`, sent as a 400 BadRequest).
     """
     if include_object not in INCLUDE_OBJECT_VALUES:
-        raise ValueError(f'includeObject: Unsupported value: "{include_object}": supported values: '
-                         + ", ".join(f'"{v}"' for v in INCLUDE_OBJECT_VALUES))
+        raise ValueError(f"unrecognized includeObject value: {json.dumps(include_object)}")
     when = now if now is not None else datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -197,19 +197,6 @@ def api_answers(port: int, timeout: float = 2.0) -> bool:
     return False
 
 
-def serves_tls(port: int, timeout: float = 2.0) -> bool:
-    """True when 127.0.0.1:port completes a TLS handshake (the API is served over https)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
-            return True
-    except (OSError, ssl.SSLError):
-        return False
-
-
 def wait_api_ready(cfg: ClusterConfig, proc: Started, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{cfg.api_port}/readyz"
@@ -266,19 +253,17 @@ def wait_nodes_ready(cfg: ClusterConfig, agents: dict[str, Started], timeout: fl
 
 
 def write_kubeconfig(cfg: ClusterConfig) -> Path:
-    """`<state_dir>/kubeconfig`; https with the cluster CA when the control plane serves TLS with `ca.crt`.
+    """`<state_dir>/kubeconfig`: https with the cluster's CA and bearer token.
 
-    (kubectl sends no bearer token over plain http, so only TLS gives it an authenticated session.)
+    The control plane serves TCP only over TLS (kubectl sends no bearer token over plain http);
+    it writes `ca.crt` before it answers /readyz.
     """
     from podnet.cluster.kubeconfig import render_kubeconfig
 
     path = cfg.state_dir / "kubeconfig"
     tmp = path.with_suffix(".tmp")
-    ca = cfg.state_dir / "ca.crt"
-    if ca.exists() and serves_tls(cfg.api_port):
-        text = render_kubeconfig(cfg.name, f"https://127.0.0.1:{cfg.api_port}", cfg.token, ca_file=ca)
-    else:
-        text = render_kubeconfig(cfg.name, cfg.api_url, cfg.token)
+    ca = cfg.ca_file
+    text = render_kubeconfig(cfg.name, cfg.api_url, cfg.token, ca_file=ca if ca.exists() else None)
     tmp.write_text(text)
     tmp.chmod(0o600)
     tmp.replace(path)

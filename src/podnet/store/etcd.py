@@ -348,5 +348,5 @@ class EtcdStore(Store):
         self._closed = True
         watches = list(self._watches)
         self._watches.clear()
-        await asyncio.gather(*(w.stop() for w in watches))
+        await asyncio.gather(*(w.finish() for w in watches))
         await self._http.close()

@@ -30,6 +30,9 @@ from podnet.store.base import EventType, Expired, StoreError, WatchEvent
 from podnet.store.etcd_http import EtcdHttp, EtcdUnavailable, Json, messages
 
 _RECONNECT_PAUSE = 0.05
+CATCH_UP_GRACE = 0.3
+"""etcd replays a watch's history from its sync loop, every 100 ms: how long `close` lets a
+new watch receive what was committed before the watch was opened."""
 
 
 def decode_value(value: str | None) -> Obj:
@@ -70,10 +73,22 @@ class EtcdWatch:
         self.header_rev = 0
         self.delivered = after - origin  # rv of the last event next() returned
         self.reconnects = 0
+        self.opened_at = time.monotonic()
+        self.caught_up = asyncio.Event()  # history up to the revision at creation handed on
+        self._created_rev = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"etcd-watch-{self.store_key}")
+
+    async def finish(self) -> None:
+        """Let a watch opened less than CATCH_UP_GRACE ago receive the history etcd has not sent
+        yet (events committed before it was opened), then stop it."""
+        remaining = self.opened_at + CATCH_UP_GRACE - time.monotonic()
+        if remaining > 0 and self.error is None and not self.caught_up.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.caught_up.wait(), remaining)
+        await self.stop()
 
     async def stop(self) -> None:
         """End the watch: the reader stops, and `next()` returns None once the buffer is empty."""
@@ -151,6 +166,10 @@ class EtcdWatch:
                 raise Expired(self.last - self.origin, compacted - self.origin + 1, current - self.origin)
             reason = result.get("cancel_reason") or "no reason given"
             raise StoreError(f"etcd cancelled the watch on {self.store_key}: {reason}")
+        if result.get("created"):
+            self._created_rev = header_rev
+            if self.last >= header_rev:
+                self.caught_up.set()  # nothing to replay
         for raw in result.get("events") or ():
             self._take(raw)
         return bool(result.get("created")) or bool(result.get("events"))
@@ -169,6 +188,8 @@ class EtcdWatch:
             obj = decode_value(kv.get("value"))
             type_ = "ADDED" if kv.get("create_revision") == kv.get("mod_revision") else "MODIFIED"
         self.last = rev
+        if self._created_rev and rev >= self._created_rev:
+            self.caught_up.set()
         stamp(obj, rev - self.origin)
         if len(self.pending) >= self.limit:
             self.pending.clear()

@@ -21,9 +21,10 @@ the event log's primary key (a duplicate resourceVersion fails the write).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -104,10 +105,28 @@ class SqliteStore(HubStore):
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _begin(self) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... (the body commits through _finish); rolled back if the body fails."""
         if self._closed:
             raise StoreError(f"store {str(self.path)!r} is closed")
         self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self._rollback()
+
+    @contextlib.contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        """SQLite failures (disk full, file locked by another process, ...) as a StoreError that
+        names the file; nothing was committed."""
+        try:
+            yield
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"store file {str(self.path)!r}: write conflicts with existing data ({e}); "
+                             "is another process writing to this file?") from e
+        except sqlite3.Error as e:
+            raise StoreError(f"store file {str(self.path)!r}: write failed: {e}") from e
 
     def _finish(self, type_: EventType, key: str, namespace: str, obj: Obj, text: str) -> None:
         """Append the event, commit, then publish: called inside the write transaction."""
@@ -116,10 +135,12 @@ class SqliteStore(HubStore):
                          (rv, type_, key, namespace, text))
         self._db.execute("COMMIT")
         self._rv = rv
-        self._checkpointer.note_commit(self._db)
         self._publish(WatchEvent(type_, obj, rv, key))
-        if rv - self._compacted_to > self.history + self._compact_slack:
-            self._compact_sync(rv - self.history + 1)
+        # Committed and published: housekeeping below must not turn the write into a failure.
+        with contextlib.suppress(sqlite3.Error):
+            self._checkpointer.note_commit(self._db)
+            if rv - self._compacted_to > self.history + self._compact_slack:
+                self._compact_sync(rv - self.history + 1)
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -131,16 +152,13 @@ class SqliteStore(HubStore):
         rv = self._rv + 1
         stamp(stored, rv)
         text = _dumps(stored)
-        self._begin()
-        try:
+        with self._write_errors(), self._transaction():
             try:
                 self._db.execute("INSERT INTO objects (key, namespace, name, rv, obj) VALUES (?, ?, ?, ?, ?)",
                                  (key, namespace, name, rv, text))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(key, namespace, name) from None
             self._finish("ADDED", key, namespace, stored, text)
-        finally:
-            self._rollback()
         return clone_obj(stored)
 
     async def get(self, key: str, namespace: str, name: str) -> Obj:
@@ -161,8 +179,7 @@ class SqliteStore(HubStore):
         rv = self._rv + 1
         stamp(stored, rv)
         text = _dumps(stored)
-        self._begin()
-        try:
+        with self._write_errors(), self._transaction():
             if expected_rv is None:
                 cur = self._db.execute(
                     "UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=?",
@@ -176,13 +193,10 @@ class SqliteStore(HubStore):
                     raise NotFound(key, namespace, name)
                 raise Conflict(key, namespace, name)
             self._finish("MODIFIED", key, namespace, stored, text)
-        finally:
-            self._rollback()
         return clone_obj(stored)
 
     async def delete(self, key: str, namespace: str, name: str, expected_rv: int | None = None) -> Obj:
-        self._begin()
-        try:
+        with self._write_errors(), self._transaction():
             row = self._db.execute("SELECT rv, obj FROM objects WHERE key=? AND namespace=? AND name=?",
                                    (key, namespace, name)).fetchone()
             if row is None:
@@ -195,8 +209,6 @@ class SqliteStore(HubStore):
             stamp(last, self._rv + 1)
             text = _dumps(last)
             self._finish("DELETED", key, namespace, last, text)
-        finally:
-            self._rollback()
         return clone_obj(last)
 
     # -- reads ------------------------------------------------------------------------------

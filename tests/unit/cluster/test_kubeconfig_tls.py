@@ -1,5 +1,5 @@
-"""The kubeconfig `up` writes follows what the API actually serves: https + the cluster CA when it speaks
-TLS (kubectl sends no bearer token over plain http), http otherwise."""
+"""The kubeconfig `up` writes points at the API over https with the cluster CA (kubectl sends no bearer
+token over plain http)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yaml
 
 from podnet.cluster.config import ClusterConfig
 from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
-from podnet.cluster.up import serves_tls, write_kubeconfig
+from podnet.cluster.up import write_kubeconfig
 
 
 class _Ready(http.server.BaseHTTPRequestHandler):
@@ -44,26 +44,12 @@ def server(ctx: ssl.SSLContext | None) -> Iterator[int]:
         httpd.server_close()
 
 
-def test_http_api_gets_an_http_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PODNET_STATE_ROOT", str(tmp_path))
-    cfg = ClusterConfig(name="plain", token="tok")
-    cfg.state_dir.mkdir(parents=True)
-    (cfg.state_dir / "ca.crt").write_text("not used: the server does not speak TLS")
-    with server(None) as port:
-        cfg.api_port = port
-        assert not serves_tls(port)
-        doc = yaml.safe_load(write_kubeconfig(cfg).read_text())
-    assert doc["clusters"][0]["cluster"] == {"server": f"http://127.0.0.1:{port}"}
-    assert doc["users"][0]["user"] == {"token": "tok"}
-
-
 def test_tls_api_gets_https_and_the_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PODNET_STATE_ROOT", str(tmp_path))
     cfg = ClusterConfig(name="tls", token="tok")
     ca, crt, key = ensure_ca_and_cert(cfg.state_dir, ["127.0.0.1"])
     with server(server_ssl_context(crt, key)) as port:
         cfg.api_port = port
-        assert serves_tls(port)
         path = write_kubeconfig(cfg)
     doc = yaml.safe_load(path.read_text())
     cluster = doc["clusters"][0]["cluster"]

@@ -119,7 +119,7 @@ def test_up_then_down_on_fake_ops(state_root: Path) -> None:
         assert guards == {("10.244.0.0/16", "unreachable"), ("10.96.0.0/12", "unreachable")}
         cp = jr.Journal(cfg.state_dir).entries(jr.PROCESS)[0]
         assert is_same_process(cp.attrs["pid"], cp.attrs["starttime"])
-        assert (cfg.state_dir / "kubeconfig").read_text().count(f"http://127.0.0.1:{cfg.api_port}") == 1
+        assert (cfg.state_dir / "kubeconfig").read_text().count(f"https://127.0.0.1:{cfg.api_port}") == 1
         assert cluster_status(cfg).status == "running"
     finally:
         rep = teardown(n, ops)

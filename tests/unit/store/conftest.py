@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,6 +12,16 @@ import pytest
 from store_factories import FACTORIES, Opener
 
 from podnet.store import Store
+from podnet.store.etcd_local import stop_shared_etcd
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_etcd_is_stopped() -> Iterator[None]:
+    """The etcd factory starts one etcd per test process on first use; end it (by PID) at the end."""
+    try:
+        yield
+    finally:
+        stop_shared_etcd()
 
 
 @asynccontextmanager

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from podnet.store import MemoryStore, SqliteStore, Store
+from podnet.store.etcd import EtcdStore
+from podnet.store.etcd_local import etcd_binary, shared_etcd
 
 
 @dataclass
@@ -24,6 +28,16 @@ FACTORIES = [
     StoreFactory("memory", False, lambda _d, history: MemoryStore(history=history)),
     StoreFactory("sqlite", True, lambda d, history: SqliteStore(d / "store.db", history=history)),
 ]
+
+
+def _etcd(directory: Path, history: int) -> Store:
+    """EtcdStore on this process's throwaway etcd, under a prefix of its own per test directory."""
+    if etcd_binary() is None:
+        pytest.skip("etcd is not installed (/usr/bin/etcd missing; apt-get install etcd-server)")
+    return EtcdStore(shared_etcd().endpoints, prefix=f"/podnet-test/{directory.name}", history=history)
+
+
+FACTORIES.append(StoreFactory("etcd", True, _etcd))
 
 
 class Opener:

@@ -12,6 +12,7 @@ import pytest
 from store_factories import Opener
 
 from podnet.store import AlreadyExists, Conflict, Expired, NotFound, Store, WatchEvent
+from podnet.store._watch import DEFAULT_WATCH_BUFFER
 
 Obj = dict[str, Any]
 
@@ -327,7 +328,7 @@ async def test_concurrent_watchers_see_the_same_order(store: Store) -> None:
 
 
 async def test_slow_watcher_is_expired_without_blocking_writers(store: Store) -> None:
-    store_buffer = 10000
+    store_buffer = DEFAULT_WATCH_BUFFER  # events a watcher may fall behind (every implementation)
     it = store.watch("services", None, 0)
     first_task = asyncio.create_task(it.__anext__())
     await asyncio.sleep(0.01)

@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from podnet.store import SqliteStore
+from podnet.store import SqliteStore, StoreError
 
 
 def svc(i: int) -> dict[str, object]:
@@ -68,3 +68,21 @@ async def test_closed_store_refuses_writes(tmp_path: Path) -> None:
         assert "is closed" in str(e)
     else:
         raise AssertionError("write to a closed store succeeded")
+
+
+async def test_a_second_writer_on_the_same_file_is_refused_not_merged(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    first, second = SqliteStore(db), SqliteStore(db)
+    try:
+        await first.create("services", svc(1))
+        try:
+            await second.create("services", svc(2))  # its own counter also says rv 1
+        except StoreError as e:
+            assert "is another process writing to this file?" in str(e)
+            assert str(db) in str(e)
+        else:
+            raise AssertionError("two writers handed out the same resourceVersion")
+        assert [o["metadata"]["name"] for o in (await first.list("services"))[0]] == ["s1"]
+    finally:
+        await first.close()
+        await second.close()

@@ -1,0 +1,94 @@
+"""`exec` on the kubelet endpoint: a command in a container, streamed over a WebSocket with the
+Kubernetes `channel.k8s.io` framing (what `kubectl exec` speaks), so the API server can proxy
+`pods/exec` here byte for byte.
+
+GET /exec/<ns>/<pod>/<container>?command=sh&command=-c&command=...&stdin=1&stdout=1&stderr=1
+Subprotocols v5.channel.k8s.io (stdin close on channel 255) and v4.channel.k8s.io.
+Each binary message is one channel byte + payload: 0 stdin, 1 stdout, 2 stderr, 3 status
+(a metav1.Status JSON), 4 resize (ignored: no TTY), 255 close. No TTY: `-t` runs without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from aiohttp import WSMsgType, web
+
+from podnet.agent.nsexec import container_environ, nsenter_argv
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def exit_status(code: int) -> dict[str, object]:
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure",
+            "message": f"command terminated with non-zero exit code: exit status {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+async def serve_exec(request: web.Request, pid: int) -> web.StreamResponse:
+    cmd = request.query.getall("command", [])
+    if not cmd:
+        raise web.HTTPBadRequest(text="you must specify at least 1 command")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    await ws.prepare(request)
+    want_in, want_out, want_err = _flag(request, "stdin"), _flag(request, "stdout"), _flag(request, "stderr")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *nsenter_argv(pid, cmd), env=container_environ(pid) or None,
+            stdin=asyncio.subprocess.PIPE if want_in else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    except OSError as e:
+        await ws.send_bytes(bytes([STATUS]) + json.dumps(
+            {"metadata": {}, "status": "Failure", "message": str(e), "reason": "InternalError"}).encode())
+        await ws.close()
+        return ws
+
+    async def pump(stream: asyncio.StreamReader | None, channel: int, forward: bool) -> None:
+        if stream is None:
+            return
+        while True:
+            chunk = await stream.read(32768)
+            if not chunk:
+                return
+            if forward and not ws.closed:
+                await ws.send_bytes(bytes([channel]) + chunk)
+
+    async def feed() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            ch, payload = msg.data[0], msg.data[1:]
+            if ch == STDIN and proc.stdin is not None:
+                proc.stdin.write(payload)
+                with contextlib.suppress(ConnectionError):
+                    await proc.stdin.drain()
+            elif ch == CLOSE and payload[:1] == bytes([STDIN]) and proc.stdin is not None:
+                proc.stdin.close()
+        if proc.stdin is not None:  # the client went away: no more input
+            proc.stdin.close()
+
+    feeder = asyncio.create_task(feed())
+    try:
+        await asyncio.gather(pump(proc.stdout, STDOUT, want_out), pump(proc.stderr, STDERR, want_err))
+        code = await proc.wait()
+        if not ws.closed:
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(code)).encode())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        await ws.close()
+    return ws
