@@ -195,6 +195,66 @@ def test_demo_shows_all_front_ends_through_several_nodes(myapp: Cluster) -> None
     assert len(entries) >= 2
 
 
+def test_trace_explains_outside_to_nodeport_from_the_live_rules(myapp: Cluster) -> None:
+    ips = myapp.node_ips()
+    entry_node, entry_ip = sorted(ips.items())[0]
+    data = json.loads(myapp.podnet("trace", "--name", myapp.name, "--from", "outside",
+                                   f"{entry_ip}:30008", "-o", "json").stdout)
+    assert data["entryNode"] == entry_node
+    assert data["service"].startswith("default/myapp-service")
+    fronts = {p["status"]["podIP"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    assert {c["ip"] for c in data["candidates"]} == fronts
+    assert all(c["masquerade"] for c in data["candidates"])
+    text = myapp.podnet("trace", "--name", myapp.name, "--from", "outside", f"{entry_ip}:30008").stdout
+    assert "masquerade" in text and "dnat" in text
+
+
+def test_trace_pod_to_cluster_ip_spreads_without_snat(myapp: Cluster) -> None:
+    client = myapp.ready_pods("app=myapp,type=front-end")[0]["metadata"]["name"]
+    cip = myapp.get_json("svc", "back-end")["spec"]["clusterIP"]
+    data = json.loads(myapp.podnet("trace", "--name", myapp.name, "--from", client, f"{cip}:80",
+                                   "-o", "json").stdout)
+    backs = {p["status"]["podIP"] for p in myapp.ready_pods("app=myapp,type=back-end")}
+    assert {c["ip"] for c in data["candidates"]} == backs
+    assert not any(c["masquerade"] for c in data["candidates"])
+
+
+def test_status_and_top_output_are_well_formed(myapp: Cluster) -> None:
+    for ip in myapp.node_ips().values():
+        http_get(f"http://{ip}:30008/")
+    view = json.loads(myapp.podnet("status", "--name", myapp.name, "-o", "json").stdout)
+    svc = next(s for s in view["services"] if s["name"] == "myapp-service")
+    assert svc["readyEndpoints"] == 3 and svc["ports"][0]["nodePort"] == 30008
+    assert len(view["nodes"]) == 3 and all(n["ready"] for n in view["nodes"])
+    top = json.loads(myapp.podnet("top", "--name", myapp.name, "-o", "json").stdout)
+    counted = {s["service"]: s["packets"] for s in top["services"]}
+    assert any(k.startswith("default/myapp-service") and v > 0 for k, v in counted.items()), counted
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_status_in_a_terminal(myapp: Cluster) -> None:
+    """`podnet status` as a person sees it: a 100-column terminal driven by tmux."""
+    session = f"pnstatus{os.getpid()}"
+    env_args = [f"PODNET_STATE_ROOT={myapp.root}"]
+    cmd = f"env {' '.join(env_args)} {sys.executable} -m podnet.cli.main status --name {myapp.name}; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "50", cmd], check=True)
+    try:
+        deadline = time.monotonic() + 20
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True).stdout
+            if "myapp-service" in screen:
+                break
+            time.sleep(0.3)
+        assert "Nodes" in screen and "Pods" in screen and "Services" in screen
+        line = next(ln for ln in screen.splitlines() if "myapp-service" in ln)
+        assert "NodePort" in line and "80:30008/TCP" in line and "3/3" in line
+        assert all(len(ln) <= 100 for ln in screen.splitlines())
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
 def test_replaced_pods_follow_the_service(myapp: Cluster) -> None:
     before = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
     victim = sorted(before)[0]

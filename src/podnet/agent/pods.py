@@ -329,7 +329,29 @@ class ContainerRunner:
         proc = self.proc
         if proc is not None and proc.alive():
             self.event("Normal", "Killing", f"Stopping container {self.name}")
-            await stop_process(proc, grace)
+            started = time.monotonic()
+            await self._pre_stop(proc, grace)
+            await stop_process(proc, max(0.0, grace - (time.monotonic() - started)))
+
+    async def _pre_stop(self, proc: ContainerProcess, grace: float) -> None:
+        """Run lifecycle.preStop (exec or httpGet) within the grace period, as kubelet does."""
+        hook = (self.spec.get("lifecycle") or {}).get("preStop")
+        if not hook or grace <= 0:
+            return
+        w = self.w
+
+        async def exec_fn(cmd: list[str], timeout: float) -> tuple[int, str]:
+            pid = proc.container_pid()
+            if pid is None or w.deps.exec_in is None:
+                return 1, "container process not found"
+            return await w.deps.exec_in(pid, cmd, {}, timeout)
+
+        if "sleep" in hook:  # lifecycle.preStop.sleep (Kubernetes 1.30+)
+            await asyncio.sleep(min(grace, float(hook["sleep"].get("seconds") or 0)))
+            return
+        ok, msg = await run_probe({**hook, "timeoutSeconds": grace}, self.spec, w.rec.pod_ip, exec_fn)
+        if not ok:
+            self.event("Warning", "FailedPreStopHook", f"PreStopHook failed: {msg}")
 
 
 class _GoneProcess:

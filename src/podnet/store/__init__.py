@@ -4,7 +4,7 @@
 
 - `memory://` — `MemoryStore` (tests, throwaway clusters)
 - `sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare path — `SqliteStore`
-- `etcd://...` — reserved (issue #9)
+- `etcd://HOST:PORT[,HOST:PORT...][/key-prefix]` — `EtcdStore` (key prefix /registry by default)
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from podnet.store.base import (
     StoreError,
     WatchEvent,
 )
+from podnet.store.etcd import EtcdStore
 from podnet.store.memory import MemoryStore
 from podnet.store.sqlite import SqliteStore
 
 __all__ = [
     "AlreadyExists",
     "Conflict",
+    "EtcdStore",
     "Expired",
     "MemoryStore",
     "NotFound",
@@ -52,6 +54,6 @@ def open_store(url: str) -> Store:
             raise ValueError(f"store URL {url!r} has no file path; use sqlite:///path/to/file.db")
         return SqliteStore(Path(rest))
     if scheme == "etcd":
-        raise ValueError(f"store URL {url!r}: the etcd store is not implemented yet (issue #9)")
+        return EtcdStore.from_url(url)
     raise ValueError(f"store URL {url!r}: unsupported scheme {scheme!r}; "
-                     "use memory://, sqlite:///path/to/file.db or a file path")
+                     "use memory://, sqlite:///path/to/file.db, etcd://HOST:PORT or a file path")

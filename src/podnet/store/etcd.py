@@ -44,13 +44,39 @@ from podnet.store._clone import clone_obj
 from podnet.store._keys import Obj, identity, stamp
 from podnet.store._watch import DEFAULT_WATCH_BUFFER
 from podnet.store.base import AlreadyExists, Conflict, NotFound, Store, StoreError, WatchEvent
-from podnet.store.etcd_http import CODE_OUT_OF_RANGE, EtcdHttp, EtcdRequestError, Json
+from podnet.store.etcd_http import CODE_OUT_OF_RANGE, EtcdHttp, EtcdRequestError, Json, normalize_endpoint
 from podnet.store.etcd_watch import EtcdWatch, decode_value
 
 _PAGE = 500  # keys per range request in list()
 _MARKER = "/.podnet/rv-origin"
 
-__all__ = ["EtcdStore"]
+__all__ = ["EtcdStore", "parse_etcd_url"]
+
+URL_FORM = "etcd://HOST:PORT[,HOST:PORT...][/key-prefix]"
+
+
+def parse_etcd_url(url: str) -> tuple[list[str], str]:
+    """`etcd://HOST:PORT[,HOST:PORT...][/key-prefix]` → (endpoints, key prefix; default /registry).
+    Raises ValueError naming the URL, the bad part and the accepted form."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "etcd" or not sep:
+        raise ValueError(f"store URL {url!r} is not an etcd URL; use {URL_FORM}")
+    hosts, _, path = rest.partition("/")
+    endpoints = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not endpoints:
+        raise ValueError(f"store URL {url!r} names no etcd endpoint; use {URL_FORM}")
+    for endpoint in endpoints:
+        if "://" in endpoint:
+            raise ValueError(f"store URL {url!r}: endpoint {endpoint!r} must be HOST:PORT; use {URL_FORM}")
+        try:
+            normalize_endpoint(endpoint)
+        except ValueError:
+            raise ValueError(f"store URL {url!r}: endpoint {endpoint!r} is not HOST:PORT "
+                             f"(e.g. 127.0.0.1:2379); use {URL_FORM}") from None
+    prefix = "/" + path.strip("/") if path.strip("/") else "/registry"
+    if "//" in path.strip("/"):
+        raise ValueError(f"store URL {url!r}: key prefix {'/' + path!r} has an empty part; use {URL_FORM}")
+    return endpoints, prefix
 
 
 def _b64(text: str | bytes) -> str:
@@ -138,6 +164,12 @@ class EtcdStore(Store):
         self._compacting = False
         self._watches: set[EtcdWatch] = set()
         self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 5.0) -> EtcdStore:
+        """The store named by `etcd://HOST:PORT[,HOST:PORT...][/key-prefix]`."""
+        endpoints, prefix = parse_etcd_url(url)
+        return cls(endpoints, prefix, timeout=timeout)
 
     @property
     def endpoints(self) -> list[str]:

@@ -9,7 +9,10 @@ Failover: the transport keeps a preferred endpoint and moves to the next one whe
 call cannot reach it (connection refused or reset, no answer in time) or the member says
 it cannot serve right now (gRPC codes Unavailable / DeadlineExceeded / ResourceExhausted,
 e.g. "etcdserver: leader changed" during an election). It keeps cycling through the
-endpoints, with a short pause after each full round, until the call's deadline.
+endpoints, with a short pause after each full round, until the call's deadline. One attempt
+gets a third of the call's timeout: a follower that forwarded a write to a leader that just
+died holds it until etcd's own request timeout (~7 s), while another member may already
+have a new leader.
 
 A write whose request left this process but whose answer never came may or may not have
 been applied. `call` reports that as `ambiguous=True` alongside the final answer, so the
@@ -35,6 +38,8 @@ CODE_INVALID_ARGUMENT = 3
 CODE_OUT_OF_RANGE = 11  # "required revision has been compacted" / "... is a future revision"
 RETRIABLE_CODES = frozenset({4, 8, 14})  # DeadlineExceeded, ResourceExhausted, Unavailable
 
+_ATTEMPT_SHARE = 3  # one attempt may use 1/3 of the call's timeout (at least _ATTEMPT_MIN seconds)
+_ATTEMPT_MIN = 1.0
 _ROUND_PAUSE = 0.05  # seconds between two full rounds over the endpoints (doubles, up to 0.4 s)
 _READ_CHUNK = 1 << 16
 
@@ -145,8 +150,9 @@ class EtcdHttp:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            attempt_timeout = min(remaining, max(_ATTEMPT_MIN, self.timeout / _ATTEMPT_SHARE))
             try:
-                answer = await self._attempt(endpoint, path, body, remaining)
+                answer = await self._attempt(endpoint, path, body, attempt_timeout)
                 return answer, ambiguous
             except _Retry as e:
                 ambiguous = ambiguous or e.ambiguous

@@ -231,3 +231,41 @@ async def test_host_network_pod_uses_the_node_ip_and_no_netns(parts) -> None:
     assert net.ips == {}
     await stop(w)
     assert net.torn_down == []
+
+
+async def test_pre_stop_hook_runs_before_sigterm(parts) -> None:
+    api, launcher, _net, deps = parts
+    calls: list[list[str]] = []
+
+    async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+        calls.append(cmd)
+        assert launcher.started[0].signals == []  # nothing was signalled yet
+        return 0, ""
+
+    deps.exec_in = exec_in
+    pre = {"preStop": {"exec": {"command": ["sh", "-c", "drain"]}}}
+    w = PodWorker(mkpod(lifecycle=pre), deps)
+    w.start()
+    await api.wait("running", lambda s: "running" in cs(s)["state"])
+    await stop(w)
+    assert calls == [["sh", "-c", "drain"]] and launcher.started[0].signals == [signal.SIGTERM]
+
+
+async def test_startup_probe_gates_readiness(parts) -> None:
+    api, _launcher, _net, deps = parts
+    results = {"startup": [1, 1, 0], "ready": [0]}
+
+    async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+        seq = results[cmd[0]]
+        return (seq.pop(0) if len(seq) > 1 else seq[0]), "not yet"
+
+    deps.exec_in = exec_in
+    startup = {"exec": {"command": ["startup"]}, "periodSeconds": 0.05, "failureThreshold": 10}
+    ready = {"exec": {"command": ["ready"]}, "periodSeconds": 0.05}
+    w = PodWorker(mkpod(startupProbe=startup, readinessProbe=ready), deps)
+    w.start()
+    st = await api.wait("running", lambda s: "running" in cs(s)["state"])
+    assert cs(st)["started"] is False and cs(st)["ready"] is False
+    st = await api.wait("started and ready", lambda s: cs(s)["started"] and cs(s)["ready"])
+    assert cond(st, "Ready") == "True" and results["startup"] == [0]
+    await stop(w)

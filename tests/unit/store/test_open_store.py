@@ -27,7 +27,7 @@ async def test_sqlite_url_and_bare_path(tmp_path: Path, form: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("etcd://127.0.0.1:2379", "store URL 'etcd://127.0.0.1:2379': the etcd store is not implemented yet"),
+    ("etcd://", "store URL 'etcd://' names no etcd endpoint; use etcd://HOST:PORT[,HOST:PORT...]"),
     ("redis://x", "store URL 'redis://x': unsupported scheme 'redis'; use memory://, sqlite:///path/to/file.db"),
     ("sqlite://", "store URL 'sqlite://' has no file path; use sqlite:///path/to/file.db"),
     ("", "store URL is empty"),
