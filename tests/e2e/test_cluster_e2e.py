@@ -248,7 +248,7 @@ def test_status_in_a_terminal(myapp: Cluster) -> None:
                 break
             time.sleep(0.3)
         assert "Nodes" in screen and "Pods" in screen and "Services" in screen
-        line = next(ln for ln in screen.splitlines() if "myapp-service" in ln)
+        line = next((ln for ln in screen.splitlines() if "myapp-service" in ln), screen)
         assert "NodePort" in line and "80:30008/TCP" in line and "3/3" in line
         assert all(len(ln) <= 100 for ln in screen.splitlines())
     finally:

@@ -118,7 +118,9 @@ def _qualified(ns: str, name: str) -> str:
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:
-    t = Table(title=title, title_justify="left", show_edge=False, header_style="bold", pad_edge=False)
+    # kubectl-like: no box, two spaces between columns, so addresses fit in 80 columns unbroken
+    t = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False,
+              title_style="bold underline")
     for c in columns:
         t.add_column(c, overflow="fold")
     return t
@@ -129,16 +131,18 @@ def render(view: dict[str, Any], console: Console) -> None:
     for n in view["nodes"]:
         t.add_row(n["name"], n["ip"], n["podCIDR"], "yes" if n["ready"] else "[red]no[/red]")
     console.print(t)
+    console.print()
     t = _table("Pods (namespace/ shown when not default)", ("POD", "IP", "NODE", "STATUS"))
     for p in view["pods"]:
         status = p["phase"] + ("" if p["ready"] or p["phase"] != "Running" else " (not ready)")
         t.add_row(_qualified(p["namespace"], p["name"]), p["ip"] or "-", p["node"] or "-", status)
     console.print(t)
-    t = _table("Services (READY: ready endpoints / all endpoints)",
+    console.print()
+    t = _table("Services (READY: ready endpoints / all endpoints; - : no selector)",
                ("SERVICE", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "READY"))
     for s in view["services"]:
         ext = ",".join(s["externalIPs"]) or ("<pending>" if s["pending"] else "<none>")
-        eps = f"{s['readyEndpoints']}/{s['endpoints']}" if s["selector"] else "(no selector)"
+        eps = f"{s['readyEndpoints']}/{s['endpoints']}" if s["selector"] else "-"
         t.add_row(_qualified(s["namespace"], s["name"]), s["type"], s["clusterIP"], ext, _ports_text(s), eps)
     console.print(t)
 

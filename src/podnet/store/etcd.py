@@ -241,8 +241,9 @@ class EtcdStore(Store):
     async def get(self, key: str, namespace: str, name: str) -> Obj:
         if self._closed:
             raise StoreError("etcd store is closed")
+        k = self._key(key, namespace, name)
         origin = await self._ready()
-        answer, _ = await self._http.call("/v3/kv/range", {"key": self._key(key, namespace, name)})
+        answer, _ = await self._http.call("/v3/kv/range", {"key": k})
         kvs = answer.get("kvs") or []
         if not kvs:
             raise NotFound(key, namespace, name)

@@ -266,7 +266,7 @@ def test_namespace_columns() -> None:
 
 def test_endpoints_cells() -> None:
     assert columns(ENDPOINTS) == [("Name", 0), ("Endpoints", 0), ("Age", 0)]
-    ep = {"metadata": meta("web"), "subsets": [
+    ep: Obj = {"metadata": meta("web"), "subsets": [
         {"addresses": [{"ip": "10.244.1.2"}, {"ip": "10.244.2.3"}],
          "ports": [{"port": 80, "protocol": "TCP"}]}]}
     assert cells(ENDPOINTS, ep) == ["web", "10.244.1.2:80,10.244.2.3:80", "5m"]

@@ -330,7 +330,7 @@ async def test_concurrent_watchers_see_the_same_order(store: Store) -> None:
 async def test_slow_watcher_is_expired_without_blocking_writers(store: Store) -> None:
     store_buffer = DEFAULT_WATCH_BUFFER  # events a watcher may fall behind (every implementation)
     it = store.watch("services", None, 0)
-    first_task = asyncio.create_task(it.__anext__())
+    first_task: asyncio.Future[WatchEvent] = asyncio.ensure_future(it.__anext__())
     await asyncio.sleep(0.01)
     await store.create("services", svc("first"))
     first = await asyncio.wait_for(first_task, 2)

@@ -34,6 +34,11 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
+def parse(line: str) -> tuple[str, int, str]:
+    name, rv, label = line.rstrip("\n").split(" ")
+    return name, int(rv), label
+
+
 async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     db = tmp_path / f"crash-{os.getpid()}.db"
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True)
@@ -45,15 +50,13 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             if not line:
                 break
-            name, rv, label = line.rstrip("\n").split(" ")
-            acked.append((name, int(rv), label))
+            acked.append(parse(line))
         os.kill(proc.pid, signal.SIGKILL)  # mid-stream: the child is still writing
         proc.wait(10)
         for line in proc.stdout:  # acknowledgements printed before the kill landed
             if not line.endswith("\n"):
                 break  # cut off by the kill mid-print: not an acknowledgement
-            name, rv, label = line.rstrip("\n").split(" ")
-            acked.append((name, int(rv), label))
+            acked.append(parse(line))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -64,16 +67,16 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     store = SqliteStore(db)
     try:
         latest: dict[str, tuple[int, str]] = {}
-        for name, rv, label in acked:
-            latest[name] = (rv, label)
+        for name, ack_rv, label in acked:
+            latest[name] = (ack_rv, label)
         assert await store.current_rv() >= acked[-1][1]
         items, _ = await store.list("services", "default")
         held = {o["metadata"]["name"]: o for o in items}
-        for name, (rv, label) in latest.items():
+        for name, (ack_rv, label) in latest.items():
             obj = held[name]
             # The stored version is the acknowledged one or a later write that landed before the kill.
-            assert int(obj["metadata"]["resourceVersion"]) >= rv, name
-            if int(obj["metadata"]["resourceVersion"]) == rv:
+            assert int(obj["metadata"]["resourceVersion"]) >= ack_rv, name
+            if int(obj["metadata"]["resourceVersion"]) == ack_rv:
                 assert obj["metadata"].get("labels", {}).get("w", "") == label
         # And the store carries on from where the child stopped.
         created = await store.create("services", {"metadata": {"name": "after", "namespace": "default"}})
