@@ -73,9 +73,13 @@ def machine() -> dict[str, Any]:
         pass
     mi = meminfo_kib()
     return {
-        "cores": os.cpu_count(), "cpu": cpu_model, "mem_total_gib": round(mi.get("MemTotal", 0) / 2**20, 1),
-        "mem_available_gib": round(mi.get("MemAvailable", 0) / 2**20, 1), "kernel": platform.release(),
-        "python": platform.python_version(), "load": loadavg(),
+        "cores": os.cpu_count(),
+        "cpu": cpu_model,
+        "mem_total_gib": round(mi.get("MemTotal", 0) / 2**20, 1),
+        "mem_available_gib": round(mi.get("MemAvailable", 0) / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load": loadavg(),
         "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
 
@@ -98,17 +102,22 @@ def proc_mem_kib(pid: int) -> tuple[int, int]:
 
 def proc_cmdline(pid: int) -> list[str]:
     try:
-        return [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        return [
+            a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a
+        ]
     except OSError:
         return []
 
 
 # ---- running things ---------------------------------------------------------------------------
-def sh(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 120,
-       check: bool = True) -> subprocess.CompletedProcess[str]:
+def sh(
+    argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:8])} failed ({p.returncode}): {(p.stderr or p.stdout).strip()[-800:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:8])} failed ({p.returncode}): {(p.stderr or p.stdout).strip()[-800:]}"
+        )
     return p
 
 
@@ -142,10 +151,8 @@ def fmt(v: float | None, unit: str = "") -> str:
         return "-"
     if v != v:
         return "n/a"
-    if unit in ("s", "ms") or abs(v) < 100:
-        s = f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
-    else:
-        s = f"{v:,.0f}"
+    small = unit in ("s", "ms") or abs(v) < 100
+    s = (f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}") if small else f"{v:,.0f}"
     return f"{s} {unit}".strip()
 
 
@@ -158,16 +165,29 @@ class Report:
 
     def add(self, fig: Figure) -> Figure:
         self.figures.append(fig)
-        print(f"  {fig.group}: {fig.name} = {fmt(fig.value, fig.unit)}"
-              + (f"  (baseline {fmt(fig.baseline, fig.unit)} {fig.baseline_label})" if fig.baseline is not None
-                 else ""), file=sys.stderr, flush=True)
+        print(
+            f"  {fig.group}: {fig.name} = {fmt(fig.value, fig.unit)}"
+            + (
+                f"  (baseline {fmt(fig.baseline, fig.unit)} {fig.baseline_label})"
+                if fig.baseline is not None
+                else ""
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         return fig
 
     def to_dict(self) -> dict[str, Any]:
-        self.info["machine_at_end"] = {"load": loadavg(),
-                                       "mem_available_gib": round(mem_available_kib() / 2**20, 1)}
-        return {"bench": self.title, "info": self.info, "errors": self.errors,
-                "figures": [f.to_dict() for f in self.figures]}
+        self.info["machine_at_end"] = {
+            "load": loadavg(),
+            "mem_available_gib": round(mem_available_kib() / 2**20, 1),
+        }
+        return {
+            "bench": self.title,
+            "info": self.info,
+            "errors": self.errors,
+            "figures": [f.to_dict() for f in self.figures],
+        }
 
     def print(self, as_json: bool) -> None:
         if as_json:
@@ -178,13 +198,20 @@ class Report:
             t.add_column(col, overflow="fold")
         for f in self.figures:
             ratio = f.ratio
-            t.add_row(f.group, f.name, fmt(f.value, f.unit),
-                      "" if f.baseline is None else f"{fmt(f.baseline, f.unit)} ({f.baseline_label})",
-                      "" if ratio is None else f"{ratio:.2f}x", f.note)
+            t.add_row(
+                f.group,
+                f.name,
+                fmt(f.value, f.unit),
+                "" if f.baseline is None else f"{fmt(f.baseline, f.unit)} ({f.baseline_label})",
+                "" if ratio is None else f"{ratio:.2f}x",
+                f.note,
+            )
         con = Console(width=160)
         con.print(t)
         m = self.info["machine"]
-        con.print(f"machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB, kernel {m['kernel']}, "
-                  f"load at start {m['load']}, at end {loadavg()}")
+        con.print(
+            f"machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB, kernel {m['kernel']}, "
+            f"load at start {m['load']}, at end {loadavg()}"
+        )
         for e in self.errors:
             con.print(f"[red]error:[/red] {e}")

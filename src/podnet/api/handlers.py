@@ -12,6 +12,7 @@ from podnet.api import meta as m
 from podnet.api import protobuf, routing, tables
 from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
+from podnet.api.exec_proxy import ExecProxy
 from podnet.api.logs import LogProxy
 from podnet.api.registry import Registry
 from podnet.api.selection import make_filter
@@ -109,6 +110,7 @@ class ResourceHandler:
         self.sub = subresources
         self.watcher = watcher
         self.logs = logs
+        self.execs = ExecProxy(registry)
 
     async def handle(self, request: web.Request, t: routing.Target) -> web.StreamResponse:
         if t.rt.namespaced and t.namespace is None and t.name:
@@ -241,8 +243,12 @@ class ResourceHandler:
             if method == "POST":
                 body = _plain_json(await read_body(request))
                 return json_response(await self.registry.bind(ns, name, body), 201)
-        elif sub == "exec":
-            raise bad_request("pods/exec is not served by the podnet API server; use `podnet exec`")
+        elif sub == "exec" and rt is kinds.PODS:
+            if method in ("GET", "POST"):
+                return await self.execs.serve(request, ns, name)
+        elif sub == "attach" and rt is kinds.PODS:
+            raise bad_request("pods/attach is not supported by podnet: containers have no console to attach "
+                              "to; use `kubectl exec` or `kubectl logs -f` instead")
         raise method_not_allowed()
 
 

@@ -21,6 +21,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
@@ -47,15 +48,24 @@ OPENAPI_V2_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class TokenAuthorizer(Protocol):
+    """Decides requests that do not carry the admin token (podnet.api.auth.NodeAuthorizer)."""
+
+    async def handle(self, request: web.Request, token: str, handler: Handler) -> web.StreamResponse: ...
+
+
 def _not_found() -> APIError:
     return APIError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 class APIServer:
     def __init__(self, store: Store, *, hooks: Mapping[str, ResourceHooks] | None = None,
-                 tokens: Collection[str] = (), version: str = "v1.32.0"):
+                 tokens: Collection[str] = (), version: str = "v1.32.0",
+                 authorizer: TokenAuthorizer | None = None):
         self.store = store
         self.tokens = [t for t in tokens if t]
+        # requests whose bearer token is not one of `tokens` (join tokens: podnet.api.auth)
+        self.authorizer = authorizer
         self.version = version
         self.registry = Registry(store, hooks)
         self.deleter = Deleter(self.registry)
@@ -117,7 +127,10 @@ class APIServer:
             scheme, _, token = header.partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, t) for t in self.tokens):
-                raise unauthorized()
+                if self.authorizer is None:
+                    raise unauthorized()
+                return await self.authorizer.handle(request, token if scheme.lower() == "bearer" else "",
+                                                    handler)
         return await handler(request)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -191,6 +204,12 @@ class APIServer:
         if host not in ("127.0.0.1", "::1", "localhost") and ssl_context is None:
             log.warning("API server listens on %s without TLS", host or "every interface")
         return bound
+
+    async def add_listener(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Also listen on host:port (after `start`), e.g. the address other machines join through."""
+        if self._runner is None:
+            raise RuntimeError("API server not started")
+        await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
 
     async def stop(self) -> None:
         self._stopping.set()

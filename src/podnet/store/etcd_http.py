@@ -205,10 +205,12 @@ class EtcdHttp:
         while time.monotonic() < deadline:
             index = self._preferred
             endpoint = self.endpoints[index]
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=max(0.05, deadline - time.monotonic()))
+            # Until the answer's headers: a third of the timeout, as for a unary call.
+            attempt = min(max(0.05, deadline - time.monotonic()),
+                          max(_ATTEMPT_MIN, self.timeout / _ATTEMPT_SHARE))
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=attempt)
             try:
-                resp = await asyncio.wait_for(self._post_stream(endpoint + path, body, timeout),
-                                              max(0.05, deadline - time.monotonic()))
+                resp = await asyncio.wait_for(self._post_stream(endpoint + path, body, timeout), attempt)
             except (aiohttp.ClientError, TimeoutError) as e:
                 errors.append(f"{endpoint}: {type(e).__name__}: {e}")
                 self._advance(index)

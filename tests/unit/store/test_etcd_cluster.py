@@ -19,8 +19,8 @@ import pytest
 from podnet.store import EtcdStore, NotFound, WatchEvent
 from podnet.store.etcd_local import EtcdCluster, EtcdMember, etcd_binary, scratch_dir, start_etcd_cluster
 
-pytestmark = pytest.mark.skipif(etcd_binary() is None,
-                                reason="etcd is not installed (/usr/bin/etcd missing; apt-get install etcd-server)")
+pytestmark = pytest.mark.skipif(
+    etcd_binary() is None, reason="etcd is not installed (no /usr/bin/etcd; apt-get install etcd-server)")
 
 Obj = dict[str, Any]
 

@@ -41,8 +41,10 @@ async def test_open_store_gives_an_etcd_store() -> None:
 @pytest.mark.parametrize(("url", "message"), [
     ("etcd://", "store URL 'etcd://' names no etcd endpoint; use etcd://HOST:PORT[,HOST:PORT...][/key-prefix]"),
     ("etcd://,", "store URL 'etcd://,' names no etcd endpoint"),
-    ("etcd://127.0.0.1", "store URL 'etcd://127.0.0.1': endpoint '127.0.0.1' is not HOST:PORT (e.g. 127.0.0.1:2379)"),
-    ("etcd://h:2379,h:notaport", "store URL 'etcd://h:2379,h:notaport': endpoint 'h:notaport' is not HOST:PORT"),
+    ("etcd://127.0.0.1",
+     "store URL 'etcd://127.0.0.1': endpoint '127.0.0.1' is not HOST:PORT (e.g. 127.0.0.1:2379)"),
+    ("etcd://h:2379,h:notaport",
+     "store URL 'etcd://h:2379,h:notaport': endpoint 'h:notaport' is not HOST:PORT"),
     ("etcd://h:99999", "store URL 'etcd://h:99999': endpoint 'h:99999' is not HOST:PORT"),
     ("etcd://h:2379/a//b", "store URL 'etcd://h:2379/a//b': key prefix '/a//b' has an empty part"),
 ])
@@ -68,7 +70,8 @@ def test_endpoint_forms(endpoint: str, expected: str | None) -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"endpoints": []}, "etcd store needs at least one endpoint (HOST:PORT)"),
-    ({"prefix": "registry"}, "etcd key prefix 'registry' is not valid; use an absolute path such as /registry"),
+    ({"prefix": "registry"},
+     "etcd key prefix 'registry' is not valid; use an absolute path such as /registry"),
     ({"timeout": 0}, "etcd timeout must be positive, got 0"),
     ({"history": 0}, "history must be at least 1, got 0"),
 ])

@@ -19,8 +19,8 @@ import pytest
 from podnet.store import AlreadyExists, EtcdStore, WatchEvent
 from podnet.store.etcd_local import EtcdCluster, etcd_binary, shared_etcd
 
-pytestmark = pytest.mark.skipif(etcd_binary() is None,
-                                reason="etcd is not installed (/usr/bin/etcd missing; apt-get install etcd-server)")
+pytestmark = pytest.mark.skipif(
+    etcd_binary() is None, reason="etcd is not installed (no /usr/bin/etcd; apt-get install etcd-server)")
 
 Obj = dict[str, Any]
 
@@ -46,7 +46,8 @@ def unique_prefix() -> str:
 def raw_range(etcd: EtcdCluster, prefix: str) -> dict[str, bytes]:
     """Every key under `prefix` as etcd holds it, read without podnet."""
     body = json.dumps({"key": b64(prefix), "range_end": b64(prefix[:-1] + chr(ord(prefix[-1]) + 1))})
-    req = urllib.request.Request(etcd.members[0].client_url + "/v3/kv/range", data=body.encode(), method="POST")
+    url = etcd.members[0].client_url + "/v3/kv/range"
+    req = urllib.request.Request(url, data=body.encode(), method="POST")
     with urllib.request.urlopen(req, timeout=5) as resp:
         answer = json.loads(resp.read())
     return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
@@ -104,14 +105,14 @@ async def test_stores_on_one_prefix_share_resource_versions(etcd: EtcdCluster, s
         assert rv(await other.get("services", "default", "a")) == 1
         assert rv(await other.create("services", svc("b"))) == 2
         assert rv(await store.update("services", svc("a", x="1"), expected_rv=1)) == 3
-        # A write under another prefix of the same etcd moves the revision on: numbers jump,
-        # never go back, and both stores still agree.
+        # Writes under another prefix of the same etcd (its origin marker, then an object) move
+        # the revision on: numbers jump, never go back, and both stores still agree.
         await elsewhere.create("services", svc("x"))
-        assert await store.current_rv() == await other.current_rv() == 4
-        assert rv(await other.create("services", svc("c"))) == 5
+        assert await store.current_rv() == await other.current_rv() == 5
+        assert rv(await other.create("services", svc("c"))) == 6
         events = await collect(store.watch("services", None, 0), 4)
         assert [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in events] == [
-            ("ADDED", 1, "a"), ("ADDED", 2, "b"), ("MODIFIED", 3, "a"), ("ADDED", 5, "c")]
+            ("ADDED", 1, "a"), ("ADDED", 2, "b"), ("MODIFIED", 3, "a"), ("ADDED", 6, "c")]
     finally:
         await other.close()
         await elsewhere.close()
@@ -206,7 +207,8 @@ async def test_a_write_whose_answer_was_lost_is_recognised_on_retry(etcd: EtcdCl
         with pytest.raises(AlreadyExists, match="services default/lost already exists"):
             await open_store().create("services", svc("lost", v="other"))
         assert proxy.dropped == 3
-        # etcd saw each write once.
+        # etcd saw each write once. (The reader's watch stream tries the proxy first, which
+        # never answers a stream: after a third of the timeout it fails over to etcd itself.)
         reader = open_store()
         events = await collect(reader.watch("services", None, 0), 2)
         assert [(e.type, e.resource_version, e.object["metadata"]["labels"]) for e in events] == [

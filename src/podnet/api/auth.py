@@ -1,0 +1,414 @@
+"""Join tokens and what a node that joined with one may do (kubeadm bootstrap tokens + the node authorizer).
+
+Tokens
+  A join token looks like kubeadm's: `abcdef.0123456789abcdef` (a 6-character public ID, a dot, a
+  16-character secret; lower-case letters and digits). `JoinTokens(state_dir)` keeps them in
+  `<state_dir>/join-tokens.json` (only the secret's SHA-256 is stored) and is re-read whenever the file
+  changes, so `podnet token revoke ID` takes effect on the very next request.
+
+Identities
+  * the admin token (config.token) can do everything; the API server checks it before anything here;
+  * `<join token>:<node name>` authenticates as `system:node:<node name>` (the agent's bearer token);
+  * no token: anonymous, which may only GET the `kube-public/cluster-info` ConfigMap (the CA and the
+    cluster's public settings; `podnet join` checks the CA against `--ca-cert-hash` before it trusts it);
+  * anything else (unknown, revoked or malformed token) gets 401 Unauthorized.
+  A token past its TTL can no longer register new nodes; nodes that registered with it keep working
+  until the token is revoked (as kubeadm nodes keep their credentials when the bootstrap token expires).
+
+What `system:node:NAME` may do (everything else: 403 Forbidden, worded as kube-apiserver words it)
+  * read (get, list, watch) nodes, pods, services, endpoints and endpointslices;
+  * get a ConfigMap that a pod bound to NAME uses (volumes, env, envFrom);
+  * create the Node NAME; get/update/patch Node NAME and its status, once NAME is bound to this token
+    (the binding is made when the node registers, and kept in `<state_dir>/join-nodes.json`);
+  * update/patch the status of pods bound to NAME (spec.nodeName), and delete those pods;
+  * create, update and patch Events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import string
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from podnet.api import routing
+from podnet.api.errors import APIError, unauthorized
+from podnet.model import kinds
+from podnet.model.kinds import Obj, ResourceType
+
+TOKENS_FILE = "join-tokens.json"
+BINDINGS_FILE = "join-nodes.json"
+TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+NODE_CRED_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16}):([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$")
+CLUSTER_INFO_NS = "kube-public"
+CLUSTER_INFO_NAME = "cluster-info"
+READABLE = (kinds.NODES, kinds.PODS, kinds.SERVICES, kinds.ENDPOINTS, kinds.ENDPOINTSLICES)
+_ALPHABET = string.ascii_lowercase + string.digits
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PodGetter = Callable[[str, str], Awaitable[Obj | None]]
+PodLister = Callable[[str], Awaitable[list[Obj]]]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(s: str) -> dt.datetime:
+    return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_ttl(text: str) -> dt.timedelta | None:
+    """`1h`, `30m`, `90s`, `2h30m`, `24h`; `0` means never expires (None). ValueError with a clear message."""
+    t = text.strip()
+    if t in ("0", "0s"):
+        return None
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", t)
+    if not t or m is None or not any(m.groups()):
+        raise ValueError(f'invalid TTL "{text}" (--ttl): use a duration like 1h, 30m, 2h30m or 90s '
+                         "(0 = never expires)")
+    h, mi, s = (int(g or 0) for g in m.groups())
+    return dt.timedelta(hours=h, minutes=mi, seconds=s)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    created: str
+    expires: str  # "" = never
+    description: str = ""
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        return bool(self.expires) and _parse_iso(self.expires) <= (now or _now())
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "created": self.created, "expires": self.expires or "never",
+                "description": self.description}
+
+
+class JoinTokens:
+    """The join tokens of one cluster, in `<state_dir>/join-tokens.json` (written under an flock)."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / TOKENS_FILE
+        self._cache: tuple[tuple[int, int], dict[str, dict[str, str]]] | None = None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._cache = None
+            return {}
+        key = (st.st_mtime_ns, st.st_size)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        try:
+            data = json.loads(self.path.read_text()).get("tokens", {})
+        except (OSError, ValueError, AttributeError):
+            data = {}
+        tokens = {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+        self._cache = (key, tokens)
+        return tokens
+
+    def _write(self, tokens: dict[str, dict[str, str]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"tokens": tokens}, f, indent=2, sort_keys=True)
+        tmp.replace(self.path)
+        self._cache = None
+
+    def create(self, ttl: dt.timedelta | None = dt.timedelta(hours=24), description: str = "") -> str:
+        """A new token `id.secret` (the secret is shown only here)."""
+        with self._locked():
+            tokens = dict(self._read())
+            tid = "".join(secrets.choice(_ALPHABET) for _ in range(6))
+            while tid in tokens:
+                tid = "".join(secrets.choice(_ALPHABET) for _ in range(6))
+            secret = "".join(secrets.choice(_ALPHABET) for _ in range(16))
+            now = _now()
+            tokens[tid] = {"secretSha256": _sha(secret), "created": _iso(now),
+                           "expires": _iso(now + ttl) if ttl is not None else "", "description": description}
+            self._write(tokens)
+        return f"{tid}.{secret}"
+
+    def list(self) -> list[TokenInfo]:
+        return [TokenInfo(tid, v.get("created", ""), v.get("expires", ""), v.get("description", ""))
+                for tid, v in sorted(self._read().items())]
+
+    def revoke(self, token_id: str) -> bool:
+        """Remove token `token_id` (the ID, or the whole token); False when there is no such token."""
+        tid = token_id.split(".", 1)[0]
+        with self._locked():
+            tokens = dict(self._read())
+            if tid not in tokens:
+                return False
+            del tokens[tid]
+            self._write(tokens)
+        return True
+
+    def lookup(self, token: str) -> TokenInfo | None:
+        """The token's info when `token` (id.secret) is known and its secret matches, else None."""
+        m = TOKEN_RE.match(token)
+        if m is None:
+            return None
+        entry = self._read().get(m.group(1))
+        if entry is None or not hmac.compare_digest(entry.get("secretSha256", ""), _sha(m.group(2))):
+            return None
+        return TokenInfo(m.group(1), entry.get("created", ""), entry.get("expires", ""),
+                         entry.get("description", ""))
+
+
+class NodeBindings:
+    """node name -> the ID of the join token it registered with (`<state_dir>/join-nodes.json`)."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / BINDINGS_FILE
+        self._nodes: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._nodes is None:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._nodes = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            except (OSError, ValueError):
+                self._nodes = {}
+        return self._nodes
+
+    def get(self, node: str) -> str | None:
+        return self._load().get(node)
+
+    def bind(self, node: str, token_id: str) -> None:
+        nodes = self._load()
+        if nodes.get(node) == token_id:
+            return
+        nodes[node] = token_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(nodes, indent=2, sort_keys=True))
+        tmp.replace(self.path)
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    node: str
+    token_id: str
+    token_expired: bool
+
+    @property
+    def user(self) -> str:
+        return f"system:node:{self.node}"
+
+
+def node_credential(token: str, node: str) -> str:
+    """The bearer token a joined node's agent uses: `<join token>:<node name>`."""
+    return f"{token}:{node}"
+
+
+# ---- request attributes -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attributes:
+    verb: str
+    rt: ResourceType
+    namespace: str
+    name: str
+    subresource: str
+
+
+def request_attributes(method: str, query: dict[str, str], target: routing.Target) -> Attributes:
+    if method == "GET":
+        verb = "get" if target.name else ("watch" if query.get("watch", "") in ("1", "true", "True")
+                                          else "list")
+    elif method == "DELETE":
+        verb = "delete" if target.name else "deletecollection"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+    return Attributes(verb, target.rt, target.namespace or "", target.name, target.subresource)
+
+
+def forbidden_for(user: str, a: Attributes, reason: str = "") -> APIError:
+    """kube-apiserver's wording (responsewriters.forbiddenMessage + errors.NewForbidden)."""
+    resource = a.rt.plural + (f"/{a.subresource}" if a.subresource else "")
+    msg = f'User "{user}" cannot {a.verb} resource "{resource}" in API group "{a.rt.group}" '
+    msg += f'in the namespace "{a.namespace}"' if a.namespace else "at the cluster scope"
+    if reason:
+        msg += f": {reason}"
+    what = f'{a.rt.group_resource} "{a.name}"' if a.name else a.rt.group_resource
+    details: dict[str, Any] = {"kind": a.rt.plural}
+    if a.name:
+        details["name"] = a.name
+    if a.rt.group:
+        details["group"] = a.rt.group
+    return APIError(403, "Forbidden", f"{what} is forbidden: {msg}", details)
+
+
+def configmaps_used_by(pod: Obj) -> set[str]:
+    spec = pod.get("spec") or {}
+    names: set[str] = set()
+    for v in spec.get("volumes") or []:
+        cm = (v or {}).get("configMap") or {}
+        if cm.get("name"):
+            names.add(str(cm["name"]))
+        for src in ((v or {}).get("projected") or {}).get("sources") or []:
+            pcm = (src or {}).get("configMap") or {}
+            if pcm.get("name"):
+                names.add(str(pcm["name"]))
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for ef in (c or {}).get("envFrom") or []:
+            ref = (ef or {}).get("configMapRef") or {}
+            if ref.get("name"):
+                names.add(str(ref["name"]))
+        for e in (c or {}).get("env") or []:
+            ref = ((e or {}).get("valueFrom") or {}).get("configMapKeyRef") or {}
+            if ref.get("name"):
+                names.add(str(ref["name"]))
+    return names
+
+
+def _body_name(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return ""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+class NodeAuthorizer:
+    """Authenticates join-token requests and applies the node rules of this module's docstring.
+
+    The API server calls `handle(request, token, handler)` for every request whose bearer token is not
+    the admin token (token "" when there is none).
+    """
+
+    def __init__(self, state_dir: Path, *, get_pod: PodGetter, list_node_pods: PodLister):
+        self.tokens = JoinTokens(state_dir)
+        self.bindings = NodeBindings(state_dir)
+        self.get_pod = get_pod
+        self.list_node_pods = list_node_pods
+
+    def authenticate(self, token: str) -> NodeIdentity | None:
+        m = NODE_CRED_RE.match(token)
+        if m is None:
+            return None
+        info = self.tokens.lookup(f"{m.group(1)}.{m.group(2)}")
+        if info is None:
+            return None
+        return NodeIdentity(node=m.group(3), token_id=info.id, token_expired=info.expired())
+
+    async def handle(self, request: web.Request, token: str, handler: Handler) -> web.StreamResponse:
+        target = routing.parse_path(request.path)
+        if not token:
+            if request.method == "GET" and isinstance(target, routing.Target) and \
+                    target.rt is kinds.CONFIGMAPS and target.namespace == CLUSTER_INFO_NS and \
+                    target.name == CLUSTER_INFO_NAME and not target.subresource:
+                return await handler(request)
+            raise unauthorized()
+        ident = self.authenticate(token)
+        if ident is None:
+            raise unauthorized()
+        bound = self.bindings.get(ident.node)
+        if ident.token_expired and bound != ident.token_id:
+            raise unauthorized()  # an expired token registers no new nodes
+        if not isinstance(target, routing.Target):
+            if request.method != "GET":
+                raise APIError(403, "Forbidden", f'forbidden: User "{ident.user}" cannot '
+                               f'{request.method.lower()} path "{request.path}"')
+            return await handler(request)
+        a = request_attributes(request.method, dict(request.query), target)
+        await self.authorize(ident, bound, a, request)
+        resp = await handler(request)
+        if a.rt is kinds.NODES and a.verb == "create" and resp.status == 201:
+            self.bindings.bind(ident.node, ident.token_id)
+        return resp
+
+    async def authorize(self, ident: NodeIdentity, bound: str | None, a: Attributes,
+                        request: web.Request) -> None:
+        """Raise 403 unless node `ident` may do `a`."""
+        me, user = ident.node, ident.user
+        if a.verb in ("get", "list", "watch") and a.rt in READABLE and a.subresource in ("", "status"):
+            return
+        if a.rt is kinds.CONFIGMAPS and a.verb == "get" and a.name and not a.subresource:
+            for pod in await self.list_node_pods(me):
+                if pod.get("metadata", {}).get("namespace") == a.namespace and a.name in configmaps_used_by(pod):
+                    return
+            raise forbidden_for(user, a, f"no relationship found between node '{me}' and this object")
+        if a.rt is kinds.EVENTS and a.verb in ("create", "update", "patch"):
+            return
+        if a.rt is kinds.NODES:
+            if a.verb == "create" and not a.subresource:
+                name = _body_name(await request.read())
+                if name == me:
+                    return
+                a = Attributes(a.verb, a.rt, a.namespace, name or a.name, a.subresource)
+                raise forbidden_for(user, a, f"node '{me}' cannot create node '{name}'")
+            if a.verb in ("get", "update", "patch") and a.name == me and a.subresource in ("", "status"):
+                if bound == ident.token_id:
+                    return
+                raise forbidden_for(user, a, f"node '{me}' was not registered with this join token")
+            if a.verb in ("update", "patch") and a.name:
+                raise forbidden_for(user, a, f"node '{me}' cannot modify node '{a.name}'")
+        if a.rt is kinds.PODS and a.name and ((a.verb in ("update", "patch") and a.subresource == "status")
+                                              or (a.verb == "delete" and not a.subresource)):
+            pod = await self.get_pod(a.namespace, a.name)
+            if pod is None:
+                return  # the handler answers 404
+            if (pod.get("spec") or {}).get("nodeName") == me:
+                return
+            raise forbidden_for(user, a, f"node '{me}' can only modify pods bound to it")
+        raise forbidden_for(user, a)
+
+
+def registry_pod_lookups(registry: Any) -> tuple[PodGetter, PodLister]:
+    """Pod lookups for `NodeAuthorizer` backed by the API server's registry (podnet.api.registry)."""
+    from podnet.api.selection import make_filter
+
+    async def get_pod(ns: str, name: str) -> Obj | None:
+        try:
+            obj: Obj = await registry.get(kinds.PODS, ns, name)
+            return obj
+        except APIError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    async def list_node_pods(node: str) -> list[Obj]:
+        res = await registry.list(kinds.PODS, None, make_filter(kinds.PODS, "", f"spec.nodeName={node}"))
+        return list(res.items)
+
+    return get_pod, list_node_pods
+
+
+def node_authorizer(state_dir: Path, registry: Any) -> NodeAuthorizer:
+    get_pod, list_node_pods = registry_pod_lookups(registry)
+    return NodeAuthorizer(state_dir, get_pod=get_pod, list_node_pods=list_node_pods)

@@ -1,0 +1,230 @@
+"""`pods/exec`: the WebSocket `kubectl exec` opens on the API server, piped to the node agent's /exec.
+
+    GET|POST /api/v1/namespaces/<ns>/pods/<pod>/exec?command=..&container=..&stdin=&stdout=&stderr=&tty=
+    Upgrade: websocket, Sec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io, ...
+
+The pod is resolved the way kube-apiserver does it (pkg/registry/core/pod/strategy.go streamLocation):
+404 for a missing pod, 400 `container Y is not valid for pod X`, 400 `pod X does not have a host
+assigned`. Then a WebSocket is opened to `http://<hostIP>:<kubelet port>/exec/<ns>/<pod>/<container>`
+with the subprotocols the client offered that the agent speaks, and only once the agent accepted is
+the client's upgrade answered, with the subprotocol the agent chose. Frames (channel byte + payload)
+go through unchanged both ways until one side closes; the agent's last frame on channel 3 is the
+metav1.Status carrying the exit code, which kubectl turns into its own exit code.
+
+A request without a WebSocket upgrade (kubectl's SPDY/3.1 fallback) gets the same pod and agent errors,
+and otherwise a 400 saying that podnet serves exec over WebSocket only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from podnet.api import meta as m
+from podnet.api.errors import APIError, bad_request
+from podnet.api.registry import Registry
+from podnet.model import kinds
+from podnet.model.kinds import Obj
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+"""The `channel.k8s.io` subprotocols the node agent speaks (podnet.agent.exec_ws)."""
+
+STATUS_CHANNEL = 3
+LOST_STATUS = {"metadata": {}, "status": "Failure", "reason": "InternalError",
+               "message": "the node agent closed the exec stream without an exit status"}
+DEFAULT_KUBELET_PORT = 10250
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+TRUE = ("1", "true", "True")
+CONNECT_TIMEOUT = 10.0
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
+
+
+def container_names(pod: Obj) -> list[str]:
+    """Every container exec may target: app containers, then init and ephemeral ones."""
+    spec = m.d(pod.get("spec"))
+    names: list[str] = []
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        names.extend(str(c.get("name")) for c in spec.get(key) or [] if isinstance(c, dict) and c.get("name"))
+    return names
+
+
+def pick_container(pod: Obj, requested: str) -> str:
+    """The container an exec runs in: the requested one (which must exist), else the one the
+    `kubectl.kubernetes.io/default-container` annotation names, else the first container."""
+    name = m.name_of(pod)
+    if requested:
+        if requested not in container_names(pod):
+            raise bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    main = [str(c.get("name")) for c in m.d(pod.get("spec")).get("containers") or []
+            if isinstance(c, dict) and c.get("name")]
+    annotated = str(m.d(m.metadata(pod).get("annotations")).get(DEFAULT_CONTAINER_ANNOTATION) or "")
+    if annotated and annotated in container_names(pod):
+        return annotated
+    if not main:
+        raise bad_request(f"a container name must be specified for pod {name}")
+    return main[0]
+
+
+def offered_protocols(request: web.Request) -> list[str]:
+    """The Sec-WebSocket-Protocol values the client offered, in its order of preference."""
+    out: list[str] = []
+    for header in request.headers.getall("Sec-WebSocket-Protocol", []):
+        out.extend(p.strip() for p in header.split(",") if p.strip())
+    return out
+
+
+def is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def _agent_query(query: Any) -> list[tuple[str, str]]:
+    """command (repeated) and the stream flags for the agent; validates them as the kubelet does."""
+    command = [str(c) for c in query.getall("command", [])]
+    if not command:
+        raise bad_request("you must specify at least 1 command")
+    flags = {f: str(query.get(f, "")) in TRUE for f in ("stdin", "stdout", "stderr", "tty")}
+    if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    if flags["tty"]:
+        flags["stderr"] = False  # as the kubelet does: a TTY merges stderr into stdout
+    return [*(("command", c) for c in command), *((f, "true" if v else "false") for f, v in flags.items())]
+
+
+class ExecProxy:
+    def __init__(self, registry: Registry, connect_timeout: float = CONNECT_TIMEOUT):
+        self.registry = registry
+        self.connect_timeout = connect_timeout
+
+    async def target(self, ns: str, name: str, query: Any) -> str:
+        """The node agent's exec URL for this request (raises the Kubernetes error when there is none)."""
+        pod = await self.registry.get(kinds.PODS, ns, name)
+        container = pick_container(pod, str(query.get("container", "")))
+        node_name = str(m.d(pod.get("spec")).get("nodeName") or "")
+        if not node_name:
+            raise bad_request(f"pod {name} does not have a host assigned")
+        params = _agent_query(query)
+        host_ip = str(m.d(pod.get("status")).get("hostIP") or "")
+        port = DEFAULT_KUBELET_PORT
+        try:
+            node: Obj | None = await self.registry.get(kinds.NODES, "", node_name)
+        except APIError:
+            node = None
+        if node is not None:
+            status = m.d(node.get("status"))
+            ep = m.d(m.d(status.get("daemonEndpoints")).get("kubeletEndpoint"))
+            port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
+            if not host_ip:
+                host_ip = next((str(a.get("address")) for a in status.get("addresses") or []
+                                if isinstance(a, dict) and a.get("type") == "InternalIP"), "")
+        if not host_ip:
+            raise bad_request(f'pod {name} has no host IP yet: node "{node_name}" reports no '
+                              f"InternalIP address")
+        host = f"[{host_ip}]" if ":" in host_ip else host_ip
+        return (f"http://{host}:{port}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
+                f"{quote(container, safe='')}?{urlencode(params)}")
+
+    async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
+        url = await self.target(ns, name, request.query)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            if not is_websocket(request):
+                await self._agent_error(session, url)
+                raise bad_request("podnet serves pods/exec over WebSocket only (subprotocols "
+                                  f"{', '.join(PROTOCOLS)}); SPDY/3.1 is not supported: leave "
+                                  "KUBECTL_REMOTE_COMMAND_WEBSOCKETS unset or true")
+            offered = offered_protocols(request)
+            wanted = [p for p in offered if p in PROTOCOLS]
+            if not wanted:
+                supported = ", ".join(f'"{p}"' for p in PROTOCOLS)
+                raise bad_request(f'Sec-WebSocket-Protocol: Unsupported value: "{", ".join(offered)}": '
+                                  f"supported values: {supported}")
+            try:
+                upstream = await session.ws_connect(url, protocols=wanted, max_msg_size=0,
+                                                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
+            except aiohttp.WSServerHandshakeError as e:
+                await self._agent_error(session, url)
+                raise APIError(502, "InternalError",
+                               f"unable to upgrade connection to the node agent: {e.status} {e.message}"
+                               ) from None
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                raise APIError(500, "InternalError", f"error dialing backend: {_why(e)}") from None
+            try:
+                return await self._pipe(request, upstream)
+            finally:
+                await upstream.close()
+
+    async def _agent_error(self, session: aiohttp.ClientSession, url: str) -> None:
+        """Raise the agent's own refusal of this exec (asked for with a plain GET, which starts no
+        process); return when the agent finds nothing wrong but the missing upgrade."""
+        try:
+            async with session.get(url) as resp:
+                text = (await resp.text()).strip()
+                status = resp.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise APIError(500, "InternalError", f"error dialing backend: {_why(e)}") from None
+        if status < 400 or text.startswith("No WebSocket UPGRADE"):
+            return  # the agent would run it: what failed is the upgrade alone
+        raise APIError(status, _REASONS.get(status, "InternalError"), text or f"node agent answered {status}")
+
+    async def _pipe(self, request: web.Request,
+                    upstream: aiohttp.ClientWebSocketResponse) -> web.StreamResponse:
+        protocol = upstream.protocol or PROTOCOLS[0]
+        client = web.WebSocketResponse(protocols=(protocol,), max_msg_size=0)
+        await client.prepare(request)
+        to_agent = asyncio.create_task(_forward(client, upstream), name="exec-client-to-agent")
+        to_client = asyncio.create_task(_forward(upstream, client), name="exec-agent-to-client")
+        try:
+            done, _ = await asyncio.wait({to_agent, to_client}, return_when=asyncio.FIRST_COMPLETED)
+            if to_client in done:  # the agent finished (exit status sent): end the client's stream too
+                if not to_client.result() and not client.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await client.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(LOST_STATUS).encode())
+                code = upstream.close_code or aiohttp.WSCloseCode.OK
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await client.close(code=code if code < 5000 else aiohttp.WSCloseCode.OK)
+            else:  # the client went away: stop the command's stream
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await upstream.close()
+        finally:
+            for task in (to_agent, to_client):
+                task.cancel()
+            for task in (to_agent, to_client):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                    await task
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await client.close()
+        return client
+
+
+async def _forward(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                   dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> bool:
+    """Copy data frames from src to dst until src closes (or dst can no longer be written);
+    True when one of them was a frame on the status channel."""
+    saw_status = False
+    async for msg in src:
+        try:
+            if msg.type == WSMsgType.BINARY:
+                saw_status = saw_status or msg.data[:1] == bytes([STATUS_CHANNEL])
+                await dst.send_bytes(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                log.debug("exec stream error: %s", msg.data)
+                break
+        except (ConnectionError, RuntimeError):
+            break
+    return saw_status
+
+
+def _why(e: BaseException) -> str:
+    return str(e) or type(e).__name__

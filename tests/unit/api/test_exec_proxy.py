@@ -1,0 +1,276 @@
+"""pods/exec: the API server's WebSocket proxied to a (fake) node agent speaking channel.k8s.io."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
+from api_support import POD_PATH, Api, make_api, pod
+
+STDIN, STDOUT, STDERR, STATUS, CLOSE = 0, 1, 2, 3, 255
+SUCCESS = {"metadata": {}, "status": "Success"}
+EXIT_3 = {"metadata": {}, "status": "Failure", "message": "command terminated with non-zero exit code: exit status 3",
+          "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
+WS_HEADERS = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+@dataclass
+class FakeAgent:
+    server: TestServer
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[FakeAgent]:
+    """A node agent's /exec on 127.0.0.1: `echo ARGS` prints, `fail` prints to stderr and exits 3,
+    `cat` echoes stdin until stdin is closed, `vanish` closes without an exit status."""
+    fake: FakeAgent
+
+    async def exec_(request: web.Request) -> web.StreamResponse:
+        m, q = request.match_info, request.query
+        cmd = q.getall("command", [])
+        fake.requests.append({"path": f"{m['ns']}/{m['pod']}/{m['container']}", "command": cmd,
+                              "flags": {f: q.get(f) for f in ("stdin", "stdout", "stderr", "tty")}})
+        if m["container"] == "sidecar":
+            raise web.HTTPBadRequest(text=f'container "sidecar" in pod "{m["pod"]}" is not running')
+        ws = web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
+        await ws.prepare(request)
+        fake.requests[-1]["protocol"] = ws.ws_protocol
+        if cmd[0] == "echo":
+            await ws.send_bytes(bytes([STDOUT]) + " ".join(cmd[1:]).encode() + b"\n")
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(SUCCESS).encode())
+        elif cmd[0] == "fail":
+            await ws.send_bytes(bytes([STDERR]) + b"oops\n")
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(EXIT_3).encode())
+        elif cmd[0] == "cat":
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY:
+                    continue
+                if msg.data[0] == STDIN:
+                    await ws.send_bytes(bytes([STDOUT]) + msg.data[1:])
+                elif msg.data[0] == CLOSE and msg.data[1:] == bytes([STDIN]):
+                    break
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(SUCCESS).encode())
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_route("*", "/exec/{ns}/{pod}/{container}", exec_)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake = FakeAgent(server)
+    try:
+        yield fake
+    finally:
+        await server.close()
+
+
+async def _running_pod(api: Api, name: str, port: int, containers: list[str],
+                       annotations: dict[str, str] | None = None) -> None:
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}
+    code, _ = await api.call("POST", "/api/v1/nodes", node)
+    assert code in (201, 409)
+    body = pod(name, node="node-1")
+    body["spec"]["containers"] = [{"name": c, "image": "busybox"} for c in containers]
+    if annotations:
+        body["metadata"]["annotations"] = annotations
+    code, _ = await api.call("POST", POD_PATH, body)
+    assert code == 201
+    status = {"phase": "Running", "hostIP": "127.0.0.1"}
+    code, _ = await api.call("PATCH", POD_PATH + f"/{name}/status", {"status": status},
+                             ctype="application/merge-patch+json")
+    assert code == 200
+
+
+def _query(*command: str, container: str = "", stdin: bool = False) -> list[tuple[str, str]]:
+    q = [("command", c) for c in command]
+    if container:
+        q.append(("container", container))
+    return [*q, ("stdin", "true" if stdin else "false"), ("stdout", "true"), ("stderr", "true"),
+            ("tty", "false")]
+
+
+async def _session(api: Api, name: str, query: list[tuple[str, str]],
+                   protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io"),
+                   stdin: bytes | None = None) -> tuple[str | None, dict[int, bytes], list[Any]]:
+    """Run one exec as kubectl does: (negotiated protocol, bytes per channel, status objects)."""
+    out: dict[int, bytes] = {}
+    statuses: list[Any] = []
+    async with api.client.ws_connect(POD_PATH + f"/{name}/exec", params=query, protocols=protocols) as ws:
+        if stdin is not None:
+            await ws.send_bytes(bytes([STDIN]) + stdin)
+            await ws.send_bytes(bytes([CLOSE, STDIN]))
+        async for msg in ws:
+            assert msg.type == WSMsgType.BINARY
+            ch, payload = msg.data[0], msg.data[1:]
+            if ch == STATUS:
+                statuses.append(json.loads(payload))
+            else:
+                out[ch] = out.get(ch, b"") + payload
+        return ws.protocol, out, statuses
+
+
+async def _refused(api: Api, name: str, query: list[tuple[str, str]], method: str = "GET",
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    hdrs = dict(WS_HEADERS, **{"Sec-WebSocket-Protocol": "v5.channel.k8s.io"}) if headers is None else headers
+    resp = await api.client.request(method, POD_PATH + f"/{name}/exec", params=query, headers=hdrs)
+    return resp.status, json.loads(await resp.text())
+
+
+async def test_exec_output_and_success_status_reach_the_client(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    protocol, out, statuses = await _session(api, "web", _query("echo", "hi there", container="app"))
+    assert protocol == "v5.channel.k8s.io"
+    assert out == {STDOUT: b"hi there\n"}
+    assert statuses == [SUCCESS]
+    assert agent.requests == [{"path": "default/web/app", "command": ["echo", "hi there"],
+                               "protocol": "v5.channel.k8s.io",
+                               "flags": {"stdin": "false", "stdout": "true", "stderr": "true", "tty": "false"}}]
+
+
+async def test_nonzero_exit_status_and_stderr_pass_through_unchanged(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, out, statuses = await _session(api, "web", _query("fail"))
+    assert out == {STDERR: b"oops\n"}
+    assert statuses == [EXIT_3]
+
+
+async def test_stdin_reaches_the_command_and_its_close_ends_it(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, out, statuses = await _session(api, "web", _query("cat", stdin=True), stdin=b"line one\nline two\n")
+    assert out == {STDOUT: b"line one\nline two\n"}
+    assert statuses == [SUCCESS]
+    assert agent.requests[0]["flags"]["stdin"] == "true"
+
+
+async def test_v4_only_client_gets_v4(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    protocol, out, _ = await _session(api, "web", _query("echo", "x"),
+                                      protocols=("v4.channel.k8s.io", "v3.channel.k8s.io"))
+    assert protocol == "v4.channel.k8s.io"
+    assert agent.requests[0]["protocol"] == "v4.channel.k8s.io"
+    assert out == {STDOUT: b"x\n"}
+
+
+async def test_default_container_is_the_annotated_one_else_the_first(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "two", agent.port, ["first", "second"])
+    await _running_pod(api, "ann", agent.port, ["first", "second"],
+                       {"kubectl.kubernetes.io/default-container": "second"})
+    await _session(api, "two", _query("echo"))
+    await _session(api, "ann", _query("echo"))
+    assert [r["path"] for r in agent.requests] == ["default/two/first", "default/ann/second"]
+
+
+async def test_tty_drops_stderr_as_the_kubelet_does(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    q = [(k, "true" if k == "tty" else v) for k, v in _query("echo", "t")]
+    await _session(api, "web", q)
+    assert agent.requests[0]["flags"] == {"stdin": "false", "stdout": "true", "stderr": "false", "tty": "true"}
+
+
+async def test_pod_and_container_errors_are_worded_as_kubernetes_does(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    code, st = await _refused(api, "nope", _query("echo"))
+    assert (code, st["reason"], st["message"]) == (404, "NotFound", 'pods "nope" not found')
+    code, st = await _refused(api, "web", _query("echo", container="zzz"))
+    assert (code, st["reason"], st["message"]) == (400, "BadRequest", "container zzz is not valid for pod web")
+    await api.call("POST", POD_PATH, pod("pending"))
+    code, st = await _refused(api, "pending", _query("echo"))
+    assert (code, st["message"]) == (400, "pod pending does not have a host assigned")
+    code, st = await _refused(api, "web", _query())
+    assert (code, st["message"]) == (400, "you must specify at least 1 command")
+    code, st = await _refused(api, "web", [("command", "ls"), ("stdout", "false")])
+    assert (code, st["message"]) == (400, "you must specify at least 1 of stdin, stdout, stderr")
+    assert agent.requests == []  # none of them reached the node
+
+
+async def test_agent_refusal_is_passed_on_for_websocket_and_spdy_attempts(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app", "sidecar"])
+    want = (400, 'container "sidecar" in pod "web" is not running')
+    code, st = await _refused(api, "web", _query("echo", container="sidecar"))
+    assert (code, st["message"]) == want
+    spdy = {"Upgrade": "SPDY/3.1", "Connection": "Upgrade", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
+    code, st = await _refused(api, "web", _query("echo", container="sidecar"), "POST", spdy)
+    assert (code, st["message"]) == want
+
+
+async def test_spdy_and_unknown_subprotocols_get_a_clear_400(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    spdy = {"Upgrade": "SPDY/3.1", "Connection": "Upgrade", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
+    code, st = await _refused(api, "web", _query("echo", "x"), "POST", spdy)
+    assert code == 400
+    assert st["message"].startswith("podnet serves pods/exec over WebSocket only (subprotocols "
+                                    "v5.channel.k8s.io, v4.channel.k8s.io)")
+    code, st = await _refused(api, "web", _query("echo", "x"),
+                              headers=dict(WS_HEADERS, **{"Sec-WebSocket-Protocol": "base64.channel.k8s.io"}))
+    assert (code, st["message"]) == (400, 'Sec-WebSocket-Protocol: Unsupported value: "base64.channel.k8s.io": '
+                                          'supported values: "v5.channel.k8s.io", "v4.channel.k8s.io"')
+    assert [r["command"] for r in agent.requests] == [["echo", "x"]]  # only the SPDY probe, which ran nothing
+
+
+async def test_agent_closing_without_status_is_reported_as_a_failure(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, out, statuses = await _session(api, "web", _query("vanish"))
+    assert out == {}
+    assert statuses == [{"metadata": {}, "status": "Failure", "reason": "InternalError",
+                         "message": "the node agent closed the exec stream without an exit status"}]
+
+
+async def test_unreachable_agent_is_an_internal_error(api: Api, agent: FakeAgent) -> None:
+    port = agent.port
+    await agent.server.close()
+    await _running_pod(api, "web", port, ["app"])
+    code, st = await _refused(api, "web", _query("echo"))
+    assert code == 500 and st["reason"] == "InternalError"
+    assert st["message"].startswith("error dialing backend: ") and f"127.0.0.1:{port}" in st["message"]
+
+
+async def test_exec_needs_the_bearer_token(agent: FakeAgent) -> None:
+    api = await make_api(tokens=("s3cret",))
+    try:
+        auth = {"Authorization": "Bearer s3cret"}
+        node = {"metadata": {"name": "node-1"},
+                "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port}}}}
+        assert (await api.call("POST", "/api/v1/nodes", node, headers=auth))[0] == 201
+        assert (await api.call("POST", POD_PATH, pod("web", node="node-1"), headers=auth))[0] == 201
+        await api.call("PATCH", POD_PATH + "/web/status", {"status": {"hostIP": "127.0.0.1"}},
+                       ctype="application/merge-patch+json", headers=auth)
+        code, st = await _refused(api, "web", _query("echo", "x"))
+        assert (code, st["reason"]) == (401, "Unauthorized")
+        assert agent.requests == []
+        async with api.client.ws_connect(POD_PATH + "/web/exec", params=_query("echo", "x"), headers=auth,
+                                         protocols=("v5.channel.k8s.io",)) as ws:
+            first = await ws.receive_bytes()
+        assert first == bytes([STDOUT]) + b"x\n"
+    finally:
+        await api.client.close()
+
+
+async def test_attach_is_refused_with_a_clear_message(api: Api) -> None:
+    code, st = await api.call("POST", POD_PATH + "/web/attach")
+    assert code == 400
+    assert st["message"].startswith("pods/attach is not supported by podnet")
+
+
+async def test_exec_client_closing_early_ends_the_agent_stream(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    async with api.client.ws_connect(POD_PATH + "/web/exec", params=_query("cat", stdin=True),
+                                     protocols=("v5.channel.k8s.io",)) as ws:
+        await ws.send_bytes(bytes([STDIN]) + b"ping")
+        assert await ws.receive_bytes() == bytes([STDOUT]) + b"ping"
+    # the fake agent's `cat` loop ends when the proxy closes its side; a new exec still works
+    _, out, _ = await _session(api, "web", _query("echo", "again"))
+    assert out == {STDOUT: b"again\n"}
+
