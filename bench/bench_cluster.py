@@ -128,8 +128,16 @@ def pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
-def netexec_pod(name: str, labels: dict[str, str], node: str = "") -> Obj:
-    return pod(name, labels, AGNHOST, node=node, args=["netexec", "--http-port=8080"])
+def netexec_pod(name: str, labels: dict[str, str], node: str = "", probe: bool = False) -> Obj:
+    """agnhost netexec on :8080; with `probe`, Ready only once it answers HTTP (checked every second)."""
+    p = pod(name, labels, AGNHOST, node=node, args=["netexec", "--http-port=8080"])
+    if probe:
+        p["spec"]["containers"][0]["readinessProbe"] = {
+            "httpGet": {"path": "/healthz", "port": 8080},
+            "periodSeconds": 1,
+            "timeoutSeconds": 1,
+        }
+    return p
 
 
 def service(name: str, selector: dict[str, str], port: int, target: int) -> Obj:
@@ -562,6 +570,8 @@ class Bench:
         await self.create_ready(objs)
         await self.c.create(SERVICES, service("lat", {"bench": "lat"}, 80, 8080))
         await self.c.create(SERVICES, service("iperf", {"bench": "iperf"}, 5201, 5201))
+        for i in range(max(0, 10 - await self.count_services())):  # "few": 10 Services in the cluster
+            await self.c.create(SERVICES, service(f"few-{i}", {"bench": "lat"}, 80, 8080))
         for i, n in enumerate(self.nodes):
             p = Poller(n, pod_netns(self.name, await self.pod_uid(f"probe-{i}")))
             await p.start()
@@ -716,7 +726,7 @@ class Bench:
             t0 = time.time()
             name = f"progp-{i}"
             await self.c.create(
-                PODS, netexec_pod(name, {"progp": str(i)}, node=self.nodes[i % len(self.nodes)])
+                PODS, netexec_pod(name, {"progp": str(i)}, node=self.nodes[i % len(self.nodes)], probe=True)
             )
             s = await self.c.create(SERVICES, service(name, {"progp": str(i)}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])

@@ -84,6 +84,11 @@ def machine() -> dict[str, Any]:
     }
 
 
+def machine_line(m: dict[str, Any]) -> str:
+    return (f"machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB, kernel {m['kernel']}, "
+            f"load at start {m['load']}, at end {loadavg()}")
+
+
 # ---- process memory ---------------------------------------------------------------------------
 def proc_mem_kib(pid: int) -> tuple[int, int]:
     """(RSS, PSS) of a process in KiB; (0, 0) when it is gone. PSS shares pages among their users, so a
@@ -208,10 +213,6 @@ class Report:
             )
         con = Console(width=160)
         con.print(t)
-        m = self.info["machine"]
-        con.print(
-            f"machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB, kernel {m['kernel']}, "
-            f"load at start {m['load']}, at end {loadavg()}"
-        )
+        con.print(machine_line(self.info["machine"]))
         for e in self.errors:
             con.print(f"[red]error:[/red] {e}")

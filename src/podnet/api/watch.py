@@ -35,6 +35,8 @@ TableFn = Callable[[list[Obj]], Obj]
 _END = object()
 
 
+WATCH_QUEUE_MAX = 1000  # events in flight between the store's watch and one HTTP stream
+
 class Watcher:
     def __init__(self, store: Store, stopping: asyncio.Event, *, bookmark_every: float = 30.0):
         self.store = store
@@ -66,7 +68,9 @@ class Watcher:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         send = _Sender(resp, rt, table)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        # Bounded: a slow HTTP client stops this reader, so the store's own per-watcher buffer fills and
+        # ends the watch with Expired (the client relists) instead of memory growing without bound.
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=WATCH_QUEUE_MAX)
         reader = asyncio.create_task(self._read(rt, scope, start_rv, queue))
         loop = asyncio.get_running_loop()
         limit = timeout if timeout is not None else DEFAULT_TIMEOUT * (1 + random.random())
@@ -114,10 +118,10 @@ class Watcher:
         agen = self.store.watch(rt.key, scope, start_rv)
         try:
             async for ev in agen:
-                queue.put_nowait(ev)
-            queue.put_nowait(_END)
+                await queue.put(ev)
+            await queue.put(_END)
         except store_base.Expired as e:
-            queue.put_nowait(e)
+            await queue.put(e)
         finally:
             with contextlib.suppress(Exception):
                 await agen.aclose()  # type: ignore[attr-defined]
