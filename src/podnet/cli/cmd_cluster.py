@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="NodePort range (default 30000-32767)")
     p.add_argument("--wait-timeout", type=float, default=90.0, metavar="SECONDS",
                    help="how long to wait for the API and for nodes to be Ready (default 90)")
+    p.add_argument("--listen", default="", metavar="ADDR[:PORT]",
+                   help="also serve the API (TLS) on ADDR (default port 6443) so other machines can "
+                   "`podnet join`; prints the join command")
+    p.add_argument("--node-grace", type=float, default=None, metavar="SECONDS",
+                   help="how long a node may miss heartbeats before it is NotReady (default 20)")
     p.add_argument("--no-agents", action="store_true",
                    help="create the nodes but start no agents (debugging; nodes will not be Ready)")
     p.set_defaults(func=run_up)
@@ -99,7 +104,11 @@ def run_up(args: argparse.Namespace) -> int:
     opts = UpOptions(name=args.name, nodes=args.nodes, network=args.network, pod_cidr=args.pod_cidr,
                      service_cidr=args.service_cidr, node_network=args.node_network, lb_pool=args.lb_pool,
                      node_port_range=args.node_port_range, wait_timeout=args.wait_timeout,
-                     start_agents=not args.no_agents)
+                     start_agents=not args.no_agents, listen=args.listen)
+    if args.node_grace is not None:
+        if args.node_grace <= 0:
+            raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")
+        opts.extra["node_monitor_grace_seconds"] = args.node_grace
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()
@@ -117,6 +126,14 @@ def run_up(args: argparse.Namespace) -> int:
     name_flag = "" if cfg.name == "podnet" else f" --name {cfg.name}"
     err_console.print(f"  export KUBECONFIG={kc}\n  kubectl get nodes\n"
                       f"or: podnet kubectl{name_flag} get nodes")
+    if cfg.extra.get("listen"):
+        from podnet.api.auth import JoinTokens
+        from podnet.cluster.join import join_command
+
+        token = JoinTokens(cfg.state_dir).create(description="created by podnet up")
+        err_console.print("\nOther machines join this cluster with (the token is valid for 24h; "
+                          f"`podnet token create{name_flag}` makes more):")
+        print(join_command(cfg, token), flush=True)
     return 0
 
 

@@ -38,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.allocators.service_hooks import ServiceHooks
+    from podnet.api.auth import node_authorizer
     from podnet.api.server import APIServer
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
+    from podnet.cluster.join import parse_listen, publish_cluster_info
     from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
     from podnet.store import open_store
 
@@ -50,6 +52,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
                          "" if cfg.lb_pool == "none" else cfg.lb_pool)
     await hooks.load(store)
     server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token])
+    server.authorizer = node_authorizer(cfg.state_dir, server.registry)  # join tokens (podnet.api.auth)
     await server.bootstrap()
     sock = cfg.api_socket
     with contextlib.suppress(FileNotFoundError):
@@ -58,13 +61,21 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     # only by root on this machine, from any network namespace) is plain HTTP.
     host_ip = str(cfg.extra.get("host_ip", ""))
     hosts = ["127.0.0.1", "localhost"] + ([host_ip] if host_ip else [])
+    listen = str(cfg.extra.get("listen", ""))  # `podnet up --listen ADDR:PORT`: other machines join here
+    listen_addr, listen_port = parse_listen(listen) if listen else ("", 0)
+    if listen_addr:
+        hosts.append(listen_addr)
     _ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)
-    await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock),
-                       ssl_context=server_ssl_context(crt, key))
+    tls = server_ssl_context(crt, key)
+    await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock), ssl_context=tls)
+    if listen_addr:
+        await server.add_listener(listen_addr, listen_port, ssl_context=tls)
+        log.info("API server also on https://%s:%s", listen_addr, listen_port)
     log.info("API server on https://127.0.0.1:%s and %s", cfg.api_port, sock)
 
     client = ApiClient(f"unix://{sock}", token=cfg.token)
     await bootstrap_cluster_objects(client, cfg, host_ip)
+    await publish_cluster_info(client, cfg)
     tasks: list[asyncio.Task[object]] = []
     if controllers:
         from podnet.controllers.runner import run_controllers

@@ -67,6 +67,7 @@ class UpOptions:
     node_port_range: str = "30000-32767"
     wait_timeout: float = 90.0
     start_agents: bool = True
+    listen: str = ""  # ADDR[:PORT]: the API also listens there (TLS) for machines that `podnet join`
     # how to start the processes; tests may replace them
     controlplane_argv: Callable[[ClusterConfig], list[str]] | None = None
     agent_argv: ArgvFn | None = None
@@ -149,6 +150,8 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
         del hi
     cfg.api_port = free_port()
     cfg.token = secrets.token_hex(24)
+    if opts.listen:
+        cfg.extra["listen"] = _check_listen(opts.listen)
     nodes = plan_nodes(cfg)
     cfg.extra.update(opts.extra)
     cfg.extra.update({
@@ -159,6 +162,23 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
         "nodes": [n.to_dict() for n in nodes],
     })
     return cfg
+
+
+def _check_listen(text: str) -> str:
+    """`--listen ADDR[:PORT]` as "ADDR:PORT", checked: an address of this machine, a free port."""
+    from podnet.cluster.join import parse_listen
+
+    try:
+        addr, port = parse_listen(text)
+    except ValueError as e:
+        raise UpError(str(e)) from None
+    with socket.socket() as s:
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            raise UpError(f"cannot listen on {addr}:{port} (--listen): {e.strerror}; it must be an address "
+                          "this machine holds and a free port") from None
+    return f"{addr}:{port}"
 
 
 # ---- doing it ---------------------------------------------------------------------------------

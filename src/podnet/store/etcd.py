@@ -26,6 +26,9 @@ Mapping onto etcd:
 - compaction is etcd's own, and etcd compacts the whole keyspace: a store compacting
   keeps `history` revisions of every prefix in that etcd, not only its own.
 
+close() ends live watches, after giving a watch opened in the last 0.3 s the history etcd
+had not sent it yet (etcd replays history from a sync loop that runs every 100 ms).
+
 A write whose answer was lost (the member died mid-request) is retried on another member.
 If the retry finds the key already holding exactly the bytes this store wrote, the first
 attempt was applied and the write is reported as done; a retried delete that finds the
@@ -130,7 +133,7 @@ async def _list_pages(http: EtcdHttp, start: str, end: str, origin: int) -> tupl
         rev = rev or _rev(answer)
         kvs = answer.get("kvs") or []
         for kv in kvs:
-            obj = decode_value(kv.get("value"))
+            obj = decode_value(kv.get("value"), kv.get("key") or "")
             stamp(obj, int(kv["mod_revision"]) - origin)
             items.append(obj)
         if not answer.get("more") or not kvs:
@@ -149,6 +152,8 @@ class EtcdStore(Store):
                  history: int = 100000, watch_buffer: int = DEFAULT_WATCH_BUFFER):
         if history < 1:
             raise ValueError(f"history must be at least 1, got {history}")
+        if watch_buffer < 1:
+            raise ValueError(f"watch_buffer must be at least 1, got {watch_buffer}")
         clean = prefix.rstrip("/")
         if not clean.startswith("/") or "//" in clean:
             raise ValueError(f"etcd key prefix {prefix!r} is not valid; use an absolute path such as "
@@ -247,7 +252,7 @@ class EtcdStore(Store):
         kvs = answer.get("kvs") or []
         if not kvs:
             raise NotFound(key, namespace, name)
-        obj = decode_value(kvs[0].get("value"))
+        obj = decode_value(kvs[0].get("value"), k)
         stamp(obj, int(kvs[0]["mod_revision"]) - origin)
         return obj
 
@@ -289,7 +294,7 @@ class EtcdStore(Store):
         if not prev:
             raise NotFound(key, namespace, name)
         rev = _rev(answer)
-        last = decode_value(prev[0].get("value"))
+        last = decode_value(prev[0].get("value"), k)
         stamp(last, rev - origin)
         await self._after_write(rev)
         return last

@@ -145,6 +145,8 @@ class EtcdHttp:
         pause = _ROUND_PAUSE
         attempts = 0
         while True:
+            if self.closed:
+                raise StoreError("etcd store is closed")
             index = self._preferred
             endpoint = self.endpoints[index]
             remaining = deadline - time.monotonic()

@@ -35,11 +35,17 @@ CATCH_UP_GRACE = 0.3
 new watch receive what was committed before the watch was opened."""
 
 
-def decode_value(value: str | None) -> Obj:
-    """An object stored by EtcdStore: base64 of its JSON (without resourceVersion)."""
-    obj: Any = json.loads(base64.b64decode(value or ""))
+def decode_value(value: str | None, raw_key: str = "") -> Obj:
+    """An object stored by EtcdStore: base64 of its JSON (without resourceVersion). Raises
+    StoreError naming the key for a value that is not a JSON object (not written by podnet)."""
+    try:
+        obj: Any = json.loads(base64.b64decode(value or ""))
+    except ValueError as e:
+        obj = e
     if not isinstance(obj, dict):
-        raise StoreError(f"etcd value is not a JSON object: {str(obj)[:100]!r}")
+        key = base64.b64decode(raw_key).decode("utf-8", "replace") if raw_key else "?"
+        raise StoreError(f"etcd key {key!r} does not hold a JSON object (was it written by podnet?): "
+                         f"{str(obj)[:100]}")
     return obj
 
 
@@ -182,10 +188,11 @@ class EtcdWatch:
         type_: EventType
         if raw.get("type") == "DELETE":
             prev = raw.get("prev_kv")
-            obj = decode_value(prev.get("value")) if prev else object_from_key(str(kv.get("key") or ""))
+            obj = (decode_value(prev.get("value"), str(prev.get("key") or "")) if prev
+                   else object_from_key(str(kv.get("key") or "")))
             type_ = "DELETED"
         else:
-            obj = decode_value(kv.get("value"))
+            obj = decode_value(kv.get("value"), str(kv.get("key") or ""))
             type_ = "ADDED" if kv.get("create_revision") == kv.get("mod_revision") else "MODIFIED"
         self.last = rev
         if self._created_rev and rev >= self._created_rev:

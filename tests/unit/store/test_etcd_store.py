@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from podnet.store import AlreadyExists, EtcdStore, WatchEvent
+from podnet.store import AlreadyExists, EtcdStore, StoreError, WatchEvent
 from podnet.store.etcd_local import EtcdCluster, etcd_binary, shared_etcd
 
 pytestmark = pytest.mark.skipif(
@@ -230,3 +230,23 @@ async def test_watch_of_one_namespace_sees_only_it(store: EtcdStore) -> None:
     assert [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in events] == [
         ("ADDED", 2, "y"), ("DELETED", 4, "y")]
     assert (await store.list("services", "team")) == ([], 4)
+
+
+async def test_a_value_not_written_by_podnet_is_reported_with_its_key(etcd: EtcdCluster,
+                                                                      store: EtcdStore) -> None:
+    await store.create("services", svc("good"))
+    key = f"{store.prefix}/services/default/junk"
+    body = json.dumps({"key": b64(key), "value": b64("not json")}).encode()
+    put = urllib.request.Request(etcd.members[0].client_url + "/v3/kv/put", data=body, method="POST")
+    with urllib.request.urlopen(put, timeout=5):
+        pass
+    message = f"etcd key {key!r} does not hold a JSON object (was it written by podnet?)"
+    with pytest.raises(StoreError) as err:
+        await store.get("services", "default", "junk")
+    assert str(err.value).startswith(message)
+    with pytest.raises(StoreError) as err:
+        await store.list("services")
+    assert str(err.value).startswith(message)
+    with pytest.raises(StoreError) as err:
+        await collect(store.watch("services", None, 0), 2)
+    assert str(err.value).startswith(message)

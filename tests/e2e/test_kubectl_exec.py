@@ -1,0 +1,132 @@
+"""`kubectl exec` (and the Python client's exec stream) through the API server to the node agent.
+
+One 1-node cluster (`podnet up` in a private PODNET_STATE_ROOT) serves the module; an agnhost netexec
+pod is the target. Nothing here sends network traffic beyond the API server and the node agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("kubectl-exec-e2e"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and nftables"),
+    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+]
+
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+POD = "exec-target"
+
+
+class Cluster:
+    def __init__(self, name: str, root: str):
+        self.name = name
+        self.root = root
+        self.env = dict(os.environ, PODNET_STATE_ROOT=root)
+        self.kubeconfig = f"{root}/clusters/{name}/kubeconfig"
+
+    def podnet(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([sys.executable, "-m", "podnet.cli.main", *args], env=self.env,
+                             capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"podnet {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 30,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir", f"{self.root}/kcache",
+                              *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+                             stdin=None if stdin is not None else subprocess.DEVNULL)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def wait_ready(self, name: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.kubectl("get", "pod", name, "-o", "json", check=False)
+            if res.returncode == 0:
+                pod = json.loads(res.stdout)
+                conds = pod.get("status", {}).get("conditions", [])
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                    return dict(pod)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pod {name} not Ready after {timeout}s:\n"
+                                     + self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    root = tempfile.mkdtemp(prefix="pnexec")
+    c = Cluster(f"ex{os.getpid() % 100000}", root)
+    try:
+        c.podnet("up", "--name", c.name, "--nodes", "1", timeout=180)
+        manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": POD},
+                    "spec": {"containers": [{"name": "agnhost", "image": AGNHOST, "args": ["netexec"]}]}}
+        c.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+        c.wait_ready(POD)
+        yield c
+    finally:
+        c.podnet("down", "--name", c.name, timeout=120, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_exec_prints_output_and_exits_with_the_commands_code(cluster: Cluster) -> None:
+    res = cluster.kubectl("exec", POD, "--", "sh", "-c", "echo hi; exit 3", check=False)
+    assert res.stdout == "hi\n"
+    assert res.returncode == 3
+    assert "command terminated with exit code 3" in res.stderr
+
+
+def test_exec_runs_inside_the_pod(cluster: Cluster) -> None:
+    res = cluster.kubectl("exec", POD, "--", "hostname")
+    assert res.stdout.strip() == POD
+    res = cluster.kubectl("exec", POD, "-c", "agnhost", "--", "sh", "-c", "echo out; echo err >&2")
+    assert (res.stdout, res.stderr) == ("out\n", "err\n")
+
+
+def test_exec_stdin_passes_through(cluster: Cluster) -> None:
+    data = "line one\nline two\n" + "x" * 100_000 + "\n"
+    res = cluster.kubectl("exec", "-i", POD, "--", "cat", stdin=data)
+    assert res.returncode == 0
+    assert res.stdout == data
+
+
+def test_exec_errors_are_kubernetes_errors(cluster: Cluster) -> None:
+    res = cluster.kubectl("exec", "nope", "--", "true", check=False)
+    assert res.returncode == 1
+    assert 'Error from server (NotFound): pods "nope" not found' in res.stderr
+    res = cluster.kubectl("exec", POD, "-c", "zzz", "--", "true", check=False)
+    assert res.returncode == 1
+    assert f"container zzz is not valid for pod {POD}" in res.stderr
+
+
+def test_python_client_exec_stream(cluster: Cluster) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import stream
+
+    api_client = kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
+    try:
+        core = kubernetes.client.CoreV1Api(api_client)
+        resp = stream(core.connect_get_namespaced_pod_exec, POD, "default",
+                      command=["sh", "-c", "echo from-python; exit 2"], stderr=True, stdin=False, stdout=True,
+                      tty=False, _preload_content=False)
+        resp.run_forever(timeout=20)
+        assert resp.read_stdout() == "from-python\n"
+        assert resp.returncode == 2
+        resp.close()
+    finally:
+        api_client.close()
