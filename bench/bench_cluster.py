@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -677,6 +678,8 @@ class Bench:
         target = 50 if self.a.quick else self.a.services
         have = await self.count_services()
         todo = max(0, target - have)
+        if todo == 0:
+            return
         await self.create_ready(
             [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)]
         )
@@ -967,6 +970,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(bench.run())
     except (RuntimeError, ApiError, OSError, TimeoutError) as e:
         report.errors.append(f"{type(e).__name__}: {e}")
+        rc = 1
+    except Exception as e:  # a bug here: keep the figures so far, remove the cluster, show where
+        traceback.print_exc()
+        report.errors.append(f"{type(e).__name__}: {e} (bug in the benchmark; traceback on stderr)")
         rc = 1
     except KeyboardInterrupt:
         report.errors.append("interrupted")

@@ -131,7 +131,7 @@ def print_summary(results: list[Result], con: Console) -> None:
         t.add_row(r.name, r.status, f"{r.seconds:.0f}", str(r.load_before), str(r.load_after))
     con.print(t)
     figs = Table(title="Figures (benches with JSON output)")
-    for c in ("bench", "group", "figure", "result", "baseline", "ratio"):
+    for c in ("bench", "group", "figure", "result", "baseline", "ratio", "note"):
         figs.add_column(c, overflow="fold")
     nfig = 0
     for r in results:
@@ -141,7 +141,8 @@ def print_summary(results: list[Result], con: Console) -> None:
             if f.get("baseline") is not None:
                 base = f"{fmt(f['baseline'], f['unit'])} ({f['baseline_label']})"
             ratio = "" if f.get("ratio") is None else f"{f['ratio']:.2f}x"
-            figs.add_row(r.name, f["group"], f["name"], fmt(f["value"], f["unit"]), base, ratio)
+            value = fmt(f["value"], f["unit"])
+            figs.add_row(r.name, f["group"], f["name"], value, base, ratio, f.get("note", ""))
         for e in (r.data or {}).get("errors", []):
             con.print(f"[red]{r.name} error:[/red] {e}")
     if nfig:

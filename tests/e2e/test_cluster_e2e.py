@@ -14,14 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
+from cluster_support import EXAMPLES, Cluster, http_get, running_cluster
 
 pytestmark = [
     pytest.mark.kernel,
@@ -31,81 +28,10 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-
-
-class Cluster:
-    def __init__(self, name: str, root: str):
-        self.name = name
-        self.root = root
-        self.env = dict(os.environ, PODNET_STATE_ROOT=root)
-        self.kubeconfig = f"{root}/clusters/{name}/kubeconfig"
-
-    def podnet(self, *args: str, timeout: float = 120,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([sys.executable, "-m", "podnet.cli.main", *args], env=self.env,
-                             capture_output=True, text=True, timeout=timeout)
-        if check and res.returncode != 0:
-            raise AssertionError(f"podnet {' '.join(args)} failed ({res.returncode}):\n"
-                                 f"{res.stdout}\n{res.stderr}")
-        return res
-
-    def kubectl(self, *args: str, timeout: float = 60,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir",
-                              f"{self.root}/kcache", *args],
-                             capture_output=True, text=True, timeout=timeout)
-        if check and res.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
-                                 f"{res.stdout}\n{res.stderr}")
-        return res
-
-    def get_json(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
-
-    def node_ips(self) -> dict[str, str]:
-        out = {}
-        for n in self.get_json("nodes")["items"]:
-            for a in n["status"].get("addresses", []):
-                if a["type"] == "InternalIP":
-                    out[n["metadata"]["name"]] = a["address"]
-        return out
-
-    def ready_pods(self, selector: str) -> list[dict[str, Any]]:
-        pods = self.get_json("pods", "-l", selector)["items"]
-        return [p for p in pods if p["metadata"].get("deletionTimestamp") is None and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in p.get("status", {}).get("conditions", []))]
-
-    def wait_ready(self, selector: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            pods = self.ready_pods(selector)
-            if len(pods) >= count:
-                return pods
-            if time.monotonic() > deadline:
-                all_pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
-                raise AssertionError(f"only {len(pods)}/{count} ready for {selector}:\n{all_pods}")
-            time.sleep(0.5)
-
-
-def http_get(url: str, timeout: float = 3.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # node IPs on our own bridge
-        return resp.read().decode()
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="pne2e")
-    name = f"e2e{os.getpid() % 100000}"
-    c = Cluster(name, root)
-    try:
-        c.podnet("up", "--name", name, "--nodes", "3", timeout=180)
+    with running_cluster("e2e", "--nodes", "3") as c:
         yield c
-    finally:
-        c.podnet("down", "--name", name, timeout=120, check=False)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -37,20 +37,23 @@ class Cluster:
         self.env = dict(os.environ, PODNET_STATE_ROOT=root)
         self.kubeconfig = f"{root}/clusters/{name}/kubeconfig"
 
-    def podnet(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def podnet(self, *args: str, timeout: float = 120,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([sys.executable, "-m", "podnet.cli.main", *args], env=self.env,
                              capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:
-            raise AssertionError(f"podnet {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(f"podnet {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
         return res
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 30,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir", f"{self.root}/kcache",
-                              *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+        argv = ["kubectl", "--kubeconfig", self.kubeconfig, "--cache-dir", f"{self.root}/kcache", *args]
+        res = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                              stdin=None if stdin is not None else subprocess.DEVNULL)
         if check and res.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
         return res
 
     def wait_ready(self, name: str, timeout: float = 90) -> dict[str, Any]:
@@ -112,6 +115,29 @@ def test_exec_errors_are_kubernetes_errors(cluster: Cluster) -> None:
     res = cluster.kubectl("exec", POD, "-c", "zzz", "--", "true", check=False)
     assert res.returncode == 1
     assert f"container zzz is not valid for pod {POD}" in res.stderr
+    pending = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "exec-pending"},
+               "spec": {"nodeSelector": {"podnet-test": "no-such-node"},
+                        "containers": [{"name": "agnhost", "image": AGNHOST, "args": ["netexec"]}]}}
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pending))
+    res = cluster.kubectl("exec", "exec-pending", "--", "true", check=False)
+    assert res.returncode == 1
+    assert "Error from server (BadRequest): pod exec-pending does not have a host assigned" in res.stderr
+
+
+def test_exec_without_websockets_says_why(cluster: Cluster) -> None:
+    argv = ["kubectl", "--kubeconfig", cluster.kubeconfig, "--cache-dir", f"{cluster.root}/kcache",
+            "exec", POD, "--", "true"]
+    res = subprocess.run(argv,
+                         env=dict(os.environ, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false"),
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 1
+    assert "podnet serves pods/exec over WebSocket only" in res.stderr
+
+
+def test_attach_is_refused_clearly(cluster: Cluster) -> None:
+    res = cluster.kubectl("attach", POD, check=False)
+    assert res.returncode == 1
+    assert "Error from server (BadRequest): pods/attach is not supported by podnet" in res.stderr
 
 
 def test_python_client_exec_stream(cluster: Cluster) -> None:
@@ -130,3 +156,11 @@ def test_python_client_exec_stream(cluster: Cluster) -> None:
         resp.close()
     finally:
         api_client.close()
+
+
+def test_exec_outlives_the_clients_websocket_heartbeat(cluster: Cluster) -> None:
+    # kubectl pings every 5 s over the WebSocket; the proxy must answer and keep the stream open
+    start = time.monotonic()
+    res = cluster.kubectl("exec", POD, "--", "sh", "-c", "echo start; sleep 7; echo done")
+    assert res.stdout == "start\ndone\n"
+    assert time.monotonic() - start >= 7

@@ -360,7 +360,8 @@ class NodeAuthorizer:
             return
         if a.rt is kinds.CONFIGMAPS and a.verb == "get" and a.name and not a.subresource:
             for pod in await self.list_node_pods(me):
-                if pod.get("metadata", {}).get("namespace") == a.namespace and a.name in configmaps_used_by(pod):
+                ns = (pod.get("metadata") or {}).get("namespace")
+                if ns == a.namespace and a.name in configmaps_used_by(pod):
                     return
             raise forbidden_for(user, a, f"no relationship found between node '{me}' and this object")
         if a.rt is kinds.EVENTS and a.verb in ("create", "update", "patch"):
@@ -380,10 +381,10 @@ class NodeAuthorizer:
                 raise forbidden_for(user, a, f"node '{me}' cannot modify node '{a.name}'")
         if a.rt is kinds.PODS and a.name and ((a.verb in ("update", "patch") and a.subresource == "status")
                                               or (a.verb == "delete" and not a.subresource)):
-            pod = await self.get_pod(a.namespace, a.name)
-            if pod is None:
+            found = await self.get_pod(a.namespace, a.name)
+            if found is None:
                 return  # the handler answers 404
-            if (pod.get("spec") or {}).get("nodeName") == me:
+            if (found.get("spec") or {}).get("nodeName") == me:
                 return
             raise forbidden_for(user, a, f"node '{me}' can only modify pods bound to it")
         raise forbidden_for(user, a)

@@ -189,9 +189,8 @@ class ExecProxy:
                 if not to_client.result() and not client.closed:
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await client.send_bytes(bytes([STATUS_CHANNEL]) + json.dumps(LOST_STATUS).encode())
-                code = upstream.close_code or aiohttp.WSCloseCode.OK
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await client.close(code=code if code < 5000 else aiohttp.WSCloseCode.OK)
+                    await client.close()
             else:  # the client went away: stop the command's stream
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await upstream.close()

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "podnet.cli.cmd_demo",      # demo
     "podnet.cli.cmd_daemons",   # controlplane (started by `up`)
     "podnet.cli.cmd_agent",     # agent: one per node (started by `up`, or by hand on another machine)
+    "podnet.cli.cmd_join",      # token create/list/revoke, join, leave: nodes on other machines
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import ipaddress
 import secrets
 import socket
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from podnet.cluster import journal as jr
 from podnet.cluster import naming
@@ -293,11 +295,14 @@ def write_kubeconfig(cfg: ClusterConfig) -> Path:
 def up(opts: UpOptions, ops: NetOps, step: Reporter = quiet_step,
        node_progress: Callable[[int, int], None] | None = None) -> ClusterConfig:
     """Bring cluster `opts.name` up; on failure remove what was made and raise UpError."""
+    # Choosing a free node network and putting the host's address on it must not interleave with
+    # another `up` on this machine (whatever its state root), or both could pick the same /24.
+    plan_lock = address_plan_lock()
     with step("Checking the address plan against the host's routes"):
         cfg = plan_config(opts, ops.route_list())
     cfg.save()
     try:
-        _build(cfg, opts, ops, step, node_progress)
+        _build(cfg, opts, ops, step, node_progress, network_made=plan_lock.close)
     except BaseException as e:
         from podnet.cluster.down import teardown
 
@@ -308,11 +313,25 @@ def up(opts: UpOptions, ops: NetOps, step: Reporter = quiet_step,
         if isinstance(e, KeyboardInterrupt):
             raise UpError("interrupted; everything made so far was removed") from None
         raise UpError(f"{type(e).__name__}: {e}") from e
+    finally:
+        plan_lock.close()
     return cfg
 
 
+ADDRESS_PLAN_LOCK = Path("/run/podnet/address-plan.lock")
+
+
+def address_plan_lock() -> IO[bytes]:
+    """An exclusive machine-wide lock (flock), released when the returned file is closed."""
+    ADDRESS_PLAN_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    f = open(ADDRESS_PLAN_LOCK, "ab")  # noqa: SIM115 - held across calls, closed by the caller
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    return f
+
+
 def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
-           node_progress: Callable[[int, int], None] | None) -> None:
+           node_progress: Callable[[int, int], None] | None,
+           network_made: Callable[[], None] = lambda: None) -> None:
     journal = jr.Journal(cfg.state_dir)
     logs = cfg.state_dir / "logs"
     bridge = str(cfg.extra["bridge"])
@@ -331,6 +350,7 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         ops.bridge_add(bridge)
         ops.addr_add(bridge, host_cidr(cfg))
         ops.link_set(bridge, up=True)
+    network_made()  # the host now has a route for the node network: other `up`s will see it
     with step(f"Guarding the pod CIDR {cfg.pod_cidr} and service CIDR {cfg.service_cidr} on the host"):
         m1 = _add_guard_route(ops, journal, cfg.pod_cidr, metric)
         m2 = _add_guard_route(ops, journal, cfg.service_cidr, metric)

@@ -2,10 +2,13 @@
 
 Client choice. etcd's own JSON gRPC-gateway (served by every member on its client URL:
 `/v3/kv/range`, `/v3/kv/txn`, `/v3/kv/compaction`, streaming `/v3/watch`) spoken with
-aiohttp, which podnet already depends on. The v3 API is the same as over gRPC, so there
-is no gRPC/protobuf stack to carry; the Python `etcd3` packages on PyPI are unmaintained
-or pin an old protobuf, which would collide with other packages. Transport and failover
-are in etcd_http.py, one watch's reader in etcd_watch.py.
+aiohttp, which podnet already depends on. It is the same v3 API as over gRPC, with no
+gRPC/protobuf stack to carry. On PyPI, `etcd3` (last release 2020) is unmaintained and
+pins an old protobuf; the maintained clients either bring grpcio + protobuf (aetcd,
+etcd3aio) or are synchronous on `requests` (etcd3gw, for this same gateway), which would
+block the event loop. The gateway needs a few hundred lines here and nothing new installed.
+Transport and failover are in etcd_http.py, one watch's reader in etcd_watch.py, a local
+etcd launcher for tests and benchmarks in etcd_local.py.
 
 Mapping onto etcd:
 - key `<prefix>/<store key>/<namespace>/<name>` (namespace "" for cluster-scoped objects,
@@ -31,8 +34,10 @@ had not sent it yet (etcd replays history from a sync loop that runs every 100 m
 
 A write whose answer was lost (the member died mid-request) is retried on another member.
 If the retry finds the key already holding exactly the bytes this store wrote, the first
-attempt was applied and the write is reported as done; a retried delete that finds the
-key gone reports NotFound.
+attempt was applied and the write is reported as done (create, and update with an expected
+resourceVersion). Known limits: an update without one is simply applied again (a second
+MODIFIED event with the same content), and a retried delete that finds the key gone
+reports NotFound.
 """
 
 from __future__ import annotations

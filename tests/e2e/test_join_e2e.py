@@ -1,0 +1,208 @@
+"""Several machines on one: `podnet up --listen` on the host, then two "machines" (network namespaces on
+a private segment of their own, NOT the cluster's node network) run `podnet join` over TLS. Pods on the
+two machines reach each other over VXLAN with their own addresses, a Service spreads over pods on both,
+a wrong CA hash or a revoked token is refused, and `podnet leave` removes what the agent made.
+
+All traffic stays on the test's own segment and namespaces: the host talks only to the machines' node
+IPs on that segment; pod traffic starts inside pod namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cluster_support import Cluster, Segment, free_segment, http_get, in_machine
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("join-e2e"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and nftables"),
+    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+]
+
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+JOIN_RE = re.compile(r"^podnet join --server (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$",
+                     re.M)
+
+
+@dataclass
+class Joined:
+    cluster: Cluster
+    seg: Segment
+    server: str
+    token: str
+    ca_hash: str
+    nodes: list[str]
+
+    def state_dir(self, i: int) -> str:
+        return f"{self.cluster.root}/machines/m{i}"
+
+    def join(self, i: int, *extra: str, check: bool = True,
+             via_ip_netns_exec: bool = False) -> subprocess.CompletedProcess[str]:
+        prefix = ("ip", "netns", "exec", self.seg.netns(i)) if via_ip_netns_exec else in_machine(self.seg, i)
+        return self.cluster.podnet("join", "--server", self.server, "--token", self.token, "--ca-cert-hash",
+                                   self.ca_hash, "--node-name", self.nodes[i], "--state-dir",
+                                   self.state_dir(i), "--background", "--wait-timeout", "40", *extra,
+                                   prefix=prefix, check=check, timeout=60)
+
+    def leave(self, i: int, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cluster.podnet("leave", "--state-dir", self.state_dir(i), prefix=in_machine(self.seg, i),
+                                   check=check, timeout=60)
+
+    def in_pod(self, pod: dict[str, Any], *cmd: str) -> str:
+        from podnet.cluster import naming
+
+        ns = naming.pod_netns(self.cluster.name, pod["metadata"]["uid"])
+        res = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *cmd], capture_output=True,
+                             text=True, timeout=15)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+
+@pytest.fixture(scope="module")
+def joined() -> Iterator[Joined]:
+    tag = str(os.getpid() % 100000)
+    seg = Segment(tag, free_segment(subprocess.run(["ip", "route"], capture_output=True, text=True).stdout,
+                                    os.getpid()), [])
+    root = tempfile.mkdtemp(prefix="pnjoin")
+    c = Cluster(f"jn{tag}", root)
+    j: Joined | None = None
+    try:
+        seg.create(2)
+        up = c.podnet("up", "--name", c.name, "--nodes", "1", "--network", "vxlan", "--listen",
+                      f"{seg.host_ip}:{_free_port(seg.host_ip)}", timeout=180)
+        m = JOIN_RE.search(up.stdout)
+        assert m, f"no join command in the output of up:\n{up.stdout}\n{up.stderr}"
+        j = Joined(c, seg, m.group(1), m.group(2), m.group(3), [f"m0-{tag}", f"m1-{tag}"])
+        j.join(0)
+        j.join(1, via_ip_netns_exec=True)  # `ip netns exec` moves join into a private mount namespace
+        yield j
+    finally:
+        if j is not None:
+            for i in range(2):
+                if os.path.exists(f"{j.state_dir(i)}/join.json"):
+                    j.leave(i, check=False)
+        c.podnet("down", "--name", c.name, timeout=120, check=False)
+        seg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _pods(j: Joined) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for i, node in enumerate(j.nodes):
+        for k in range(2):
+            docs.append({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": f"web-{i}-{k}", "labels": {"app": "web"}},
+                         "spec": {"nodeName": node, "containers": [{
+                             "name": "netexec", "image": AGNHOST,
+                             "args": ["netexec", "--http-port=8080", "--udp-port=-1"],
+                             "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
+                                                "periodSeconds": 1}}]}})
+    docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                 "spec": {"type": "NodePort", "selector": {"app": "web"},
+                          "ports": [{"port": 80, "targetPort": 8080}]}})
+    return docs
+
+
+@pytest.fixture(scope="module")
+def web(joined: Joined) -> Joined:
+    joined.cluster.apply({"apiVersion": "v1", "kind": "List", "items": _pods(joined)})
+    joined.cluster.wait_ready("app=web", 4, timeout=60)
+    return joined
+
+
+def test_machines_register_as_ready_nodes_with_their_own_ip_and_pod_cidr(joined: Joined) -> None:
+    nodes = {n["metadata"]["name"]: n for n in joined.cluster.get_json("nodes")["items"]}
+    assert set(joined.nodes) <= set(nodes) and len(nodes) == 3
+    ips = joined.cluster.node_ips()
+    cidrs = {n["spec"]["podCIDR"] for n in nodes.values()}
+    assert len(cidrs) == 3
+    for i, name in enumerate(joined.nodes):
+        assert ips[name] == joined.seg.machine_ip(i)
+        assert joined.cluster.node_ready(name) == "True"
+    # each machine's agent runs in its machine and talks TLS to the --listen address
+    st = json.loads(open(f"{joined.state_dir(0)}/join.json").read())
+    assert st["server"] == joined.server and st["node"] == joined.nodes[0]
+    listed = json.loads(joined.cluster.podnet("token", "list", "--name", joined.cluster.name, "-o",
+                                              "json").stdout)
+    assert [t["id"] for t in listed] == [joined.token.split(".")[0]]
+
+
+def test_pods_on_two_machines_talk_over_vxlan_without_nat(web: Joined) -> None:
+    pods = {p["metadata"]["name"]: p for p in web.cluster.ready_pods("app=web")}
+    client, server = pods["web-0-0"], pods["web-1-0"]
+    assert client["spec"]["nodeName"] != server["spec"]["nodeName"]
+    out = web.in_pod(client, "curl", "-s", "--max-time", "3",
+                     f"http://{server['status']['podIP']}:8080/clientip")
+    assert out.strip().rsplit(":", 1)[0] == client["status"]["podIP"]
+    route = subprocess.run([*in_machine(web.seg, 0), "ip", "route", "get", server["status"]["podIP"]],
+                           capture_output=True, text=True, timeout=10).stdout
+    assert "dev podnet-vxlan" in route, route
+
+
+def test_a_service_spreads_over_pods_on_both_machines(web: Joined) -> None:
+    pods = web.cluster.ready_pods("app=web")
+    names = {p["metadata"]["name"] for p in pods}
+    svc = web.cluster.get_json("svc", "web")
+    node_port, cip = svc["spec"]["ports"][0]["nodePort"], svc["spec"]["clusterIP"]
+    seen = {http_get(f"http://{web.seg.machine_ip(0)}:{node_port}/hostname") for _ in range(30)}
+    assert seen == names, seen  # from the host to machine 0's node IP, served on both machines
+    client = next(p for p in pods if p["metadata"]["name"] == "web-1-1")
+    from_pod = {web.in_pod(client, "curl", "-s", "--max-time", "3", f"http://{cip}/hostname").strip()
+                for _ in range(20)}
+    assert {n.split("-")[1] for n in from_pod} == {"0", "1"}, from_pod
+
+
+def test_a_wrong_ca_hash_or_a_revoked_token_is_refused(joined: Joined) -> None:
+    c = joined.cluster
+    bad_hash = "sha256:" + "0" * 64
+    res = c.podnet("join", "--server", joined.server, "--token", joined.token, "--ca-cert-hash", bad_hash,
+                   "--node-name", "intruder", "--state-dir", f"{c.root}/intruder", "--background",
+                   prefix=in_machine(joined.seg, 0), check=False)
+    assert res.returncode == 1
+    assert f"not the --ca-cert-hash {bad_hash}: refusing to trust this server" in res.stderr
+    spare = c.podnet("token", "create", "--name", c.name, "--ttl", "10m").stdout.strip()
+    c.podnet("token", "revoke", "--name", c.name, spare.split(".")[0])
+    res = c.podnet("join", "--server", joined.server, "--token", spare, "--ca-cert-hash", joined.ca_hash,
+                   "--node-name", "intruder", "--state-dir", f"{c.root}/intruder", "--background",
+                   prefix=in_machine(joined.seg, 0), check=False)
+    assert res.returncode == 1
+    assert "the API server rejected the join token (401 Unauthorized)" in res.stderr
+    assert not os.path.exists(f"{c.root}/intruder")
+    assert "intruder" not in c.node_ips()
+
+
+def test_leave_removes_what_the_agent_made(web: Joined) -> None:
+    from podnet.cluster import naming
+
+    pods = [p for p in web.cluster.ready_pods("app=web") if p["spec"]["nodeName"] == web.nodes[1]]
+    netns = [naming.pod_netns(web.cluster.name, p["metadata"]["uid"]) for p in pods]
+    assert pods and all(os.path.exists(f"/run/netns/{ns}") for ns in netns)
+    res = web.leave(1)
+    assert f"node {web.nodes[1]} left" in res.stderr
+    assert not any(os.path.exists(f"/run/netns/{ns}") for ns in netns)
+    assert not os.path.exists(web.state_dir(1))
+    links = subprocess.run([*in_machine(web.seg, 1), "ip", "-o", "link"], capture_output=True, text=True,
+                           timeout=10).stdout
+    assert "podnet-vxlan" not in links
+    tables = subprocess.run([*in_machine(web.seg, 1), "nft", "list", "tables"], capture_output=True,
+                            text=True, timeout=10).stdout
+    assert "podnet" not in tables

@@ -1,0 +1,184 @@
+"""Join tokens and the node rules (podnet.api.auth) through the real API server app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from api_support import POD_PATH, SVC_PATH, Api, deployment, make_api, pod, service
+
+from podnet.api.auth import JoinTokens, node_authorizer, node_credential, parse_ttl
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+NODES = "/api/v1/nodes"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def node(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {}}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    a = await make_api(tokens=("admin-secret",))
+    a.server.authorizer = node_authorizer(tmp_path, a.server.registry)
+    try:
+        yield a
+    finally:
+        await a.client.close()
+
+
+def test_tokens_look_like_kubeadm_and_store_no_secret(tmp_path: Path) -> None:
+    tokens = JoinTokens(tmp_path)
+    tok = tokens.create(dt.timedelta(hours=1), "for ci")
+    tid, secret = tok.split(".")
+    assert len(tid) == 6 and len(secret) == 16 and tok.islower()
+    stored = (tmp_path / "join-tokens.json").read_text()
+    assert secret not in stored and tid in stored
+    [info] = tokens.list()
+    assert info.id == tid and info.description == "for ci" and not info.expired()
+    assert tokens.lookup(tok) is not None
+    assert tokens.lookup(f"{tid}.{'0' * 16}") is None
+    assert tokens.revoke(tid) and not tokens.revoke(tid)
+    assert tokens.lookup(tok) is None
+
+
+def test_ttl_parsing_names_the_flag() -> None:
+    assert parse_ttl("1h") == dt.timedelta(hours=1)
+    assert parse_ttl("2h30m") == dt.timedelta(hours=2, minutes=30)
+    assert parse_ttl("0") is None
+    with pytest.raises(ValueError) as e:
+        parse_ttl("soon")
+    assert str(e.value) == ('invalid TTL "soon" (--ttl): use a duration like 1h, 30m, 2h30m or 90s '
+                            "(0 = never expires)")
+
+
+async def test_a_node_reads_the_cluster_but_cannot_change_it(api: Api, tmp_path: Path) -> None:
+    cred = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    assert (await api.call("POST", SVC_PATH, service("web"), headers=ADMIN))[0] == 201
+    for path in (SVC_PATH, "/api/v1/services", NODES, "/api/v1/pods",
+                 "/apis/discovery.k8s.io/v1/endpointslices", "/api", "/apis"):
+        code, _ = await api.call("GET", path, headers=cred)
+        assert code == 200, path
+    code, body = await api.call("POST", SVC_PATH, service("evil"), headers=cred)
+    assert code == 403
+    assert body["message"] == ('services is forbidden: User "system:node:m1" cannot create resource '
+                               '"services" in API group "" in the namespace "default"')
+    assert body["reason"] == "Forbidden" and body["details"] == {"kind": "services"}
+    code, body = await api.call("DELETE", f"{SVC_PATH}/web", headers=cred)
+    assert code == 403 and body["message"].startswith('services "web" is forbidden: User "system:node:m1" '
+                                                      'cannot delete resource "services"')
+    code, body = await api.call("POST", "/apis/apps/v1/namespaces/default/deployments", deployment("d"),
+                                headers=cred)
+    assert code == 403 and body["message"] == (
+        'deployments.apps is forbidden: User "system:node:m1" cannot create resource "deployments" in '
+        'API group "apps" in the namespace "default"')
+    code, body = await api.call("GET", "/api/v1/namespaces/default/configmaps", headers=cred)
+    assert code == 403 and "cannot list resource \"configmaps\"" in body["message"]
+    assert (await api.call("GET", f"{SVC_PATH}/web", headers=ADMIN))[0] == 200  # still there
+
+
+async def test_a_node_registers_itself_only_and_keeps_to_its_own_node(api: Api, tmp_path: Path) -> None:
+    tok = JoinTokens(tmp_path).create()
+    me = bearer(node_credential(tok, "m1"))
+    code, body = await api.call("POST", NODES, node("m2"), headers=me)
+    assert code == 403 and body["message"] == (
+        'nodes "m2" is forbidden: User "system:node:m1" cannot create resource "nodes" in API group "" at '
+        "the cluster scope: node 'm1' cannot create node 'm2'")
+    assert (await api.call("POST", NODES, node("m1"), headers=me))[0] == 201
+    status = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    code, got = await api.call("PATCH", f"{NODES}/m1/status", status, headers=me,
+                               ctype="application/merge-patch+json")
+    assert code == 200 and got["status"]["conditions"][0]["status"] == "True"
+    # a node made by the admin (podnet up) cannot be taken over with a join token
+    assert (await api.call("POST", NODES, node("n0"), headers=ADMIN))[0] == 201
+    other = bearer(node_credential(tok, "n0"))
+    code, body = await api.call("PATCH", f"{NODES}/n0/status", status, headers=other,
+                                ctype="application/merge-patch+json")
+    assert code == 403 and body["message"].endswith("node 'n0' was not registered with this join token")
+    code, body = await api.call("PATCH", f"{NODES}/n0", {"metadata": {"labels": {"x": "y"}}}, headers=me,
+                                ctype="application/merge-patch+json")
+    assert code == 403 and body["message"].endswith("node 'm1' cannot modify node 'n0'")
+    code, _ = await api.call("DELETE", f"{NODES}/m1", headers=me)
+    assert code == 403
+
+
+async def test_pod_status_and_deletion_only_for_pods_bound_to_the_node(api: Api, tmp_path: Path) -> None:
+    me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    for name, where in (("mine", "m1"), ("theirs", "m2")):
+        assert (await api.call("POST", POD_PATH, pod(name, node=where), headers=ADMIN))[0] == 201
+    patch = {"status": {"phase": "Running"}}
+    code, got = await api.call("PATCH", f"{POD_PATH}/mine/status", patch, headers=me,
+                               ctype="application/merge-patch+json")
+    assert code == 200 and got["status"]["phase"] == "Running"
+    code, body = await api.call("PATCH", f"{POD_PATH}/theirs/status", patch, headers=me,
+                                ctype="application/merge-patch+json")
+    assert code == 403 and body["message"] == (
+        'pods "theirs" is forbidden: User "system:node:m1" cannot patch resource "pods/status" in API group '
+        "\"\" in the namespace \"default\": node 'm1' can only modify pods bound to it")
+    assert (await api.call("DELETE", f"{POD_PATH}/theirs", {"gracePeriodSeconds": 0}, headers=me))[0] == 403
+    code, _ = await api.call("DELETE", f"{POD_PATH}/mine", {"gracePeriodSeconds": 0}, headers=me)
+    assert code == 200
+    assert (await api.call("GET", f"{POD_PATH}/mine", headers=ADMIN))[0] == 404
+    code, _ = await api.call("POST", POD_PATH, pod("new", node="m1"), headers=me)
+    assert code == 403
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+             "involvedObject": {"kind": "Pod", "name": "mine", "namespace": "default"}, "reason": "Started"}
+    assert (await api.call("POST", "/api/v1/namespaces/default/events", event, headers=me))[0] == 201
+
+
+async def test_configmaps_only_those_its_pods_use(api: Api, tmp_path: Path) -> None:
+    me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    for cm in ("used", "other"):
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm}, "data": {"k": "v"}}
+        assert (await api.call("POST", "/api/v1/namespaces/default/configmaps", body, headers=ADMIN))[0] == 201
+    p = pod("withcm", node="m1")
+    p["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "used"}}]
+    assert (await api.call("POST", POD_PATH, p, headers=ADMIN))[0] == 201
+    assert (await api.call("GET", "/api/v1/namespaces/default/configmaps/used", headers=me))[0] == 200
+    code, body = await api.call("GET", "/api/v1/namespaces/default/configmaps/other", headers=me)
+    assert code == 403 and body["message"].endswith(
+        "no relationship found between node 'm1' and this object")
+
+
+async def test_revoked_token_gets_401_on_the_next_request(api: Api, tmp_path: Path) -> None:
+    tokens = JoinTokens(tmp_path)
+    tok = tokens.create()
+    me = bearer(node_credential(tok, "m1"))
+    assert (await api.call("GET", NODES, headers=me))[0] == 200
+    tokens.revoke(tok.split(".")[0])
+    code, body = await api.call("GET", NODES, headers=me)
+    assert code == 401 and body["message"] == "Unauthorized"
+    for bad in (tok, node_credential("abcdef.0123456789abcdef", "m1"), "garbage"):
+        assert (await api.call("GET", NODES, headers=bearer(bad)))[0] == 401
+
+
+async def test_expired_token_joins_no_new_node_but_its_nodes_keep_working(api: Api, tmp_path: Path) -> None:
+    tokens = JoinTokens(tmp_path)
+    tok = tokens.create(dt.timedelta(hours=1))
+    assert (await api.call("POST", NODES, node("m1"), headers=bearer(node_credential(tok, "m1"))))[0] == 201
+    path = tmp_path / "join-tokens.json"
+    data = json.loads(path.read_text())
+    data["tokens"][tok.split(".")[0]]["expires"] = "2000-01-01T00:00:00Z"
+    path.write_text(json.dumps(data))
+    assert (await api.call("GET", NODES, headers=bearer(node_credential(tok, "m1"))))[0] == 200
+    code, _ = await api.call("POST", NODES, node("m2"), headers=bearer(node_credential(tok, "m2")))
+    assert code == 401
+
+
+async def test_anonymous_may_read_cluster_info_only(api: Api) -> None:
+    ns = "/api/v1/namespaces/kube-public/configmaps"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cluster-info"},
+            "data": {"ca.crt": "PEM"}}
+    assert (await api.call("POST", ns, body, headers=ADMIN))[0] == 201
+    code, got = await api.call("GET", f"{ns}/cluster-info")
+    assert code == 200 and got["data"]["ca.crt"] == "PEM"
+    for method, path in (("GET", ns), ("GET", f"{ns}/other"), ("PUT", f"{ns}/cluster-info"),
+                         ("GET", NODES)):
+        assert (await api.call(method, path, body if method == "PUT" else None))[0] == 401, (method, path)
