@@ -656,10 +656,9 @@ class Bench:
         for _ in range(2):  # alternate, so drift in the machine's load hits both alike
             direct += await cp.latencies(self.ips["lat-be"], 8080, n // 2)
             via += await cp.latencies(self.ips["svc-lat"], 80, n // 2)
-        if len(via) < n // 2 * 2 or len(direct) < n // 2 * 2:
-            self.r.errors.append(
-                f"connlat {label}: {n - len(via)} ClusterIP / {n - len(direct)} direct connects failed"
-            )
+        asked = n // 2 * 2
+        note = (f"p99 {p99(via) * 1e6:.0f} us vs direct {p99(direct) * 1e6:.0f} us over {asked} connects; "
+                f"connect timeouts (1 s): {asked - len(via)} via ClusterIP, {asked - len(direct)} direct")
         self.r.add(
             Figure(
                 "connlat",
@@ -668,7 +667,7 @@ class Bench:
                 "us",
                 p50(direct) * 1e6,
                 "direct pod IP, same run",
-                note=f"p99 {p99(via) * 1e6:.0f} us vs direct {p99(direct) * 1e6:.0f} us",
+                note=note,
                 extra={"services": nsvc, "p99_us": p99(via) * 1e6, "direct_p99_us": p99(direct) * 1e6},
             )
         )

@@ -31,8 +31,8 @@ pytestmark = [
 ]
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
-JOIN_RE = re.compile(r"^podnet join --server (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$",
-                     re.M)
+JOIN_RE = re.compile(r"^podnet join --server (https://\S+) --token (\S+) "
+                     r"--ca-cert-hash (sha256:[0-9a-f]{64})$", re.M)
 
 
 @dataclass
@@ -139,7 +139,8 @@ def test_machines_register_as_ready_nodes_with_their_own_ip_and_pod_cidr(joined:
         assert ips[name] == joined.seg.machine_ip(i)
         assert joined.cluster.node_ready(name) == "True"
     # each machine's agent runs in its machine and talks TLS to the --listen address
-    st = json.loads(open(f"{joined.state_dir(0)}/join.json").read())
+    with open(f"{joined.state_dir(0)}/join.json") as f:
+        st = json.load(f)
     assert st["server"] == joined.server and st["node"] == joined.nodes[0]
     listed = json.loads(joined.cluster.podnet("token", "list", "--name", joined.cluster.name, "-o",
                                               "json").stdout)

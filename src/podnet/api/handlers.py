@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from podnet.api import fieldvalidation, protobuf, routing, tables
 from podnet.api import meta as m
-from podnet.api import protobuf, routing, tables
 from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
 from podnet.api.exec_proxy import ExecProxy
@@ -150,9 +150,11 @@ class ResourceHandler:
         if request.method == "POST":
             if rt.namespaced and t.namespace is None:
                 raise method_not_allowed()
+            mode = fieldvalidation.directive(request, "CreateOptions")
             body = decode_object(await read_body(request), request.content_type, rt)
+            warnings = fieldvalidation.check_body(rt, body, mode)
             obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request))
-            return json_response(obj, 201)
+            return fieldvalidation.add_warnings(json_response(obj, 201), warnings)
         if request.method == "DELETE" and "deletecollection" in rt.verbs:
             if rt.namespaced and t.namespace is None:
                 raise method_not_allowed()  # deletecollection is served per namespace only
@@ -185,15 +187,20 @@ class ResourceHandler:
                 return json_response(table_for(rt, [obj], request.query.get("includeObject", "Metadata")))
             return json_response(obj)
         if request.method == "PUT":
+            mode = fieldvalidation.directive(request, "UpdateOptions")
             body = decode_object(await read_body(request), request.content_type, rt)
+            warnings = fieldvalidation.check_body(rt, body, mode)
             obj, created = await self.registry.update(rt, ns, name, body, dry_run=_dry_run(request))
-            return json_response(obj, 201 if created else 200)
+            return fieldvalidation.add_warnings(json_response(obj, 201 if created else 200), warnings)
         if request.method == "PATCH":
+            mode = fieldvalidation.directive(request, "PatchOptions")
             raw = await read_body(request)
+            found: list[str] = []
             obj, created = await self.sub.patch(rt, ns, name, request.headers.get("Content-Type", ""), raw,
                                                 field_manager=request.query.get("fieldManager", ""),
-                                                dry_run=_dry_run(request))
-            return json_response(obj, 201 if created else 200)
+                                                dry_run=_dry_run(request), field_validation=mode,
+                                                warnings=found)
+            return fieldvalidation.add_warnings(json_response(obj, 201 if created else 200), found)
         if request.method == "DELETE":
             opts = DeleteOptions.from_request(await _optional_json(request), dict(request.query))
             if _dry_run(request):

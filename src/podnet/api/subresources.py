@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from podnet.api import fieldvalidation, patching, strategy
 from podnet.api import meta as m
-from podnet.api import patching, strategy
 from podnet.api.errors import APIError, bad_request, conflict, invalid
 from podnet.api.registry import Registry, StoreConflict
 from podnet.api.smp import PatchError, apply_strategic_merge
@@ -66,8 +66,11 @@ class Subresources:
 
     async def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, raw: bytes, *,
                     subresource: str = "", field_manager: str = "",
-                    dry_run: bool = False) -> tuple[Obj, bool]:
-        """Returns (object, created): only server-side apply creates."""
+                    dry_run: bool = False, field_validation: str = fieldvalidation.IGNORE,
+                    warnings: list[str] | None = None) -> tuple[Obj, bool]:
+        """Returns (object, created): only server-side apply creates. Unknown fields of the
+        patched object are dropped; with `field_validation` Warn their warnings are appended to
+        `warnings`, with Strict the patch is refused (podnet.api.fieldvalidation)."""
         ctype = patching.media_type(content_type)
         if ctype not in patching.PATCH_TYPES:
             raise patching.unsupported_media_type(ctype)
@@ -76,11 +79,16 @@ class Subresources:
             if subresource:
                 return await self._patch_loop(rt, ns, name, subresource, patching.STRATEGIC,
                                               body, dry_run), False
+            if isinstance(body, dict):
+                fieldvalidation.check_applied(rt, ns, name, body)
             return await self.apply(rt, ns, name, body, field_manager or "unknown", dry_run=dry_run)
-        return await self._patch_loop(rt, ns, name, subresource, ctype, body, dry_run), False
+        return await self._patch_loop(rt, ns, name, subresource, ctype, body, dry_run,
+                                      field_validation, warnings), False
 
     async def _patch_loop(self, rt: ResourceType, ns: str, name: str, subresource: str, ctype: str,
-                          body: Any, dry_run: bool) -> Obj:
+                          body: Any, dry_run: bool, field_validation: str = fieldvalidation.IGNORE,
+                          warnings: list[str] | None = None) -> Obj:
+        found: list[str] = []
         for _ in range(8):
             old = await self.registry.get(rt, ns, name)
             if subresource == "scale":
@@ -94,6 +102,8 @@ class Subresources:
                 precondition = str(m.d(patched_scale.get("metadata")).get("resourceVersion") or "")
             else:
                 patched = patching.apply_patch(rt, ctype, old, body)
+                found = fieldvalidation.check_patched(rt, patched, field_validation,
+                                                      fieldvalidation.patch_value(ctype, body, patched))
                 precondition = str(m.d(patched.get("metadata")).get("resourceVersion") or "")
                 new = self._accept_patched(rt, ns, name, patched, old, subresource)
             if precondition and precondition != m.rv_of(old):
@@ -104,6 +114,8 @@ class Subresources:
                 if precondition:
                     raise conflict(rt, name) from None
                 continue
+            if warnings is not None:
+                warnings.extend(found)
             return scale_of(rt, result) if subresource == "scale" else result
         raise conflict(rt, name)
 

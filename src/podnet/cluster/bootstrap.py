@@ -77,6 +77,13 @@ def dns_deployment(cfg: ClusterConfig) -> Obj:
 
 
 async def _ensure(client: ApiClient, rt: ResourceType, obj: Obj) -> None:
+    meta = obj["metadata"]
+    try:  # a restarted control plane finds them; creating again would fail in the allocators (422)
+        await client.get(rt, meta["name"], meta.get("namespace"))
+        return
+    except ApiError as e:
+        if e.code != 404:
+            raise
     try:
         await client.create(rt, obj)
     except ApiError as e:

@@ -279,6 +279,10 @@ class FakeNetOps:
         if route.dev is None and route.via is None:
             raise InvalidError(f"route to {route.dst} needs a device or a gateway")
         dev = route.dev
+        if route.src is not None and not any(
+                a.cidr.split("/")[0] == route.src for a in self.addr_list(netns=netns)):
+            raise InvalidError(f"route to {route.dst}: source {route.src} is not an address of "
+                               f"{where(netns)} (invalid prefsrc)")
         if dev is not None:
             link = self._get_link(ns, dev, netns)
             if not link.up:

@@ -103,8 +103,10 @@ def plan_node_network(*, mode: str, my_node: NodeInfo, others: list[NodeInfo], v
         return NodeNetworkPlan(routes=tuple(routes), vxlan=None)
     vx = VxlanSpec(name=vxlan_name, vni=vni, local=my_node.ip, dstport=dstport, mac=vtep_mac(my_node.ip),
                    addr=f"{vtep_addr(my_node.pod_cidr)}/32", mtu=uplink_mtu - VXLAN_OVERHEAD)
+    # src = the node IP: a node reaching a pod on another node shows its own address (as in host-gw),
+    # not the VTEP's; the pod's reply then goes back over the node network.
     routes += [Route(dst=n.pod_cidr, via=vtep_addr(n.pod_cidr), dev=vxlan_name, onlink=True,
-                     proto=PROTO_PODNET_NODE) for n in peers]
+                     proto=PROTO_PODNET_NODE, src=my_node.ip) for n in peers]
     neighs = tuple(Neigh(ifname=vxlan_name, ip=vtep_addr(n.pod_cidr), mac=vtep_mac(n.ip)) for n in peers)
     fdbs = tuple(Fdb(ifname=vxlan_name, mac=vtep_mac(n.ip), dst=n.ip) for n in peers)
     return NodeNetworkPlan(routes=tuple(routes), vxlan=vx, neighs=neighs, fdbs=fdbs)

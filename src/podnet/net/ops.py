@@ -99,6 +99,7 @@ class Route:
     onlink: bool = False
     metric: int = 0
     proto: int = PROTO_BOOT
+    src: str | None = None  # preferred source address for locally generated packets ("src" in `ip route`)
 
     def key(self) -> tuple[str, int]:
         """What the kernel considers the identity of a route in one table (no TOS used here)."""

@@ -309,6 +309,8 @@ class RealNetOps:
             kw["oif"] = self._index(ipr, route.dev, netns)
         if route.via is not None:
             kw["gateway"] = route.via
+        if route.src is not None:
+            kw["prefsrc"] = route.src
         if route.onlink:
             if route.dev is None:
                 raise InvalidError(f"route to {dst}: 'onlink' needs a device")
@@ -352,7 +354,7 @@ class RealNetOps:
                                  scope=_SCOPE_NAMES.get(m["scope"], str(m["scope"])),
                                  onlink=bool(m["flags"] & RTNH_F_ONLINK),
                                  metric=m.get_attr("RTA_PRIORITY") or 0,
-                                 proto=m["proto"]))
+                                 proto=m["proto"], src=m.get_attr("RTA_PREFSRC")))
             return out
         return self._call(netns, "list routes", do)
 

@@ -185,6 +185,13 @@ class EtcdStore(Store):
     def endpoints(self) -> list[str]:
         return list(self._http.endpoints)
 
+    def stats(self) -> dict[str, int]:
+        """Counters since open: `failed_attempts` (calls that moved on to another endpoint or
+        tried again), `watch_reconnects` (watch streams reopened after breaking), `live_watches`."""
+        return {"failed_attempts": self._http.failed_attempts,
+                "watch_reconnects": self._http.stream_reconnects,
+                "live_watches": len(self._watches)}
+
     # -- keys -------------------------------------------------------------------------------
 
     def _key(self, key: str, namespace: str, name: str) -> str:

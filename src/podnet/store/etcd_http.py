@@ -105,6 +105,8 @@ class EtcdHttp:
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
         self.closed = False
+        self.failed_attempts = 0  # calls or stream opens that had to try another endpoint (or again)
+        self.stream_reconnects = 0  # watch streams reopened after they broke
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class EtcdHttp:
                 ambiguous = ambiguous or e.ambiguous
                 errors.append(f"{endpoint}: {e.reason}")
                 self._advance(index)
+                self.failed_attempts += 1
             attempts += 1
             if attempts % len(self.endpoints) == 0:
                 await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -216,6 +219,7 @@ class EtcdHttp:
             except (aiohttp.ClientError, TimeoutError) as e:
                 errors.append(f"{endpoint}: {type(e).__name__}: {e}")
                 self._advance(index)
+                self.failed_attempts += 1
                 attempts += 1
                 if attempts % len(self.endpoints) == 0:
                     await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -235,6 +239,7 @@ class EtcdHttp:
 
     def note_stream_failure(self, endpoint: str) -> None:
         """A stream from `endpoint` broke: prefer another endpoint from now on."""
+        self.stream_reconnects += 1
         if endpoint in self.endpoints:
             self._advance(self.endpoints.index(endpoint))
 

@@ -74,7 +74,8 @@ def test_vxlan_plan() -> None:
         1450,
     )
     assert plan.routes[1] == Route(
-        dst="10.244.2.0/24", via="10.244.2.0", dev=VXLAN_IF, onlink=True, proto=PROTO_PODNET_NODE
+        dst="10.244.2.0/24", via="10.244.2.0", dev=VXLAN_IF, onlink=True, proto=PROTO_PODNET_NODE,
+        src="172.30.0.2",
     )
     assert [(n.ip, n.mac) for n in plan.neighs] == [("10.244.2.0", "0e:70:ac:1e:00:03")]
     assert [(f.mac, f.dst) for f in plan.fdbs] == [("0e:70:ac:1e:00:03", "172.30.0.3")]

@@ -106,6 +106,9 @@ async def test_killing_the_leader_loses_no_acknowledged_write(cluster: EtcdClust
         await asyncio.wait_for(watch_task, 15)
 
         assert killed.is_set() and not leader.running()
+        # The store's calls and its watch stream really were on the killed member, and moved.
+        assert store.stats()["failed_attempts"] >= 1
+        assert store.stats()["watch_reconnects"] >= 1
         # Every acknowledged write, in order, exactly once, through the reconnected watch.
         assert [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in seen] == acked
         assert [rv(e.object) for e in seen] == [a[1] for a in acked]
