@@ -16,7 +16,7 @@ from typing import Any
 
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
-from podnet.store.base import Conflict, Expired, NotFound, Store, WatchEvent
+from podnet.store.base import Conflict, Expired, NotFound, Store, StoreError, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,14 @@ class OwnerIndex:
                     rv = ev.resource_version
                     self._apply(rt, ev)
                 return
-            except Expired:
-                items, rv = await self.store.list(rt.key)
+            except (Expired, StoreError) as e:
+                if not isinstance(e, Expired):  # e.g. etcd unreachable: retry, then resync by a list
+                    log.warning("owner index lost its watch of %s: %s", rt.plural, e)
+                    await asyncio.sleep(1.0)
+                try:
+                    items, rv = await self.store.list(rt.key)
+                except StoreError:
+                    continue
                 stale = {i for i in self._uid_of if i[0] == rt.key}
                 for o in items:
                     stale.discard(self._put(rt.key, o))

@@ -122,6 +122,10 @@ class Watcher:
             await queue.put(_END)
         except store_base.Expired as e:
             await queue.put(e)
+        except store_base.StoreError:
+            # the store lost its backend (e.g. etcd unreachable): end the stream; the client
+            # re-watches from its last resourceVersion, as after any dropped connection
+            await queue.put(_END)
         finally:
             with contextlib.suppress(Exception):
                 await agen.aclose()  # type: ignore[attr-defined]
