@@ -572,15 +572,17 @@ class Bench:
         await self.c.create(SERVICES, service("lat", {"bench": "lat"}, 80, 8080))
         await self.c.create(SERVICES, service("iperf", {"bench": "iperf"}, 5201, 5201))
         for i in range(max(0, 10 - await self.count_services())):  # "few": 10 Services in the cluster
-            await self.c.create(SERVICES, service(f"few-{i}", {"bench": "lat"}, 80, 8080))
+            s = await self.c.create(SERVICES, service(f"few-{i}", {"bench": "lat"}, 80, 8080))
+            self.ips["svc-few"] = str(s["spec"]["clusterIP"])
         for i, n in enumerate(self.nodes):
             p = Poller(n, pod_netns(self.name, await self.pod_uid(f"probe-{i}")))
             await p.start()
             self.pollers[n] = p
         for name in ("lat", "iperf"):
             self.ips["svc-" + name] = str((await self.c.get(SERVICES, name, NS))["spec"]["clusterIP"])
-        # both Services programmed on every node before anything is timed
-        for port, key in ((80, "svc-lat"), (5201, "svc-iperf")):
+        # every Service programmed on every node before anything is timed
+        waits = [(80, "svc-lat"), (5201, "svc-iperf")] + ([(80, "svc-few")] if "svc-few" in self.ips else [])
+        for port, key in waits:
             res = await asyncio.gather(
                 *(p.wait_connect(self.ips[key], port, 30) for p in self.pollers.values())
             )
@@ -673,21 +675,22 @@ class Bench:
         )
 
     # -- phase: bulk services + programming latency --
-    async def bulk_services(self) -> None:
-        target = 50 if self.a.quick else self.a.services
+    async def bulk_services(self, target: int) -> None:
         have = await self.count_services()
         todo = max(0, target - have)
         if todo == 0:
             return
-        await self.create_ready(
-            [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)]
-        )
+        if "bulk-be-0" not in self.ips:
+            await self.create_ready(
+                [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)]
+            )
         sem = asyncio.Semaphore(16)
         last: list[str] = []
 
         async def one(i: int) -> None:
             async with sem:
-                s = await self.c.create(SERVICES, service(f"bulk-{i:05d}", {"bench": "bulk"}, 80, 8080))
+                svc = service(f"bulk-{have + i:05d}", {"bench": "bulk"}, 80, 8080)
+                s = await self.c.create(SERVICES, svc)
                 last.append(str(s["spec"]["clusterIP"]))
 
         t0 = time.monotonic()
@@ -700,7 +703,7 @@ class Bench:
         self.r.add(
             Figure(
                 "programming",
-                f"create {todo} Services through the API (16 in flight)",
+                f"create {todo} Services through the API (16 in flight), to {target}",
                 todo / t_created if t_created else 0.0,
                 "Services/s",
                 higher_is_better=True,
@@ -708,16 +711,17 @@ class Bench:
             )
         )
 
-    async def phase_programming(self) -> None:
+    async def phase_programming(self, size: int) -> None:
         await self.setup_network()
         trials = 3 if self.a.quick else self.a.trials
         svc_only: list[float] = []
         with_pod: list[float] = []
         ready_to_conn: list[float] = []
-        await self.create_ready([netexec_pod("prog-be", {"bench": "prog"}, node=self.nodes[0])])
+        if "prog-be" not in self.ips:
+            await self.create_ready([netexec_pod("prog-be", {"bench": "prog"}, node=self.nodes[0])])
         for i in range(trials):
             t0 = time.time()
-            s = await self.c.create(SERVICES, service(f"prog-{i}", {"bench": "prog"}, 80, 8080))
+            s = await self.c.create(SERVICES, service(f"prog-{size}-{i}", {"bench": "prog"}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])
             res = await asyncio.gather(*(p.wait_connect(ip, 80, 30) for p in self.pollers.values()))
             if all(r["ok"] for r in res):
@@ -726,7 +730,7 @@ class Bench:
                 self.r.errors.append(f"programming: Service prog-{i} not reachable from every node in 30s")
         for i in range(trials):
             t0 = time.time()
-            name = f"progp-{i}"
+            name = f"progp-{size}-{i}"
             await self.c.create(
                 PODS, netexec_pod(name, {"progp": str(i)}, node=self.nodes[i % len(self.nodes)], probe=True)
             )
@@ -893,11 +897,13 @@ class Bench:
                 await self.phase_throughput()
             if self.want("connlat"):
                 await self.conn_latency("few")
-            if self.want("programming", 120):
-                await self.bulk_services()
+            for size in [50] if self.a.quick else self.a.services:
+                if not self.want("programming", 120):
+                    break
+                await self.bulk_services(size)
                 if "connlat" in self.a.phases:
-                    await self.conn_latency("many")
-                await self.phase_programming()
+                    await self.conn_latency(str(size))
+                await self.phase_programming(size)
             if self.want("capacity", 90):
                 await self.phase_capacity()
         finally:
@@ -920,7 +926,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--connects", type=int, default=400)
     ap.add_argument(
-        "--services", type=int, default=1000, help="Services in the cluster for programming latency"
+        "--services",
+        default="1000",
+        help="Services in the cluster for programming latency: one size or several, e.g. 1000,10000",
     )
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--step", type=int, default=100, help="capacity: pods added per step")
@@ -940,11 +948,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--iperf-rounds": (a.iperf_rounds, 1, 10),
         "--iperf-seconds": (a.iperf_seconds, 1, 30),
         "--connects": (a.connects, 2, 5000),
-        "--services": (a.services, 1, 20000),
         "--trials": (a.trials, 1, 200),
         "--step": (a.step, 1, 1000),
         "--max-pods": (a.max_pods, 1, 2000),
     }
+    try:
+        a.services = sorted(int(x) for x in a.services.split(",") if x.strip())
+    except ValueError:
+        ap.error(f"--services {a.services!r}: must be whole numbers separated by commas, e.g. 1000,10000")
+    if not a.services or any(not 1 <= n <= 20000 for n in a.services):
+        ap.error(f"--services {a.services}: each must be between 1 and 20000")
     for flag, (v, lo, hi) in checks.items():
         if not lo <= v <= hi:
             ap.error(f"{flag} {v}: must be between {lo} and {hi}")

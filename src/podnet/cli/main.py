@@ -13,6 +13,7 @@ from podnet import __version__
 COMMAND_MODULES = (
     "podnet.cli.cmd_cluster",   # up, down, list, kubeconfig
     "podnet.cli.cmd_kubectl",   # kubectl passthrough
+    "podnet.cli.cmd_apply",     # apply: kubectl apply after local, located manifest checks
     "podnet.cli.cmd_exec",      # exec, node-exec, curl
     "podnet.cli.cmd_status",    # status
     "podnet.cli.cmd_trace",     # trace, top/traffic
