@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -182,20 +183,49 @@ def test_status_in_a_terminal(myapp: Cluster) -> None:
 
 
 def test_replaced_pods_follow_the_service(myapp: Cluster) -> None:
+    """Delete one front-end pod and add two more while requests keep flowing to a NodePort: the deleted
+    pod stops answering, the new ones answer within a second of being Ready, and no request fails."""
     before = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
     victim = sorted(before)[0]
-    myapp.kubectl("delete", "pod", victim, "--wait=false")
-    myapp.kubectl("scale", "deployment", "myapp-front-end", "--replicas=4")
-    deadline = time.monotonic() + 60
-    while True:
-        now = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
-        if victim not in now and len(now) == 4:
-            break
-        assert time.monotonic() < deadline, f"front-end pods did not follow: {now}"
-        time.sleep(0.5)
-    time.sleep(1.0)  # the endpoints reach every node's rules within a second
-    ip = next(iter(myapp.node_ips().values()))
-    seen = {json.loads(http_get(f"http://{ip}:30008/"))["frontend"]["pod"] for _ in range(40)}
-    assert victim not in seen
-    assert seen <= now and len(seen) >= 3
+    ip = sorted(myapp.node_ips().values())[0]
+    results: list[tuple[float, str | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:  # bounded: at most 600 requests, 20 per second
+        for _ in range(600):
+            if stop.is_set():
+                return
+            try:
+                results.append((time.monotonic(), json.loads(http_get(f"http://{ip}:30008/"))["frontend"]["pod"]))
+            except (OSError, ValueError) as e:
+                results.append((time.monotonic(), f"FAILED: {e}"))
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        time.sleep(1.0)
+        t_delete = time.monotonic()
+        myapp.kubectl("delete", "pod", victim, "--wait=false")
+        myapp.kubectl("scale", "deployment", "myapp-front-end", "--replicas=4")
+        deadline = time.monotonic() + 60
+        while True:
+            now = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+            if victim not in now and len(now) == 4:
+                break
+            assert time.monotonic() < deadline, f"front-end pods did not follow: {now}"
+            time.sleep(0.2)
+        t_ready = time.monotonic()
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        loader.join(timeout=10)
+    failed = [r for r in results if r[1] is None or r[1].startswith("FAILED")]
+    assert not failed, failed
+    new = now - before
+    assert len(new) == 2
+    late = [pod for t, pod in results if t > t_delete + 1.0]
+    assert victim not in late
+    after_ready = {pod for t, pod in results if t > t_ready + 1.0}
+    assert new & after_ready, (new, after_ready)
     myapp.kubectl("scale", "deployment", "myapp-front-end", "--replicas=3")

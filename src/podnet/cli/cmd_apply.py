@@ -104,7 +104,9 @@ def invalid_message(obj: Obj, errs: list[FieldError]) -> str:
     """What kubectl prints for a 422 Invalid: one cause inline, several as a `*` list."""
     rt = kinds.for_object(obj)
     kind = rt.kind if rt is not None else str(obj.get("kind"))
-    name = str((obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName") or "")
+    raw_meta = obj.get("metadata")
+    meta: dict[str, object] = raw_meta if isinstance(raw_meta, dict) else {}
+    name = str(meta.get("name") or meta.get("generateName") or "")
     lines: list[str] = []
     for e in errs:
         text = e.error()
