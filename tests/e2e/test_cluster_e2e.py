@@ -111,6 +111,18 @@ def test_dns_names_resolve_inside_a_pod(myapp: Cluster) -> None:
     assert out.split()[0] == cluster_ip
 
 
+def test_kubectl_logs_describe_and_events(myapp: Cluster) -> None:
+    back = myapp.ready_pods("app=myapp,type=back-end")[0]["metadata"]["name"]
+    assert "Started HTTP server on port 80" in myapp.kubectl("logs", back).stdout
+    desc = myapp.kubectl("describe", "svc", "myapp-service").stdout
+    assert "NodePort:" in desc and "30008/TCP" in desc
+    fronts = sorted(p["status"]["podIP"] for p in myapp.ready_pods("app=myapp,type=front-end"))
+    line = next(ln for ln in desc.splitlines() if ln.startswith("Endpoints:"))
+    assert sorted(x.split(":")[0] for x in line.split()[1].split(",")) == fronts
+    events = myapp.kubectl("get", "events").stdout
+    assert "Scheduled" in events and "ScalingReplicaSet" in events
+
+
 def test_demo_shows_all_front_ends_through_several_nodes(myapp: Cluster) -> None:
     res = myapp.podnet("demo", "--name", myapp.name, "--requests", "10", "-o", "json", timeout=180)
     data = json.loads(res.stdout)
