@@ -114,7 +114,8 @@ class Cluster:
 
 def http_get(url: str, timeout: float = 3.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # node IPs on our own networks only
-        return resp.read().decode()
+        body: bytes = resp.read()
+        return body.decode()
 
 
 def wait_for(what: str, fn: Any, timeout: float, interval: float = 0.5) -> Any:

@@ -14,13 +14,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cluster_support import Cluster, Segment, free_segment, http_get, in_machine
+from cluster_support import Cluster, Segment, free_segment, http_get, in_machine, wait_for
 
 pytestmark = [
     pytest.mark.kernel,
@@ -47,9 +48,8 @@ class Joined:
     def state_dir(self, i: int) -> str:
         return f"{self.cluster.root}/machines/m{i}"
 
-    def join(self, i: int, *extra: str, check: bool = True,
-             via_ip_netns_exec: bool = False) -> subprocess.CompletedProcess[str]:
-        prefix = ("ip", "netns", "exec", self.seg.netns(i)) if via_ip_netns_exec else in_machine(self.seg, i)
+    def join(self, i: int, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        prefix = in_machine(self.seg, i)
         return self.cluster.podnet("join", "--server", self.server, "--token", self.token, "--ca-cert-hash",
                                    self.ca_hash, "--node-name", self.nodes[i], "--state-dir",
                                    self.state_dir(i), "--background", "--wait-timeout", "40", *extra,
@@ -77,6 +77,8 @@ def joined() -> Iterator[Joined]:
     root = tempfile.mkdtemp(prefix="pnjoin")
     c = Cluster(f"jn{tag}", root)
     j: Joined | None = None
+    fg: subprocess.Popen[bytes] | None = None
+    fg_log = open(f"{root}/machine1-join.log", "wb")  # noqa: SIM115 - closed in finally
     try:
         seg.create(2)
         up = c.podnet("up", "--name", c.name, "--nodes", "1", "--network", "vxlan", "--listen",
@@ -85,13 +87,27 @@ def joined() -> Iterator[Joined]:
         assert m, f"no join command in the output of up:\n{up.stdout}\n{up.stderr}"
         j = Joined(c, seg, m.group(1), m.group(2), m.group(3), [f"m0-{tag}", f"m1-{tag}"])
         j.join(0)
-        j.join(1, via_ip_netns_exec=True)  # `ip netns exec` moves join into a private mount namespace
+        # machine 1: in the foreground (join becomes the agent), under `ip netns exec`, which moves it
+        # into a private mount namespace
+        fg = subprocess.Popen(["ip", "netns", "exec", seg.netns(1), sys.executable, "-m", "podnet.cli.main",
+                               "join", "--server", j.server, "--token", j.token, "--ca-cert-hash", j.ca_hash,
+                               "--node-name", j.nodes[1], "--state-dir", j.state_dir(1)],
+                              env=c.env, stdout=fg_log, stderr=subprocess.STDOUT)
+        wait_for(f"{j.nodes[1]} Ready",
+                 lambda: j.nodes[1] in c.node_ips() and c.node_ready(j.nodes[1]) == "True", timeout=40)
         yield j
     finally:
         if j is not None:
             for i in range(2):
                 if os.path.exists(f"{j.state_dir(i)}/join.json"):
                     j.leave(i, check=False)
+        if fg is not None:
+            try:
+                fg.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                fg.kill()
+                fg.wait(timeout=5)
+        fg_log.close()
         c.podnet("down", "--name", c.name, timeout=120, check=False)
         seg.destroy()
         shutil.rmtree(root, ignore_errors=True)
@@ -197,7 +213,7 @@ def test_leave_removes_what_the_agent_made(web: Joined) -> None:
     pods = [p for p in web.cluster.ready_pods("app=web") if p["spec"]["nodeName"] == web.nodes[1]]
     netns = [naming.pod_netns(web.cluster.name, p["metadata"]["uid"]) for p in pods]
     assert pods and all(os.path.exists(f"/run/netns/{ns}") for ns in netns)
-    res = web.leave(1)
+    res = web.leave(1)  # machine 1's agent runs in the foreground: leave stops it by its recorded PID
     assert f"node {web.nodes[1]} left" in res.stderr
     assert not any(os.path.exists(f"/run/netns/{ns}") for ns in netns)
     assert not os.path.exists(web.state_dir(1))

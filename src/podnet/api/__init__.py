@@ -13,6 +13,7 @@ Entry point: `podnet.api.server.APIServer` (and `run_standalone`). Modules, outs
 - gc          -- garbage collector and namespace cleaner, running inside the server
 - dependents  -- owner index (ownerReferences) fed by the store's watch
 - strategy    -- per-resource create/update rules; bridge to podnet.model defaults/validation
+- fieldvalidation -- unknown fields: ?fieldValidation=Warn (Warning headers) / Strict / Ignore
 - smp, patching, protobuf, selection, discovery, meta, tables -- the formats and helpers
 - errors, hooks -- Status errors and the allocation-hook protocol (shared with other layers)
 """

@@ -1,14 +1,19 @@
 """Server-side field validation (`?fieldValidation=Ignore|Warn|Strict`) for unknown fields.
 
 As kube-apiserver does since v1.27: a field the kind's v1 schema lacks (`selector:` indented
-under a Service port) is never stored. How the client hears about it depends on the
-request's `fieldValidation` (default `Warn`):
+under a Service port) is never stored. What the client hears depends on the request's
+`fieldValidation` (the server's default, when absent, is `Warn`):
 
 - `Warn`:   one `Warning: 299 - "unknown field \\"spec.ports[0].selector\\""` header per field;
             kubectl prints `Warning: unknown field "spec.ports[0].selector"`.
 - `Ignore`: nothing.
 - `Strict`: POST/PUT 400 `Service in version "v1" cannot be handled as a Service: strict
-            decoding error: unknown field "..."`; PATCH 422 `patch: Invalid value: ...`.
+            decoding error: unknown field "..."`; PATCH 422 ` "" is invalid: patch: Invalid value: ...`.
+- server-side apply: 400 `failed to create typed patch object (...): .spec...: field not
+            declared in schema`, whatever `fieldValidation` says (Kubernetes' typed conversion).
+
+kubectl v1.32 always sends the parameter, from its `--validate` flag: `strict` (the default)
+-> Strict, `warn` -> Warn, `false` -> Ignore. The Python client sends none (-> Warn).
 
 Which fields are unknown: `podnet.model.fieldcheck`. Handlers call `directive()` once per
 request, `check_body()` on a decoded POST/PUT body, `check_patched()` on a patched object,
@@ -24,7 +29,7 @@ from aiohttp import web
 
 from podnet.api.errors import APIError, bad_request
 from podnet.model import fieldcheck
-from podnet.model.errors import FieldError, GoValue, go_quote, invalid, not_supported
+from podnet.model.errors import FieldError, go_quote, invalid, not_supported
 from podnet.model.kinds import Obj, ResourceType
 
 IGNORE, WARN, STRICT = "Ignore", "Warn", "Strict"
@@ -75,7 +80,7 @@ def check_patched(rt: ResourceType, patched: Obj, mode: str, patch_value: str) -
     return [fieldcheck.unknown_field_message(p) for p in paths] if mode == WARN else []
 
 
-def check_applied(rt: ResourceType, ns: str, name: str, config: Obj) -> None:
+def check_applied(rt: ResourceType, name: str, config: Obj) -> None:
     """Server-side apply: the applied configuration is converted to the typed schema, which
     fails on an unknown field whatever `fieldValidation` says (structured-merge-diff's
     `field not declared in schema`). Kubernetes answers 500 for this (a known bug); podnet
@@ -84,15 +89,18 @@ def check_applied(rt: ResourceType, ns: str, name: str, config: Obj) -> None:
     if not paths:
         return
     gv = rt.api_version if rt.group else f"/{rt.version}"
-    where = f"{ns}/{name}" if ns else f"/{name}"
+    raw_meta = config.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    # objectGVKNN: namespace and name as the applied configuration gives them
+    where = f"{meta.get('namespace') or ''}/{meta.get('name') or name}"
     errs = [f".{p}: field not declared in schema" for p in paths]
     text = errs[0] if len(errs) == 1 else "errors:\n" + "\n".join(f"  {e}" for e in errs)
     raise bad_request(f"failed to create typed patch object ({where}; {gv}, Kind={rt.kind}): {text}")
 
 
-def go_map_value(value: Any) -> GoValue:
+def go_map_text(value: Any) -> str:
     """`fmt.Sprintf("%+v", patchMap)` of a decoded JSON patch: `map[spec:map[ports:[map[port:80]]]]`."""
-    return GoValue(_go_v(value))
+    return _go_v(value)
 
 
 def _go_v(value: Any) -> str:
@@ -113,7 +121,7 @@ def patch_value(ctype: str, body: Any, patched: Obj) -> str:
     """The value Kubernetes quotes in a strict PATCH error: the patch map for a strategic merge
     patch, the patched object's JSON for merge and JSON patches."""
     if "strategic" in ctype:
-        return go_map_value(body).text
+        return go_map_text(body)
     return json.dumps(patched, separators=(",", ":"))
 
 

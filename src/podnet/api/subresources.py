@@ -80,7 +80,7 @@ class Subresources:
                 return await self._patch_loop(rt, ns, name, subresource, patching.STRATEGIC,
                                               body, dry_run), False
             if isinstance(body, dict):
-                fieldvalidation.check_applied(rt, ns, name, body)
+                fieldvalidation.check_applied(rt, name, body)
             return await self.apply(rt, ns, name, body, field_manager or "unknown", dry_run=dry_run)
         return await self._patch_loop(rt, ns, name, subresource, ctype, body, dry_run,
                                       field_validation, warnings), False

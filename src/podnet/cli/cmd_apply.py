@@ -18,10 +18,11 @@ from pathlib import Path
 
 from podnet.cli.common import add_name_flag, kubeconfig_path, load_config
 from podnet.cli.main import CLIError
-from podnet.model import kinds
+from podnet.model import fieldcheck, kinds
 from podnet.model.defaults import apply_defaults
 from podnet.model.errors import FieldError
 from podnet.model.kinds import Obj
+from podnet.model.manifest_text import snippet
 from podnet.model.manifests import ManifestError, load_manifests
 from podnet.model.validation import validate
 
@@ -31,9 +32,11 @@ DESCRIPTION = """\
 kubectl apply, with podnet's located errors first.
 
 Every manifest given with -f is read and checked on this machine before anything is
-sent: YAML mistakes and fields indented under the wrong parent (a Service `selector:`
-under `ports:`) are reported with file, line and column, the offending line and a hint;
-each object is then validated as the API server would (`The Service "x" is invalid: ...`).
+sent: YAML mistakes, fields indented under the wrong parent (a Service `selector:`
+under `ports:`) and fields the kind does not have are reported with file, line and
+column, the offending line and a hint; each object is then validated as the API server
+would (`The Service "x" is invalid: ...`). Unknown fields follow kubectl's --validate:
+errors by default (strict), warnings with --validate=warn, nothing with --validate=false.
 If any check fails nothing is applied and the exit status is 1. Otherwise the installed
 kubectl runs `kubectl apply -f ...` against the cluster, with any further arguments
 passed through (e.g. --server-side, --dry-run=server, -n NAMESPACE, --prune -l app=x).
@@ -133,9 +136,36 @@ def check_object(obj: Obj, namespace: str) -> list[FieldError]:
     return validate(work)
 
 
-def check_manifests(files: list[Path], namespace: str) -> tuple[int, list[str]]:
-    """(objects checked, error texts): every file is read, every object validated."""
+def validate_mode(kubectl_args: list[str]) -> str:
+    """kubectl's `--validate`: strict (the default, also `true`), warn, or ignore (`false`)."""
+    mode = "strict"
+    for a in kubectl_args:
+        if a == "--validate":
+            mode = "strict"
+        elif a.startswith("--validate="):
+            mode = a.split("=", 1)[1].lower()
+    return {"true": "strict", "false": "ignore"}.get(mode, mode)
+
+
+def unknown_field_report(path: Path, text: str, obj: Obj, field: str) -> str:
+    """A located report of one field the kind does not have."""
+    kind = str(obj.get("kind"))
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    pos = fieldcheck.field_position(text, obj, field)
+    where = f"{path}:{pos[0]}:{pos[1]}" if pos else str(path)
+    out = (f'{where}: {fieldcheck.unknown_field_message(field)} in {kind} "{name}": '
+           f"a {kind} has no such field there")
+    if pos:
+        out += "\n" + snippet(text.splitlines(), pos[0], pos[1])
+    return out + ("\nhint: check its spelling and indentation; Kubernetes refuses the object with "
+                  "kubectl's default --validate=strict, and drops the field with --validate=warn or =false.")
+
+
+def check_manifests(files: list[Path], namespace: str,
+                    mode: str = "strict") -> tuple[int, list[str], list[str]]:
+    """(objects checked, errors, warnings): every file is read, every object validated."""
     problems: list[str] = []
+    warnings: list[str] = []
     count = 0
     for f in files:
         try:
@@ -143,12 +173,19 @@ def check_manifests(files: list[Path], namespace: str) -> tuple[int, list[str]]:
         except ManifestError as e:
             problems.append(str(e))
             continue
+        text = f.read_text(encoding="utf-8")
         for obj in objs:
             count += 1
+            for field in fieldcheck.unknown_fields(obj):
+                report = unknown_field_report(f, text, obj, field)
+                if mode == "strict":
+                    problems.append(report)
+                elif mode == "warn":
+                    warnings.append(report)
             errs = check_object(obj, namespace)
             if errs:
                 problems.append(f"{f}: {invalid_message(obj, errs)}")
-    return count, problems
+    return count, problems, warnings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
     if kargs and kargs[0] == "--":
         kargs = kargs[1:]
     files = manifest_files(list(args.filename), bool(args.recursive))
-    count, problems = check_manifests(files, namespace_flag(kargs))
+    count, problems, warnings = check_manifests(files, namespace_flag(kargs), validate_mode(kargs))
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr)
     if problems:
         for text in problems:
             print(text, file=sys.stderr)

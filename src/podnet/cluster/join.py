@@ -185,11 +185,11 @@ def _get(server: str, path: str, ctx: ssl.SSLContext, token: str = "",
         except ValueError:
             body = {}
         return int(e.code), body if isinstance(body, dict) else {}
-    except ssl.SSLCertVerificationError as e:
-        raise JoinError(f"the server {server} did not prove it holds the cluster CA's certificate: "
-                        f"{e.verify_message or e}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise JoinError(f"the server {server} did not prove it holds the cluster CA's certificate: "
+                            f"{reason.verify_message or reason}") from None
         raise JoinError(f"cannot reach the API server {server}: {reason}") from None
 
 
@@ -282,6 +282,12 @@ def plan_join(opts: JoinOptions) -> JoinPlan:
         raise JoinError(f'invalid --network "{opts.network}": must be host-gw or vxlan')
     if not 1 <= opts.kubelet_port <= 65535:
         raise JoinError(f"invalid --kubelet-port {opts.kubelet_port}: must be 1-65535")
+    if opts.ca_cert_hash and not re.fullmatch(r"sha256:[0-9a-f]{64}", opts.ca_cert_hash.strip().lower()):
+        raise JoinError(f'invalid --ca-cert-hash "{opts.ca_cert_hash}": must be sha256: followed by 64 hex '
+                        "digits")
+    if not opts.ca_cert_hash and not opts.ca_file:
+        raise JoinError("say how to trust the server: --ca-cert-hash sha256:<hex> (printed by `podnet up "
+                        "--listen`) or --ca-file <the cluster's ca.crt>")
     node_ip = opts.node_ip or _default_node_ip(server)
     _check_local_ip(node_ip)
     _check_forwarding()

@@ -181,12 +181,25 @@ async def test_merge_patch_warns_and_strict_quotes_the_patched_json(api: Api) ->
 
 
 async def test_server_side_apply_refuses_fields_outside_the_schema(api: Api) -> None:
-    body = json.dumps(misplaced("k"))  # JSON is YAML
+    obj = misplaced("k")
+    obj["metadata"]["namespace"] = "default"  # as kubectl apply --server-side sends it
+    body = json.dumps(obj)  # JSON is YAML
     code, st, _ = await send(api, "PATCH", SVC_PATH + "/k", body, ctype=APPLY, params={"fieldManager": "t"})
     assert code == 400 and st["reason"] == "BadRequest"
     assert st["message"] == (
         "failed to create typed patch object (default/k; /v1, Kind=Service): "
         ".spec.ports[0].selector: field not declared in schema"
+    )
+    obj = misplaced("k")  # no namespace in the body: Kubernetes names the object's own (none)
+    obj["spec"]["tpye"] = "NodePort"
+    code, st, _ = await send(
+        api, "PATCH", SVC_PATH + "/k", json.dumps(obj), ctype=APPLY, params={"fieldManager": "t"}
+    )
+    assert code == 400
+    assert st["message"] == (
+        "failed to create typed patch object (/k; /v1, Kind=Service): errors:\n"
+        "  .spec.ports[0].selector: field not declared in schema\n"
+        "  .spec.tpye: field not declared in schema"
     )
     code, _ = await api.call("GET", SVC_PATH + "/k")
     assert code == 404

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from podnet.model.defaults import apply_defaults
-from podnet.model.fieldcheck import drop_unknown_fields, strict_decoding_error, unknown_fields
+from podnet.model.fieldcheck import (
+    drop_unknown_fields,
+    field_position,
+    split_path,
+    strict_decoding_error,
+    unknown_fields,
+)
 from podnet.model.manifests import load_manifests
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
@@ -424,3 +430,19 @@ def test_strict_decoding_error_text() -> None:
     assert (
         strict_decoding_error(["a", "b.c"]) == 'strict decoding error: unknown field "a", unknown field "b.c"'
     )
+
+
+def test_field_position_finds_the_key_in_its_document() -> None:
+    text = (
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 80\n"
+        "---\n"
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: b\n"
+        "  spec:\n    ports:\n    - port: 80\n    - port: 81\n      selector: {}\n"
+    )
+    b = {"kind": "Service", "metadata": {"name": "b"}}
+    assert split_path("spec.ports[1].selector") == ["spec", "ports", 1, "selector"]
+    assert field_position(text, b, "spec.ports[1].selector") == (20, 7)
+    assert field_position(text, {"kind": "Service", "metadata": {"name": "a"}}, "spec.ports") == (6, 3)
+    assert field_position(text, b, "spec.ports[5].selector") is None
+    assert field_position(text, {"kind": "Service", "metadata": {"name": "zzz"}}, "spec") is None
+    assert field_position("a: [", b, "spec") is None
