@@ -66,17 +66,20 @@ def check_body(rt: ResourceType, body: Obj, mode: str) -> list[str]:
     return [fieldcheck.unknown_field_message(p) for p in paths] if mode == WARN else []
 
 
-def check_patched(rt: ResourceType, patched: Obj, mode: str, patch_value: str) -> list[str]:
+def check_patched(rt: ResourceType, patched: Obj, mode: str, patch_value: str,
+                  old: Obj | None = None) -> list[str]:
     """An object after a merge / JSON / strategic patch: as `check_body`, but Strict is the
-    422 Kubernetes' patcher returns: ` "" is invalid: patch: Invalid value: "<patch>": ...`."""
+    422 Kubernetes' patcher returns: ` "" is invalid: patch: Invalid value: "<patch>": ...`.
+    Unknown fields the stored `old` object already had (stored before podnet dropped them;
+    Kubernetes never stores any) are dropped without a word."""
+    legacy = set(fieldcheck.unknown_fields(old, rt.kind)) if old is not None else set()
     if mode == STRICT:
-        paths = fieldcheck.unknown_fields(patched, rt.kind)
+        paths = [p for p in fieldcheck.unknown_fields(patched, rt.kind) if p not in legacy]
         if paths:
             err = invalid("patch", patch_value, fieldcheck.strict_decoding_error(paths))
             raise APIError(422, "Invalid", f' "" is invalid: {err.error()}',
                            {"causes": [{"reason": err.type.reason, "message": err.body(), "field": "patch"}]})
-        return []
-    paths = fieldcheck.drop_unknown_fields(patched, rt.kind)
+    paths = [p for p in fieldcheck.drop_unknown_fields(patched, rt.kind) if p not in legacy]
     return [fieldcheck.unknown_field_message(p) for p in paths] if mode == WARN else []
 
 

@@ -103,7 +103,7 @@ class Subresources:
             else:
                 patched = patching.apply_patch(rt, ctype, old, body)
                 found = fieldvalidation.check_patched(rt, patched, field_validation,
-                                                      fieldvalidation.patch_value(ctype, body, patched))
+                                                      fieldvalidation.patch_value(ctype, body, patched), old)
                 precondition = str(m.d(patched.get("metadata")).get("resourceVersion") or "")
                 new = self._accept_patched(rt, ns, name, patched, old, subresource)
             if precondition and precondition != m.rv_of(old):

@@ -109,12 +109,17 @@ async def _wait_app(client: ApiClient, timeout: float, console: Console) -> tupl
             st.update(f"[bold]3.[/bold] waiting: front-end {len(ready_fe)}/3 ready, back-end "
                       f"{len(ready_be)}/2 ready, LB IP {'assigned' if ingress else 'pending'}")
             if len(ready_fe) >= 3 and len(ready_be) >= 2:
-                return pods, lb
+                break
             if time.monotonic() > deadline:
                 raise CLIError(f"the app was not ready after {timeout:.0f}s: front-end {len(ready_fe)}/3, "
                                f"back-end {len(ready_be)}/2 ready; see `podnet status --name ...` and "
                                "`podnet kubectl get pods -o wide`")
             await asyncio.sleep(0.5)
+    took = timeout - (deadline - time.monotonic())
+    where = ", ".join(sorted({p.get("spec", {}).get("nodeName", "?") for p in ready_fe}))
+    console.print(f"[bold]3.[/bold] ready after {took:.1f}s: 3 front-end pods (on {where}), 2 back-end pods, "
+                  f"LB IP {ingress[0]['ip'] if ingress else '<pending>'}")
+    return pods, lb
 
 
 async def _send(targets: list[tuple[str, str]], per_target: int) -> list[dict[str, Any]]:

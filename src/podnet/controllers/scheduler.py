@@ -1,4 +1,8 @@
-"""Scheduler: put pods without a node onto Ready, schedulable nodes (fewest pods first).
+"""Scheduler: put pods without a node onto Ready, schedulable nodes.
+
+Scoring, like kube-scheduler's default topology spreading over hostnames followed by its
+least-allocated preference: fewest pods of the same owner (ReplicaSet, ...) first, so replicas
+land on different nodes, then fewest pods overall, then the node name for a stable choice.
 
 Filters, in kube-scheduler's order, each failing node counted under its first reason:
 NodeUnschedulable (`spec.unschedulable`), NodeAffinity (`spec.nodeSelector` and
@@ -146,6 +150,26 @@ def pods_per_node(pods: list[Obj]) -> dict[str, int]:
     return count
 
 
+def _controller_uid(pod: Obj) -> str:
+    for ref in pod.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return ""
+
+
+def siblings_per_node(pod: Obj, pods: list[Obj]) -> dict[str, int]:
+    """Pods with the same controlling owner as `pod`, per node (none for a pod without an owner)."""
+    owner = _controller_uid(pod)
+    count: dict[str, int] = {}
+    if not owner:
+        return count
+    for p in pods:
+        n = o.node_name(p)
+        if n and not o.pod_is_terminal(p) and _controller_uid(p) == owner:
+            count[n] = count.get(n, 0) + 1
+    return count
+
+
 def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | None = None) -> list[Action]:
     """Actions placing one pod: a bind (+ Scheduled event), or PodScheduled=False + FailedScheduling."""
     now = now or utcnow()
@@ -162,7 +186,8 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
             reasons[why] = reasons.get(why, 0) + 1
     if fits:
         load = pods_per_node(pods)
-        best = min(fits, key=lambda n: (load.get(o.name(n), 0), o.name(n)))
+        siblings = siblings_per_node(pod, pods)
+        best = min(fits, key=lambda n: (siblings.get(o.name(n), 0), load.get(o.name(n), 0), o.name(n)))
         target = o.name(best)
         ev = make_event(pod, "Scheduled", f"Successfully assigned {o.key(pod)} to {target}",
                         component=SCHEDULER_NAME, now=now)

@@ -217,3 +217,17 @@ async def test_objects_the_server_creates_have_no_unknown_fields(api: Api) -> No
     _, svc = await api.call("GET", SVC_PATH + "/l")
     _, dep = await api.call("GET", DEPLOY_PATH + "/l")
     assert unknown_fields(svc) == [] and unknown_fields(dep) == []
+
+
+async def test_a_field_stored_before_podnet_dropped_them_does_not_block_a_strict_patch(api: Api) -> None:
+    await api.call("POST", SVC_PATH, service("m"))
+    live = await stored(api, "m")
+    live["spec"]["ports"][0]["selector"] = {"app": "old"}  # as an older podnet stored it
+    await api.store.update("services", live)
+    patch = {"metadata": {"labels": {"tier": "fe"}}}
+    code, svc, warnings = await send(
+        api, "PATCH", SVC_PATH + "/m", patch, ctype=SMP, params={"fieldValidation": "Strict"}
+    )
+    assert code == 200 and warnings == []
+    assert svc["metadata"]["labels"]["tier"] == "fe"
+    assert "selector" not in (await stored(api, "m"))["spec"]["ports"][0]

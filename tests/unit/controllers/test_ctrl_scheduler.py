@@ -27,6 +27,28 @@ def test_binds_to_ready_node_with_fewest_pods() -> None:
     assert a.then_event["source"] == {"component": "default-scheduler"}
 
 
+def _owned(p: dict, owner: str) -> dict:
+    p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                         "uid": f"uid-{owner}", "controller": True}]
+    return p
+
+
+def test_replicas_of_one_owner_spread_over_nodes_before_filling_the_emptiest() -> None:
+    """The mission's case: back-end and DNS pods already placed; three front-end replicas must land on
+    three different nodes, even where that is not the node with the fewest pods."""
+    nodes = [node("node-1"), node("node-2"), node("node-3")]
+    placed = [pod("dns", node="node-1"), _owned(pod("back-1", node="node-1"), "back"),
+              _owned(pod("back-2", node="node-2"), "back")]
+    chosen = []
+    for i in range(3):
+        [a] = schedule(_owned(pending(f"front-{i}"), "front"), nodes, placed, NOW)
+        target = a.obj["target"]["name"]
+        chosen.append(target)
+        placed.append(_owned(pod(f"front-{i}", node=target), "front"))
+    assert sorted(chosen) == ["node-1", "node-2", "node-3"]
+    assert chosen[0] == "node-3"  # no front-end anywhere yet: the emptiest node first
+
+
 def test_unschedulable_message_as_kube_scheduler_words_it() -> None:
     nodes = [node("n1", unschedulable=True), node("n2", labels={"disk": "hdd"}),
              node("n3", labels={"disk": "hdd"})]
