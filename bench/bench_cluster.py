@@ -727,7 +727,7 @@ class Bench:
             if all(r["ok"] for r in res):
                 svc_only.append(max(float(r["t"]) for r in res) - t0)
             else:
-                self.r.errors.append(f"programming: Service prog-{i} not reachable from every node in 30s")
+                self.r.errors.append(f"programming: Service prog-{size}-{i} not reachable from every node in 30s")
         for i in range(trials):
             t0 = time.time()
             name = f"progp-{size}-{i}"

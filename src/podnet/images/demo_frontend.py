@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,10 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="demo-frontend", description=__doc__)
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "80")))
     p.add_argument("--backend-url", default=os.environ.get("BACKEND_URL", ""))
+    p.add_argument("--shutdown-delay", type=float, default=float(os.environ.get("SHUTDOWN_DELAY", "2")),
+                   help="seconds to keep serving after SIGTERM, while the Service stops sending "
+                   "new connections here (default 2)")
     args = p.parse_args(argv)
     Handler.backend_url = args.backend_url
     server = ThreadingHTTPServer(("0.0.0.0", args.port), Handler)
     server.daemon_threads = True
+
+    def drain_then_stop(signum: int, frame: object) -> None:
+        # As a well-behaved Kubernetes app does: the endpoint leaves every node's rules within moments
+        # of the pod's deletion; keep answering until then instead of refusing connections.
+        threading.Timer(args.shutdown_delay, server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, drain_then_stop)
     server.serve_forever()
     return 0
 

@@ -4,6 +4,8 @@ Derived from the Kubernetes API types (k8s.io/api core/v1, apps/v1, discovery/v1
 meta/v1 ObjectMeta, as the API's OpenAPI document publishes them): every JSON field of
 every struct reachable from the kinds in `ROOTS`. Fields added after Kubernetes v1.32 are
 included too, so a manifest written for a newer cluster never draws a false warning.
+(Taken from the official `kubernetes` Python client's models, whose `attribute_map` and
+`openapi_types` carry that OpenAPI document: regenerate the same way when a kind is added.)
 
 `TYPES[type][field]` is the field's struct type (`"Probe"`), a list of structs
 (`"[ContainerPort]"`) or `""` for a value not checked further (scalars, string maps,
