@@ -197,6 +197,23 @@ class Segment:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=20)
 
 
+def new_segment(tag: str, machines: int) -> Segment:
+    """Choose a free /24 and create the segment with `machines` machines, under a machine-wide lock so two
+    test processes never pick the same network. On failure, what was made is removed."""
+    import fcntl
+
+    with open("/tmp/podnet-test-segments.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        routes = subprocess.run(["ip", "route"], capture_output=True, text=True, timeout=10).stdout
+        seg = Segment(tag, free_segment(routes, os.getpid()), [])
+        try:
+            seg.create(machines)
+        except BaseException:
+            seg.destroy()
+            raise
+    return seg
+
+
 def in_machine(seg: Segment, i: int) -> tuple[str, ...]:
     return ("nsenter", f"--net=/run/netns/{seg.netns(i)}", "--")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cluster_support import Cluster, Segment, free_segment, http_get, in_machine, wait_for
+from cluster_support import Cluster, Segment, http_get, in_machine, new_segment, wait_for
 
 pytestmark = [
     pytest.mark.kernel,
@@ -72,15 +72,13 @@ class Joined:
 @pytest.fixture(scope="module")
 def joined() -> Iterator[Joined]:
     tag = str(os.getpid() % 100000)
-    seg = Segment(tag, free_segment(subprocess.run(["ip", "route"], capture_output=True, text=True).stdout,
-                                    os.getpid()), [])
+    seg = new_segment(tag, 2)
     root = tempfile.mkdtemp(prefix="pnjoin")
     c = Cluster(f"jn{tag}", root)
     j: Joined | None = None
     fg: subprocess.Popen[bytes] | None = None
     fg_log = open(f"{root}/machine1-join.log", "wb")  # noqa: SIM115 - closed in finally
     try:
-        seg.create(2)
         up = c.podnet("up", "--name", c.name, "--nodes", "1", "--network", "vxlan", "--listen",
                       f"{seg.host_ip}:{_free_port(seg.host_ip)}", timeout=180)
         m = JOIN_RE.search(up.stdout)
@@ -196,7 +194,10 @@ def test_a_wrong_ca_hash_or_a_revoked_token_is_refused(joined: Joined) -> None:
                    prefix=in_machine(joined.seg, 0), check=False)
     assert res.returncode == 1
     assert f"not the --ca-cert-hash {bad_hash}: refusing to trust this server" in res.stderr
-    spare = c.podnet("token", "create", "--name", c.name, "--ttl", "10m").stdout.strip()
+    cmd = c.podnet("token", "create", "--name", c.name, "--ttl", "10m", "--print-join-command").stdout
+    m = JOIN_RE.search(cmd)
+    assert m and m.group(1) == joined.server and m.group(3) == joined.ca_hash, cmd
+    spare = m.group(2)
     c.podnet("token", "revoke", "--name", c.name, spare.split(".")[0])
     res = c.podnet("join", "--server", joined.server, "--token", spare, "--ca-cert-hash", joined.ca_hash,
                    "--node-name", "intruder", "--state-dir", f"{c.root}/intruder", "--background",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from podnet.controllers import objects as o
 from podnet.model.kinds import Obj, ResourceType
 
 Verb = Literal["create", "update", "update_status", "delete", "bind", "event"]
@@ -42,3 +43,10 @@ class Action:
         if not self.name:
             who += str((self.obj.get("metadata") or {}).get("generateName") or "") + "*"
         return f"{self.verb} {self.rt.plural} {who}"
+
+
+def delete_action(rt: ResourceType, obj: Obj, then_event: Obj | None = None) -> Action:
+    """Delete `obj`, named by its metadata name, namespace and uid (a later object of the same name
+    is not the one the decision was about)."""
+    meta = {"name": o.name(obj), "namespace": o.namespace(obj), "uid": o.uid(obj)}
+    return Action("delete", rt, {"metadata": meta}, then_event=then_event)

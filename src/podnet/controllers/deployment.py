@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from podnet.controllers import objects as o
-from podnet.controllers.actions import Action
+from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.replicaset import owned_by, with_owner, without_owner
 from podnet.controllers.template_hash import HASH_LABEL, compute_hash, equal_ignore_hash
@@ -305,8 +305,7 @@ def _cleanup(plan: _Plan, dep: Obj, olds: list[Obj]) -> None:
             and not o.is_deleting(r) and o.name(r) not in plan.changed]
     idle.sort(key=revision_of)
     for r in idle[:max(0, len(idle) - limit)]:
-        plan.actions.append(Action("delete", REPLICASETS, {"metadata": {
-            "name": o.name(r), "namespace": o.namespace(r), "uid": o.uid(r)}}))
+        plan.actions.append(delete_action(REPLICASETS, r))
 
 
 def _condition(ctype: str, status: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:

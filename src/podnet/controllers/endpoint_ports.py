@@ -108,5 +108,18 @@ def target_ref(pod: Obj) -> dict[str, Any]:
     return ref
 
 
+def pod_endpoint_fields(svc: Obj, pod: Obj) -> dict[str, Any]:
+    """What an Endpoints address and an EndpointSlice endpoint both say about their pod, in wire
+    order: `hostname` (when the pod's subdomain is the Service), `nodeName`, `targetRef`."""
+    fields: dict[str, Any] = {}
+    host = hostname_for(svc, pod)
+    if host:
+        fields["hostname"] = host
+    if o.node_name(pod):
+        fields["nodeName"] = o.node_name(pod)
+    fields["targetRef"] = target_ref(pod)
+    return fields
+
+
 def service_labels(svc: Obj) -> dict[str, str]:
     return o.labels(svc)

@@ -12,17 +12,16 @@ import json
 from typing import Any
 
 from podnet.controllers import objects as o
-from podnet.controllers.actions import Action
+from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
     HEADLESS_LABEL,
     address_family,
     endpoint_ports,
     has_selector,
-    hostname_for,
     is_headless,
+    pod_endpoint_fields,
     pod_ip_for,
     selected_pods,
-    target_ref,
 )
 from podnet.model.kinds import ENDPOINTS, Obj
 
@@ -44,13 +43,7 @@ def desired_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
                 del p["name"]
         if has_ports and not ports:
             continue
-        addr: dict[str, Any] = {"ip": pod_ip_for(pod, family)}
-        host = hostname_for(svc, pod)
-        if host:
-            addr["hostname"] = host
-        if o.node_name(pod):
-            addr["nodeName"] = o.node_name(pod)
-        addr["targetRef"] = target_ref(pod)
+        addr: dict[str, Any] = {"ip": pod_ip_for(pod, family), **pod_endpoint_fields(svc, pod)}
         ports.sort(key=lambda p: (p.get("name", ""), p["port"], p["protocol"]))
         key = json.dumps(ports, sort_keys=True)
         entry = groups.setdefault(key, ([], [], ports))
@@ -130,6 +123,4 @@ def cleanup_endpoints(existing: Obj | None) -> list[Action]:
     """The Service is gone: its same-named Endpoints go too (as the Endpoints controller does)."""
     if existing is None:
         return []
-    return [Action("delete", ENDPOINTS, {"metadata": {"name": o.name(existing),
-                                                      "namespace": o.namespace(existing),
-                                                      "uid": o.uid(existing)}})]
+    return [delete_action(ENDPOINTS, existing)]

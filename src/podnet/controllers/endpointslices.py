@@ -15,17 +15,16 @@ import json
 from typing import Any
 
 from podnet.controllers import objects as o
-from podnet.controllers.actions import Action
+from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
     HEADLESS_LABEL,
     address_family,
     endpoint_ports,
     has_selector,
-    hostname_for,
     is_headless,
+    pod_endpoint_fields,
     pod_ip_for,
     selected_pods,
-    target_ref,
 )
 from podnet.model.kinds import ENDPOINTSLICES, Obj
 
@@ -51,18 +50,12 @@ def _endpoint(svc: Obj, pod: Obj, family: str) -> dict[str, Any]:
     serving = o.pod_is_ready(pod)
     terminating = o.is_deleting(pod)
     publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
-    ep: dict[str, Any] = {
+    return {
         "addresses": [pod_ip_for(pod, family)],
         "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
                        "terminating": terminating},
+        **pod_endpoint_fields(svc, pod),
     }
-    host = hostname_for(svc, pod)
-    if host:
-        ep["hostname"] = host
-    if o.node_name(pod):
-        ep["nodeName"] = o.node_name(pod)
-    ep["targetRef"] = target_ref(pod)
-    return ep
 
 
 def _ep_id(ep: dict[str, Any]) -> str:
@@ -176,8 +169,7 @@ def reconcile_endpoint_slices(svc: Obj, pods: list[Obj], slices: list[Obj],
     for ports, eps in new_slices:
         actions.append(Action("create", ENDPOINTSLICES, _new_slice(svc, family, ports, eps)))
     for s, _, _ in empty:
-        actions.append(Action("delete", ENDPOINTSLICES, {"metadata": {
-            "name": o.name(s), "namespace": ns, "uid": o.uid(s)}}))
+        actions.append(delete_action(ENDPOINTSLICES, s))
     return actions
 
 
@@ -203,6 +195,4 @@ def _updated(svc: Obj, s: Obj, family: str, ports: list[dict[str, Any]],
 
 def cleanup_slices(ns: str, svc_name: str, slices: list[Obj]) -> list[Action]:
     """The Service is gone: delete the slices managed for it (what ownerReference GC would do)."""
-    return [Action("delete", ENDPOINTSLICES, {"metadata": {"name": o.name(s), "namespace": ns,
-                                                           "uid": o.uid(s)}})
-            for s in slices if is_managed_slice_of(s, ns, svc_name)]
+    return [delete_action(ENDPOINTSLICES, s) for s in slices if is_managed_slice_of(s, ns, svc_name)]

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from podnet.controllers import objects as o
-from podnet.controllers.actions import Action
+from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.timeutil import utcnow
 from podnet.model.kinds import PODS, REPLICASETS, Obj
@@ -143,8 +143,7 @@ def reconcile_replicaset(rs: Obj, pods: list[Obj], now: dt.datetime | None = Non
     elif diff > 0:
         for p in deletion_order(active, now)[:min(diff, BURST)]:
             ev = make_event(rs, "SuccessfulDelete", f"Deleted pod: {o.name(p)}", component=COMPONENT, now=now)
-            actions.append(Action("delete", PODS, {"metadata": {"name": o.name(p), "namespace": ns,
-                                                                "uid": o.uid(p)}}, then_event=ev))
+            actions.append(delete_action(PODS, p, then_event=ev))
     status = compute_status(rs, active, now)
     if _status_differs(rs.get("status") or {}, status):
         new = copy.deepcopy(rs)

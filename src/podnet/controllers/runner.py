@@ -244,6 +244,21 @@ class ControllerManager:
     def _add(self, loop: str, key: str) -> None:
         self.loops[loop].queue.add(key)
 
+    def _wake_owner(self, etype: str, obj: Obj, owner_rt: ResourceType, loop: str, sel_kind: str) -> None:
+        """Queue the controller of `obj` (a pod's ReplicaSet, a ReplicaSet's Deployment) on `loop`; for
+        an orphan that still exists, every owner in its namespace whose selector matches it (one
+        may adopt it)."""
+        ref = o.controller_ref(obj)
+        ns = o.namespace(obj)
+        if ref is not None:
+            if ref.get("kind") == owner_rt.kind:
+                self._add(loop, f"{ns}/{ref.get('name')}")
+        elif etype != "DELETED":
+            for owner in self._items(owner_rt, ns):
+                sel = self._selector(owner, sel_kind)
+                if sel is not None and sel.matches(o.labels(obj)):
+                    self._add(loop, o.key(owner))
+
     def _wire_handlers(self) -> None:
         self.cache(SERVICES).add_handler(self._on_service)
         self.cache(PODS).add_handler(self._on_pod)
@@ -289,16 +304,7 @@ class ControllerManager:
             self._tombstones.pop(o.uid(pod), None)
         for k in self._services_selecting(pod, old):
             self._add("endpoints", k)
-        ref = o.controller_ref(pod)
-        ns = o.namespace(pod)
-        if ref is not None:
-            if ref.get("kind") == "ReplicaSet":
-                self._add("replicaset", f"{ns}/{ref.get('name')}")
-        elif etype != "DELETED":
-            for rs in self._items(REPLICASETS, ns):
-                sel = self._selector(rs, "rs")
-                if sel is not None and sel.matches(o.labels(pod)):
-                    self._add("replicaset", o.key(rs))
+        self._wake_owner(etype, pod, REPLICASETS, "replicaset", "rs")
         if etype != "DELETED" and (wants_scheduling(pod) or (
                 o.node_name(pod) and self.cache(NODES).get(o.node_name(pod)) is None)):
             self._add("scheduler", o.key(pod))
@@ -326,16 +332,7 @@ class ControllerManager:
             self._add("replicaset", o.key(rs))
         else:
             self._selector_cache.pop(f"rs:{o.key(rs)}", None)
-        ref = o.controller_ref(rs)
-        ns = o.namespace(rs)
-        if ref is not None:
-            if ref.get("kind") == "Deployment":
-                self._add("deployment", f"{ns}/{ref.get('name')}")
-        elif etype != "DELETED":
-            for dep in self._items(DEPLOYMENTS, ns):
-                sel = self._selector(dep, "dep")
-                if sel is not None and sel.matches(o.labels(rs)):
-                    self._add("deployment", o.key(dep))
+        self._wake_owner(etype, rs, DEPLOYMENTS, "deployment", "dep")
 
     def _on_deployment(self, etype: str, dep: Obj, old: Obj | None) -> None:
         if etype != "DELETED":

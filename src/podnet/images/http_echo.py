@@ -6,11 +6,10 @@ Go flag syntax: -flag=value, -flag value, --flag=value.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 
-from podnet.images.httpserve import Request, Response, serve_http, wait_forever_or_signal
+from podnet.images.httpserve import Request, Response, serve_until_signal
 
 
 class UsageError(ValueError):
@@ -84,17 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"http-echo: {e}", file=sys.stderr)
         return 127
 
-    async def run() -> None:
-        await serve_http(make_handler(text, status), port, host)
-        print(f"[INFO] server is listening on {flags.get('listen', ':5678')}", flush=True)
-        await wait_forever_or_signal()
-
-    try:
-        asyncio.run(run())
-    except OSError as e:
-        print(f"http-echo: {e}", file=sys.stderr)
-        return 1
-    return 0
+    ready = f"[INFO] server is listening on {flags.get('listen', ':5678')}"
+    return serve_until_signal(make_handler(text, status), port, host, ready=ready, prog="http-echo")
 
 
 if __name__ == "__main__":

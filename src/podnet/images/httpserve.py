@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -129,3 +130,20 @@ async def wait_forever_or_signal() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def serve_until_signal(handler: Handler, port: int, host: str | None, *, ready: str, prog: str) -> int:
+    """An image's whole life as an HTTP server: listen, print `ready`, serve until SIGTERM or SIGINT.
+    Returns the exit code: 0, or 1 with `<prog>: <error>` on stderr when it cannot listen."""
+
+    async def run() -> None:
+        await serve_http(handler, port, host)
+        print(ready, flush=True)
+        await wait_forever_or_signal()
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    return 0

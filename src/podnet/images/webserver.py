@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import html
 import socket
 import sys
 from collections.abc import Sequence
 
-from podnet.images.httpserve import Request, Response, serve_http, wait_forever_or_signal
+from podnet.images.httpserve import Request, Response, serve_until_signal
 
 NGINX_PAGE = """<!DOCTYPE html>
 <html>
@@ -72,17 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=80)
     ns, _ignored = p.parse_known_args(argv)
 
-    async def run() -> None:
-        await serve_http(make_handler(ns.flavor), ns.port)
-        print(f"{ns.flavor}: listening on :{ns.port}", flush=True)
-        await wait_forever_or_signal()
-
-    try:
-        asyncio.run(run())
-    except OSError as e:
-        print(f"{ns.flavor}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_signal(make_handler(ns.flavor), ns.port, None,
+                              ready=f"{ns.flavor}: listening on :{ns.port}", prog=ns.flavor)
 
 
 if __name__ == "__main__":

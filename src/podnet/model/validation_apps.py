@@ -158,12 +158,23 @@ def _go_strategy(st: str, ru: Any) -> GoValue:
     return GoValue(f"apps.DeploymentStrategy{{Type:{go_quote(st)}, RollingUpdate:{rolling}}}")
 
 
+def _validate_meta(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    """Object meta of a Deployment or ReplicaSet: the create rules, or the update rules against old."""
+    if old is None:
+        return validate_object_meta(obj.get("metadata"), True, names.name_is_dns_subdomain)
+    return validate_object_meta_update(obj.get("metadata"), old.get("metadata"))
+
+
+def _validate_selector_unchanged(spec: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    """apps/v1 makes `spec.selector` of Deployments and ReplicaSets immutable."""
+    if old is None or spec.get("selector") == _d(old.get("spec")).get("selector"):
+        return []
+    return [invalid("spec.selector", go_label_selector(spec.get("selector")), FIELD_IMMUTABLE_MSG)]
+
+
 def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
     """`ValidateDeployment` / `ValidateDeploymentUpdate` (+ selector immutability for apps/v1)."""
-    if old is None:
-        errs = validate_object_meta(obj.get("metadata"), True, names.name_is_dns_subdomain)
-    else:
-        errs = validate_object_meta_update(obj.get("metadata"), old.get("metadata"))
+    errs = _validate_meta(obj, old)
     spec = _d(obj.get("spec"))
     errs.extend(validate_nonnegative(spec.get("replicas"), "spec.replicas"))
     errs.extend(_validate_selector_and_template(spec))
@@ -176,29 +187,16 @@ def validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None = None) 
         errs.extend(validate_nonnegative(pds, "spec.progressDeadlineSeconds"))
         if (as_int(pds) or 0) <= (as_int(spec.get("minReadySeconds")) or 0):
             errs.append(invalid("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds"))
-    if old is not None:
-        osel = _d(old.get("spec")).get("selector")
-        if spec.get("selector") != osel:
-            errs.append(
-                invalid("spec.selector", go_label_selector(spec.get("selector")), FIELD_IMMUTABLE_MSG)
-            )
+    errs.extend(_validate_selector_unchanged(spec, old))
     return errs
 
 
 def validate_replicaset(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
     """`ValidateReplicaSet` / `ValidateReplicaSetUpdate` (+ selector immutability for apps/v1)."""
-    if old is None:
-        errs = validate_object_meta(obj.get("metadata"), True, names.name_is_dns_subdomain)
-    else:
-        errs = validate_object_meta_update(obj.get("metadata"), old.get("metadata"))
+    errs = _validate_meta(obj, old)
     spec = _d(obj.get("spec"))
     errs.extend(validate_nonnegative(spec.get("replicas"), "spec.replicas"))
     errs.extend(validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds"))
     errs.extend(_validate_selector_and_template(spec))
-    if old is not None:
-        osel = _d(old.get("spec")).get("selector")
-        if spec.get("selector") != osel:
-            errs.append(
-                invalid("spec.selector", go_label_selector(spec.get("selector")), FIELD_IMMUTABLE_MSG)
-            )
+    errs.extend(_validate_selector_unchanged(spec, old))
     return errs

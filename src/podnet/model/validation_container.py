@@ -19,9 +19,8 @@ from podnet.model.errors import (
 )
 from podnet.model.quantity import QUANTITY_FORMAT_MSG, parse_quantity
 from podnet.model.validation_meta import as_int, validate_nonnegative
-from podnet.model.validation_service import validate_port_num_or_name
+from podnet.model.validation_service import validate_port_num_or_name, validate_port_protocol
 
-PROTOCOLS = ("SCTP", "TCP", "UDP")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
 HTTP_SCHEMES = ("HTTP", "HTTPS")
@@ -103,11 +102,7 @@ def _validate_container_ports(ports: Any, path: str) -> list[FieldError]:
         hp = as_int(port.get("hostPort")) or 0
         if hp != 0:
             errs.extend(invalid(f"{p}.hostPort", hp, m) for m in names.port_num_errors(hp))
-        proto = port.get("protocol") or ""
-        if not proto:
-            errs.append(required(f"{p}.protocol", ""))
-        elif proto not in PROTOCOLS:
-            errs.append(not_supported(f"{p}.protocol", proto, PROTOCOLS))
+        errs.extend(validate_port_protocol(port.get("protocol"), f"{p}.protocol"))
     return errs
 
 

@@ -25,7 +25,12 @@ from podnet.model.validation_meta import (
     validate_object_meta,
     validate_object_meta_update,
 )
-from podnet.model.validation_service import PROTOCOLS, _validate_non_special_ip
+from podnet.model.validation_service import (
+    PROTOCOLS,
+    _validate_non_special_ip,
+    validate_app_protocol,
+    validate_port_protocol,
+)
 
 
 def _d(v: Any) -> dict[str, Any]:
@@ -131,14 +136,8 @@ def _validate_endpoint_port(port: dict[str, Any], require_name: bool, path: str)
         errs.extend(invalid(f"{path}.name", name, m) for m in names.dns1123_label_errors(name))
     num = as_int(port.get("port")) or 0
     errs.extend(invalid(f"{path}.port", num, m) for m in names.port_num_errors(num))
-    proto = port.get("protocol") or ""
-    if not proto:
-        errs.append(required(f"{path}.protocol", ""))
-    elif proto not in PROTOCOLS:
-        errs.append(not_supported(f"{path}.protocol", proto, PROTOCOLS))
-    app = port.get("appProtocol")
-    if app is not None:
-        errs.extend(invalid(f"{path}.appProtocol", app, m) for m in names.qualified_name_errors(str(app)))
+    errs.extend(validate_port_protocol(port.get("protocol"), f"{path}.protocol"))
+    errs.extend(validate_app_protocol(port.get("appProtocol"), f"{path}.appProtocol"))
     return errs
 
 
@@ -234,9 +233,7 @@ def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = Non
             errs.append(required(f"{p}.protocol", ""))
         elif proto not in PROTOCOLS:
             errs.append(not_supported(f"{p}.protocol", proto, PROTOCOLS))
-        app = port.get("appProtocol")
-        if app is not None:
-            errs.extend(invalid(f"{p}.appProtocol", app, m) for m in names.qualified_name_errors(str(app)))
+        errs.extend(validate_app_protocol(port.get("appProtocol"), f"{p}.appProtocol"))
     if old is not None and old.get("addressType") and at != old.get("addressType"):
         errs.append(invalid("addressType", at, FIELD_IMMUTABLE_MSG))
     return errs

@@ -102,15 +102,9 @@ def _validate_port(sp: dict[str, Any], require_name: bool, seen: set[str], path:
         )
     else:
         errs.extend(invalid(f"{path}.port", port_i, m) for m in names.port_num_errors(port_i))
-    proto = sp.get("protocol") or ""
-    if not proto:
-        errs.append(required(f"{path}.protocol", ""))
-    elif proto not in PROTOCOLS:
-        errs.append(not_supported(f"{path}.protocol", proto, PROTOCOLS))
+    errs.extend(validate_port_protocol(sp.get("protocol"), f"{path}.protocol"))
     errs.extend(validate_port_num_or_name(sp.get("targetPort"), f"{path}.targetPort"))
-    app = sp.get("appProtocol")
-    if app is not None:
-        errs.extend(invalid(f"{path}.appProtocol", app, m) for m in names.qualified_name_errors(str(app)))
+    errs.extend(validate_app_protocol(sp.get("appProtocol"), f"{path}.appProtocol"))
     return errs
 
 
@@ -125,6 +119,23 @@ def validate_port_num_or_name(value: Any, path: str) -> list[FieldError]:
     if value is None:
         return [invalid(path, 0, names.inclusive_range_error(1, 65535))]
     return [invalid(path, GoValue(str(value)), "must be a port number or a port name")]
+
+
+def validate_port_protocol(protocol: Any, path: str) -> list[FieldError]:
+    """A Service, container or Endpoints port's `protocol`: required (empty counts as unset), and
+    one of PROTOCOLS."""
+    if not protocol:
+        return [required(path, "")]
+    if protocol not in PROTOCOLS:
+        return [not_supported(path, protocol, PROTOCOLS)]
+    return []
+
+
+def validate_app_protocol(app_protocol: Any, path: str) -> list[FieldError]:
+    """A port's optional `appProtocol`: a qualified name when set."""
+    if app_protocol is None:
+        return []
+    return [invalid(path, app_protocol, m) for m in names.qualified_name_errors(str(app_protocol))]
 
 
 def _validate_cluster_ips_related(spec: dict[str, Any]) -> list[FieldError]:
@@ -432,34 +443,44 @@ def _validate_source_ranges(spec: dict[str, Any], annotations: dict[str, Any]) -
     return errs
 
 
+def _validate_dual_stack_list_update(
+    old: list[str], new: list[str], ipfamily_policy: Any, field: str, noun: str
+) -> list[FieldError]:
+    """The update rules Kubernetes applies alike to `spec.clusterIPs` and `spec.ipFamilies`: set
+    entries may not change, the primary may not be unset, and dropping the secondary needs
+    `ipFamilyPolicy: SingleStack`. `noun` names one entry in the messages ("clusterIP", "ipFamily")."""
+    errs: list[FieldError] = []
+    value = go_string_slice(new if new else None)
+    if len(old) == len(new):
+        for i, item in enumerate(old):
+            if item != new[i]:
+                errs.append(invalid(f"{field}[{i}]", value, "may not change once set"))
+    elif len(old) > len(new):
+        if not new:
+            errs.append(invalid(f"{field}[0]", value, f"primary {noun} can not be unset"))
+        if old and new and new[0] != old[0]:
+            errs.append(invalid(f"{field}[0]", value, "may not change once set"))
+        if len(new) == 1 and ipfamily_policy != "SingleStack":
+            errs.append(
+                invalid(
+                    f"{field}[0]",
+                    value,
+                    f"must be set to 'SingleStack' when releasing the secondary {noun}",
+                )
+            )
+    elif old and new[0] != old[0]:
+        errs.append(invalid(f"{field}[0]", value, "may not change once set"))
+    return errs
+
+
 def _validate_cluster_ips_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
     if new.get("type") == "ExternalName" or old.get("type") == "ExternalName":
         return []
     if is_headless(old) and is_headless(new):
         return []
-    oips, nips = _cluster_ips(old), _cluster_ips(new)
-    errs: list[FieldError] = []
-    value = go_string_slice(nips if nips else None)
-    if len(oips) == len(nips):
-        for i, ip in enumerate(oips):
-            if ip != nips[i]:
-                errs.append(invalid(f"spec.clusterIPs[{i}]", value, "may not change once set"))
-    elif len(oips) > len(nips):
-        if not nips:
-            errs.append(invalid("spec.clusterIPs[0]", value, "primary clusterIP can not be unset"))
-        if oips and nips and nips[0] != oips[0]:
-            errs.append(invalid("spec.clusterIPs[0]", value, "may not change once set"))
-        if len(nips) == 1 and new.get("ipFamilyPolicy") != "SingleStack":
-            errs.append(
-                invalid(
-                    "spec.clusterIPs[0]",
-                    value,
-                    "must be set to 'SingleStack' when releasing the secondary clusterIP",
-                )
-            )
-    elif oips and nips[0] != oips[0]:
-        errs.append(invalid("spec.clusterIPs[0]", value, "may not change once set"))
-    return errs
+    return _validate_dual_stack_list_update(
+        _cluster_ips(old), _cluster_ips(new), new.get("ipFamilyPolicy"), "spec.clusterIPs", "clusterIP"
+    )
 
 
 def _validate_ip_families_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
@@ -467,28 +488,9 @@ def _validate_ip_families_update(old: dict[str, Any], new: dict[str, Any]) -> li
         return []
     ofam = [str(x) for x in old.get("ipFamilies") or []]
     nfam = [str(x) for x in new.get("ipFamilies") or []]
-    errs: list[FieldError] = []
-    value = go_string_slice(nfam if nfam else None)
-    if len(ofam) == len(nfam):
-        for i, fam in enumerate(ofam):
-            if fam != nfam[i]:
-                errs.append(invalid(f"spec.ipFamilies[{i}]", value, "may not change once set"))
-    elif len(ofam) > len(nfam):
-        if not nfam:
-            errs.append(invalid("spec.ipFamilies[0]", value, "primary ipFamily can not be unset"))
-        if ofam and nfam and nfam[0] != ofam[0]:
-            errs.append(invalid("spec.ipFamilies[0]", value, "may not change once set"))
-        if len(nfam) == 1 and new.get("ipFamilyPolicy") != "SingleStack":
-            errs.append(
-                invalid(
-                    "spec.ipFamilies[0]",
-                    value,
-                    "must be set to 'SingleStack' when releasing the secondary ipFamily",
-                )
-            )
-    elif ofam and nfam[0] != ofam[0]:
-        errs.append(invalid("spec.ipFamilies[0]", value, "may not change once set"))
-    return errs
+    return _validate_dual_stack_list_update(
+        ofam, nfam, new.get("ipFamilyPolicy"), "spec.ipFamilies", "ipFamily"
+    )
 
 
 def validate_service_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:

@@ -41,6 +41,7 @@ RETRIABLE_CODES = frozenset({4, 8, 14})  # DeadlineExceeded, ResourceExhausted, 
 _ATTEMPT_SHARE = 3  # one attempt may use 1/3 of the call's timeout (at least _ATTEMPT_MIN seconds)
 _ATTEMPT_MIN = 1.0
 _ROUND_PAUSE = 0.05  # seconds between two full rounds over the endpoints (doubles, up to 0.4 s)
+_ROUND_PAUSE_MAX = 0.4
 _READ_CHUNK = 1 << 16
 
 
@@ -91,6 +92,30 @@ def _error_of(body: Json) -> tuple[int, str] | None:
     return None
 
 
+class _Rounds:
+    """One call's walk over the endpoints until its deadline: what each failed attempt said, and a
+    pause after every full round (from _ROUND_PAUSE, doubling up to _ROUND_PAUSE_MAX)."""
+
+    def __init__(self, endpoints: int, deadline: float):
+        self.endpoints = endpoints
+        self.deadline = deadline
+        self.errors: list[str] = []
+        self.attempts = 0
+        self.pause = _ROUND_PAUSE
+
+    async def failed(self, error: str) -> None:
+        """Note one failed attempt; after the last endpoint of a round, wait before the next round."""
+        self.errors.append(error)
+        self.attempts += 1
+        if self.attempts % self.endpoints == 0:
+            await asyncio.sleep(min(self.pause, max(0.0, self.deadline - time.monotonic())))
+            self.pause = min(self.pause * 2, _ROUND_PAUSE_MAX)
+
+    def last_round(self) -> str:
+        """The errors of the last round, for the final message."""
+        return "; ".join(self.errors[-self.endpoints:]) or "no attempt made"
+
+
 class EtcdHttp:
     """Unary calls and watch streams against a list of etcd client URLs."""
 
@@ -132,6 +157,12 @@ class EtcdHttp:
         if self._preferred == failed:
             self._preferred = (failed + 1) % len(self.endpoints)
 
+    async def _attempt_failed(self, rounds: _Rounds, index: int, error: str) -> None:
+        """Endpoint `index` failed an attempt: prefer the next one, count it, pause after a round."""
+        self._advance(index)
+        self.failed_attempts += 1
+        await rounds.failed(f"{self.endpoints[index]}: {error}")
+
     # -- unary ------------------------------------------------------------------------------
 
     async def call(self, path: str, body: Json) -> tuple[Json, bool]:
@@ -143,9 +174,7 @@ class EtcdHttp:
             raise StoreError("etcd store is closed")
         deadline = time.monotonic() + self.timeout
         ambiguous = False
-        errors: list[str] = []
-        pause = _ROUND_PAUSE
-        attempts = 0
+        rounds = _Rounds(len(self.endpoints), deadline)
         while True:
             if self.closed:
                 raise StoreError("etcd store is closed")
@@ -160,16 +189,10 @@ class EtcdHttp:
                 return answer, ambiguous
             except _Retry as e:
                 ambiguous = ambiguous or e.ambiguous
-                errors.append(f"{endpoint}: {e.reason}")
-                self._advance(index)
-                self.failed_attempts += 1
-            attempts += 1
-            if attempts % len(self.endpoints) == 0:
-                await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 0.4)
-        last = "; ".join(errors[-len(self.endpoints):]) or "no attempt made"
+                await self._attempt_failed(rounds, index, e.reason)
         outcome = " (the request may or may not have been applied)" if ambiguous else ""
-        raise EtcdUnavailable(f"no etcd endpoint answered {path} within {self.timeout:g}s{outcome}: {last}")
+        raise EtcdUnavailable(f"no etcd endpoint answered {path} within {self.timeout:g}s{outcome}: "
+                              f"{rounds.last_round()}")
 
     async def _attempt(self, endpoint: str, path: str, body: Json, remaining: float) -> Json:
         timeout = aiohttp.ClientTimeout(total=remaining)
@@ -204,9 +227,7 @@ class EtcdHttp:
         if self.closed:
             raise StoreError("etcd store is closed")
         deadline = time.monotonic() + self.timeout
-        errors: list[str] = []
-        attempts = 0
-        pause = _ROUND_PAUSE
+        rounds = _Rounds(len(self.endpoints), deadline)
         while time.monotonic() < deadline:
             index = self._preferred
             endpoint = self.endpoints[index]
@@ -217,21 +238,15 @@ class EtcdHttp:
             try:
                 resp = await asyncio.wait_for(self._post_stream(endpoint + path, body, timeout), attempt)
             except (aiohttp.ClientError, TimeoutError) as e:
-                errors.append(f"{endpoint}: {type(e).__name__}: {e}")
-                self._advance(index)
-                self.failed_attempts += 1
-                attempts += 1
-                if attempts % len(self.endpoints) == 0:
-                    await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                    pause = min(pause * 2, 0.4)
+                await self._attempt_failed(rounds, index, f"{type(e).__name__}: {e}")
                 continue
             if resp.status != 200:
                 raw = await resp.read()
                 resp.release()
                 raise StoreError(f"etcd at {endpoint} refused {path}: HTTP {resp.status} {raw[:200]!r}")
             return resp, endpoint
-        last = "; ".join(errors[-len(self.endpoints):]) or "no attempt made"
-        raise EtcdUnavailable(f"no etcd endpoint accepted {path} within {self.timeout:g}s: {last}")
+        raise EtcdUnavailable(f"no etcd endpoint accepted {path} within {self.timeout:g}s: "
+                              f"{rounds.last_round()}")
 
     async def _post_stream(self, url: str, body: Json,
                            timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
