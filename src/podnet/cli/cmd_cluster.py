@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--listen", default="", metavar="ADDR[:PORT]",
                    help="also serve the API (TLS) on ADDR (default port 6443) so other machines can "
                    "`podnet join`; prints the join command")
+    p.add_argument("--store", default="", metavar="sqlite|etcd://HOST:PORT[,...]",
+                   help="where the API keeps objects: SQLite in the state directory (default) or an "
+                   "etcd cluster")
     p.add_argument("--node-grace", type=float, default=None, metavar="SECONDS",
                    help="how long a node may miss heartbeats before it is NotReady (default 20)")
     p.add_argument("--no-agents", action="store_true",
@@ -104,7 +107,7 @@ def run_up(args: argparse.Namespace) -> int:
     opts = UpOptions(name=args.name, nodes=args.nodes, network=args.network, pod_cidr=args.pod_cidr,
                      service_cidr=args.service_cidr, node_network=args.node_network, lb_pool=args.lb_pool,
                      node_port_range=args.node_port_range, wait_timeout=args.wait_timeout,
-                     start_agents=not args.no_agents, listen=args.listen)
+                     start_agents=not args.no_agents, listen=args.listen, store=args.store)
     if args.node_grace is not None:
         if args.node_grace <= 0:
             raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")

@@ -70,10 +70,29 @@ class UpOptions:
     wait_timeout: float = 90.0
     start_agents: bool = True
     listen: str = ""  # ADDR[:PORT]: the API also listens there (TLS) for machines that `podnet join`
+    store: str = ""  # "" = SQLite in the state dir; "etcd://HOST:PORT[,HOST:PORT...][/prefix]"
     # how to start the processes; tests may replace them
     controlplane_argv: Callable[[ClusterConfig], list[str]] | None = None
     agent_argv: ArgvFn | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def _check_store(url: str, cluster: str) -> str:
+    """`sqlite` (the default) or an etcd URL; anything else is refused with what is allowed.
+    An etcd URL without a key prefix gets `/podnet/<cluster>`, so clusters can share one etcd."""
+    if url == "sqlite":
+        return url
+    if url.startswith("etcd://"):
+        from podnet.store.etcd import parse_etcd_url
+
+        try:
+            endpoints, _prefix = parse_etcd_url(url)
+        except ValueError as e:
+            raise UpError(f"invalid --store {url!r}: {e}") from None
+        if endpoints:
+            return url if "/" in url[len("etcd://"):] else f"{url}/podnet/{cluster}"
+    raise UpError(f"invalid --store {url!r}: use 'sqlite' (the default: one file in the state directory) "
+                  "or 'etcd://HOST:PORT[,HOST:PORT...]'")
 
 
 def controlplane_argv(cfg: ClusterConfig) -> list[str]:
@@ -154,6 +173,8 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
     cfg.token = secrets.token_hex(24)
     if opts.listen:
         cfg.extra["listen"] = _check_listen(opts.listen)
+    if opts.store:
+        cfg.store = _check_store(opts.store, opts.name)
     nodes = plan_nodes(cfg)
     cfg.extra.update(opts.extra)
     cfg.extra.update({

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from store_factories import Opener
+from store_helpers import rv, svc, take
 
 from podnet.store import AlreadyExists, Conflict, Expired, NotFound, Store, WatchEvent
 from podnet.store._watch import DEFAULT_WATCH_BUFFER
@@ -17,37 +18,12 @@ from podnet.store._watch import DEFAULT_WATCH_BUFFER
 Obj = dict[str, Any]
 
 
-def svc(name: str, namespace: str = "default", **labels: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}}
-
-
 def node(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
 
 
-def rv(obj: Obj) -> int:
-    return int(obj["metadata"]["resourceVersion"])
-
-
 def brief(events: list[WatchEvent]) -> list[tuple[str, int, str]]:
     return [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in events]
-
-
-async def take(it: AsyncIterator[WatchEvent], n: int, timeout: float = 3.0) -> list[WatchEvent]:
-    """The next n events of a watch; then the watch is closed."""
-    out: list[WatchEvent] = []
-
-    async def run() -> None:
-        async with aclosing(it) as events:  # type: ignore[type-var]
-            async for event in events:
-                out.append(event)
-                if len(out) == n:
-                    return
-
-    await asyncio.wait_for(run(), timeout)
-    return out
 
 
 async def nothing_more(it: AsyncIterator[WatchEvent], wait: float = 0.05) -> None:

@@ -15,24 +15,12 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
+from store_helpers import needs_etcd, rv, svc
 
 from podnet.store import EtcdStore, NotFound, WatchEvent
-from podnet.store.etcd_local import EtcdCluster, EtcdMember, etcd_binary, scratch_dir, start_etcd_cluster
+from podnet.store.etcd_local import EtcdCluster, EtcdMember, scratch_dir, start_etcd_cluster
 
-pytestmark = pytest.mark.skipif(
-    etcd_binary() is None, reason="etcd is not installed (no /usr/bin/etcd; apt-get install etcd-server)")
-
-Obj = dict[str, Any]
-
-
-def svc(name: str, **labels: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default", "labels": dict(labels)},
-            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}}
-
-
-def rv(obj: Obj) -> int:
-    return int(obj["metadata"]["resourceVersion"])
+pytestmark = needs_etcd
 
 
 def status(member: EtcdMember) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from podnet.store import EtcdStore, StoreError, open_store
 from podnet.store.etcd import parse_etcd_url
-from podnet.store.etcd_http import EtcdUnavailable, normalize_endpoint
+from podnet.store.etcd_http import EtcdHttp, EtcdUnavailable, normalize_endpoint
 
 
 def closed_port() -> int:
@@ -107,6 +107,23 @@ async def test_unreachable_cluster_fails_in_time_naming_every_endpoint() -> None
         assert isinstance(err.value, StoreError)
     finally:
         await store.close()
+
+
+async def test_unreachable_cluster_refuses_a_watch_stream_in_time_naming_every_endpoint() -> None:
+    ports = [closed_port(), closed_port()]
+    http = EtcdHttp([f"127.0.0.1:{p}" for p in ports], timeout=0.5)
+    try:
+        start = time.monotonic()
+        with pytest.raises(EtcdUnavailable) as err:
+            await http.open_stream("/v3/watch", {"create_request": {"key": "L3g="}})
+        assert time.monotonic() - start < 1.5
+        text = str(err.value)
+        assert text.startswith("no etcd endpoint accepted /v3/watch within 0.5s: ")
+        for p in ports:
+            assert f"http://127.0.0.1:{p}: ClientConnectorError: " in text
+        assert http.failed_attempts >= 2
+    finally:
+        await http.close()
 
 
 async def test_closed_store_refuses_calls() -> None:

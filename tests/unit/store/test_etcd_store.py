@@ -11,28 +11,15 @@ import os
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing, suppress
-from typing import Any
+from contextlib import suppress
 
 import pytest
+from store_helpers import needs_etcd, rv, svc, take
 
-from podnet.store import AlreadyExists, EtcdStore, StoreError, WatchEvent
-from podnet.store.etcd_local import EtcdCluster, etcd_binary, shared_etcd
+from podnet.store import AlreadyExists, EtcdStore, StoreError
+from podnet.store.etcd_local import EtcdCluster, shared_etcd
 
-pytestmark = pytest.mark.skipif(
-    etcd_binary() is None, reason="etcd is not installed (no /usr/bin/etcd; apt-get install etcd-server)")
-
-Obj = dict[str, Any]
-
-
-def svc(name: str, **labels: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default", "labels": dict(labels)},
-            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}}
-
-
-def rv(obj: Obj) -> int:
-    return int(obj["metadata"]["resourceVersion"])
+pytestmark = needs_etcd
 
 
 def b64(text: str) -> str:
@@ -68,20 +55,6 @@ async def store(etcd: EtcdCluster) -> AsyncIterator[EtcdStore]:
         await s.close()
 
 
-async def collect(it: AsyncIterator[WatchEvent], n: int, timeout: float = 5.0) -> list[WatchEvent]:
-    out: list[WatchEvent] = []
-
-    async def run() -> None:
-        async with aclosing(it) as events:  # type: ignore[type-var]
-            async for event in events:
-                out.append(event)
-                if len(out) == n:
-                    return
-
-    await asyncio.wait_for(run(), timeout)
-    return out
-
-
 async def test_layout_in_etcd(etcd: EtcdCluster, store: EtcdStore) -> None:
     await store.create("services", svc("web", app="web"))
     await store.create("nodes", {"apiVersion": "v1", "kind": "Node",
@@ -110,7 +83,7 @@ async def test_stores_on_one_prefix_share_resource_versions(etcd: EtcdCluster, s
         await elsewhere.create("services", svc("x"))
         assert await store.current_rv() == await other.current_rv() == 5
         assert rv(await other.create("services", svc("c"))) == 6
-        events = await collect(store.watch("services", None, 0), 4)
+        events = await take(store.watch("services", None, 0), 4, timeout=5.0)
         assert [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in events] == [
             ("ADDED", 1, "a"), ("ADDED", 2, "b"), ("MODIFIED", 3, "a"), ("ADDED", 6, "c")]
     finally:
@@ -126,7 +99,7 @@ async def test_large_list_and_replay(store: EtcdStore) -> None:
     assert [o["metadata"]["name"] for o in items] == [f"s{i:04d}" for i in range(n)]
     assert list_rv == n
     assert sorted(rv(o) for o in items) == list(range(1, n + 1))
-    events = await collect(store.watch("services", None, 0), n)
+    events = await take(store.watch("services", None, 0), n, timeout=5.0)
     assert [e.resource_version for e in events] == list(range(1, n + 1))
     assert all(e.object["metadata"]["labels"]["blob"] == blob for e in events)
 
@@ -210,7 +183,7 @@ async def test_a_write_whose_answer_was_lost_is_recognised_on_retry(etcd: EtcdCl
         # etcd saw each write once. (The reader's watch stream tries the proxy first, which
         # never answers a stream: after a third of the timeout it fails over to etcd itself.)
         reader = open_store()
-        events = await collect(reader.watch("services", None, 0), 2)
+        events = await take(reader.watch("services", None, 0), 2, timeout=5.0)
         assert [(e.type, e.resource_version, e.object["metadata"]["labels"]) for e in events] == [
             ("ADDED", 1, {"v": "1"}), ("MODIFIED", 2, {"v": "2"})]
         assert await reader.current_rv() == 2
@@ -226,7 +199,7 @@ async def test_watch_of_one_namespace_sees_only_it(store: EtcdStore) -> None:
     await store.create("services", {"metadata": {"name": "y", "namespace": "team"}})
     await store.delete("services", "team-a", "x")
     await store.delete("services", "team", "y")
-    events = await collect(store.watch("services", "team", 0), 2)
+    events = await take(store.watch("services", "team", 0), 2, timeout=5.0)
     assert [(e.type, e.resource_version, e.object["metadata"]["name"]) for e in events] == [
         ("ADDED", 2, "y"), ("DELETED", 4, "y")]
     assert (await store.list("services", "team")) == ([], 4)
@@ -248,5 +221,5 @@ async def test_a_value_not_written_by_podnet_is_reported_with_its_key(etcd: Etcd
         await store.list("services")
     assert str(err.value).startswith(message)
     with pytest.raises(StoreError) as err:
-        await collect(store.watch("services", None, 0), 2)
+        await take(store.watch("services", None, 0), 2, timeout=5.0)
     assert str(err.value).startswith(message)
