@@ -700,6 +700,7 @@ class Bench:
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(todo)))
         t_created = time.monotonic() - t0
+        t0_wall = time.time() - t_created
         name, ip = last[-1]
         slice_task = asyncio.create_task(self.wait_slice_ready(name, limit))
         ok = await self.wait_everywhere(ip, 80, limit)
@@ -709,7 +710,7 @@ class Bench:
             self.r.errors.append(
                 f"bulk: the last of {todo} Services was not reachable everywhere within {limit:.0f}s"
             )
-        slice_note = "never" if t_slice is None else f"{t_slice - t0:.1f} s"
+        slice_note = "never" if t_slice is None else f"{t_slice - t0_wall:.1f} s"
         self.r.add(
             Figure(
                 "programming",
@@ -721,22 +722,22 @@ class Bench:
                 f"reachable from every node after {t_all:.1f} s" + ("" if ok else " (timed out)"),
                 extra={
                     "created_s": t_created,
-                    "slice_ready_s": None if t_slice is None else t_slice - t0,
+                    "slice_ready_s": None if t_slice is None else t_slice - t0_wall,
                     "reachable_s": t_all if ok else None,
                 },
             )
         )
 
-    async def wait_slice_ready(self, svc: str, limit: float) -> float | None:
-        """time.monotonic() when Service `svc` first has an EndpointSlice with a ready endpoint."""
+    async def wait_slice_ready(self, svc: str, limit: float, interval: float = 0.1) -> float | None:
+        """time.time() when Service `svc` is first seen with an EndpointSlice holding a ready endpoint."""
         end = time.monotonic() + limit
         while time.monotonic() < end:
             sl = await self.c.list(ENDPOINTSLICES, NS, label_selector=f"kubernetes.io/service-name={svc}")
             for item in sl.get("items") or []:
                 for ep in item.get("endpoints") or []:
                     if (ep.get("conditions") or {}).get("ready"):
-                        return time.monotonic()
-            await asyncio.sleep(0.1)
+                        return time.time()
+            await asyncio.sleep(interval)
         return None
 
     async def wait_everywhere(self, ip: str, port: int, limit: float) -> bool:
@@ -753,6 +754,7 @@ class Bench:
         await self.setup_network()
         trials = 3 if self.a.quick else self.a.trials
         svc_only: list[float] = []
+        slice_ready: list[float] = []
         with_pod: list[float] = []
         ready_to_conn: list[float] = []
         if "prog-be" not in self.ips:
@@ -761,7 +763,11 @@ class Bench:
             t0 = time.time()
             s = await self.c.create(SERVICES, service(f"prog-{size}-{i}", {"bench": "prog"}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])
+            slice_task = asyncio.create_task(self.wait_slice_ready(f"prog-{size}-{i}", 30, 0.02))
             res = await asyncio.gather(*(p.wait_connect(ip, 80, 30) for p in self.pollers.values()))
+            t_slice = await slice_task
+            if t_slice is not None:
+                slice_ready.append(t_slice - t0)
             if all(r["ok"] for r in res):
                 svc_only.append(max(float(r["t"]) for r in res) - t0)
             else:
@@ -793,8 +799,13 @@ class Bench:
                 f"new Service -> connect OK from all {len(self.nodes)} nodes, {nsvc} Services: p50",
                 p50(svc_only) * 1e3,
                 "ms",
-                note=f"p99 {p99(svc_only) * 1e3:.0f} ms over {len(svc_only)} trials",
-                extra={"p99_ms": p99(svc_only) * 1e3, "trials_ms": [x * 1e3 for x in svc_only]},
+                note=f"p99 {p99(svc_only) * 1e3:.0f} ms over {len(svc_only)} trials; its EndpointSlice "
+                f"seen ready after p50 {p50(slice_ready) * 1e3:.0f} ms (polled every 20 ms)",
+                extra={
+                    "p99_ms": p99(svc_only) * 1e3,
+                    "trials_ms": [x * 1e3 for x in svc_only],
+                    "slice_ready_p50_ms": p50(slice_ready) * 1e3,
+                },
             )
         )
         self.r.add(

@@ -8,6 +8,7 @@ published figure labelled as such) and the ratio between the two.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -30,7 +31,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
-    k = max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
     return s[k]
 
 

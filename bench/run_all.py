@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -82,13 +83,14 @@ class Result:
                 "stderr_tail": self.stderr[-2000:]}
 
 
-def run_one(b: Bench, quick: bool, limit_scale: float) -> Result:
+def run_one(b: Bench, quick: bool, limit_scale: float, extra: list[str] | None = None) -> Result:
     if b.root and os.geteuid() != 0:
         return Result(b.name, "skipped (needs root)", 0.0)
     if not (HERE / b.script).exists():
         return Result(b.name, f"skipped ({b.script} missing)", 0.0)
     limit = (b.quick_limit if quick else b.limit) * limit_scale
-    argv = [sys.executable, str(HERE / b.script), *(b.quick if quick else b.full), *b.json_args]
+    args = [*(b.quick if quick else b.full), *(extra or []), *b.json_args]
+    argv = [sys.executable, str(HERE / b.script), *args]
     env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
     print(f"== {b.name}: {' '.join(argv[1:])} (limit {limit:.0f}s, load {loadavg()})", file=sys.stderr,
           flush=True)
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short runs (each bench's own quick settings)")
     ap.add_argument("--limit-scale", type=float, default=1.0, help="multiply every time limit by this")
     ap.add_argument("--out", default="", metavar="DIR", help="write raw outputs and summary.json here")
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="more arguments for one bench, e.g. --args 'cluster=--services 1000,10000'")
     ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
     a = ap.parse_args(argv)
     names = [b.name for b in BENCHES]
@@ -177,13 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     bad = [n for n in only + skip if n not in names]
     if bad:
         ap.error(f"unknown benchmark(s) {', '.join(bad)}: choose from {', '.join(names)}")
+    extra: dict[str, list[str]] = {}
+    for item in a.args:
+        name, sep, rest = item.partition("=")
+        if not sep or name not in names:
+            ap.error(f"--args {item!r}: must be NAME=ARGS with NAME one of {', '.join(names)}")
+        extra[name] = extra.get(name, []) + shlex.split(rest)
     if not 0.1 <= a.limit_scale <= 10:
         ap.error(f"--limit-scale {a.limit_scale}: must be between 0.1 and 10")
     chosen = [b for b in BENCHES if (not only or b.name in only) and b.name not in skip]
     info = {"machine": machine(), "quick": a.quick}
     results: list[Result] = []
     for b in chosen:
-        r = run_one(b, a.quick, a.limit_scale)
+        r = run_one(b, a.quick, a.limit_scale, extra.get(b.name))
         results.append(r)
         print(f"   {b.name}: {r.status} in {r.seconds:.0f}s", file=sys.stderr, flush=True)
         if a.out:

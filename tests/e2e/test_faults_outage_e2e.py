@@ -47,9 +47,6 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: after the restart the node controller marks every node "
-                   "Unknown from stale heartbeat timestamps, and agents never re-push pod status the "
-                   "controller changed, so pods stay not Ready (see the join/faults report)")
 def test_control_plane_down_longer_than_the_grace_period(cluster: Cluster) -> None:
     c = cluster
     ips = sorted(c.node_ips().values())

@@ -177,6 +177,12 @@ async def get_pod(env: Env, name: str) -> Obj:
     return await env.client.get(PODS, name, "default")
 
 
+async def ready_pod(env: Env, name: str) -> Obj | None:
+    """The pod when its Ready condition is True, else None (a `wait_for` probe)."""
+    p = await get_pod(env, name)
+    return p if cond(p, "Ready") == "True" else None
+
+
 def cond(p: Obj, ctype: str) -> str:
     for c in (p.get("status") or {}).get("conditions") or []:
         if c["type"] == ctype:
@@ -223,12 +229,8 @@ async def test_pod_runs_serves_restarts_and_probes(env: Env) -> None:
     await c.create(PODS, pod("client", env.node, [client_c]))
     await c.create(PODS, pod("unready", env.node, [unready]))
 
-    async def ready(name: str) -> Obj | None:
-        p = await get_pod(env, name)
-        return p if cond(p, "Ready") == "True" else None
-
-    srv = await wait_for("server Ready", lambda: ready("server"), env=env)
-    cli = await wait_for("client Ready", lambda: ready("client"), env=env)
+    srv = await wait_for("server Ready", lambda: ready_pod(env, "server"), env=env)
+    cli = await wait_for("client Ready", lambda: ready_pod(env, "client"), env=env)
     st = srv["status"]
     assert st["phase"] == "Running" and st["hostIP"] == env.node_ip and st["qosClass"] == "BestEffort"
     assert st["podIP"].startswith("10.244.7.") and st["podIPs"] == [{"ip": st["podIP"]}]
@@ -312,12 +314,8 @@ async def test_agent_restart_adopts_running_pods_and_serves_logs(env: Env) -> No
     missing = {"name": "app", "image": "quay.io/example/not-built-in:1.0"}
     await c.create(PODS, pod("no-image", env.node, [missing]))
 
-    async def ready(name: str) -> Obj | None:
-        p = await get_pod(env, name)
-        return p if cond(p, "Ready") == "True" else None
-
-    keeper = await wait_for("keeper Ready", lambda: ready("keeper"), env=env)
-    caller = await wait_for("caller Ready", lambda: ready("caller"), env=env)
+    keeper = await wait_for("keeper Ready", lambda: ready_pod(env, "keeper"), env=env)
+    caller = await wait_for("caller Ready", lambda: ready_pod(env, "caller"), env=env)
     ip = keeper["status"]["podIP"]
     pid = container_pid(env, keeper, "web")
     caller_ns = naming.pod_netns(env.cluster, caller["metadata"]["uid"])

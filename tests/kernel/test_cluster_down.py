@@ -65,6 +65,17 @@ def snapshot() -> dict[str, set[str]]:
     }
 
 
+def podnet_down(name: str) -> subprocess.CompletedProcess[str]:
+    """`podnet down --name NAME` in a fresh process (nothing of this test's process helps it)."""
+    cli = "from podnet.cli.main import main; raise SystemExit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", cli, "down", "--name", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PODNET_STATE_ROOT", str(tmp_path))
     name = f"k{os.getpid() % 10000}{secrets.token_hex(2)}"
@@ -136,19 +147,7 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
 
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from podnet.cli.main import main; raise SystemExit(main())",
-                "down",
-                "--name",
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = podnet_down(name)
         assert r.returncode == 0, r.stderr
         assert f"cluster {name}: removed" in r.stderr
         after = snapshot()
@@ -166,19 +165,7 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
         assert table not in nft
         # idempotent
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from podnet.cli.main import main; raise SystemExit(main())",
-                "down",
-                "--name",
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = podnet_down(name)
         assert r.returncode == 0 and "does not exist" in r.stderr
     finally:
         if cfg is not None and cfg.state_dir.exists():

@@ -434,6 +434,12 @@ class PodWorker:
         self.pod = pod
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.request_stop()
+        if self._last_pushed is not None and _condition_states(pod.get("status") or {}) != \
+                _condition_states(self._last_pushed):
+            # Someone else changed our conditions (the node lifecycle controller marks pods not Ready
+            # when it stops hearing from this node): the API is wrong about this pod, so say it again.
+            self._last_pushed = None
+            self._dirty.set()
 
     def request_stop(self) -> None:
         if not self.stopping:
@@ -572,3 +578,8 @@ class PodWorker:
             await self.deps.finish_delete(self.pod)
         except Exception as e:
             log.warning("pod %s: final delete failed: %s", self.key, e)
+
+
+def _condition_states(status: Obj) -> dict[str, str]:
+    """{condition type: status} of a pod status, e.g. {"Ready": "True", ...}."""
+    return {str(c.get("type")): str(c.get("status")) for c in status.get("conditions") or []}

@@ -21,8 +21,12 @@ DEFAULT_GRACE_SECONDS = 20
 WATCHED_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
-def _stale(node: Obj, now: dt.datetime, grace: float) -> str | None:
-    """`Unknown` reason when the node's status is older than the grace period, else None."""
+def _stale(node: Obj, now: dt.datetime, grace: float, observed_at: dt.datetime | None = None) -> str | None:
+    """`Unknown` reason when the node's status is older than the grace period, else None.
+
+    `observed_at`: when this controller last saw the heartbeat change (kube-controller-manager's
+    probeTimestamp). Judging by it rather than by the stored timestamp gives every node a full grace
+    period after the control plane itself was down, instead of declaring them all Unknown at once."""
     ready = o.condition(node, "Ready")
     if ready is None:
         created = o.creation_time(node)
@@ -32,6 +36,8 @@ def _stale(node: Obj, now: dt.datetime, grace: float) -> str | None:
     if ready.get("status") == "Unknown":
         return None
     beat = parse_time(ready.get("lastHeartbeatTime")) or parse_time(ready.get("lastTransitionTime"))
+    if observed_at is not None:
+        beat = observed_at
     if beat is not None and (now - beat).total_seconds() > grace:
         return "NodeStatusUnknown"
     return None
@@ -57,11 +63,12 @@ def _with_taints(node: Obj, key: str, drop: tuple[str, ...], now: dt.datetime) -
 
 
 def reconcile_node_health(node: Obj, pods: list[Obj], now: dt.datetime | None = None,
-                          grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[Action]:
-    """`pods`: pods bound to this node (others are ignored)."""
+                          grace_seconds: float = DEFAULT_GRACE_SECONDS,
+                          observed_at: dt.datetime | None = None) -> list[Action]:
+    """`pods`: pods bound to this node (others are ignored). `observed_at`: see `_stale`."""
     now = now or utcnow()
     actions: list[Action] = []
-    stale = _stale(node, now, grace_seconds)
+    stale = _stale(node, now, grace_seconds, observed_at)
     if stale is not None:
         new = copy.deepcopy(node)
         conds = new.setdefault("status", {}).setdefault("conditions", [])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import time
@@ -47,6 +48,7 @@ from podnet.controllers.node_lifecycle import DEFAULT_GRACE_SECONDS, reconcile_n
 from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
 from podnet.controllers.template_hash import equal_ignore_hash
+from podnet.controllers.timeutil import utcnow
 from podnet.controllers.workqueue import WorkQueue
 from podnet.model.kinds import (
     DEPLOYMENTS,
@@ -92,6 +94,7 @@ class ControllerManager:
         self.resync_seconds = resync_seconds
         self.node_check_seconds = node_check_seconds
         self.grace_seconds = float(config.extra.get("node_monitor_grace_seconds", DEFAULT_GRACE_SECONDS))
+        self._heartbeats: dict[str, tuple[str, dt.datetime]] = {}  # node -> (heartbeat, when seen)
         pool_spec = config.lb_pool
         try:
             self.lb_pool = LoadBalancerPool(pool_spec)
@@ -582,7 +585,18 @@ class ControllerManager:
         if node is None:
             return
         pods = [p for p in self._items(PODS) if o.node_name(p) == key]
-        await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds))
+        await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds,
+                                                 observed_at=self._heartbeat_observed(key, node)))
+
+    def _heartbeat_observed(self, key: str, node: Obj) -> dt.datetime:
+        """When this controller last saw `node`'s heartbeat change (first sight counts as a change)."""
+        ready = o.condition(node, "Ready") or {}
+        beat = str(ready.get("lastHeartbeatTime") or "")
+        seen = self._heartbeats.get(key)
+        if seen is None or seen[0] != beat:
+            seen = (beat, utcnow())
+            self._heartbeats[key] = seen
+        return seen[1]
 
     async def _sync_lb(self, key: str) -> None:
         ns, name = _split(key)

@@ -146,12 +146,17 @@ class SqliteStore(HubStore):
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
-    async def create(self, key: str, obj: Obj) -> Obj:
-        namespace, name = identity(obj)
+    def _next_version(self, obj: Obj) -> tuple[Obj, int, str]:
+        """What a write of obj stores: a copy stamped with the next resourceVersion, that version, and
+        the copy's JSON text."""
         stored = clone_obj(obj)
         rv = self._rv + 1
         stamp(stored, rv)
-        text = _dumps(stored)
+        return stored, rv, _dumps(stored)
+
+    async def create(self, key: str, obj: Obj) -> Obj:
+        namespace, name = identity(obj)
+        stored, rv, text = self._next_version(obj)
         with self._write_errors(), self._transaction():
             try:
                 self._db.execute("INSERT INTO objects (key, namespace, name, rv, obj) VALUES (?, ?, ?, ?, ?)",
@@ -175,10 +180,7 @@ class SqliteStore(HubStore):
 
     async def update(self, key: str, obj: Obj, expected_rv: int | None = None) -> Obj:
         namespace, name = identity(obj)
-        stored = clone_obj(obj)
-        rv = self._rv + 1
-        stamp(stored, rv)
-        text = _dumps(stored)
+        stored, rv, text = self._next_version(obj)
         with self._write_errors(), self._transaction():
             if expected_rv is None:
                 cur = self._db.execute(

@@ -269,3 +269,22 @@ async def test_startup_probe_gates_readiness(parts) -> None:
     st = await api.wait("started and ready", lambda s: cs(s)["started"] and cs(s)["ready"])
     assert cond(st, "Ready") == "True" and results["startup"] == [0]
     await stop(w)
+
+
+async def test_status_changed_by_someone_else_is_pushed_again(parts) -> None:
+    """The node lifecycle controller marks pods not Ready when it stops hearing from the node; once the
+    agent sees that in the API, it pushes its own (Ready) status again."""
+    api, _launcher, _net, deps = parts
+    w = PodWorker(mkpod(), deps)
+    w.start()
+    st = await api.wait("Ready", lambda s: cond(s, "Ready") == "True")
+    pushes = len(api.statuses)
+    seen = mkpod()
+    seen["status"] = {**st, "conditions": [{**c, "status": "False"} if c["type"] == "Ready" else c
+                                           for c in st["conditions"]]}
+    w.update(seen)
+    await api.wait("a second Ready push", lambda s: len(api.statuses) > pushes and cond(s, "Ready") == "True")
+    w.update({**mkpod(), "status": api.last})  # the API now agrees: nothing more to push
+    await asyncio.sleep(0.1)
+    assert len(api.statuses) == pushes + 1
+    await stop(w)

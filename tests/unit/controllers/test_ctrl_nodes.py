@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from _ctrl_factories import NOW, node, pod
 
 from podnet.controllers.node_ipam import next_free_cidr, reconcile_node_cidr
@@ -61,3 +63,15 @@ def test_never_posted_status() -> None:
     ready = next(c for c in actions[0].obj["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusNeverUpdated")
     assert reconcile_node_health(node("n2", ready=None, created_ago=5), [], NOW, grace_seconds=20) == []
+
+
+def test_old_heartbeat_seen_changing_recently_is_not_stale() -> None:
+    """After a control-plane outage every stored heartbeat is old; what counts is when the controller
+    last saw it change, so a restarted controller gives each node a full grace period."""
+    n = node("node-1", heartbeat_ago=120)
+    assert reconcile_node_health(n, [], NOW, grace_seconds=20,
+                                 observed_at=NOW - dt.timedelta(seconds=5)) == []
+    late = reconcile_node_health(n, [], NOW, grace_seconds=20, observed_at=NOW - dt.timedelta(seconds=25))
+    assert [a.verb for a in late][:1] == ["update_status"]
+    ready = next(c for c in late[0].obj["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")

@@ -1,4 +1,5 @@
-"""Shared builders for model tests: valid objects in their defaulted wire shape."""
+"""Shared builders for model tests: valid objects in their defaulted wire shape; and the check of a
+validation result against a case table row."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 from typing import Any
 
 from podnet.model.defaults import apply_defaults
+from podnet.model.errors import ErrorType, FieldError
 
 Obj = dict[str, Any]
 
@@ -65,3 +67,14 @@ def valid_deployment(name: str = "web") -> Obj:
 
 def deep(obj: Obj) -> Obj:
     return copy.deepcopy(obj)
+
+
+def assert_field_errors(
+    errs: list[FieldError], expected: list[tuple[str, ErrorType]], messages: list[str] | None
+) -> None:
+    """The errors are exactly `expected` (field, type) in order; when `messages` is given, the first
+    messages read exactly so."""
+    assert [(e.field, e.type) for e in errs] == expected, [e.error() for e in errs]
+    if messages is not None:
+        got = [e.error() for e in errs][: len(messages)]
+        assert got == messages, f"messages {got!r} != expected {messages!r}"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from model_builders import deep, valid_pod
+from model_builders import assert_field_errors, deep, valid_pod
 
 from podnet.model.errors import ErrorType
 from podnet.model.validation import validate
@@ -271,9 +271,7 @@ def test_validate_pod_create(
     pod = valid_pod()
     tweak(pod)
     errs = validate(pod)
-    assert [(e.field, e.type) for e in errs] == expected, [e.error() for e in errs]
-    if messages is not None:
-        assert [e.error() for e in errs][: len(messages)] == messages
+    assert_field_errors(errs, expected, messages)
 
 
 def test_valid_volume_mount() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from model_builders import deep, valid_service
+from model_builders import assert_field_errors, deep, valid_service
 
 from podnet.model.errors import ErrorType, aggregate
 from podnet.model.validation import validate
@@ -548,9 +548,7 @@ def test_validate_service_create(
     svc = valid_service()
     tweak(svc)
     errs = validate(svc)
-    assert [(e.field, e.type) for e in errs] == expected, [e.error() for e in errs]
-    if messages is not None:
-        assert [e.error() for e in errs][: len(messages)] == messages
+    assert_field_errors(errs, expected, messages)
 
 
 def test_create_case_table_is_large_enough() -> None:
@@ -705,9 +703,7 @@ def test_validate_service_update(
     new = deep(old)
     new_tweak(new)
     errs = validate(new, old)
-    assert [(e.field, e.type) for e in errs] == expected, [e.error() for e in errs]
-    if messages is not None:
-        assert [e.error() for e in errs][: len(messages)] == messages
+    assert_field_errors(errs, expected, messages)
 
 
 def test_update_also_runs_create_rules() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from podnet.net.cni import add_pod_network, del_pod_network, host_if_name, plan_pod_network
 from podnet.net.fake import FakeNetOps
-from podnet.net.ops import PROTO_PODNET_POD, InvalidError, Route
+from podnet.net.ops import PROTO_PODNET_POD, Addr, InvalidError, Link, Route
 
 
 @pytest.fixture
@@ -18,6 +18,16 @@ def ops() -> FakeNetOps:
 
 def wire(ops: FakeNetOps, ip: str = "10.244.1.5", mtu: int = 1500) -> None:
     add_pod_network(ops, node_netns="node1", pod_netns="pod-a", pod_ip=ip, host_if="pnpa", mtu=mtu)
+
+
+def network_state(ops: FakeNetOps) -> tuple[list[Link], list[Route], list[Route], list[Addr]]:
+    """What wiring pod-a touches: the node's links and routes, the pod's routes and addresses."""
+    return (
+        ops.link_list(netns="node1"),
+        ops.route_list(netns="node1"),
+        ops.route_list(netns="pod-a"),
+        ops.addr_list(netns="pod-a"),
+    )
 
 
 def test_host_if_name_is_short_and_stable() -> None:
@@ -47,19 +57,9 @@ def test_a_wired_pod(ops: FakeNetOps) -> None:
 
 def test_adding_twice_changes_nothing(ops: FakeNetOps) -> None:
     wire(ops)
-    before = (
-        ops.link_list(netns="node1"),
-        ops.route_list(netns="node1"),
-        ops.route_list(netns="pod-a"),
-        ops.addr_list(netns="pod-a"),
-    )
+    before = network_state(ops)
     wire(ops)
-    after = (
-        ops.link_list(netns="node1"),
-        ops.route_list(netns="node1"),
-        ops.route_list(netns="pod-a"),
-        ops.addr_list(netns="pod-a"),
-    )
+    after = network_state(ops)
     assert sorted(map(str, before[0])) == sorted(map(str, after[0]))
     assert [sorted(map(str, x)) for x in before[1:]] == [sorted(map(str, x)) for x in after[1:]]
 

@@ -1,0 +1,110 @@
+"""The benchmark harness (bench/run_all.py) and the helpers the benches share (bench/common.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[3] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_cluster  # noqa: E402
+import run_all  # noqa: E402
+from common import Figure, fmt, p50, p99, pct  # noqa: E402
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert pct(values, 99) == 99.0
+    assert pct(values, 100) == 100.0
+    assert pct(values, 1) == 1.0
+    assert p99([7.0]) == 7.0
+    assert p50([3.0, 1.0, 2.0]) == 2.0
+    assert math.isnan(p50([])) and math.isnan(p99([]))
+
+
+def test_figure_ratio_and_formatting() -> None:
+    f = Figure("throughput", "via ClusterIP", 9.8, "Gbit/s", 10.0, "direct", higher_is_better=True)
+    assert f.ratio == pytest.approx(0.98)
+    assert f.to_dict()["ratio"] == pytest.approx(0.98)
+    assert Figure("up", "no baseline", 2.0, "s").ratio is None
+    assert fmt(1234.0, "Services/s") == "1,234 Services/s"
+    assert fmt(float("nan"), "ms") == "n/a"
+
+
+def _bench(tmp_path: Path, body: str, limit: float = 30.0) -> run_all.Bench:
+    script = tmp_path / "bench_fake.py"
+    script.write_text('"""A fake benchmark."""\n' + body)
+    return run_all.Bench("fake", str(script), False, [], [], limit, limit)
+
+
+def test_run_one_collects_json_figures(tmp_path: Path) -> None:
+    doc = {"bench": "fake", "figures": [{"group": "g", "name": "n", "value": 1.5, "unit": "s"}]}
+    body = f"import json, sys\nprint(json.dumps({doc!r}))\nprint(sys.argv[1:], file=sys.stderr)\n"
+    b = _bench(tmp_path, body)
+    r = run_all.run_one(b, quick=False, limit_scale=1.0, extra=["--services", "7"])
+    assert r.status == "ok"
+    assert r.data == doc
+    assert "'--services', '7'" in r.stderr
+
+
+def test_run_one_keeps_text_output_and_reports_failure(tmp_path: Path) -> None:
+    b = _bench(tmp_path, "print('creates/s 1234')\nraise SystemExit(3)\n")
+    r = run_all.run_one(b, quick=False, limit_scale=1.0)
+    assert r.status == "failed (rc 3)"
+    assert r.data is None and r.stdout == "creates/s 1234\n"
+
+
+def test_run_one_interrupts_an_overrunning_bench_so_it_can_clean_up(tmp_path: Path) -> None:
+    body = ("import time\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+            "    print('removed my cluster', flush=True)\n    raise SystemExit(130)\n")
+    r = run_all.run_one(_bench(tmp_path, body, limit=1.0), quick=False, limit_scale=1.0)
+    assert r.status == "timeout after 1s"
+    assert r.stdout == "removed my cluster\n"
+    assert r.seconds < 10
+
+
+def test_run_all_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        run_all.main(["--only", "nope"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark(s) nope: choose from store, endpoints, dns, proxy, up, cluster" in err
+    with pytest.raises(SystemExit):
+        run_all.main(["--args", "cluster"])
+    assert "--args 'cluster': must be NAME=ARGS" in capsys.readouterr().err
+
+
+def test_run_all_lists_every_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_all.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("store", "endpoints", "dns", "proxy", "up", "cluster"):
+        assert f"\n{name} " in "\n" + out
+    assert "Cluster-level benchmarks on a real `podnet up` cluster" in out
+
+
+def test_run_all_writes_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _bench(tmp_path, "print('{\"bench\": \"fake\", \"figures\": [], \"errors\": []}')\n")
+    monkeypatch.setattr(run_all, "BENCHES", [fake])
+    assert run_all.main(["--out", str(tmp_path / "out"), "-o", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert printed == saved
+    assert saved["results"][0]["status"] == "ok" and saved["results"][0]["data"]["bench"] == "fake"
+
+
+def test_bench_cluster_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, msg in ((["--phases", "up,warp"], "unknown phase(s) warp"),
+                      (["--services", "1000,x"], "--services '1000,x': must be whole numbers"),
+                      (["--services", "0"], "--services [0]: each must be between 1 and 20000"),
+                      (["--max-pods", "5000"], "--max-pods 5000: must be between 1 and 2000")):
+        with pytest.raises(SystemExit):
+            bench_cluster.parse_args(argv)
+        assert msg in capsys.readouterr().err
+    a = bench_cluster.parse_args(["--services", "10000,1000", "--phases", "connlat"])
+    assert a.services == [1000, 10000] and a.phases == ["connlat"]
