@@ -158,6 +158,32 @@ def print_summary(results: list[Result], con: Console) -> None:
             con.print("\n".join(r.stderr.strip().splitlines()[-15:]), markup=False, highlight=False)
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: runs, figures with baselines and ratios, and the text benches' output."""
+    m = summary["info"]["machine"]
+    lines = [f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB RAM, kernel `{m['kernel']}`, "
+             f"Python {m['python']}; started {m['time_utc']} UTC, load {m['load']}, at the end "
+             f"{summary['info'].get('machine_at_end', {}).get('load')}.", "",
+             "| bench | status | seconds | load (1/5/15 min) before | after |", "|---|---|---|---|---|"]
+    for r in summary["results"]:
+        lines.append(f"| {r['name']} | {r['status']} | {r['seconds']:.0f} | {r['load_before']} | "
+                     f"{r['load_after']} |")
+    rows = [(r["name"], f) for r in summary["results"] for f in (r.get("data") or {}).get("figures", [])]
+    if rows:
+        lines += ["", "| bench | figure | result | baseline | ratio | note |", "|---|---|---|---|---|---|"]
+        for name, f in rows:
+            base = "" if f.get("baseline") is None else f"{fmt(f['baseline'], f['unit'])} ({f['baseline_label']})"
+            ratio = "" if f.get("ratio") is None else f"{f['ratio']:.2f}x"
+            note = str(f.get("note", "")).replace("|", "/")
+            lines.append(f"| {name} | {f['name']} | {fmt(f['value'], f['unit'])} | {base} | {ratio} | {note} |")
+    for r in summary["results"]:
+        for e in (r.get("data") or {}).get("errors", []):
+            lines.append(f"\n{r['name']} reported: {e}")
+        if r.get("data") is None and r.get("stdout"):
+            lines += ["", f"`{r['name']}` printed:", "", "```", r["stdout"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -168,9 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="", metavar="DIR", help="write raw outputs and summary.json here")
     ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                     help="more arguments for one bench, e.g. --args 'cluster=--services 1000,10000'")
-    ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    ap.add_argument("--from", dest="from_dir", default="", metavar="DIR",
+                    help="run nothing: print the summary saved in DIR by an earlier --out")
+    ap.add_argument("-o", "--output", choices=("table", "json", "markdown"), default="table")
     a = ap.parse_args(argv)
     names = [b.name for b in BENCHES]
+    if a.from_dir:
+        try:
+            saved = json.loads((Path(a.from_dir) / "summary.json").read_text())
+        except (OSError, ValueError) as e:
+            ap.error(f"--from {a.from_dir}: no readable summary.json there ({e})")
+        print(markdown(saved) if a.output == "markdown" else json.dumps(saved, indent=1))
+        return 0
     if a.list:
         for b in BENCHES:
             lim = f"{b.limit:.0f}s (quick {b.quick_limit:.0f}s)"
@@ -207,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         (Path(a.out) / "summary.json").write_text(json.dumps(summary, indent=1))
     if a.output == "json":
         print(json.dumps(summary, indent=1))
+    elif a.output == "markdown":
+        print(markdown(summary))
     else:
         con = Console(width=160)
         con.print(machine_line(info["machine"]))

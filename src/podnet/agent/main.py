@@ -298,7 +298,10 @@ class Agent:
 
         def extra_env(pod: Obj) -> dict[str, str]:
             if (pod.get("metadata") or {}).get("namespace") == "kube-system":
-                return {"PODNET_API_SERVER": o.server, "PODNET_API_TOKEN": o.token}
+                env = {"PODNET_API_SERVER": o.server, "PODNET_API_TOKEN": o.token}
+                if os.environ.get("SSL_CERT_FILE"):  # a joined node reaches the API over TLS: pass its CA on
+                    env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
+                return env
             return {}
 
         network = o.network
