@@ -108,6 +108,16 @@ for line in sys.stdin:
 """
 
 
+def listen_drops(netns: str) -> int:
+    """TcpExt ListenDrops of a network namespace: SYNs dropped because a listener's queue was full."""
+    argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "cat", "/proc/net/netstat"]
+    p = sh(argv, check=False, timeout=10)
+    lines = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("TcpExt:")]
+    if len(lines) >= 2 and "ListenDrops" in lines[0]:
+        return int(lines[1][lines[0].index("ListenDrops")])
+    return 0
+
+
 # ---- objects ------------------------------------------------------------------------------------
 def pod(
     name: str,
@@ -655,13 +665,17 @@ class Bench:
         cp = self.client_poller()
         direct: list[float] = []
         via: list[float] = []
+        server_ns = pod_netns(self.name, await self.pod_uid("lat-be"))
+        drops0 = listen_drops(server_ns)
         for _ in range(2):  # alternate, so drift in the machine's load hits both alike
             direct += await cp.latencies(self.ips["lat-be"], 8080, n // 2)
             via += await cp.latencies(self.ips["svc-lat"], 80, n // 2)
         asked = n // 2 * 2
+        drops = listen_drops(server_ns) - drops0
         note = (
             f"p99 {p99(via) * 1e6:.0f} us vs direct {p99(direct) * 1e6:.0f} us over {asked} connects; "
-            f"connect timeouts (1 s): {asked - len(via)} via ClusterIP, {asked - len(direct)} direct"
+            f"connect timeouts (1 s): {asked - len(via)} via ClusterIP, {asked - len(direct)} direct; "
+            f"server's ListenDrops +{drops}"
         )
         self.r.add(
             Figure(

@@ -61,7 +61,7 @@ BENCHES = [
     Bench("proxy", "bench_proxy.py", True, [], ["--max-services", "10000", "--kube-proxy-max", "1000",
                                                   "--connects", "100"], 900, 300),
     Bench("up", "bench_up.py", True, [], ["--rounds", "1", "--idle", "2"], 600, 180),
-    Bench("cluster", "bench_cluster.py", True, [], ["--quick"], 1500, 400, ["-o", "json"]),
+    Bench("cluster", "bench_cluster.py", True, [], ["--quick"], 1800, 400, ["-o", "json"]),
 ]
 
 
@@ -161,7 +161,8 @@ def print_summary(results: list[Result], con: Console) -> None:
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown: runs, figures with baselines and ratios, and the text benches' output."""
     m = summary["info"]["machine"]
-    lines = [f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB RAM, kernel `{m['kernel']}`, "
+    lines = [f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_total_gib']} GiB RAM, "
+             f"kernel `{m['kernel']}`, "
              f"Python {m['python']}; started {m['time_utc']} UTC, load {m['load']}, at the end "
              f"{summary['info'].get('machine_at_end', {}).get('load')}.", "",
              "| bench | status | seconds | load (1/5/15 min) before | after |", "|---|---|---|---|---|"]
@@ -172,10 +173,13 @@ def markdown(summary: dict[str, Any]) -> str:
     if rows:
         lines += ["", "| bench | figure | result | baseline | ratio | note |", "|---|---|---|---|---|---|"]
         for name, f in rows:
-            base = "" if f.get("baseline") is None else f"{fmt(f['baseline'], f['unit'])} ({f['baseline_label']})"
+            base = ""
+            if f.get("baseline") is not None:
+                base = f"{fmt(f['baseline'], f['unit'])} ({f['baseline_label']})"
             ratio = "" if f.get("ratio") is None else f"{f['ratio']:.2f}x"
             note = str(f.get("note", "")).replace("|", "/")
-            lines.append(f"| {name} | {f['name']} | {fmt(f['value'], f['unit'])} | {base} | {ratio} | {note} |")
+            value = fmt(f["value"], f["unit"])
+            lines.append(f"| {name} | {f['name']} | {value} | {base} | {ratio} | {note} |")
     for r in summary["results"]:
         for e in (r.get("data") or {}).get("errors", []):
             lines.append(f"\n{r['name']} reported: {e}")

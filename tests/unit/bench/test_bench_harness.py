@@ -108,3 +108,24 @@ def test_bench_cluster_argument_errors(capsys: pytest.CaptureFixture[str]) -> No
         assert msg in capsys.readouterr().err
     a = bench_cluster.parse_args(["--services", "10000,1000", "--phases", "connlat"])
     assert a.services == [1000, 10000] and a.phases == ["connlat"]
+
+
+def test_markdown_from_a_saved_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fig = Figure("throughput", "iperf3 via ClusterIP", 9.8, "Gbit/s", 10.0, "direct, same run", note="a|b")
+    machine = {"cores": 2, "cpu": "X", "mem_total_gib": 8, "kernel": "6.1", "python": "3.11", "time_utc": "t",
+               "load": [1, 1, 1]}
+    summary = {"info": {"machine": machine},
+               "results": [{"name": "cluster", "status": "ok", "seconds": 12.0, "load_before": [1, 1, 1],
+                            "load_after": [2, 2, 2], "data": {"figures": [fig.to_dict()], "errors": ["e1"]}},
+                           {"name": "store", "status": "ok", "seconds": 3.0, "load_before": [1, 1, 1],
+                            "load_after": [1, 1, 1], "data": None, "stdout": "sqlite 9,567 creates/s\n"}]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert run_all.main(["--from", str(tmp_path), "-o", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert ("| cluster | iperf3 via ClusterIP | 9.8 Gbit/s | 10.0 Gbit/s (direct, same run) | 0.98x | a/b |"
+            in out)
+    assert "cluster reported: e1" in out
+    assert "```\nsqlite 9,567 creates/s\n```" in out
+    with pytest.raises(SystemExit):
+        run_all.main(["--from", str(tmp_path / "missing")])
+    assert "no readable summary.json there" in capsys.readouterr().err

@@ -363,3 +363,29 @@ async def test_replicaset_name_collision_bumps_collision_count(env: Env) -> None
     d = await c.get(DEPLOYMENTS, "col", "default")
     assert d["status"]["collisionCount"] == 1
     assert rs["metadata"]["name"] == f"col-{compute_hash(d['spec']['template'], 1)}"
+
+
+async def test_orphan_pod_wakes_the_replicaset_that_selects_it(env: Env) -> None:
+    c = env.client
+    await c.create(REPLICASETS, {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "zero", "namespace": "default"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "zero"}},
+                 "template": {"metadata": {"labels": {"app": "zero"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+
+    async def observed() -> Any:
+        rs = await c.get(REPLICASETS, "zero", "default")
+        return rs if (rs.get("status") or {}).get("observedGeneration") == 1 else None
+    await env.until(observed, "the ReplicaSet's first status")
+
+    # a bare pod the ReplicaSet's selector matches: adopted, and then one too many for replicas 0
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": "orphan", "namespace": "default", "labels": {"app": "zero"}},
+                          "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+
+    async def deleted_event() -> Any:
+        events = (await c.list(EVENTS, "default"))["items"]
+        return [e for e in events if e["reason"] == "SuccessfulDelete"] or None
+    [ev] = await env.until(deleted_event, "the ReplicaSet deleting the adopted pod")
+    assert ev["message"] == "Deleted pod: orphan"
+    assert ev["involvedObject"]["kind"] == "ReplicaSet" and ev["involvedObject"]["name"] == "zero"
