@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from podnet.model.kinds import Obj
+from podnet.model.qos import qos_class
 
 
 def rfc3339(t: float | None = None) -> str:
@@ -80,26 +80,6 @@ def pod_phase(restart_policy: str, containers: list[ContainerView], *, init_pend
             return "Failed"
         return "Running"
     return "Pending"
-
-
-def qos_class(pod: Obj) -> str:
-    """Guaranteed: every container has cpu and memory limits equal to requests; BestEffort: none set."""
-    conts: list[Obj] = list((pod.get("spec") or {}).get("containers") or [])
-    conts += list((pod.get("spec") or {}).get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for c in conts:
-        res = c.get("resources") or {}
-        req: dict[str, Any] = dict(res.get("requests") or {})
-        lim: dict[str, Any] = dict(res.get("limits") or {})
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def _cond(old: dict[str, Obj], ctype: str, status: bool, reason: str = "", message: str = "",

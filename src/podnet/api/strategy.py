@@ -16,6 +16,7 @@ from podnet.api import meta as m
 from podnet.model import kinds
 from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
+from podnet.model.qos import qos_class
 
 ALLOW_CREATE_ON_UPDATE = frozenset({"services", "endpoints", "events"})
 """Resources a PUT may create (`AllowCreateOnUpdate()` is true for these in Kubernetes)."""
@@ -108,23 +109,6 @@ def bump_generation(rt: ResourceType, new: Obj, old: Obj) -> None:
     if new.get("spec") != old.get("spec"):
         gen += 1
     new["metadata"]["generation"] = gen
-
-
-def qos_class(pod: Obj) -> str:
-    listed = m.d(pod.get("spec")).get("containers")
-    containers = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
-    requests_any, guaranteed = False, True
-    for c in containers:
-        res = m.d(c.get("resources"))
-        req, lim = m.d(res.get("requests")), m.d(res.get("limits"))
-        if req or lim:
-            requests_any = True
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
-                guaranteed = False
-    if not requests_any:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def label_selector_string(selector: Any) -> str:

@@ -3,9 +3,10 @@ import subprocess
 import pytest
 
 from podnet.agent.node import NodeConditions, node_status
-from podnet.agent.status import ContainerView, build_status, pod_phase, qos_class
+from podnet.agent.status import ContainerView, build_status, pod_phase
 from podnet.cli.cmd_exec import check_outside_target, print_curl_result
 from podnet.cli.main import CLIError
+from podnet.model.qos import qos_class
 
 RUN = {"running": {"startedAt": "x"}}
 
@@ -50,6 +51,11 @@ def test_qos_class() -> None:
     assert qos_class(pod({"limits": {"cpu": "1", "memory": "1Gi"}})) == "Guaranteed"
     assert qos_class(pod(full, {})) == "Burstable"
     assert qos_class(pod({"requests": {"cpu": "100m"}})) == "Burstable"
+    # init containers count too, as in Kubernetes (the API server and the agent agree on this)
+    with_init = pod(full)
+    with_init["spec"]["initContainers"] = [{"name": "init", "resources": {"requests": {"cpu": "1"}}}]  # type: ignore[index]
+    assert qos_class(with_init) == "Burstable"
+    assert qos_class({"spec": {"containers": "not a list"}}) == "BestEffort"
 
 
 def test_conditions_keep_transition_time_until_they_change() -> None:
