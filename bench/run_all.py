@@ -6,7 +6,7 @@
 Benchmarks that offer JSON (`-o json`) are run that way and their figures are collected into one table;
 the others' printed tables are kept verbatim. With --out, each bench's stdout and stderr, and the summary
 (summary.json), are written to DIR. A bench that overruns its limit gets SIGINT (so it can remove what it
-made), then SIGKILL 60 s later; only the process group this harness started is signalled.
+made), then SIGKILL 180 s later; only the process group this harness started is signalled.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,6 +84,20 @@ class Result:
                 "stderr_tail": self.stderr[-2000:]}
 
 
+GRACE = 180.0  # seconds a bench gets after SIGINT to remove what it made
+
+
+def _pump(stream: IO[str] | None, parts: list[str], echo_prefix: str | None) -> None:
+    """Collect a child's output; with a prefix, also echo each line to our stderr as it comes."""
+    if stream is None:
+        return
+    for line in stream:
+        parts.append(line)
+        if echo_prefix is not None:
+            sys.stderr.write(echo_prefix + line)
+            sys.stderr.flush()
+
+
 def run_one(b: Bench, quick: bool, limit_scale: float, extra: list[str] | None = None) -> Result:
     if b.root and os.geteuid() != 0:
         return Result(b.name, "skipped (needs root)", 0.0)
@@ -98,21 +113,30 @@ def run_one(b: Bench, quick: bool, limit_scale: float, extra: list[str] | None =
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
+    out_parts: list[str] = []
+    err_parts: list[str] = []
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, out_parts, None), daemon=True),
+               threading.Thread(target=_pump, args=(proc.stderr, err_parts, f"   [{b.name}] "), daemon=True)]
+    for t in readers:
+        t.start()
     status = "ok"
     try:
-        out, err = proc.communicate(timeout=limit)
+        proc.wait(timeout=limit)
     except subprocess.TimeoutExpired:
         status = f"timeout after {limit:.0f}s"
         os.killpg(proc.pid, signal.SIGINT)  # the group of the process we started, nothing else
         try:
-            out, err = proc.communicate(timeout=60)
+            proc.wait(timeout=GRACE)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            proc.wait()
     except KeyboardInterrupt:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.communicate(timeout=120)
+        proc.wait(timeout=GRACE)
         raise
+    for t in readers:
+        t.join(timeout=10)
+    out, err = "".join(out_parts), "".join(err_parts)
     secs = time.monotonic() - t0
     if status == "ok" and proc.returncode != 0:
         status = f"failed (rc {proc.returncode})"

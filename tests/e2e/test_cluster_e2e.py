@@ -168,6 +168,11 @@ def test_status_and_top_output_are_well_formed(myapp: Cluster) -> None:
     top = json.loads(myapp.podnet("top", "--name", myapp.name, "-o", "json").stdout)
     counted = {s["service"]: s["packets"] for s in top["services"]}
     assert any(k.startswith("default/myapp-service") and v > 0 for k, v in counted.items()), counted
+    text = myapp.podnet("top", "--name", myapp.name).stdout
+    rows = [ln for ln in text.splitlines() if "myapp-service" in ln]
+    assert rows and all(ln.split("│")[0].strip() == "service" for ln in rows), text
+    fronts = {p["metadata"]["name"] for p in myapp.ready_pods("app=myapp,type=front-end")}
+    assert all(name in text for name in fronts), text  # per-endpoint rows name their pods
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

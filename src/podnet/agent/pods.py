@@ -530,6 +530,9 @@ class PodWorker:
         except Exception as e:
             self.sandbox_error = f"failed to set up the pod network: {e}"
             log.error("pod %s: %s", self.key, self.sandbox_error)
+            # as kubelet reports it: `kubectl describe pod` shows why the pod stays Pending
+            self.deps.record_event(self.pod, "Warning", "FailedCreatePodSandBox",
+                                   f"Failed to create pod sandbox: {e}", "")
             for r in self.runners:
                 r._set_waiting("ContainerCreating", self.sandbox_error)
             return False

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from podnet.cli.common import add_name_flag, client_for, load_config
 from podnet.cli.main import CLIError
-from podnet.cli.output import add_output_flag
+from podnet.cli.output import add_output_flag, make_console
 from podnet.client.client import ApiError
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 
@@ -169,8 +169,5 @@ def run(args: argparse.Namespace) -> int:
         json.dump(view, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        console = Console()
-        if not console.is_terminal:  # piped: never crop addresses to a guessed 80 columns
-            console = Console(width=160)
-        render(view, console)
+        render(view, make_console())
     return 0

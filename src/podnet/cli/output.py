@@ -11,8 +11,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A Rich console; when the output is piped, 160 columns rather than a guessed 80, so addresses and
+    pod names are never cropped or folded for the program or file that reads them."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=160)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def add_output_flag(p: argparse.ArgumentParser) -> None:

@@ -179,6 +179,8 @@ async def test_sandbox_failure_is_reported_not_raised(parts) -> None:
     st = await api.wait("message", lambda s: "message" in s)
     assert st["phase"] == "Pending" and "no free IP left" in st["message"]
     assert not launcher.started
+    assert ("Warning", "FailedCreatePodSandBox",
+            "Failed to create pod sandbox: no free IP left in podCIDR 10.244.1.0/24", "") in api.events
     await stop(w)
 
 
