@@ -319,7 +319,7 @@ def up(opts: UpOptions, ops: NetOps, step: Reporter = quiet_step,
     # Choosing a free node network and putting the host's address on it must not interleave with
     # another `up` on this machine (whatever its state root), or both could pick the same /24.
     plan_lock = address_plan_lock()
-    with step("Checking the address plan against the host's routes"):
+    with step("Address plan checked against the host's routes"):
         cfg = plan_config(opts, ops.route_list())
     cfg.save()
     try:
@@ -366,24 +366,24 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
             journal.forget(jr.CGROUP, str(cg.path))
             cg = None
 
-    with step(f"Creating the node network {cfg.node_network} (bridge {bridge}, host {host_ip(cfg)})"):
+    with step(f"Node network {cfg.node_network}: bridge {bridge}, host {host_ip(cfg)}"):
         journal.record(jr.LINK, bridge, netns=None)
         ops.bridge_add(bridge)
         ops.addr_add(bridge, host_cidr(cfg))
         ops.link_set(bridge, up=True)
     network_made()  # the host now has a route for the node network: other `up`s will see it
-    with step(f"Guarding the pod CIDR {cfg.pod_cidr} and service CIDR {cfg.service_cidr} on the host"):
+    with step(f"Host guard routes for {cfg.pod_cidr} (pods) and {cfg.service_cidr} (services)"):
         m1 = _add_guard_route(ops, journal, cfg.pod_cidr, metric)
         m2 = _add_guard_route(ops, journal, cfg.service_cidr, metric)
         cfg.extra["guard_metrics"] = [m1, m2]
         cfg.save()
 
-    with step(f"Starting the control plane (API on 127.0.0.1:{cfg.api_port})"):
+    with step(f"Control plane: API on https://127.0.0.1:{cfg.api_port}"):
         argv = (opts.controlplane_argv or controlplane_argv)(cfg)
         cp = start_process(journal, "controlplane", argv, logs / "controlplane.log", cgroup=cg)
         wait_api_ready(cfg, cp, min(opts.wait_timeout, 60.0))
 
-    with step(f"Creating {len(nodes)} node(s): " + ", ".join(f"{n.name} {n.ip}" for n in nodes)):
+    with step(f"{len(nodes)} node(s): " + ", ".join(n.ip for n in nodes)):
         for n in nodes:
             journal.record(jr.NETNS, n.netns, node=n.name)
             journal.record(jr.LINK, n.host_if, netns=None, node=n.name)
@@ -394,13 +394,13 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         write_kubeconfig(cfg)
         return
     agents: dict[str, Started] = {}
-    with step(f"Starting {len(nodes)} node agent(s) ({cfg.network})"):
+    with step(f"{len(nodes)} node agent(s) started ({cfg.network})"):
         make_argv = opts.agent_argv or agent_argv
         for n in nodes:
             argv = netns_exec_argv(n.netns, make_argv(cfg, n))
             agents[n.name] = start_process(journal, f"agent-{n.name}", argv, logs / f"agent-{n.name}.log",
                                            cgroup=cg)
-    with step("Waiting for every node to be Ready"):
+    with step("Every node Ready"):
         wait_nodes_ready(cfg, agents, opts.wait_timeout, node_progress)
-    with step("Writing the kubeconfig"):
+    with step("Kubeconfig written"):
         write_kubeconfig(cfg)
