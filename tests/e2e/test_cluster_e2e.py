@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cluster_support import EXAMPLES, Cluster, http_get, running_cluster
@@ -67,6 +68,25 @@ def test_mission_services_get_their_addresses(myapp: Cluster) -> None:
     eps = myapp.get_json("endpoints", "myapp-service")
     addrs = [a["ip"] for s in eps.get("subsets", []) for a in s.get("addresses", [])]
     assert len(addrs) == 3
+
+
+@pytest.mark.parametrize(("node_port", "message"), [
+    (40000, "provided port is not in the valid range. The range of valid ports is 30000-32767"),
+    (30008, "provided port is already allocated"),  # taken by myapp-service
+])
+def test_bad_node_ports_are_refused_with_kubernetes_messages(myapp: Cluster, tmp_path: Path, node_port: int,
+                                                             message: str) -> None:
+    name = f"np-{node_port}"
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": "NodePort", "selector": {"app": "x"},
+                 "ports": [{"port": 80, "nodePort": node_port}]}}))
+    res = myapp.kubectl("apply", "-f", str(manifest), check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (f'The Service "{name}" is invalid: spec.ports[0].nodePort: Invalid value: '
+                                  f"{node_port}: {message}")
+    assert myapp.kubectl("get", "svc", name, check=False).returncode == 1  # nothing was stored
 
 
 def test_nodeport_answers_on_every_node_and_reaches_all_three_pods(myapp: Cluster) -> None:
