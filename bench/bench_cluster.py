@@ -11,10 +11,13 @@ Phases (each bounded; the cluster is removed at the end, also on failure or Ctrl
   throughput   iperf3 pod -> pod across nodes, direct vs through a ClusterIP (alternating rounds), ratio
   connlat      TCP connect latency pod -> ClusterIP -> pod (other node) with few Services, direct pod IP as
                the baseline; repeated after the bulk Services exist
-  programming  with --services Services (each selecting the same 3 pods): new Service -> first successful
-               connection through its ClusterIP from a pod on EVERY node; and new pod + Service -> same
-  capacity     a Deployment of pause pods scaled up in steps until --max-pods, create->Running p99 > 30 s,
-               pods not Running in time, or MemAvailable < --min-free-gib; count reached and memory per pod
+  programming  for each size in --services (e.g. 1000,10000): grow to that many Services (in namespace
+               bench-bulk, each selecting the same 3 pods), time until the last is reachable everywhere and
+               the cluster's memory; then new Service -> first successful connection through its ClusterIP
+               from a pod on EVERY node (and its EndpointSlice ready, on a watch); new pod + Service -> same
+  capacity     on a fresh cluster: a Deployment of pause pods scaled up in steps until --max-pods,
+               create->Running p99 > 30 s, pods not Running in time, or MemAvailable < --min-free-gib;
+               count reached and memory per pod
 
 Traffic flows only inside the cluster's own pod namespaces (pollers run in probe pods via nsenter);
 every poll loop is bounded in count and time. The cluster lives under its own state root and name.
@@ -55,9 +58,10 @@ from podnet.client.informer import Informer
 from podnet.cluster.cgroup import ClusterCgroup
 from podnet.cluster.config import ClusterConfig
 from podnet.cluster.naming import pod_netns
-from podnet.model.kinds import DEPLOYMENTS, ENDPOINTSLICES, PODS, SERVICES, Obj
+from podnet.model.kinds import DEPLOYMENTS, ENDPOINTSLICES, NAMESPACES, PODS, SERVICES, Obj
 
 NS = "default"
+BULK_NS = "bench-bulk"  # the bulk Services live apart: their env vars would not fit in a pod's environment
 PAUSE = "registry.k8s.io/pause:3.9"
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 BUSYBOX = "docker.io/library/busybox:1.36"
@@ -191,7 +195,7 @@ def is_ready(p: Obj) -> bool:
 class PodWatch:
     """Wall-clock times at which each pod (by name) was first seen, seen Running, seen Ready, deleted."""
 
-    def __init__(self, client: ApiClient, namespace: str):
+    def __init__(self, client: ApiClient, namespace: str | None):
         self.inf = Informer(client, PODS, namespace)
         self.inf.add_handler(self._on)
         self.added: dict[str, float] = {}
@@ -332,7 +336,7 @@ class Bench:
     async def connect(self, name: str) -> None:
         cfg = ClusterConfig.load(name)
         self.client = ApiClient(f"unix://{cfg.api_socket}", token=cfg.token, timeout=60)
-        self.watch = PodWatch(self.client, NS)
+        self.watch = PodWatch(self.client, None)  # every namespace; the bench's pod names are unique
         await self.watch.start()
         nodes = await self.c.request("GET", "/api/v1/nodes")
         self.nodes = sorted(str(n["metadata"]["name"]) for n in nodes["items"])
@@ -346,9 +350,9 @@ class Bench:
             await asyncio.sleep(0.05)
         return False
 
-    async def create_ready(self, objs: list[Obj], timeout: float = 60) -> None:
+    async def create_ready(self, objs: list[Obj], timeout: float = 60, ns: str = NS) -> None:
         for o in objs:
-            await self.c.create(PODS, o)
+            await self.c.create(PODS, o, ns)
         names = [str(o["metadata"]["name"]) for o in objs]
         if not await self.w.until(lambda: all(n in self.w.ready for n in names), timeout):
             raise RuntimeError(
@@ -357,7 +361,7 @@ class Bench:
             )
         for o in objs:
             n = str(o["metadata"]["name"])
-            self.ips[n] = str((await self.c.get(PODS, n, NS))["status"]["podIP"])
+            self.ips[n] = str((await self.c.get(PODS, n, ns))["status"]["podIP"])
 
     async def pod_uid(self, name: str) -> str:
         return str((await self.c.get(PODS, name, NS))["metadata"]["uid"])
@@ -691,15 +695,20 @@ class Bench:
         )
 
     # -- phase: bulk services + programming latency --
-    async def bulk_services(self, target: int) -> None:
+    async def bulk_services(self, target: int) -> bool:
+        """Grow the cluster to `target` Services; False when the last one never became reachable."""
         await self.setup_network()
         have = await self.count_services()
         todo = max(0, target - have)
         if todo == 0:
-            return
+            return True
         if "bulk-be-0" not in self.ips:
+            await self.c.create(
+                NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BULK_NS}}
+            )
             await self.create_ready(
-                [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)]
+                [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)],
+                ns=BULK_NS,
             )
         sem = asyncio.Semaphore(16)
         last: list[tuple[str, str]] = []  # (name, ClusterIP) in the order the API answered
@@ -707,7 +716,7 @@ class Bench:
         async def one(i: int) -> None:
             async with sem:
                 svc = service(f"bulk-{have + i:05d}", {"bench": "bulk"}, 80, 8080)
-                s = await self.c.create(SERVICES, svc)
+                s = await self.c.create(SERVICES, svc, BULK_NS)
                 last.append((str(s["metadata"]["name"]), str(s["spec"]["clusterIP"])))
 
         limit = min(600.0, max(60.0, todo / 20), self.left() - 60)
@@ -716,7 +725,7 @@ class Bench:
         t_created = time.monotonic() - t0
         t0_wall = time.time() - t_created
         name, ip = last[-1]
-        slice_task = asyncio.create_task(self.wait_slice_ready(name, limit))
+        slice_task = asyncio.create_task(self.wait_slice_ready(name, limit, ns=BULK_NS))
         ok = await self.wait_everywhere(ip, 80, limit)
         t_all = time.monotonic() - t0
         t_slice = await slice_task
@@ -741,18 +750,48 @@ class Bench:
                 },
             )
         )
+        kinds = self.cluster_memory()
+        per = "; ".join(f"{k} x{n}: {r / 1024:.0f}" for k, (n, r, _) in sorted(kinds.items()))
+        self.r.add(
+            Figure(
+                "memory",
+                f"cluster with {target} Services (bulk just programmed), sum of RSS",
+                sum(v[1] for v in kinds.values()) / 1024,
+                "MiB",
+                note=f"RSS MiB: {per}",
+                extra={k: {"count": n, "rss_kib": r, "pss_kib": q} for k, (n, r, q) in kinds.items()},
+            )
+        )
+        return ok
 
-    async def wait_slice_ready(self, svc: str, limit: float, interval: float = 0.1) -> float | None:
-        """time.time() when Service `svc` is first seen with an EndpointSlice holding a ready endpoint."""
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            sl = await self.c.list(ENDPOINTSLICES, NS, label_selector=f"kubernetes.io/service-name={svc}")
-            for item in sl.get("items") or []:
-                for ep in item.get("endpoints") or []:
-                    if (ep.get("conditions") or {}).get("ready"):
-                        return time.time()
-            await asyncio.sleep(interval)
-        return None
+    async def wait_slice_ready(self, svc: str, limit: float, ns: str = NS) -> float | None:
+        """time.time() when Service `svc` is first seen with an EndpointSlice holding a ready endpoint.
+
+        One list, then a watch filtered by label: polling a list would load the API server with a scan
+        of every slice per poll, and slow down what is being measured."""
+        sel = f"kubernetes.io/service-name={svc}"
+
+        def ready(sl: Obj) -> bool:
+            return (sl.get("metadata", {}).get("labels") or {}).get(
+                "kubernetes.io/service-name"
+            ) == svc and any((ep.get("conditions") or {}).get("ready") for ep in sl.get("endpoints") or [])
+
+        async def go() -> float | None:
+            lst = await self.c.list(ENDPOINTSLICES, ns, label_selector=sel)
+            if any(ready(sl) for sl in lst.get("items") or []):
+                return time.time()
+            rv = str((lst.get("metadata") or {}).get("resourceVersion") or "")
+            async for ev in self.c.watch(
+                ENDPOINTSLICES, ns, resource_version=rv, label_selector=sel, timeout_seconds=int(limit) + 1
+            ):
+                if ev.type in ("ADDED", "MODIFIED") and ready(ev.object):
+                    return time.time()
+            return None
+
+        try:
+            return await asyncio.wait_for(go(), limit)
+        except (TimeoutError, ApiError):
+            return None
 
     async def wait_everywhere(self, ip: str, port: int, limit: float) -> bool:
         """Poll until a connect to ip:port succeeds from every probe pod (in rounds of at most 60 s)."""
@@ -773,11 +812,15 @@ class Bench:
         ready_to_conn: list[float] = []
         if "prog-be" not in self.ips:
             await self.create_ready([netexec_pod("prog-be", {"bench": "prog"}, node=self.nodes[0])])
+        failed = 0
         for i in range(trials):
+            if failed >= 3 or self.left() < 60:
+                self.r.errors.append(f"programming at {size}: stopped after {i} trials (failures or time)")
+                break
             t0 = time.time()
             s = await self.c.create(SERVICES, service(f"prog-{size}-{i}", {"bench": "prog"}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])
-            slice_task = asyncio.create_task(self.wait_slice_ready(f"prog-{size}-{i}", 30, 0.02))
+            slice_task = asyncio.create_task(self.wait_slice_ready(f"prog-{size}-{i}", 30))
             res = await asyncio.gather(*(p.wait_connect(ip, 80, 30) for p in self.pollers.values()))
             t_slice = await slice_task
             if t_slice is not None:
@@ -785,10 +828,15 @@ class Bench:
             if all(r["ok"] for r in res):
                 svc_only.append(max(float(r["t"]) for r in res) - t0)
             else:
+                failed += 1
                 self.r.errors.append(
                     f"programming: Service prog-{size}-{i} not reachable from every node in 30s"
                 )
+        failed = 0
         for i in range(trials):
+            if failed >= 3 or self.left() < 60:
+                self.r.errors.append(f"programming at {size}: pod+Service stopped after {i} trials")
+                break
             t0 = time.time()
             name = f"progp-{size}-{i}"
             await self.c.create(
@@ -804,6 +852,7 @@ class Bench:
                 if name in self.w.ready:
                     ready_to_conn.append(t_conn - self.w.ready[name])
             else:
+                failed += 1
                 self.r.errors.append(f"programming: pod+Service {name} not reachable from every node in 45s")
             await self.c.delete(PODS, name, NS, grace_period=0)
         nsvc = await self.count_services()
@@ -814,7 +863,7 @@ class Bench:
                 p50(svc_only) * 1e3,
                 "ms",
                 note=f"p99 {p99(svc_only) * 1e3:.0f} ms over {len(svc_only)} trials; its EndpointSlice "
-                f"seen ready after p50 {p50(slice_ready) * 1e3:.0f} ms (polled every 20 ms)",
+                f"seen ready (on a watch) after p50 {p50(slice_ready) * 1e3:.0f} ms",
                 extra={
                     "p99_ms": p99(svc_only) * 1e3,
                     "trials_ms": [x * 1e3 for x in svc_only],
@@ -965,11 +1014,22 @@ class Bench:
             for size in [50] if self.a.quick else self.a.services:
                 if not self.want("programming", 120):
                     break
-                await self.bulk_services(size)
+                ok = await self.bulk_services(size)
                 if "connlat" in self.a.phases:
                     await self.conn_latency(str(size))
+                if not ok:
+                    self.r.errors.append(f"programming at {size} Services skipped: the bulk never settled")
+                    break
                 await self.phase_programming(size)
-            if self.want("capacity", 90):
+            if self.want("capacity", 90) and self.pollers:
+                # on a fresh cluster: the one above may carry thousands of Services and extra pods
+                await self.disconnect()
+                self.down(self.name)
+                self.name = f"{self.prefix}cap"
+                self.made.append(self.name)
+                self.podnet("up", "--name", self.name, "--nodes", str(self.a.nodes), timeout=300)
+                await self.connect(self.name)
+            if "capacity" in self.a.phases and self.left() >= 90:
                 await self.phase_capacity()
         finally:
             await self.disconnect()
