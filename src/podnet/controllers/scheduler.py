@@ -109,6 +109,18 @@ def matches_node_affinity(pod: Obj, node: Obj) -> bool:
     return True
 
 
+R_TOO_MANY_PODS = "Too many pods"
+
+
+def allocatable_pods(node: Obj) -> int | None:
+    """The node's `status.allocatable.pods` (the kubelet's max pods, 110 by default), if it says."""
+    value = ((node.get("status") or {}).get("allocatable") or {}).get("pods")
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def filter_reason(pod: Obj, node: Obj) -> str | None:
     """None when the pod fits the node, else kube-scheduler's reason text."""
     tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if isinstance(t, dict)]
@@ -178,14 +190,17 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
     live = [n for n in nodes if not o.is_deleting(n)]
     reasons: dict[str, int] = {}
     fits: list[Obj] = []
+    load = pods_per_node(pods)
     for node in live:
         why = filter_reason(pod, node)
+        cap = allocatable_pods(node)
+        if why is None and cap is not None and load.get(o.name(node), 0) >= cap:
+            why = R_TOO_MANY_PODS
         if why is None:
             fits.append(node)
         else:
             reasons[why] = reasons.get(why, 0) + 1
     if fits:
-        load = pods_per_node(pods)
         siblings = siblings_per_node(pod, pods)
         best = min(fits, key=lambda n: (siblings.get(o.name(n), 0), load.get(o.name(n), 0), o.name(n)))
         target = o.name(best)

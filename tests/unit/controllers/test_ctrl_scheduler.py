@@ -100,3 +100,16 @@ def test_missing_node_event_for_pod_naming_unknown_node() -> None:
     assert a.obj["type"] == "Warning" and a.obj["reason"] == "NodeNotFound"
     assert 'node "node-9" not found' in a.obj["message"]
     assert missing_node_event(p, [node("node-9")], NOW) == []
+
+
+def test_a_full_node_is_skipped_and_all_full_is_too_many_pods() -> None:
+    nodes = [node("node-1"), node("node-2")]
+    for n in nodes:
+        n["status"]["allocatable"] = {"pods": "2"}
+    placed = [pod("a", node="node-1"), pod("b", node="node-1"), pod("c", node="node-2")]
+    [a] = schedule(pending("web-1"), nodes, placed, NOW)
+    assert a.obj["target"]["name"] == "node-2"
+    placed.append(pod("d", node="node-2"))
+    actions = schedule(pending("web-2"), nodes, placed, NOW)
+    assert [x.verb for x in actions] == ["update_status", "event"]
+    assert actions[1].obj["message"].startswith("0/2 nodes are available: 2 Too many pods.")
