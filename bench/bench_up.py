@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,19 +85,22 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="podnet-bench-")
     env = {**os.environ, "PODNET_STATE_ROOT": root}
     ups, downs, rsss = [], [], []
-    for i in range(args.rounds):
-        name = f"bench{os.getpid() % 10000}r{i}"
-        try:
-            t_up, rss, nproc, t_down = one_round(name, args.nodes, args.network, args.idle, env)
-        finally:
-            subprocess.run([*PODNET, "down", "--name", name], env=env, capture_output=True, timeout=120)
-        ups.append(t_up)
-        downs.append(t_down)
-        rsss.append(rss)
-        print(
-            f"round {i + 1}: up {t_up:5.2f}s   idle RSS {rss / 1024:6.1f} MiB in {nproc} processes   "
-            f"down {t_down:5.2f}s"
-        )
+    try:
+        for i in range(args.rounds):
+            name = f"bench{os.getpid() % 10000}r{i}"
+            try:
+                t_up, rss, nproc, t_down = one_round(name, args.nodes, args.network, args.idle, env)
+            finally:
+                subprocess.run([*PODNET, "down", "--name", name], env=env, capture_output=True, timeout=120)
+            ups.append(t_up)
+            downs.append(t_down)
+            rsss.append(rss)
+            print(
+                f"round {i + 1}: up {t_up:5.2f}s   idle RSS {rss / 1024:6.1f} MiB in {nproc} processes   "
+                f"down {t_down:5.2f}s"
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     print(f"\npodnet up --nodes {args.nodes} --network {args.network}, {args.rounds} round(s):")
     print(
         f"  up to all nodes Ready: median {statistics.median(ups):.2f}s  (min {min(ups):.2f}s, "
