@@ -29,19 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_store import percentile, service  # the same objects and percentile as the SQLite bench
+
 from podnet.store import EtcdStore, SqliteStore, Store
 from podnet.store.etcd_local import EtcdCluster, etcd_binary, scratch_dir, start_etcd_cluster
-
-
-def service(i: int) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": f"svc-{i}", "namespace": "default", "labels": {"app": f"app-{i % 50}"},
-                         "uid": f"00000000-0000-0000-0000-{i:012d}",
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"type": "ClusterIP", "clusterIP": f"10.96.{i // 250}.{i % 250 + 1}",
-                     "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
-                     "selector": {"app": f"app-{i % 50}"}, "sessionAffinity": "None"},
-            "status": {"loadBalancer": {}}}
 
 
 async def creates(store: Store, limit: int, seconds: float, in_flight: int) -> tuple[int, float]:
@@ -60,11 +51,6 @@ async def creates(store: Store, limit: int, seconds: float, in_flight: int) -> t
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return done, done / (time.perf_counter() - start)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def fanout(store: Store, watchers: int, objects: int, timeout: float) -> list[float]:

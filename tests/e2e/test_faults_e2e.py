@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cluster_support import Cluster, http_get, wait_for
+from cluster_support import Cluster, http_get, running_cluster, wait_for
 
 pytestmark = [
     pytest.mark.kernel,
@@ -102,21 +101,20 @@ def _deployment(replicas: int) -> dict[str, Any]:
                                             "periodSeconds": 1}}]}}}}
 
 
+def steady_app(c: Cluster, replicas: int) -> None:
+    """A Deployment of agnhost pods behind the NodePort Service `steady`, all Ready."""
+    c.apply(_deployment(replicas))
+    c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "steady"},
+             "spec": {"type": "NodePort", "selector": {"app": "steady"},
+                      "ports": [{"port": 80, "targetPort": 8080}]}})
+    c.wait_ready("app=steady", replicas, timeout=60)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="pnfault")
-    c = Cluster(f"flt{os.getpid() % 100000}", root)
-    try:
-        c.podnet("up", "--name", c.name, "--nodes", "3", "--node-grace", str(NODE_GRACE), timeout=180)
-        c.apply(_deployment(3))
-        c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "steady"},
-                 "spec": {"type": "NodePort", "selector": {"app": "steady"},
-                          "ports": [{"port": 80, "targetPort": 8080}]}})
-        c.wait_ready("app=steady", 3, timeout=60)
+    with running_cluster("flt", "--nodes", "3", "--node-grace", str(NODE_GRACE)) as c:
+        steady_app(c, 3)
         yield c
-    finally:
-        c.podnet("down", "--name", c.name, timeout=120, check=False)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _node_port(c: Cluster) -> int:

@@ -12,13 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
-from cluster_support import Cluster, wait_for
-from test_faults_e2e import RESTART_CONTROLPLANE, RequestLoop, _deployment, _kill, _node_port
+from cluster_support import Cluster, running_cluster, wait_for
+from test_faults_e2e import RESTART_CONTROLPLANE, RequestLoop, _kill, _node_port, steady_app
 
 pytestmark = [
     pytest.mark.kernel,
@@ -32,19 +31,9 @@ GRACE = 8
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    root = tempfile.mkdtemp(prefix="pnoutage")
-    c = Cluster(f"out{os.getpid() % 100000}", root)
-    try:
-        c.podnet("up", "--name", c.name, "--nodes", "2", "--node-grace", str(GRACE), timeout=180)
-        c.apply(_deployment(2))
-        c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "steady"},
-                 "spec": {"type": "NodePort", "selector": {"app": "steady"},
-                          "ports": [{"port": 80, "targetPort": 8080}]}})
-        c.wait_ready("app=steady", 2, timeout=60)
+    with running_cluster("out", "--nodes", "2", "--node-grace", str(GRACE)) as c:
+        steady_app(c, 2)
         yield c
-    finally:
-        c.podnet("down", "--name", c.name, timeout=120, check=False)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_control_plane_down_longer_than_the_grace_period(cluster: Cluster) -> None:
