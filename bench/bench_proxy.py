@@ -142,9 +142,14 @@ def bench_delta(ns: str, n: int = 10_000) -> list[str]:
         t_full = time.perf_counter()
         await runner.sync_once()
         t_full = time.perf_counter() - t_full
-        sl = slices[f"default/s{n // 2}-x"]
-        sl["metadata"]["resourceVersion"] = "2"
-        sl["endpoints"] = sl["endpoints"][:2]
+        # one watch event, delivered as the Informer does: the cache first, then the handlers
+        key = f"default/s{n // 2}-x"
+        old = slices[key]
+        sl = {**old, "metadata": {**old["metadata"], "resourceVersion": "2"},
+              "endpoints": old["endpoints"][:2]}
+        slices[key] = sl
+        for handler in runner.slices.handlers:
+            handler("MODIFIED", sl, old)
         texts: list[str] = []
         real_apply = nft.apply
 

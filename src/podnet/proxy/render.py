@@ -278,32 +278,39 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
     adds: list[str] = []
     a: ElementSets = {}
     b: ElementSets = {}
-    old_counts = shared_counts(old)
-    new_counts: Counts = {name: dict(d) for name, d in old_counts.items()}
+    # the counts move from `old` to `new` and are updated in place, so the cost follows the change
+    # (`old` recomputes its own if asked again); `before` keeps old's entries of the touched keys
+    new_counts = shared_counts(old)
+    del old.cache["counts"]
     for t in new.affinity_timeouts:
         new_counts.setdefault(f"affinity-svcs-{t}", {})
-    touched: set[tuple[str, str]] = set()
+    before: dict[tuple[str, str], tuple[int, str] | None] = {}
     for fo, fn in changed_frontends(old, new):
         for side, f in ((a, fo), (b, fn)):
             for name, ek, text in frontend_elements(f) if f is not None else ():
                 side.setdefault(name, {})[ek] = text
         for name, ek, _ in shared_items(fo, old.pods) if fo is not None else ():
-            cnt, text = new_counts[name][ek]
+            d = new_counts[name]
+            if (name, ek) not in before:
+                before[(name, ek)] = d.get(ek)
+            cnt, text = d[ek]
             if cnt == 1:
-                del new_counts[name][ek]
+                del d[ek]
             else:
-                new_counts[name][ek] = (cnt - 1, text)
-            touched.add((name, ek))
+                d[ek] = (cnt - 1, text)
         for name, ek, text in shared_items(fn, new.pods) if fn is not None else ():
-            prev = new_counts[name].get(ek)
-            new_counts[name][ek] = (prev[0] + 1, prev[1]) if prev else (1, text)
-            touched.add((name, ek))
+            d = new_counts[name]
+            if (name, ek) not in before:
+                before[(name, ek)] = d.get(ek)
+            prev = d.get(ek)
+            d[ek] = (prev[0] + 1, prev[1]) if prev else (1, text)
     new.cache["counts"] = new_counts
-    for name, ek in touched:
-        if ek in old_counts.get(name, {}):
-            a.setdefault(name, {})[ek] = old_counts[name][ek][1]
-        if ek in new_counts.get(name, {}):
-            b.setdefault(name, {})[ek] = new_counts[name][ek][1]
+    for (name, ek), was in before.items():
+        if was is not None:
+            a.setdefault(name, {})[ek] = was[1]
+        now = new_counts[name].get(ek)
+        if now is not None:
+            b.setdefault(name, {})[ek] = now[1]
     for name in sorted(set(a) | set(b)):
         old_e, new_e = a.get(name, {}), b.get(name, {})
         gone = [k for k in sorted(old_e) if k not in new_e or new_e[k] != old_e[k]]

@@ -1,8 +1,11 @@
 """The proxy loop of a node agent: informers → change batching → one nft transaction per sync.
 
 The first sync (and any sync after an nft error) replaces the table atomically;
-later syncs apply element deltas only. Bad input is skipped per item and
-counted in the metrics; it never stops the sync of everything else.
+later syncs apply element deltas only. The informers' events mark Services dirty and
+mirror the slice cache by Service, so a sync recomputes only the dirty Services and
+patches the previous state (`patch.StateIndex`); a node change, a periodic full sync,
+an error or replaced caches (an Informer relist) take the full path instead. Bad input
+is skipped per item and counted in the metrics; it never stops the sync of everything else.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from podnet.client.client import ApiClient
-from podnet.client.informer import Informer
+from podnet.client.informer import Informer, obj_key
 from podnet.cluster.config import ClusterConfig
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES, Obj
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner
 from podnet.proxy.metrics import METRICS, ProxyMetrics
-from podnet.proxy.model import NodeFacts, ServicePortInfo, service_ports_for, slices_by_service
+from podnet.proxy.model import (
+    HEADLESS_LABEL,
+    SERVICE_NAME_LABEL,
+    NodeFacts,
+    ServicePortInfo,
+    service_ports_for,
+    slices_by_service,
+)
 from podnet.proxy.nft import Nft, NftError, RealNft
-from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full
+from podnet.proxy.patch import StateIndex
+from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full, shared_counts
 from podnet.proxy.state import Frontend, RulesetState, build_state
 
 log = logging.getLogger(__name__)
@@ -60,8 +71,9 @@ def udp_conntrack_commands(old: RulesetState | None, new: RulesetState) -> list[
     for fo, fn in changed:
         if fo is not None and fo.proto == "udp":
             gone |= set(fo.endpoints) - set(fn.endpoints if fn is not None else ())
-    if gone:  # still used by another UDP frontend? then keep its flows
-        gone -= {ep for f in new.frontends.values() if f.proto == "udp" for ep in f.endpoints}
+    if gone:  # still used by another UDP frontend? then keep its flows (its endpoint counter says so)
+        in_use = shared_counts(new)["ep-counters"]
+        gone = {(ip, port) for ip, port in gone if f"{ip} . udp . {port}" not in in_use}
     for ip, port in sorted(gone):
         cmds.append(["-p", "udp", "--reply-src", ip, "--reply-port-src", str(port)])
     for fo, fn in changed:
@@ -99,6 +111,16 @@ def _trigger_time(obj: Obj) -> float | None:
         return None
 
 
+def _slice_service(sl: Obj) -> str | None:
+    """The `namespace/service` key a slice is grouped under, as slices_by_service groups it."""
+    meta = sl.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    svc = labels.get(SERVICE_NAME_LABEL)
+    if not svc or HEADLESS_LABEL in labels:
+        return None
+    return f"{meta.get('namespace', '')}/{svc}"
+
+
 @dataclass
 class ProxyRunner:
     client: ApiClient
@@ -127,8 +149,58 @@ class ProxyRunner:
         self.port_memo: dict[str, tuple[tuple[object, ...], list[ServicePortInfo], list[str]]] = {}
         self.frontend_memo: dict[int, tuple[ServicePortInfo, int, tuple[Frontend, ...]]] = {}
         self.memo_node: NodeFacts | None = None
-        for inf in (self.services, self.slices, self.nodes):
-            inf.add_handler(self._on_event)
+        # incremental bookkeeping, kept from the informers' events (see _on_slice_event)
+        self.dirty_services: set[str] = set()  # service keys whose object or slices changed since the state
+        self.service_keys: set[str] = set()  # the service cache's keys, as its events told them
+        self.patched_syncs = 0  # syncs that took the incremental path (for tests and benchmarks)
+        self.slice_seq: dict[str, int] = {}  # slice key → its position in the informer cache's order
+        self.slice_group: dict[str, str] = {}  # slice key → the service key it serves
+        self.group_slices: dict[str, set[str]] = {}  # service key → its slice keys
+        self.next_seq = 0
+        self.index: StateIndex | None = None  # who claims what in self.state (None: rebuild)
+        self.indexed_caches: tuple[dict[str, Obj], dict[str, Obj]] | None = None  # caches mirrored
+        self.problem_services: set[str] = set()  # services whose ports have problems
+        self.lb_services: set[str] = set()  # services with LoadBalancer ingress IPs
+        self.services.add_handler(self._on_service_event)
+        self.slices.add_handler(self._on_slice_event)
+        self.nodes.add_handler(self._on_event)
+
+    def _on_service_event(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace"):
+            key = obj_key(obj)
+            self.dirty_services.add(key)
+            if etype == "DELETED":
+                self.service_keys.discard(key)
+            else:
+                self.service_keys.add(key)
+        else:
+            self.index = None  # not a shape the incremental path knows: next sync is a full one
+        self._on_event(etype, obj, old)
+
+    def _on_slice_event(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        """Mirror the slice cache: its order (a dict's insertion order) and its grouping by Service."""
+        key = obj_key(obj)
+        prev = self.slice_group.pop(key, None)
+        if prev is not None:
+            group = self.group_slices.get(prev)
+            if group is not None:
+                group.discard(key)
+                if not group:
+                    del self.group_slices[prev]
+            self.dirty_services.add(prev)
+        if etype == "DELETED":
+            self.slice_seq.pop(key, None)
+        else:
+            if key not in self.slice_seq:
+                self.slice_seq[key] = self.next_seq
+                self.next_seq += 1
+            svc = _slice_service(obj)
+            if svc is not None:
+                self.slice_group[key] = svc
+                self.group_slices.setdefault(svc, set()).add(key)
+                self.dirty_services.add(svc)
+        self._on_event(etype, obj, old)
 
     def _on_event(self, etype: str, obj: Obj, old: Obj | None) -> None:
         t = _trigger_time(obj)
@@ -190,18 +262,84 @@ class ProxyRunner:
         me = self.node_name
         return {ip for sp in ports for ip in sp.lb_ips if lb_owner(ip, sp, nodes, me) == me}
 
+    def can_patch(self, node: NodeFacts) -> bool:
+        """True when the previous state, its index and the informer mirrors are all current."""
+        return (not self.need_full and self.state is not None and self.index is not None
+                and node == self.memo_node
+                and self.indexed_caches is not None  # the very dicts: an Informer relist replaces them
+                and self.indexed_caches[0] is self.services.cache
+                and self.indexed_caches[1] is self.slices.cache
+                and len(self.slices.cache) == len(self.slice_seq)
+                and len(self.services.cache) == len(self.service_keys))
+
+    def full_state(self, node: NodeFacts) -> RulesetState:
+        """The state from every Service (memoized per object), and fresh incremental bookkeeping."""
+        if node != self.memo_node:
+            self.port_memo.clear()
+            self.frontend_memo.clear()
+            self.memo_node = node
+        ports, _ = self.service_ports(node)
+        new = build_state(ports, node, self.state.svc_ids if self.state else None, self.frontend_memo)
+        self.slice_seq, self.slice_group, self.group_slices = {}, {}, {}
+        for i, (key, sl) in enumerate(self.slices.cache.items()):
+            self.slice_seq[key] = i
+            svc = _slice_service(sl)
+            if svc is not None:
+                self.slice_group[key] = svc
+                self.group_slices.setdefault(svc, set()).add(key)
+        self.next_seq = len(self.slice_seq)
+        self.indexed_caches = (self.services.cache, self.slices.cache)
+        self.service_keys = set(self.services.cache)
+        self.dirty_services.clear()
+        self.problem_services = {s for s, m in self.port_memo.items() if m[2]}
+        self.lb_services = {s for s, m in self.port_memo.items() if any(sp.lb_ips for sp in m[1])}
+        self.index = StateIndex.of(((s, self.port_memo[s][1]) for s in sorted(self.port_memo)), new, node,
+                                   self.frontend_memo)
+        return new
+
+    def patched_state(self, node: NodeFacts, dirty: set[str]) -> RulesetState:
+        """The previous state with only the `dirty` Services recomputed (same result as full_state)."""
+        assert self.state is not None and self.index is not None
+        self.patched_syncs += 1
+        changes: dict[str, list[ServicePortInfo]] = {}
+        for name in sorted(dirty):
+            svc = self.services.cache.get(name)
+            self.problem_services.discard(name)
+            self.lb_services.discard(name)
+            if svc is None:
+                self.port_memo.pop(name, None)
+                changes[name] = []
+                continue
+            keys = sorted(self.group_slices.get(name, ()), key=self.slice_seq.__getitem__)
+            slices = [self.slices.cache[k] for k in keys]
+            key = (svc["metadata"].get("resourceVersion"),
+                   *(s["metadata"].get("resourceVersion") for s in slices))
+            probs: list[str] = []
+            ports = service_ports_for(svc, {name: slices}, node, probs)
+            self.port_memo[name] = (key, ports, probs)
+            if probs:
+                self.problem_services.add(name)
+            if any(sp.lb_ips for sp in ports):
+                self.lb_services.add(name)
+            changes[name] = ports
+        return self.index.patch(self.state, changes, node, self.frontend_memo)
+
     # ---- syncing --------------------------------------------------------------------
     async def sync_once(self) -> None:
         """Compute the node's ruleset from the caches and apply it (delta when possible)."""
         start = time.monotonic()
         triggers, self.pending_triggers = self.pending_triggers, []
         node = self.node_facts()
-        if node != self.memo_node:
-            self.port_memo.clear()
-            self.frontend_memo.clear()
-            self.memo_node = node
-        ports, problems = self.service_ports(node)
-        new = build_state(ports, node, self.state.svc_ids if self.state else None, self.frontend_memo)
+        dirty, self.dirty_services = self.dirty_services, set()
+        try:
+            new = self.patched_state(node, dirty) if self.can_patch(node) else self.full_state(node)
+            return await self._apply(start, triggers, new)
+        except BaseException:
+            self.index = None  # the index may be ahead of self.state: rebuild it at the next sync
+            raise
+
+    async def _apply(self, start: float, triggers: list[float], new: RulesetState) -> None:
+        problems = [p for s in sorted(self.problem_services) for p in self.port_memo[s][2]]
         self.problems = problems + new.problems
         self.metrics.skipped_items = len(self.problems)
         for p in self.problems:
@@ -232,7 +370,8 @@ class ProxyRunner:
             await self.health.sync(new.health_checks)
         if self.lb_addresses is not None:
             try:
-                await asyncio.to_thread(self.lb_addresses.sync, self.lb_owned(ports))
+                lb_ports = [sp for s in sorted(self.lb_services) for sp in self.port_memo[s][1]]
+                await asyncio.to_thread(self.lb_addresses.sync, self.lb_owned(lb_ports))
             except OSError as e:
                 log.warning("proxy: LoadBalancer addresses on %s: %s", self.lb_addresses.ifname, e)
         self.synced_once.set()

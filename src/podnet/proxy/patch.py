@@ -1,0 +1,209 @@
+"""Patching a RulesetState per Service, so that an incremental sync costs what changed, not the total.
+
+`build_state` walks every service port. `StateIndex` remembers who claims what in the
+state it was built for (frontend keys, pod names of endpoint IPs, health-check ports,
+conntrack ids) with the claim's position in build order, `(service key, port index,
+item index)`. `patch` then drops the claims of the changed Services, adds their new ones
+and re-decides only the keys they touched, with build_state's rules: the first claimant
+of a frontend or pod IP wins (the others are reported as conflicts), the last claimant of
+a health-check port wins, new service ports get the smallest free ids in key order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from podnet.proxy.model import NodeFacts, ServicePortInfo, external_endpoints
+from podnet.proxy.state import Frontend, FrontendKey, RulesetState, frontends_of
+
+Pos = tuple[str, int, int]  # (service key, index of the port in the service, index of the item in the port)
+Memo = dict[int, tuple[ServicePortInfo, int, tuple[Frontend, ...]]]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def conflict_message(fe: Frontend, winner: Frontend) -> str:
+    return (f"{fe.kind} {fe.ip}:{fe.port}/{fe.proto.upper()} of {fe.svc_key} is "
+            f"already used by {winner.svc_key}: skipped")
+
+
+def _claim(claims: dict[K, list[tuple[Pos, V]]], key: K, pos: Pos, value: V) -> None:
+    cl = claims.get(key)
+    if cl is None:
+        claims[key] = [(pos, value)]
+    elif cl[-1][0] < pos:
+        cl.append((pos, value))
+    else:
+        bisect.insort(cl, (pos, value), key=lambda c: c[0])
+
+
+def _unclaim(claims: dict[K, list[tuple[Pos, V]]], key: K, svc: str) -> list[Pos]:
+    cl = claims.get(key)
+    if cl is None:
+        return []
+    gone = [c[0] for c in cl if c[0][0] == svc]
+    kept = [c for c in cl if c[0][0] != svc]
+    if kept:
+        claims[key] = kept
+    else:
+        del claims[key]
+    return gone
+
+
+@dataclass
+class _Owned:
+    """What one Service claims in the state (to undo it)."""
+
+    ports: list[ServicePortInfo]
+    frontends: set[FrontendKey] = field(default_factory=set)
+    pod_ips: set[str] = field(default_factory=set)
+    hc_ports: set[int] = field(default_factory=set)
+
+
+@dataclass
+class StateIndex:
+    owned: dict[str, _Owned] = field(default_factory=dict)
+    fe_claims: dict[FrontendKey, list[tuple[Pos, Frontend]]] = field(default_factory=dict)
+    pod_claims: dict[str, list[tuple[Pos, str]]] = field(default_factory=dict)
+    hc_claims: dict[int, list[tuple[Pos, tuple[str, int]]]] = field(default_factory=dict)
+    conflicts: dict[Pos, str] = field(default_factory=dict)
+    free_ids: list[int] = field(default_factory=list)  # heap of unused ids below max_id
+    max_id: int = 0
+    backend_ks: Counter[int] = field(default_factory=Counter)
+    bypass_ks: Counter[int] = field(default_factory=Counter)
+    timeouts: Counter[int] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, ports_by_svc: Iterable[tuple[str, list[ServicePortInfo]]], st: RulesetState,
+           node: NodeFacts, memo: Memo | None = None) -> StateIndex:
+        """The index of `st`, as build_state made it from these ports (services in build order)."""
+        ix = cls()
+        for svc, ports in ports_by_svc:
+            ix._add(svc, ports, st.svc_ids, node, memo)
+        for cl in ix.fe_claims.values():
+            for pos, fe in cl[1:]:
+                ix.conflicts[pos] = conflict_message(fe, cl[0][1])
+        used = set(st.svc_ids.values())
+        ix.max_id = max(used, default=0)
+        ix.free_ids = [i for i in range(1, ix.max_id) if i not in used]
+        for f in st.frontends.values():
+            ix._count(f, 1)
+        return ix
+
+    def _count(self, f: Frontend, d: int) -> None:
+        for counter, k in ((self.backend_ks, len(f.endpoints)), (self.bypass_ks, len(f.bypass)),
+                           (self.timeouts, f.affinity_timeout)):
+            if k:
+                counter[k] += d
+                if counter[k] <= 0:
+                    del counter[k]
+
+    def _add(self, svc: str, ports: list[ServicePortInfo], ids: Mapping[str, int], node: NodeFacts,
+             memo: Memo | None) -> _Owned:
+        own = _Owned(ports)
+        for pi, sp in enumerate(ports):
+            sid = ids[sp.key]
+            hit = memo.get(id(sp)) if memo is not None else None
+            fresh = hit is not None and hit[0] is sp and hit[1] == sid
+            fes = hit[2] if hit is not None and fresh else frontends_of(sp, node, sid)
+            if memo is not None:
+                memo[id(sp)] = (sp, sid, fes)
+            for ei, e in enumerate(sp.endpoints):
+                if e.pod:
+                    _claim(self.pod_claims, e.ip, (svc, pi, ei), e.pod)
+                    own.pod_ips.add(e.ip)
+            for fi, fe in enumerate(fes):
+                _claim(self.fe_claims, fe.key, (svc, pi, fi), fe)
+                own.frontends.add(fe.key)
+            if sp.health_check_node_port and sp.etp_local:
+                n_local = len(external_endpoints(sp, node.name))
+                _claim(self.hc_claims, sp.health_check_node_port, (svc, pi, 0), (sp.svc_name, n_local))
+                own.hc_ports.add(sp.health_check_node_port)
+        if ports:
+            self.owned[svc] = own
+        return own
+
+    def _next_id(self) -> int:
+        if self.free_ids:
+            return heapq.heappop(self.free_ids)
+        self.max_id += 1
+        return self.max_id
+
+    def patch(self, old: RulesetState, changes: Mapping[str, list[ServicePortInfo]], node: NodeFacts,
+              memo: Memo | None = None) -> RulesetState:
+        """The state build_state would give for old's ports with each changed Service's ports replaced
+        (an empty list: the Service is gone), with `old.svc_ids` as previous ids. Updates the index
+        to the new state; `old` is left as it was."""
+        new = RulesetState(old.cluster_cidr, dict(old.frontends), dict(old.svc_ids), dict(old.pods),
+                           dict(old.health_checks))
+        olds = {s: self.owned.pop(s) for s in changes if s in self.owned}
+        old_keys = {sp.key for o in olds.values() for sp in o.ports}
+        new_keys = {sp.key for ps in changes.values() for sp in ps}
+        for k in sorted(old_keys - new_keys):
+            heapq.heappush(self.free_ids, new.svc_ids.pop(k))
+        for k in sorted(new_keys - old_keys):
+            new.svc_ids[k] = self._next_id()
+        touched_fe: set[FrontendKey] = set()
+        touched_pods: set[str] = set()
+        touched_hc: set[int] = set()
+        for s, o in olds.items():
+            if memo is not None:
+                for sp in o.ports:
+                    memo.pop(id(sp), None)
+            for key in o.frontends:
+                for pos in _unclaim(self.fe_claims, key, s):
+                    self.conflicts.pop(pos, None)
+            for ip in o.pod_ips:
+                _unclaim(self.pod_claims, ip, s)
+            for port in o.hc_ports:
+                _unclaim(self.hc_claims, port, s)
+            touched_fe |= o.frontends
+            touched_pods |= o.pod_ips
+            touched_hc |= o.hc_ports
+        for s, ps in changes.items():
+            own = self._add(s, ps, new.svc_ids, node, memo)
+            touched_fe |= own.frontends
+            touched_pods |= own.pod_ips
+            touched_hc |= own.hc_ports
+        changed: list[tuple[Frontend | None, Frontend | None]] = []
+        for key in sorted(touched_fe):
+            fo = old.frontends.get(key)
+            cl = self.fe_claims.get(key)
+            if cl:
+                win = cl[0][1]
+                new.frontends[key] = win
+                self.conflicts.pop(cl[0][0], None)
+                for pos, fe in cl[1:]:
+                    self.conflicts[pos] = conflict_message(fe, win)
+            else:
+                new.frontends.pop(key, None)
+            fn = new.frontends.get(key)
+            if fo is not fn and fo != fn:
+                changed.append((fo, fn))
+                if fo is not None:
+                    self._count(fo, -1)
+                if fn is not None:
+                    self._count(fn, 1)
+        for ip in touched_pods:
+            pcl = self.pod_claims.get(ip)
+            if pcl:
+                new.pods[ip] = pcl[0][1]
+            else:
+                new.pods.pop(ip, None)
+        for port in touched_hc:
+            hcl = self.hc_claims.get(port)
+            if hcl:
+                new.health_checks[port] = hcl[-1][1]
+            else:
+                new.health_checks.pop(port, None)
+        new.problems = [self.conflicts[p] for p in sorted(self.conflicts)]
+        new.cache["changed"], new.cache["changed_from"] = changed, old
+        new.cache["ks"] = set(self.backend_ks)
+        new.cache["bypass_ks"] = set(self.bypass_ks)
+        new.cache["timeouts"] = set(self.timeouts)
+        return new
