@@ -51,9 +51,7 @@ class KubeletServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        return next((int(a[1]) for a in self._runner.addresses if isinstance(a, tuple)), port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -129,9 +129,8 @@ class FakeApi:
         else:
             tsite = web.TCPSite(self._runner, host, port)
             await tsite.start()
-            server = tsite._server
-            sockets = getattr(server, "sockets", None) or []
-            self.url = f"http://{host}:{sockets[0].getsockname()[1]}"
+            bound = next(int(a[1]) for a in self._runner.addresses if isinstance(a, tuple))
+            self.url = f"http://{host}:{bound}"
         return self.url
 
     async def stop(self) -> None:

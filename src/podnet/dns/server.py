@@ -275,9 +275,7 @@ class HealthServer:
             site = web.TCPSite(runner, host, port)
             await site.start()
             self._runners.append(runner)
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.ports[what] = int(sockets[0].getsockname()[1]) if sockets else port
+            self.ports[what] = next((int(a[1]) for a in runner.addresses if isinstance(a, tuple)), port)
 
     async def stop(self) -> None:
         for r in self._runners:
