@@ -14,13 +14,11 @@ Entry point: `await run_controllers(client, config)` (runs until cancelled), or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -41,6 +39,7 @@ from podnet.controllers.endpointslices import (
     cleanup_slices,
     reconcile_endpoint_slices,
 )
+from podnet.controllers.framework import Controller, ControllerRunner, ControlLoop, Watch, own_key
 from podnet.controllers.indexes import GroupIndex, LabelIndex, SelectorIndex
 from podnet.controllers.lb_status import reconcile_lb_status, recorded_ip
 from podnet.controllers.node_ipam import reconcile_node_cidr
@@ -49,7 +48,6 @@ from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
 from podnet.controllers.template_hash import equal_ignore_hash
 from podnet.controllers.timeutil import utcnow
-from podnet.controllers.workqueue import WorkQueue
 from podnet.model.kinds import (
     DEPLOYMENTS,
     ENDPOINTS,
@@ -71,22 +69,15 @@ LB_RETRY_SECONDS = 5.0
 _event_seq = itertools.count()
 
 
-@dataclass
-class ControlLoop:
-    name: str
-    sync: Callable[[str], Awaitable[None]]
-    workers: int = 2
-    queue: WorkQueue = field(default_factory=WorkQueue)
-    syncs: int = 0
-    errors: int = 0
-
-
 def _split(key: str) -> tuple[str, str]:
     ns, _, name = key.rpartition("/")
     return ns, name
 
 
 class ControllerManager:
+    """kube-controller-manager's controllers on a `ControllerRunner`: the shared caches and their
+    indexes, the action executor, and one `Controller` declaration per control loop (`_declare`)."""
+
     def __init__(self, client: ApiClient, config: ClusterConfig, *, resync_seconds: float = 60.0,
                  node_check_seconds: float = 1.0):
         self.client = client
@@ -101,19 +92,9 @@ class ControllerManager:
         except ValueError:
             log.warning("LoadBalancer pool %r is invalid; pending Services will not be retried", pool_spec)
             self.lb_pool = LoadBalancerPool("")
-        self.informers: dict[str, Informer] = {
-            rt.key: Informer(client, rt)
-            for rt in (SERVICES, PODS, NODES, ENDPOINTSLICES, ENDPOINTS, REPLICASETS, DEPLOYMENTS)
-        }
-        self.loops: dict[str, ControlLoop] = {
-            "endpoints": ControlLoop("endpoints", self._sync_endpoints, workers=4),
-            "replicaset": ControlLoop("replicaset", self._sync_replicaset, workers=2),
-            "deployment": ControlLoop("deployment", self._sync_deployment, workers=2),
-            "scheduler": ControlLoop("scheduler", self._sync_scheduler, workers=1),
-            "nodeipam": ControlLoop("nodeipam", self._sync_node_ipam, workers=1),
-            "nodelifecycle": ControlLoop("nodelifecycle", self._sync_node_lifecycle, workers=1),
-            "loadbalancer": ControlLoop("loadbalancer", self._sync_lb, workers=1),
-        }
+        self.runner = ControllerRunner(client, resync_seconds=resync_seconds, tick_seconds=node_check_seconds)
+        self.informers: dict[str, Informer] = self.runner.informers
+        self.loops: dict[str, ControlLoop] = self.runner.loops
         self._tombstones: dict[str, float] = {}  # pod uid -> monotonic deadline
         self._deleted_services: set[str] = set()
         self._told: set[tuple[str, str]] = set()  # (uid, what) events said once
@@ -123,34 +104,23 @@ class ControllerManager:
         self.pod_index = LabelIndex()
         self.svc_index = SelectorIndex()
         self.slice_index = GroupIndex()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._wire_handlers()
+        for rt in (SERVICES, PODS, NODES, ENDPOINTSLICES, ENDPOINTS, REPLICASETS, DEPLOYMENTS):
+            self.runner.informer(rt)
+        self.runner.add_cache_hook(SERVICES, self._services_changed)
+        self.runner.add_cache_hook(PODS, self._pods_changed)
+        self.runner.add_cache_hook(ENDPOINTSLICES, self._slices_changed)
+        self.runner.add_cache_hook(REPLICASETS, self._replicasets_changed)
+        for c in self._declare():
+            self.runner.register(c)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self, sync_timeout: float | None = 30.0) -> None:
         """Start the informers, wait until each has listed once (None: as long as it takes; the
         informers retry on their own), then start the workers."""
-        for inf in self.informers.values():
-            inf.start()
-        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers.values())),
-                               sync_timeout)
-        for loop in self.loops.values():
-            for i in range(loop.workers):
-                self._tasks.append(asyncio.create_task(self._worker(loop), name=f"ctl-{loop.name}-{i}"))
-        self._tasks.append(asyncio.create_task(self._ticker(), name="ctl-ticker"))
-        self._enqueue_everything()
+        await self.runner.start(sync_timeout)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
-        for loop in self.loops.values():
-            loop.queue.close()
-        for inf in self.informers.values():
-            await inf.stop()
+        await self.runner.stop()
 
     async def run(self) -> None:
         try:
@@ -243,35 +213,44 @@ class ControllerManager:
         self._selector_cache[k] = (rv, sel)
         return sel
 
-    # ---- event wiring -------------------------------------------------------------------
+    # ---- the controllers: what each watches, how events map to keys, its reconcile ------------
+    def _declare(self) -> list[Controller]:
+        return [
+            Controller("endpoints", self._sync_endpoints, workers=4, all_keys=self._service_keys, watches=(
+                Watch(SERVICES, lambda et, svc, old: (o.key(svc),)),
+                Watch(PODS, lambda et, pod, old: self._services_selecting(pod, old)),
+                Watch(ENDPOINTSLICES, self._slice_service),
+                Watch(ENDPOINTS, self._endpoints_lost))),
+            Controller("replicaset", self._sync_replicaset, workers=2,
+                       all_keys=lambda: self._keys(REPLICASETS), watches=(
+                           Watch(REPLICASETS, own_key),
+                           Watch(PODS, lambda et, pod, old: self._owners(et, pod, REPLICASETS, "rs")))),
+            Controller("deployment", self._sync_deployment, workers=2,
+                       all_keys=lambda: self._keys(DEPLOYMENTS), watches=(
+                           Watch(DEPLOYMENTS, own_key),
+                           Watch(REPLICASETS, lambda et, rs, old: self._owners(et, rs, DEPLOYMENTS, "dep")))),
+            Controller("scheduler", self._sync_scheduler, all_keys=self._pods_to_schedule, watches=(
+                Watch(PODS, self._pod_to_schedule),
+                Watch(NODES, lambda et, node, old: self._pods_to_schedule(missing_node=False)))),
+            Controller("nodeipam", self._sync_node_ipam, all_keys=lambda: self._keys(NODES),
+                       watches=(Watch(NODES, own_key),)),
+            Controller("nodelifecycle", self._sync_node_lifecycle, all_keys=lambda: self._keys(NODES),
+                       period=self.node_check_seconds, watches=(Watch(NODES, own_key),)),
+            Controller("loadbalancer", self._sync_lb, all_keys=self._service_keys,
+                       watches=(Watch(SERVICES, self._lb_services),)),
+        ]
+
+    def _keys(self, rt: ResourceType) -> list[str]:
+        return [o.key(x) for x in self._items(rt)]
+
+    def _service_keys(self) -> list[str]:
+        return self._keys(SERVICES)
+
     def _add(self, loop: str, key: str) -> None:
-        self.loops[loop].queue.add(key)
+        self.runner.enqueue(loop, key)
 
-    def _wake_owner(self, etype: str, obj: Obj, owner_rt: ResourceType, loop: str, sel_kind: str) -> None:
-        """Queue the controller of `obj` (a pod's ReplicaSet, a ReplicaSet's Deployment) on `loop`; for
-        an orphan that still exists, every owner in its namespace whose selector matches it (one
-        may adopt it)."""
-        ref = o.controller_ref(obj)
-        ns = o.namespace(obj)
-        if ref is not None:
-            if ref.get("kind") == owner_rt.kind:
-                self._add(loop, f"{ns}/{ref.get('name')}")
-        elif etype != "DELETED":
-            for owner in self._items(owner_rt, ns):
-                sel = self._selector(owner, sel_kind)
-                if sel is not None and sel.matches(o.labels(obj)):
-                    self._add(loop, o.key(owner))
-
-    def _wire_handlers(self) -> None:
-        self.cache(SERVICES).add_handler(self._on_service)
-        self.cache(PODS).add_handler(self._on_pod)
-        self.cache(NODES).add_handler(self._on_node)
-        self.cache(ENDPOINTSLICES).add_handler(self._on_slice)
-        self.cache(ENDPOINTS).add_handler(self._on_endpoints)
-        self.cache(REPLICASETS).add_handler(self._on_replicaset)
-        self.cache(DEPLOYMENTS).add_handler(self._on_deployment)
-
-    def _on_service(self, etype: str, obj: Obj, old: Obj | None) -> None:
+    # cache hooks: run before any controller sees the event
+    def _services_changed(self, etype: str, obj: Obj, old: Obj | None) -> None:
         k = o.key(obj)
         self._index(SERVICES, k, None if etype == "DELETED" else obj)
         if etype == "DELETED":
@@ -279,15 +258,43 @@ class ControllerManager:
             self._selector_cache.pop(f"svc:{k}", None)
         else:
             self._deleted_services.discard(k)
-        self._add("endpoints", k)
-        self._add("loadbalancer", k)
+
+    def _pods_changed(self, etype: str, pod: Obj, old: Obj | None) -> None:
+        self._index(PODS, o.key(pod), None if etype == "DELETED" else pod)
+        if etype == "DELETED":
+            self._tombstones.pop(o.uid(pod), None)
+
+    def _slices_changed(self, etype: str, sl: Obj, old: Obj | None) -> None:
+        self._index(ENDPOINTSLICES, o.key(sl), None if etype == "DELETED" else sl)
+
+    def _replicasets_changed(self, etype: str, rs: Obj, old: Obj | None) -> None:
+        if etype == "DELETED":
+            self._selector_cache.pop(f"rs:{o.key(rs)}", None)
+
+    # event -> keys
+    def _owners(self, etype: str, obj: Obj, owner_rt: ResourceType, sel_kind: str) -> list[str]:
+        """The controller of `obj` (a pod's ReplicaSet, a ReplicaSet's Deployment); for an orphan that
+        still exists, every owner in its namespace whose selector matches it (one may adopt it)."""
+        ref = o.controller_ref(obj)
+        ns = o.namespace(obj)
+        if ref is not None:
+            return [f"{ns}/{ref.get('name')}"] if ref.get("kind") == owner_rt.kind else []
+        out: list[str] = []
+        if etype != "DELETED":
+            for owner in self._items(owner_rt, ns):
+                sel = self._selector(owner, sel_kind)
+                if sel is not None and sel.matches(o.labels(obj)):
+                    out.append(o.key(owner))
+        return out
+
+    def _lb_services(self, etype: str, svc: Obj, old: Obj | None) -> list[str]:
+        keys = [o.key(svc)]
         freed = old is not None and recorded_ip(old) and (
-            etype == "DELETED" or recorded_ip(obj) != recorded_ip(old))
+            etype == "DELETED" or recorded_ip(svc) != recorded_ip(old))
         if freed:
             # a pool IP came free: pending LoadBalancer Services get another chance
-            for svc in self._items(SERVICES):
-                if handles(svc) and not recorded_ip(svc):
-                    self._add("loadbalancer", o.key(svc))
+            keys += [o.key(s) for s in self._items(SERVICES) if handles(s) and not recorded_ip(s)]
+        return keys
 
     def _services_selecting(self, pod: Obj, old: Obj | None) -> Iterable[str]:
         ns = o.namespace(pod)
@@ -301,95 +308,29 @@ class ControllerManager:
             if sel is not None and any(sel.matches(lab) for lab in label_sets):
                 yield o.key(svc)
 
-    def _on_pod(self, etype: str, pod: Obj, old: Obj | None) -> None:
-        self._index(PODS, o.key(pod), None if etype == "DELETED" else pod)
-        if etype == "DELETED":
-            self._tombstones.pop(o.uid(pod), None)
-        for k in self._services_selecting(pod, old):
-            self._add("endpoints", k)
-        self._wake_owner(etype, pod, REPLICASETS, "replicaset", "rs")
-        if etype != "DELETED" and (wants_scheduling(pod) or (
-                o.node_name(pod) and self.cache(NODES).get(o.node_name(pod)) is None)):
-            self._add("scheduler", o.key(pod))
-
-    def _on_node(self, etype: str, node: Obj, old: Obj | None) -> None:
-        if etype != "DELETED":
-            self._add("nodeipam", o.key(node))
-            self._add("nodelifecycle", o.key(node))
-        for p in self._items(PODS):
-            if wants_scheduling(p):
-                self._add("scheduler", o.key(p))
-
-    def _on_slice(self, etype: str, sl: Obj, old: Obj | None) -> None:
-        self._index(ENDPOINTSLICES, o.key(sl), None if etype == "DELETED" else sl)
+    @staticmethod
+    def _slice_service(etype: str, sl: Obj, old: Obj | None) -> list[str]:
         lab = o.labels(sl)
         if lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
-            self._add("endpoints", f"{o.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}")
+            return [f"{o.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}"]
+        return []
 
-    def _on_endpoints(self, etype: str, ep: Obj, old: Obj | None) -> None:
+    def _endpoints_lost(self, etype: str, ep: Obj, old: Obj | None) -> list[str]:
         if etype == "DELETED" and self.cache(SERVICES).get(o.name(ep), o.namespace(ep)) is not None:
-            self._add("endpoints", o.key(ep))
+            return [o.key(ep)]
+        return []
 
-    def _on_replicaset(self, etype: str, rs: Obj, old: Obj | None) -> None:
-        if etype != "DELETED":
-            self._add("replicaset", o.key(rs))
-        else:
-            self._selector_cache.pop(f"rs:{o.key(rs)}", None)
-        self._wake_owner(etype, rs, DEPLOYMENTS, "deployment", "dep")
+    def _needs_scheduler(self, pod: Obj) -> bool:
+        node = o.node_name(pod)
+        return wants_scheduling(pod) or bool(node and self.cache(NODES).get(node) is None)
 
-    def _on_deployment(self, etype: str, dep: Obj, old: Obj | None) -> None:
-        if etype != "DELETED":
-            self._add("deployment", o.key(dep))
+    def _pod_to_schedule(self, etype: str, pod: Obj, old: Obj | None) -> list[str]:
+        return [o.key(pod)] if etype != "DELETED" and self._needs_scheduler(pod) else []
 
-    def _enqueue_everything(self) -> None:
-        for svc in self._items(SERVICES):
-            self._add("endpoints", o.key(svc))
-            self._add("loadbalancer", o.key(svc))
-        for rs in self._items(REPLICASETS):
-            self._add("replicaset", o.key(rs))
-        for dep in self._items(DEPLOYMENTS):
-            self._add("deployment", o.key(dep))
-        for node in self._items(NODES):
-            self._add("nodeipam", o.key(node))
-            self._add("nodelifecycle", o.key(node))
-        for p in self._items(PODS):
-            if wants_scheduling(p) or (o.node_name(p) and self.cache(NODES).get(o.node_name(p)) is None):
-                self._add("scheduler", o.key(p))
-
-    async def _ticker(self) -> None:
-        last_resync = time.monotonic()
-        while True:
-            await asyncio.sleep(self.node_check_seconds)
-            for node in self._items(NODES):
-                self._add("nodelifecycle", o.key(node))
-            if time.monotonic() - last_resync >= self.resync_seconds:
-                last_resync = time.monotonic()
-                self._enqueue_everything()
-
-    # ---- workers ------------------------------------------------------------------------
-    async def _worker(self, loop: ControlLoop) -> None:
-        while True:
-            key = await loop.queue.get()
-            try:
-                await loop.sync(str(key))
-                loop.syncs += 1
-                loop.queue.forget(key)
-            except asyncio.CancelledError:
-                loop.queue.done(key)
-                raise
-            except ApiError as e:
-                loop.errors += 1
-                delay = loop.queue.retry(key)
-                log.info("%s %s: %s (retry in %.2fs)", loop.name, key, e, delay)
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                loop.errors += 1
-                delay = loop.queue.retry(key)
-                log.info("%s %s: API unreachable: %s (retry in %.2fs)", loop.name, key, e, delay)
-            except Exception:
-                loop.errors += 1
-                loop.queue.retry(key)
-                log.exception("%s %s: reconcile failed", loop.name, key)
-            loop.queue.done(key)
+    def _pods_to_schedule(self, missing_node: bool = True) -> list[str]:
+        """Pods waiting for a node (and, with missing_node, pods bound to a node that does not exist)."""
+        test = self._needs_scheduler if missing_node else wants_scheduling
+        return [o.key(p) for p in self._items(PODS) if test(p)]
 
     async def execute(self, actions: list[Action]) -> None:
         """Run actions in order; raises the first API error that needs a retry."""
@@ -611,7 +552,7 @@ class ControllerManager:
                 last = self._lb_last_try.get(key, 0.0)
                 wait = last + LB_RETRY_SECONDS - time.monotonic()
                 if wait > 0:
-                    self.loops["loadbalancer"].queue.add_after(key, wait)
+                    self.runner.enqueue_after("loadbalancer", key, wait)
                     continue
                 self._lb_last_try[key] = time.monotonic()
             elif a.verb == "event":
