@@ -27,6 +27,7 @@ What `system:node:NAME` may do (everything else: 403 Forbidden, worded as kube-a
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import fcntl
 import hashlib
@@ -45,8 +46,10 @@ from aiohttp import web
 
 from podnet.api import routing
 from podnet.api.errors import APIError, unauthorized
+from podnet.api.hooks import NoReservation, Reservation
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
+from podnet.store.base import Store
 
 TOKENS_FILE = "join-tokens.json"
 BINDINGS_FILE = "join-nodes.json"
@@ -230,6 +233,13 @@ class NodeIdentity:
         return f"system:node:{self.node}"
 
 
+CURRENT_NODE: contextvars.ContextVar[NodeIdentity | None] = contextvars.ContextVar("podnet_node",
+                                                                                   default=None)
+"""The node a request being handled acts for (set by NodeAuthorizer.handle around the handler)."""
+
+NODE_RESTRICTION_LABEL_NS = "node-restriction.kubernetes.io"
+
+
 def node_credential(token: str, node: str) -> str:
     """The bearer token a joined node's agent uses: `<join token>:<node name>`."""
     return f"{token}:{node}"
@@ -347,10 +357,20 @@ class NodeAuthorizer:
             return await handler(request)
         a = request_attributes(request.method, dict(request.query), target)
         await self.authorize(ident, bound, a, request)
-        resp = await handler(request)
+        ctx = CURRENT_NODE.set(ident)  # for the NodeRestriction checks of the write itself
+        try:
+            resp = await handler(request)
+        finally:
+            CURRENT_NODE.reset(ctx)
         if a.rt is kinds.NODES and a.verb == "create" and resp.status == 201:
             self.bindings.bind(ident.node, ident.token_id)
         return resp
+
+    @staticmethod
+    def _require_bound(ident: NodeIdentity, bound: str | None, a: Attributes) -> None:
+        """NodeRestriction: `<token>:<node>` acts only for the node that registered with that token."""
+        if bound != ident.token_id:
+            raise forbidden_for(ident.user, a, f"node '{ident.node}' was not registered with this join token")
 
     async def authorize(self, ident: NodeIdentity, bound: str | None, a: Attributes,
                         request: web.Request) -> None:
@@ -358,14 +378,15 @@ class NodeAuthorizer:
         me, user = ident.node, ident.user
         if a.verb in ("get", "list", "watch") and a.rt in READABLE and a.subresource in ("", "status"):
             return
+        if a.rt is kinds.EVENTS and a.verb in ("create", "update", "patch"):
+            return
         if a.rt is kinds.CONFIGMAPS and a.verb == "get" and a.name and not a.subresource:
+            self._require_bound(ident, bound, a)
             for pod in await self.list_node_pods(me):
                 ns = (pod.get("metadata") or {}).get("namespace")
                 if ns == a.namespace and a.name in configmaps_used_by(pod):
                     return
             raise forbidden_for(user, a, f"no relationship found between node '{me}' and this object")
-        if a.rt is kinds.EVENTS and a.verb in ("create", "update", "patch"):
-            return
         if a.rt is kinds.NODES:
             if a.verb == "create" and not a.subresource:
                 name = _body_name(await request.read())
@@ -374,13 +395,13 @@ class NodeAuthorizer:
                 a = Attributes(a.verb, a.rt, a.namespace, name or a.name, a.subresource)
                 raise forbidden_for(user, a, f"node '{me}' cannot create node '{name}'")
             if a.verb in ("get", "update", "patch") and a.name == me and a.subresource in ("", "status"):
-                if bound == ident.token_id:
-                    return
-                raise forbidden_for(user, a, f"node '{me}' was not registered with this join token")
+                self._require_bound(ident, bound, a)
+                return
             if a.verb in ("update", "patch") and a.name:
                 raise forbidden_for(user, a, f"node '{me}' cannot modify node '{a.name}'")
         if a.rt is kinds.PODS and a.name and ((a.verb in ("update", "patch") and a.subresource == "status")
                                               or (a.verb == "delete" and not a.subresource)):
+            self._require_bound(ident, bound, a)
             found = await self.get_pod(a.namespace, a.name)
             if found is None:
                 return  # the handler answers 404
@@ -388,6 +409,107 @@ class NodeAuthorizer:
                 return
             raise forbidden_for(user, a, f"node '{me}' can only modify pods bound to it")
         raise forbidden_for(user, a)
+
+
+def _labels(obj: Obj | None) -> dict[str, str]:
+    meta = (obj or {}).get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _restricted_labels(new: dict[str, str], old: dict[str, str]) -> list[str]:
+    changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k) or (k in new) != (k in old)}
+    out = []
+    for k in changed:
+        prefix = k.split("/", 1)[0] if "/" in k else ""
+        if prefix == NODE_RESTRICTION_LABEL_NS or prefix.endswith("." + NODE_RESTRICTION_LABEL_NS):
+            out.append(k)
+    return sorted(out)
+
+
+def _addresses(node: Obj | None) -> set[str]:
+    status = (node or {}).get("status")
+    addrs = status.get("addresses") if isinstance(status, dict) else None
+    return {str(a.get("address")) for a in addrs or [] if isinstance(a, dict)
+            and a.get("type") in ("InternalIP", "ExternalIP") and a.get("address")}
+
+
+def _pod_cidrs(node: Obj | None) -> list[str]:
+    spec = (node or {}).get("spec")
+    if not isinstance(spec, dict):
+        return []
+    cidrs = spec.get("podCIDRs")
+    if isinstance(cidrs, list) and cidrs:
+        return [str(c) for c in cidrs]
+    return [str(spec["podCIDR"])] if spec.get("podCIDR") else []
+
+
+class NodeRestriction:
+    """The write side of NodeRestriction, as a registry hook on nodes (podnet.api.hooks.ResourceHooks).
+
+    For a request made with a node credential (`CURRENT_NODE`), the Node written may not
+    * add, change or remove `node-restriction.kubernetes.io/*` labels (kube-apiserver's words);
+    * set spec.podCIDR(s): the control plane's node IPAM controller assigns them;
+    * claim an address (InternalIP/ExternalIP) another Node reports, or one of `reserved`
+      (the host's address on the node network).
+    Writes by the admin (the control plane, `podnet up`'s agents, kubectl) are not restricted here.
+    """
+
+    def __init__(self, reserved: dict[str, str] | None = None):
+        self.reserved = dict(reserved or {})  # address -> what holds it
+        self._store: Store | None = None
+
+    async def load(self, store: Store) -> None:
+        self._store = store
+
+    async def before_create(self, rt: ResourceType, obj: Obj) -> Reservation:
+        await self._check(obj, None)
+        return NoReservation()
+
+    async def before_update(self, rt: ResourceType, new: Obj, old: Obj) -> Reservation:
+        await self._check(new, old)
+        return NoReservation()
+
+    async def after_delete(self, rt: ResourceType, obj: Obj) -> None:
+        return None
+
+    async def _check(self, new: Obj, old: Obj | None) -> None:
+        ident = CURRENT_NODE.get()
+        if ident is None:
+            return
+        name = str((new.get("metadata") or {}).get("name") or "")
+
+        def refuse(why: str) -> APIError:
+            return APIError(403, "Forbidden", f'nodes "{name}" is forbidden: {why}',
+                            {"name": name, "kind": "nodes"})
+
+        bad = _restricted_labels(_labels(new), _labels(old))
+        if bad:
+            if old is None:
+                raise refuse(f'node "{ident.node}" is not allowed to set the following labels: '
+                             f'{", ".join(bad)}')
+            raise refuse(f"is not allowed to modify labels: {', '.join(bad)}")
+        if _pod_cidrs(new) and not _pod_cidrs(old):  # a change of a set one: validation's 422
+            raise refuse(f'node "{ident.node}" is not allowed to set spec.podCIDR: the control plane\'s node '
+                         "IPAM controller assigns it")
+        claimed = _addresses(new) - _addresses(old)
+        if not claimed:
+            return
+        for addr in sorted(claimed):
+            if addr in self.reserved:
+                raise refuse(f'node "{ident.node}" is not allowed to claim address {addr}: it is '
+                             f"{self.reserved[addr]}")
+        if self._store is None:
+            return
+        items, _ = await self._store.list(kinds.NODES.key, None)
+        for other in items:
+            other_name = str((other.get("metadata") or {}).get("name") or "")
+            if other_name == name:
+                continue
+            taken = sorted(claimed & _addresses(other))
+            if taken:
+                raise refuse(f'node "{ident.node}" is not allowed to claim address {taken[0]}: node '
+                             f'"{other_name}" reports it')
 
 
 def registry_pod_lookups(registry: Any) -> tuple[PodGetter, PodLister]:
@@ -410,6 +532,11 @@ def registry_pod_lookups(registry: Any) -> tuple[PodGetter, PodLister]:
     return get_pod, list_node_pods
 
 
-def node_authorizer(state_dir: Path, registry: Any) -> NodeAuthorizer:
+def node_authorizer(state_dir: Path, registry: Any, reserved: dict[str, str] | None = None) -> NodeAuthorizer:
+    """The node authorizer for the API server whose registry this is; it also installs the
+    NodeRestriction hook on nodes. `reserved`: addresses no node may claim (address -> what it is)."""
     get_pod, list_node_pods = registry_pod_lookups(registry)
+    restriction = NodeRestriction(reserved)
+    restriction._store = registry.store
+    registry.hooks.setdefault(kinds.NODES.key, restriction)
     return NodeAuthorizer(state_dir, get_pod=get_pod, list_node_pods=list_node_pods)

@@ -52,14 +52,16 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
                          "" if cfg.lb_pool == "none" else cfg.lb_pool)
     await hooks.load(store)
     server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token])
-    server.authorizer = node_authorizer(cfg.state_dir, server.registry)  # join tokens (podnet.api.auth)
+    host_ip = str(cfg.extra.get("host_ip", ""))
+    reserved = {host_ip: "the host's address on the node network"} if host_ip else {}
+    # join tokens and NodeRestriction (podnet.api.auth)
+    server.authorizer = node_authorizer(cfg.state_dir, server.registry, reserved)
     await server.bootstrap()
     sock = cfg.api_socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     # TCP is TLS-only: kubectl sends bearer tokens only over https. The unix socket (reachable
     # only by root on this machine, from any network namespace) is plain HTTP.
-    host_ip = str(cfg.extra.get("host_ip", ""))
     hosts = ["127.0.0.1", "localhost"] + ([host_ip] if host_ip else [])
     listen = str(cfg.extra.get("listen", ""))  # `podnet up --listen ADDR:PORT`: other machines join here
     listen_addr, listen_port = parse_listen(listen) if listen else ("", 0)

@@ -84,6 +84,14 @@ def validate_node(obj: dict[str, Any], old: dict[str, Any] | None = None) -> lis
         errs.append(
             invalid("spec.podCIDRs", len(cidrs), "may specify no more than one CIDR for each IP family")
         )
+    if old is not None:  # ValidateNodeUpdate: the node IPAM controller may set it once, from "" only
+        old_spec = _d(old.get("spec"))
+        old_cidrs = [str(c) for c in old_spec.get("podCIDRs") or []] or \
+            ([str(old_spec["podCIDR"])] if old_spec.get("podCIDR") else [])
+        new_cidrs = cidrs or ([str(spec["podCIDR"])] if spec.get("podCIDR") else [])
+        if old_cidrs and new_cidrs != old_cidrs:
+            errs.append(forbidden("spec.podCIDRs",
+                                  'node updates may not change podCIDR except from "" to valid'))
     for i, taint in enumerate(_items(spec.get("taints"))):
         p = f"spec.taints[{i}]"
         key = str(taint.get("key") or "")

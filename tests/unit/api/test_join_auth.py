@@ -111,6 +111,7 @@ async def test_a_node_registers_itself_only_and_keeps_to_its_own_node(api: Api, 
 
 async def test_pod_status_and_deletion_only_for_pods_bound_to_the_node(api: Api, tmp_path: Path) -> None:
     me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    assert (await api.call("POST", NODES, node("m1"), headers=me))[0] == 201
     for name, where in (("mine", "m1"), ("theirs", "m2")):
         assert (await api.call("POST", POD_PATH, pod(name, node=where), headers=ADMIN))[0] == 201
     patch = {"status": {"phase": "Running"}}
@@ -135,6 +136,7 @@ async def test_pod_status_and_deletion_only_for_pods_bound_to_the_node(api: Api,
 
 async def test_configmaps_only_those_its_pods_use(api: Api, tmp_path: Path) -> None:
     me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    assert (await api.call("POST", NODES, node("m1"), headers=me))[0] == 201
     for cm in ("used", "other"):
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm}, "data": {"k": "v"}}
         code, _ = await api.call("POST", "/api/v1/namespaces/default/configmaps", body, headers=ADMIN)
@@ -183,3 +185,87 @@ async def test_anonymous_may_read_cluster_info_only(api: Api) -> None:
     for method, path in (("GET", ns), ("GET", f"{ns}/other"), ("PUT", f"{ns}/cluster-info"),
                          ("GET", NODES)):
         assert (await api.call(method, path, body if method == "PUT" else None))[0] == 401, (method, path)
+
+
+async def test_a_credential_acts_only_for_the_node_registered_with_its_token(api: Api,
+                                                                             tmp_path: Path) -> None:
+    """issue 19 #3: `<jointoken>:<other-node>` cannot patch or delete pods of a node it did not register."""
+    tokens = JoinTokens(tmp_path)
+    tok = tokens.create()
+    assert (await api.call("POST", NODES, node("m1"), headers=bearer(node_credential(tok, "m1"))))[0] == 201
+    assert (await api.call("POST", NODES, node("n0"), headers=ADMIN))[0] == 201  # a node of `podnet up`
+    assert (await api.call("POST", POD_PATH, pod("dns", node="n0"), headers=ADMIN))[0] == 201
+    # m2: a name never registered; n0: registered by the admin, not by this token
+    for other in ("m2", "n0"):
+        cred = bearer(node_credential(tok, other))
+        code, body = await api.call("PATCH", f"{POD_PATH}/dns/status", {"status": {"podIP": "10.0.0.66"}},
+                                    headers=cred, ctype="application/merge-patch+json")
+        assert code == 403, body
+        assert body["message"] == (
+            f'pods "dns" is forbidden: User "system:node:{other}" cannot patch resource "pods/status" in API '
+            f"group \"\" in the namespace \"default\": "
+            f"node '{other}' was not registered with this join token")
+        code, body = await api.call("DELETE", f"{POD_PATH}/dns", {"gracePeriodSeconds": 0}, headers=cred)
+        assert code == 403
+        assert body["message"].endswith(f"node '{other}' was not registered with this join token")
+    # a second token cannot act for m1 either
+    cred = bearer(node_credential(tokens.create(), "m1"))
+    code, _ = await api.call("PATCH", f"{NODES}/m1/status", {"status": {}}, headers=cred,
+                             ctype="application/merge-patch+json")
+    assert code == 403
+    code, got = await api.call("GET", f"{POD_PATH}/dns", headers=ADMIN)
+    assert code == 200 and "podIP" not in got.get("status", {})
+
+
+async def test_node_restriction_on_the_node_object(tmp_path: Path) -> None:
+    """issue 19 #4: a node keeps its podCIDR, claims no other node's or the host's address, sets no
+    node-restriction.kubernetes.io labels."""
+    a = await make_api(tokens=("admin-secret",))
+    a.server.authorizer = node_authorizer(tmp_path, a.server.registry,
+                                          {"172.30.1.1": "the host's address on the node network"})
+    try:
+        tok = JoinTokens(tmp_path).create()
+        me = bearer(node_credential(tok, "m1"))
+        n0 = node("n0")
+        n0["spec"] = {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}
+        assert (await a.call("POST", NODES, n0, headers=ADMIN))[0] == 201
+        addr = {"status": {"addresses": [{"type": "InternalIP", "address": "172.30.1.2"}]}}
+        assert (await a.call("PATCH", f"{NODES}/n0/status", addr, headers=ADMIN,
+                             ctype="application/merge-patch+json"))[0] == 200
+        assert (await a.call("POST", NODES, node("m1"), headers=me))[0] == 201
+        # the control plane (admin) assigns m1 its podCIDR, from "" once
+        cidr = {"spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}}
+        assert (await a.call("PATCH", f"{NODES}/m1", cidr, headers=ADMIN,
+                             ctype="application/merge-patch+json"))[0] == 200
+        steal = {"spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}}
+        for who in (me, ADMIN):  # nobody may change it once set (ValidateNodeUpdate)
+            code, body = await a.call("PATCH", f"{NODES}/m1", steal, headers=who,
+                                      ctype="application/merge-patch+json")
+            assert code == 422, body
+            assert body["message"] == ('Node "m1" is invalid: spec.podCIDRs: Forbidden: node updates may not '
+                                       'change podCIDR except from "" to valid')
+        for ip, why in (("172.30.1.2", 'node "n0" reports it'),
+                        ("172.30.1.1", "it is the host's address on the node network")):
+            claim = {"status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+            code, body = await a.call("PATCH", f"{NODES}/m1/status", claim, headers=me,
+                                      ctype="application/merge-patch+json")
+            assert code == 403, body
+            assert body["message"] == (f'nodes "m1" is forbidden: node "m1" is not allowed to claim address '
+                                       f"{ip}: {why}")
+        ok = {"status": {"addresses": [{"type": "InternalIP", "address": "192.168.5.7"}]}}
+        assert (await a.call("PATCH", f"{NODES}/m1/status", ok, headers=me,
+                             ctype="application/merge-patch+json"))[0] == 200
+        label = {"metadata": {"labels": {"node-restriction.kubernetes.io/fast": "yes"}}}
+        code, body = await a.call("PATCH", f"{NODES}/m1", label, headers=me,
+                                  ctype="application/merge-patch+json")
+        assert code == 403 and body["message"] == (
+            'nodes "m1" is forbidden: is not allowed to modify labels: node-restriction.kubernetes.io/fast')
+        assert (await a.call("PATCH", f"{NODES}/m1", {"metadata": {"labels": {"disk": "ssd"}}}, headers=me,
+                             ctype="application/merge-patch+json"))[0] == 200
+        assert (await a.call("PATCH", f"{NODES}/m1", label, headers=ADMIN,
+                             ctype="application/merge-patch+json"))[0] == 200
+        code, got = await a.call("GET", f"{NODES}/m1", headers=ADMIN)
+        assert got["spec"]["podCIDR"] == "10.244.1.0/24"
+        assert [x["address"] for x in got["status"]["addresses"]] == ["192.168.5.7"]
+    finally:
+        await a.client.close()
