@@ -56,8 +56,8 @@ from common import (
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.naming import pod_netns
+from podnet.core.config import ClusterConfig
+from podnet.core.naming import pod_netns
 from podnet.model.kinds import DEPLOYMENTS, ENDPOINTSLICES, NAMESPACES, PODS, SERVICES, Obj
 
 NS = "default"

@@ -27,8 +27,8 @@ from typing import Any
 from podnet.allocators import ServiceHooks
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig
 from podnet.controllers.runner import ControllerManager
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.store.memory import MemoryStore
 

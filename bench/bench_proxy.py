@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.proxy.model import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.nft import RealNft
 from podnet.proxy.render import render_full

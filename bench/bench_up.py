@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from podnet.cluster import journal as jr
 from podnet.cluster.cgroup import ClusterCgroup
+from podnet.core import journal as jr
 
 PODNET = [sys.executable, "-c", "from podnet.cli.main import main; raise SystemExit(main())"]
 

@@ -8,6 +8,8 @@ echo ">> ruff"
 .venv/bin/ruff check src tests bench
 echo ">> mypy"
 .venv/bin/mypy
+echo ">> import layers"
+.venv/bin/lint-imports --no-cache
 echo ">> pytest"
 set +e
 .venv/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@"

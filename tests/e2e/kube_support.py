@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from podnet.cluster.kubeconfig import render_kubeconfig
+from podnet.core.kubeconfig import render_kubeconfig
 
 KUBECTL = shutil.which("kubectl")
 

@@ -39,9 +39,9 @@ NODE_GRACE = 18
 
 RESTART_CONTROLPLANE = """
 import sys
-from podnet.cluster import journal as jr
+from podnet.core import journal as jr
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.cluster.procs import start_process
 from podnet.cluster.up import controlplane_argv, wait_api_ready
 

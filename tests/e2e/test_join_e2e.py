@@ -60,7 +60,7 @@ class Joined:
                                    check=check, timeout=60)
 
     def in_pod(self, pod: dict[str, Any], *cmd: str) -> str:
-        from podnet.cluster import naming
+        from podnet.core import naming
 
         ns = naming.pod_netns(self.cluster.name, pod["metadata"]["uid"])
         res = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *cmd], capture_output=True,
@@ -209,7 +209,7 @@ def test_a_wrong_ca_hash_or_a_revoked_token_is_refused(joined: Joined) -> None:
 
 
 def test_leave_removes_what_the_agent_made(web: Joined) -> None:
-    from podnet.cluster import naming
+    from podnet.core import naming
 
     pods = [p for p in web.cluster.ready_pods("app=web") if p["spec"]["nodeName"] == web.nodes[1]]
     netns = [naming.pod_netns(web.cluster.name, p["metadata"]["uid"]) for p in pods]

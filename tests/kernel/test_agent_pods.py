@@ -28,8 +28,8 @@ import pytest
 
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient, ApiError
-from podnet.cluster import naming
-from podnet.cluster.journal import Journal
+from podnet.core import naming
+from podnet.core.journal import Journal
 from podnet.model.kinds import EVENTS, NODES, PODS
 from podnet.net.nodenet import setup_node_netns
 from podnet.net.real import RealNetOps

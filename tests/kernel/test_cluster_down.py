@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from netns_tools import echo_server
 
-from podnet.cluster import journal as jr
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.layout import plan_nodes
 from podnet.cluster.procs import is_same_process, start_process
 from podnet.cluster.up import UpOptions, up
+from podnet.core import journal as jr
+from podnet.core.config import ClusterConfig
+from podnet.core.layout import plan_nodes
 from podnet.net.nsthread import netns_exec_argv
 from podnet.net.real import RealNetOps
 
@@ -43,7 +43,7 @@ http.server.HTTPServer(("127.0.0.1", cfg["api_port"]), H).serve_forever()
 
 STUB_AGENT = r"""
 import sys, time
-from podnet.cluster.journal import Journal
+from podnet.core.journal import Journal
 from podnet.net.cni import add_pod_network
 from podnet.net.real import RealNetOps
 state_dir, pod_ns, pod_ip, host_if = sys.argv[1:5]

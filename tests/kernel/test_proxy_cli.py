@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.naming import node_netns
+from podnet.core.config import ClusterConfig
+from podnet.core.naming import node_netns
 from podnet.dns.fakeapi import FakeApi  # small list+watch API of the DNS area, reused as a test double
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.proxy.model import NodeFacts, build_service_ports

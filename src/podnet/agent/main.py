@@ -27,10 +27,11 @@ from podnet.agent.podstate import PodDirs
 from podnet.agent.runtime import PodRuntime
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
-from podnet.cluster import naming
-from podnet.cluster.config import ClusterConfig
+from podnet.core import naming
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
 from podnet.net.ops import NetOps
+from podnet.proxy.runner import run_proxy
 
 log = logging.getLogger("podnet.agent")
 
@@ -236,11 +237,6 @@ class Agent:
 
     # ---- proxy ----
     async def proxy_loop(self) -> None:
-        try:
-            from podnet.proxy.runner import run_proxy
-        except ImportError as e:
-            log.warning("service proxy not available (%s): Services are not programmed on this node", e)
-            return
         while True:
             try:
                 await run_proxy(self.client, node_name=self.opts.node_name, node_ip=self.opts.node_ip,

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from podnet.cluster import naming
-from podnet.cluster.journal import Journal as ClusterJournal
+from podnet.core import naming
+from podnet.core.journal import Journal as ClusterJournal
 from podnet.net import cni
 from podnet.net.ipam import Ipam
 from podnet.net.ops import NetOps

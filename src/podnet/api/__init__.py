@@ -1,6 +1,6 @@
 """podnet's Kubernetes-compatible API server.
 
-Entry point: `podnet.api.server.APIServer` (and `run_standalone`). Modules, outside in:
+Entry point: `podnet.api.server.APIServer` (its hooks are wired by the caller). Modules, outside in:
 
 - server      -- aiohttp app, auth and error middleware, discovery/health routes, lifecycle
 - routing     -- URL path -> (resource type, namespace, name, subresource)

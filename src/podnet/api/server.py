@@ -13,14 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
-import signal
 import ssl
-import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
@@ -220,74 +216,3 @@ class APIServer:
 
 def _is_open(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in OPEN_PATHS)
-
-
-async def _serve_standalone(store_url: str, host: str, port: int, token: str, tls_dir: Path | None) -> None:
-    import importlib
-
-    from podnet.cluster.config import ClusterConfig
-    from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
-    from podnet.store import open_store
-
-    store = open_store(store_url)
-    hooks: dict[str, ResourceHooks] = {}
-    try:
-        mod = importlib.import_module("podnet.allocators.service_hooks")
-    except ImportError:
-        mod = None
-    if mod is not None:
-        cfg = ClusterConfig()
-        service_hooks = mod.ServiceHooks(cfg.service_cidr, cfg.node_port_bounds(),
-                                         "" if cfg.lb_pool == "none" else cfg.lb_pool)
-        await service_hooks.load(store)
-        hooks["services"] = service_hooks
-    ctx = None
-    if tls_dir is not None:
-        _, crt, key = ensure_ca_and_cert(tls_dir, [host])
-        ctx = server_ssl_context(crt, key)
-    server = APIServer(store, hooks=hooks, tokens=[token] if token else [])
-    await server.bootstrap()
-    bound = await server.start(host, port, ssl_context=ctx)
-    scheme = "https" if ctx is not None else "http"
-    print(f"podnet API server listening on {scheme}://{host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-        with contextlib.suppress(Exception):
-            await store.close()
-
-
-def run_standalone(store_url: str, host: str, port: int, token: str, *, tls_dir: Path | None = None) -> None:
-    """Run an API server in the foreground until SIGTERM/SIGINT. Prints one line with its URL once it
-    listens (port 0 picks a free port). With tls_dir, serves https with the CA and certificate kept
-    there (`podnet.cluster.tls.ensure_ca_and_cert`): kubectl sends bearer tokens only over https."""
-    asyncio.run(_serve_standalone(store_url, host, port, token, tls_dir))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m podnet.api.server STORE_URL HOST PORT TOKEN [TLS_DIR]`"""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (4, 5):
-        print("usage: python -m podnet.api.server STORE_URL HOST PORT TOKEN [TLS_DIR]", file=sys.stderr)
-        return 2
-    try:
-        port = int(args[2])
-    except ValueError:
-        print(f"PORT must be a number, got {args[2]!r}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        run_standalone(args[0], args[1], port, args[3], tls_dir=Path(args[4]) if len(args) == 5 else None)
-    except (ValueError, OSError) as e:
-        print(f"podnet API server: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,18 +2,18 @@
 
 Pure functions on dicts: what a create resets, what an update keeps from the stored
 object, which resources count generations, and the bridge to the model's defaulting
-and validation (`podnet.model.defaults`, `podnet.model.validation`), used when present.
+and validation (`podnet.model.defaults`, `podnet.model.validation`).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 from podnet.api import meta as m
+from podnet.model import defaults as model_defaults
 from podnet.model import kinds
+from podnet.model import validation as model_validation
 from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
 from podnet.model.qos import qos_class
@@ -27,31 +27,18 @@ GENERATION = frozenset({kinds.DEPLOYMENTS.key, kinds.REPLICASETS.key})
 SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
 
-def _model_fn(module: str, name: str) -> Callable[..., Any] | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    fn = getattr(mod, name, None)
-    return fn if callable(fn) else None
-
-
 def apply_defaults(obj: Obj) -> None:
-    fn = _model_fn("podnet.model.defaults", "apply_defaults")
-    if fn is not None:
-        fn(obj)
+    model_defaults.apply_defaults(obj)
 
 
 def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     errs: list[FieldError] = []
     if not m.d(obj.get("metadata")).get("name"):
         errs.append(required("metadata.name", "name or generateName is required"))
-    fn = _model_fn("podnet.model.validation", "validate")
-    if fn is not None:
-        model_errs = list(fn(obj, old) if old is not None else fn(obj))
-        # the model may report the missing name itself: keep one copy
-        errs = errs + [e for e in model_errs if e.error() not in {x.error() for x in errs}]
-    return errs
+    model_errs = model_validation.validate(obj, old)
+    # the model may report the missing name itself: keep one copy
+    seen = {x.error() for x in errs}
+    return errs + [e for e in model_errs if e.error() not in seen]
 
 
 def has_status_subresource(rt: ResourceType) -> bool:

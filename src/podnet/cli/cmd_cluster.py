@@ -142,8 +142,8 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     _need_root()
-    from podnet.cluster.config import state_root
     from podnet.cluster.down import cluster_dir, teardown
+    from podnet.core.config import state_root
     from podnet.net.real import RealNetOps
 
     if args.all:  # every state directory, also one whose config was never written

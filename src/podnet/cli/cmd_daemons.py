@@ -12,7 +12,7 @@ import logging
 import signal
 
 from podnet.cli.common import add_name_flag, load_config
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 
 log = logging.getLogger("podnet.controlplane")
 
@@ -43,7 +43,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
     from podnet.cluster.join import parse_listen, publish_cluster_info
-    from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
+    from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
     from podnet.store import open_store
 
     store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"

@@ -28,7 +28,7 @@ from rich.table import Table
 from podnet.cli.common import client_for, kubeconfig_path, load_config
 from podnet.cli.main import CLIError
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig, state_root
+from podnet.core.config import ClusterConfig, state_root
 from podnet.model.kinds import NODES, PODS, SERVICES, Obj
 
 NODE_PORT = 30008

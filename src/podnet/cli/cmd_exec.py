@@ -11,7 +11,7 @@ import sys
 from urllib.parse import urlsplit
 
 from podnet.cli.main import CLIError
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import Obj
 
 CURL_TIMEOUT = 10
@@ -110,7 +110,7 @@ def pod_target(cfg: ClusterConfig, pod_name: str, namespace: str, container: str
 
 
 def node_netns_for(cfg: ClusterConfig, node: str) -> str:
-    from podnet.cluster import naming
+    from podnet.core import naming
 
     cluster = cfg.name
     for candidate in (node, f"{cluster}-{node}"):

@@ -145,8 +145,8 @@ def run_join(args: argparse.Namespace) -> int:
 
 
 def run_leave(args: argparse.Namespace) -> int:
-    from podnet.cluster.config import state_root
     from podnet.cluster.join import JoinError, leave
+    from podnet.core.config import state_root
     from podnet.net.real import RealNetOps
 
     if os.geteuid() != 0:

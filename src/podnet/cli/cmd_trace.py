@@ -14,7 +14,8 @@ from podnet.cli.common import add_name_flag, client_for, load_config
 from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, console, emit, err_console
 from podnet.client.client import ApiError
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
+from podnet.core.naming import node_netns
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 from podnet.proxy.explain import counters_from_json, explain, node_ip
 from podnet.proxy.fake import FakeNft, Packet
@@ -47,14 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         q.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
         add_output_flag(q)
         q.set_defaults(func=run_top)
-
-
-def node_netns(cluster: str, node: str) -> str:
-    try:
-        from podnet.cluster.naming import node_netns as nn
-    except ImportError:  # naming module absent: the documented default
-        return f"pn-{cluster}-{node}"
-    return nn(cluster, node)
 
 
 async def _fetch(cfg: ClusterConfig) -> tuple[list[Obj], list[Obj], list[Obj], list[Obj]]:

@@ -7,7 +7,7 @@ import os
 
 from podnet.cli.main import CLIError
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig, state_root
+from podnet.core.config import ClusterConfig, state_root
 
 DEFAULT_CLUSTER = os.environ.get("PODNET_CLUSTER", "podnet")
 

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from types import ModuleType
 
 from podnet import __version__
 
-# Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
-COMMAND_MODULES = (
-    "podnet.cli.cmd_cluster",   # up, down, list, kubeconfig
-    "podnet.cli.cmd_kubectl",   # kubectl passthrough
-    "podnet.cli.cmd_apply",     # apply: kubectl apply after local, located manifest checks
-    "podnet.cli.cmd_exec",      # exec, node-exec, curl
-    "podnet.cli.cmd_status",    # status
-    "podnet.cli.cmd_trace",     # trace, top/traffic
-    "podnet.cli.cmd_demo",      # demo
-    "podnet.cli.cmd_daemons",   # controlplane (started by `up`)
-    "podnet.cli.cmd_agent",     # agent: one per node (started by `up`, or by hand on another machine)
-    "podnet.cli.cmd_join",      # token create/list/revoke, join, leave: nodes on other machines
-)
+
+def _command_modules() -> tuple[ModuleType, ...]:
+    """One module per area, each with `register(subparsers)`; its parsers set `func(args) -> int`.
+    Imported here (not at the top) because each of them imports this module for CLIError."""
+    from podnet.cli import (
+        cmd_agent,  # agent: one per node (started by `up`, or by hand on another machine)
+        cmd_apply,  # apply: kubectl apply after local, located manifest checks
+        cmd_cluster,  # up, down, list, kubeconfig
+        cmd_daemons,  # controlplane (started by `up`)
+        cmd_demo,  # demo
+        cmd_exec,  # exec, node-exec, curl
+        cmd_join,  # token create/list/revoke, join, leave: nodes on other machines
+        cmd_kubectl,  # kubectl passthrough
+        cmd_status,  # status
+        cmd_trace,  # trace, top/traffic
+    )
+
+    return (cmd_cluster, cmd_kubectl, cmd_apply, cmd_exec, cmd_status, cmd_trace, cmd_demo, cmd_daemons,
+            cmd_agent, cmd_join)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"podnet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod_name in COMMAND_MODULES:
-        mod = importlib.import_module(mod_name)
+    for mod in _command_modules():
         mod.register(sub)
     return parser
 

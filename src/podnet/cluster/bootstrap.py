@@ -5,7 +5,7 @@ the `kubernetes` Service, and cluster DNS (`kube-dns` Service at the DNS IP + `c
 from __future__ import annotations
 
 from podnet.client.client import ApiClient, ApiError
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, SERVICES, Obj, ResourceType
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"

@@ -10,10 +10,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podnet.cluster import journal as jr
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.config import state_root
 from podnet.cluster.procs import stop_processes
+from podnet.core import journal as jr
+from podnet.core.config import state_root
 from podnet.net.ops import NetOps, NetOpsError, NotFoundError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from podnet.cluster.layout import CANDIDATE_NODE_NETWORKS
+from podnet.core.layout import CANDIDATE_NODE_NETWORKS
 from podnet.net.ops import PROTO_PODNET_NODE, Route
 
 

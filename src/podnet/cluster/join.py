@@ -40,9 +40,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from podnet.api.auth import CLUSTER_INFO_NAME, CLUSTER_INFO_NS, TOKEN_RE, node_credential
-from podnet.cluster import journal as jr
-from podnet.cluster.config import ClusterConfig, state_root
 from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
+from podnet.core import journal as jr
+from podnet.core.config import ClusterConfig, state_root
 from podnet.model.kinds import Obj
 
 CLUSTER_INFO_PATH = f"/api/v1/namespaces/{CLUSTER_INFO_NS}/configmaps/{CLUSTER_INFO_NAME}"

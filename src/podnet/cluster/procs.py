@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from podnet.cluster import journal as jr
 from podnet.cluster.cgroup import ClusterCgroup
+from podnet.core import journal as jr
 
 
 def proc_starttime(pid: int) -> int | None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from podnet.cluster import journal as jr
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.layout import plan_nodes
 from podnet.cluster.procs import is_same_process
 from podnet.cluster.up import api_answers, known_clusters
+from podnet.core import journal as jr
+from podnet.core.config import ClusterConfig
+from podnet.core.layout import plan_nodes
 
 
 @dataclass

@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from podnet.cluster import journal as jr
-from podnet.cluster import naming
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.config import ClusterConfig, state_root
 from podnet.cluster.hostnet import (
     AddressPlanError,
     check_ranges,
@@ -35,8 +32,11 @@ from podnet.cluster.hostnet import (
     parse_lb_pool,
     parse_port_range,
 )
-from podnet.cluster.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, host_ip, plan_nodes
 from podnet.cluster.procs import Started, is_same_process, start_process
+from podnet.core import journal as jr
+from podnet.core import naming
+from podnet.core.config import ClusterConfig, state_root
+from podnet.core.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, host_ip, plan_nodes
 from podnet.net.nodenet import MODES, setup_node_netns
 from podnet.net.nsthread import netns_exec_argv
 from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
@@ -301,7 +301,7 @@ def write_kubeconfig(cfg: ClusterConfig) -> Path:
     The control plane serves TCP only over TLS (kubectl sends no bearer token over plain http);
     it writes `ca.crt` before it answers /readyz.
     """
-    from podnet.cluster.kubeconfig import render_kubeconfig
+    from podnet.core.kubeconfig import render_kubeconfig
 
     path = cfg.state_dir / "kubeconfig"
     tmp = path.with_suffix(".tmp")

@@ -26,7 +26,6 @@ import aiohttp
 from podnet.allocators.lb_pool import LoadBalancerPool, handles
 from podnet.client.client import ApiClient, ApiError, resource_path
 from podnet.client.informer import Informer
-from podnet.cluster.config import ClusterConfig
 from podnet.controllers import objects as o
 from podnet.controllers.actions import Action
 from podnet.controllers.deployment import reconcile_deployment
@@ -48,6 +47,7 @@ from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
 from podnet.controllers.template_hash import equal_ignore_hash
 from podnet.controllers.timeutil import utcnow
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import (
     DEPLOYMENTS,
     ENDPOINTS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from podnet.cluster import naming
+from podnet.core import naming
 from podnet.net.ops import PROTO_PODNET_POD, InvalidError, NetOps, NotFoundError, Route
 
 POD_GATEWAY = naming.POD_GATEWAY

@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-from podnet.cluster import naming
+from podnet.core import naming
 from podnet.net.ops import PROTO_PODNET_NODE, Fdb, InvalidError, Neigh, NetOps, NotFoundError, Route
 
 Mode = Literal["host-gw", "vxlan"]

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer, obj_key
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES, Obj
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner

@@ -12,8 +12,8 @@ import yaml
 from cryptography import x509
 
 from podnet.api.server import APIServer
-from podnet.cluster.kubeconfig import render_kubeconfig
-from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
+from podnet.core.kubeconfig import render_kubeconfig
+from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
 from podnet.store.memory import MemoryStore
 
 

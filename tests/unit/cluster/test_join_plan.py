@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 
 from podnet.api.auth import JoinTokens, node_authorizer
 from podnet.api.server import APIServer
-from podnet.cluster.config import ClusterConfig
 from podnet.cluster.join import (
     JoinError,
     JoinOptions,
@@ -26,7 +25,8 @@ from podnet.cluster.join import (
     parse_listen,
     plan_join,
 )
-from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
+from podnet.core.config import ClusterConfig
+from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
 from podnet.model.kinds import CONFIGMAPS
 from podnet.store.memory import MemoryStore
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.tls import ensure_ca_and_cert, server_ssl_context
 from podnet.cluster.up import write_kubeconfig
+from podnet.core.config import ClusterConfig
+from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
 
 
 class _Ready(http.server.BaseHTTPRequestHandler):

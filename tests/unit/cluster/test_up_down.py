@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from podnet.cluster import journal as jr
-from podnet.cluster.config import ClusterConfig
 from podnet.cluster.down import teardown
 from podnet.cluster.procs import is_same_process, proc_starttime, stop_processes
 from podnet.cluster.status import cluster_status
 from podnet.cluster.up import UpError, UpOptions, plan_config, up
+from podnet.core import journal as jr
+from podnet.core.config import ClusterConfig
 from podnet.net.fake import FakeNetOps
 from podnet.net.ops import Route
 

@@ -12,9 +12,9 @@ import pytest
 from podnet.allocators import LB_IP_ANNOTATION, ServiceHooks
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig
 from podnet.controllers.runner import ControllerManager
 from podnet.controllers.template_hash import compute_hash
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import (
     DEPLOYMENTS,
     ENDPOINTS,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from podnet.client.client import ApiError
-from podnet.cluster.config import ClusterConfig
 from podnet.controllers.actions import Action
 from podnet.controllers.runner import ControllerManager
 from podnet.controllers.scheduler import binding
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import PODS, Obj, ResourceType
 
 

@@ -7,7 +7,7 @@ from proxy_fixtures import NODE1, all_cases, state_of
 
 from podnet.cli.cmd_trace import resolve
 from podnet.cli.main import CLIError
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.proxy.explain import counters_from_json, explain
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.render import render_full

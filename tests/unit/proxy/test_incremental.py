@@ -11,7 +11,7 @@ from proxy_fixtures import ep, eslice, port, svc
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer, obj_key
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.model.kinds import Obj
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.metrics import ProxyMetrics

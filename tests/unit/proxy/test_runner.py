@@ -13,7 +13,7 @@ import pytest
 from proxy_fixtures import ep, eslice, port, svc
 
 from podnet.client.client import ApiClient
-from podnet.cluster.config import ClusterConfig
+from podnet.core.config import ClusterConfig
 from podnet.dns.fakeapi import FakeApi  # a small list+watch API from the DNS area, reused as a test double
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES
 from podnet.proxy.fake import FakeNft, Packet

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from podnet.cluster import naming
-from podnet.cluster.config import ClusterConfig
-from podnet.cluster.layout import default_lb_pool, host_cidr, plan_nodes
+from podnet.core import naming
+from podnet.core.config import ClusterConfig
+from podnet.core.layout import default_lb_pool, host_cidr, plan_nodes
 
 
 def test_names_fit_the_kernel_limits() -> None:

@@ -12,8 +12,8 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from podnet.cluster import naming
-from podnet.cluster.config import ClusterConfig
+from podnet.core import naming
+from podnet.core.config import ClusterConfig
 
 MAX_NODES = 100
 CANDIDATE_NODE_NETWORKS = tuple(f"172.30.{i}.0/24" for i in range(256)) + tuple(

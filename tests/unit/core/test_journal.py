@@ -3,7 +3,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from podnet.cluster.journal import Journal
+from podnet.core.journal import Journal
 
 
 def test_record_merge_forget_order(tmp_path: Path) -> None:
