@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from podnet.net.nodenet import service_route
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.model import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.nft import RealNft
@@ -39,8 +40,9 @@ N1_IP, N2_IP, OUT_IP = f"{LAN}.1", f"{LAN}.2", f"{LAN}.100"
 PODS = {"a": ("n1", "10.244.1.10"), "b": ("n1", "10.244.1.11"), "client": ("n1", "10.244.1.20"),
         "c": ("n2", "10.244.2.10")}
 ALL_CIDRS = ("10.244.1.0/24", "10.244.2.0/24")
-NODES = {"n1": NodeFacts("n1", (N1_IP,), "10.244.0.0/16", "10.244.1.0/24", ALL_CIDRS),
-         "n2": NodeFacts("n2", (N2_IP,), "10.244.0.0/16", "10.244.2.0/24", ALL_CIDRS)}
+SVC_CIDR = "10.96.0.0/12"
+NODES = {"n1": NodeFacts("n1", (N1_IP,), "10.244.0.0/16", "10.244.1.0/24", ALL_CIDRS, service_cidr=SVC_CIDR),
+         "n2": NodeFacts("n2", (N2_IP,), "10.244.0.0/16", "10.244.2.0/24", ALL_CIDRS, service_cidr=SVC_CIDR)}
 
 SERVER = textwrap.dedent("""
     import http.server, socket, sys
@@ -145,7 +147,11 @@ class Topo:
             ns = self.ns(node)
             nsx(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
             nsx(ns, "ip", "route", "add", other_cidr, "via", other_ip)
-            nsx(ns, "ip", "route", "add", "default", "via", OUT_IP)  # like a real node's uplink default route
+            # as podnet's nodes (net/nodenet.py): no default route, the pods' gateway (for proxy ARP)
+            # and the service CIDR out of the uplink
+            nsx(ns, "ip", "route", "add", "169.254.1.1/32", "dev", "eth0", "scope", "link")
+            r = service_route(SVC_CIDR, "eth0", N1_IP if node == "n1" else N2_IP)
+            nsx(ns, "ip", "route", "add", r.dst, "dev", "eth0", "scope", "link", "src", str(r.src))
         for i, (pod, (node, ip)) in enumerate(sorted(PODS.items())):
             ns = self.add_ns(f"pod-{pod}")
             nns = self.ns(node)
@@ -217,6 +223,7 @@ def ports(web_eps: tuple[str, ...] = ("a", "b", "c")) -> list[ServicePortInfo]:
                         svc_type="NodePort", endpoints=(ep("c"),)),
         ServicePortInfo("default", "empty", "", "TCP", 80, "10.96.0.22"),
         ServicePortInfo("default", "self", "", "TCP", 80, "10.96.0.23", endpoints=(ep("a"),)),
+        ServicePortInfo("default", "itp", "", "TCP", 80, "10.96.0.24", itp_local=True, endpoints=(ep("c"),)),
     ]
 
 
@@ -486,3 +493,24 @@ def test_etp_local_from_inside_the_cluster_reaches_remote_endpoints(topo: Topo) 
     assert [n for n, _ in got] == ["c"] * 3
     tr = fake_for(states["n1"]).trace(Packet(PODS["client"][1], N1_IP, 30082), NODES["n1"].ips)
     assert tr.candidates == [(PODS["c"][1], 8080)] and not tr.masquerade
+
+
+def test_verdicts_happen_where_kubernetes_puts_them_from_pods_and_nodes(topo: Topo) -> None:
+    """No endpoints / undefined port: refused at once; ITP Local without a local endpoint and
+    unallocated service IPs: dropped (the client times out) — from a pod and from the node itself."""
+    states = load(topo)
+    fake = fake_for(states["n1"])
+    cases = [("10.96.0.22", 80, "ConnectionRefusedError", "reject"),  # no endpoints
+             ("10.96.0.20", 81, "ConnectionRefusedError", "reject"),  # a port the ClusterIP does not define
+             ("10.96.0.24", 80, "TimeoutError", "drop"),  # internalTrafficPolicy Local, endpoint on n2 only
+             ("10.96.0.99", 80, "TimeoutError", "drop")]  # no Service holds this address
+    for src_ns, src_ip, entry in (("pod-client", PODS["client"][1], "in"), ("n1", N1_IP, "local")):
+        for ip, port, err, verdict in cases:
+            res = topo.requests(src_ns, ip, port, 1, timeout=1.0)
+            assert res[0].get("err") == err, (src_ns, ip, port, res)
+            if err == "ConnectionRefusedError":
+                assert float(str(res[0]["t"])) < 0.5
+            assert fake.trace(Packet(src_ip, ip, port, entry=entry), NODES["n1"].ips).verdict == verdict
+    # the same ITP Local Service answers from the node that has the endpoint
+    got = served_by(topo.requests("n2", "10.96.0.24", 80, 2))
+    assert [n for n, _ in got] == ["c", "c"]

@@ -224,7 +224,8 @@ class Agent:
                       if n["metadata"]["name"] != self.opts.node_name and nodemod.internal_ip(n)]
             try:
                 await in_netlink_thread(reconcile_node_routes, self.ops(), netns=None,
-                                        mode=self.config.network, my_node=me, others=others, vni=vni)
+                                        mode=self.config.network, my_node=me, others=others, vni=vni,
+                                        service_cidr=self.config.service_cidr)
                 if not self.network_ok:
                     self.network_ok = True
                     self._status_now.set()

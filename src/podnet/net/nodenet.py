@@ -86,15 +86,32 @@ def _check(mode: str, my_node: NodeInfo, others: list[NodeInfo], vni: int) -> No
             raise InvalidError(f"node {n.name!r}: {e}") from None
 
 
+def service_route(service_cidr: str, uplink: str, node_ip: str) -> Route:
+    """The node's route for the service CIDR: out of the uplink, from the node IP.
+
+    Kubernetes nodes route Service addresses somewhere (usually their default route), so the
+    routing decision for a ClusterIP succeeds and the Service rules give the verdict: DNAT in
+    nat output re-routes a node's own packets to the chosen endpoint, a pod's packets are DNATed
+    before routing, and what no rule translates (no endpoints, undefined port, unallocated
+    address) is rejected or dropped by the filter hooks before it could leave. Without this
+    route connect() from the node fails at once with ENETUNREACH and pods get ICMP net-unreachable.
+    """
+    return Route(dst=str(ipaddress.IPv4Network(service_cidr, strict=False)), dev=uplink, scope="link",
+                 proto=PROTO_PODNET_NODE, src=node_ip)
+
+
 def plan_node_network(*, mode: str, my_node: NodeInfo, others: list[NodeInfo], vni: int, uplink: str,
                       uplink_mtu: int = 1500, vxlan_name: str = VXLAN_IF,
-                      dstport: int = VXLAN_PORT) -> NodeNetworkPlan:
-    """What a node's namespace needs so its pods reach the pods of `others` (pure)."""
+                      dstport: int = VXLAN_PORT, service_cidr: str = "") -> NodeNetworkPlan:
+    """What a node's namespace needs so its pods reach the pods of `others` and it can route
+    the service CIDR (pure)."""
     _check(mode, my_node, others, vni)
     routes: list[Route] = [
         # Something must route the pods' gateway address out of another link, or proxy ARP stays silent.
         Route(dst=f"{naming.POD_GATEWAY}/32", dev=uplink, scope="link", proto=PROTO_PODNET_NODE),
     ]
+    if service_cidr:
+        routes.append(service_route(service_cidr, uplink, my_node.ip))
     peers = sorted((n for n in others if n.pod_cidr and n.name != my_node.name), key=lambda n: n.name)
     if mode == "host-gw":
         routes += [Route(dst=n.pod_cidr, via=n.ip, dev=uplink, proto=PROTO_PODNET_NODE) for n in peers]
@@ -177,11 +194,13 @@ def apply_node_network(ops: NetOps, netns: str | None, plan: NodeNetworkPlan, *,
 
 def reconcile_node_routes(ops: NetOps, *, netns: str | None, mode: str, my_node: NodeInfo,
                           others: list[NodeInfo], vni: int, vxlan_name: str = VXLAN_IF,
-                          dstport: int = VXLAN_PORT) -> NodeNetworkPlan:
-    """Make `netns` (None: this process's namespace) route to every other node's podCIDR; returns the plan."""
+                          dstport: int = VXLAN_PORT, service_cidr: str = "") -> NodeNetworkPlan:
+    """Make `netns` (None: this process's namespace) route to every other node's podCIDR (and the
+    service CIDR when given); returns the plan."""
     uplink, mtu = find_uplink(ops, my_node.ip, netns)
     plan = plan_node_network(mode=mode, my_node=my_node, others=others, vni=vni, uplink=uplink,
-                             uplink_mtu=mtu, vxlan_name=vxlan_name, dstport=dstport)
+                             uplink_mtu=mtu, vxlan_name=vxlan_name, dstport=dstport,
+                             service_cidr=service_cidr)
     apply_node_network(ops, netns, plan, vxlan_name=vxlan_name)
     return plan
 

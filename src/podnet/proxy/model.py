@@ -35,6 +35,7 @@ class NodeFacts:
     pod_cidr: str = ""  # this node's podCIDR ("" when not yet assigned)
     all_pod_cidrs: tuple[str, ...] = ()  # every node's podCIDR; empty = only cluster_cidr is checked
     all_node_ips: tuple[str, ...] = ()  # every node's InternalIP (host-network pods use them)
+    service_cidr: str = ""  # the cluster's service range: traffic to its unallocated IPs is dropped
 
 
 @dataclass(frozen=True, order=True)

@@ -140,7 +140,7 @@ class StateIndex:
         (an empty list: the Service is gone), with `old.svc_ids` as previous ids. Updates the index
         to the new state; `old` is left as it was."""
         new = RulesetState(old.cluster_cidr, dict(old.frontends), dict(old.svc_ids), dict(old.pods),
-                           dict(old.health_checks))
+                           dict(old.health_checks), service_cidr=old.service_cidr)
         olds = {s: self.owned.pop(s) for s in changes if s in self.owned}
         old_keys = {sp.key for o in olds.values() for sp in o.ports}
         new_keys = {sp.key for ps in changes.values() for sp in ps}

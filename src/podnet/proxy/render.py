@@ -12,7 +12,11 @@ Shape (the number of chains does not grow with the number of services):
 * nat postrouting: records affinity, masquerades marked and hairpin connections;
 * filter prerouting: loadBalancerSourceRanges; filter input/forward/output:
   frontends without endpoints are rejected (or dropped for Local policies) and
-  per-service / per-endpoint counters are kept on set elements.
+  per-service / per-endpoint counters are kept on set elements;
+* `cluster-ips-check` (filter forward/output, as kube-proxy's): a port a ClusterIP does not
+  define is rejected, an unallocated address of the service CIDR dropped. Nodes route the
+  service CIDR out of their uplink (net/nodenet.py) so that these verdicts, not a failed
+  routing decision, are what a client sees.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ def shared_items(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str, str]
     """(set name, key, text) of the shared elements one frontend needs."""
     sid = str(f.svc_id)
     out = [("svc-counters", sid, f"{sid} comment {_q(f.svc_key)}")]
+    if f.kind == "clusterIP":
+        out.append(("cluster-ips", f.ip, f.ip))
     if f.affinity_timeout:
         out.append((f"affinity-svcs-{f.affinity_timeout}", sid, sid))
     for ip, port in f.endpoints:
@@ -86,7 +92,7 @@ def shared_counts(st: RulesetState) -> Counts:
     """Reference-counted shared elements of a state (cached on it; render_delta derives the next one)."""
     cached: Counts | None = st.cache.get("counts")
     if cached is None:
-        cached = {"hairpin": {}, "ep-counters": {}, "svc-counters": {}}
+        cached = {"hairpin": {}, "ep-counters": {}, "svc-counters": {}, "cluster-ips": {}}
         for t in st.affinity_timeouts:
             cached[f"affinity-svcs-{t}"] = {}
         for f in st.frontends.values():
@@ -119,7 +125,8 @@ def elements(st: RulesetState) -> ElementSets:
 
 def base_set_names(st: RulesetState) -> list[str]:
     return ["frontends", "svc-ids", "no-endpoints", "masq-frontends", "cluster-frontends", "hairpin",
-            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "local-bypass", "bypass-frontends"]
+            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "local-bypass", "bypass-frontends",
+            "cluster-ips"]
 
 
 def _set_decl(name: str) -> str:
@@ -136,6 +143,7 @@ def _set_decl(name: str) -> str:
         "masq-frontends": f"set masq-frontends {{ {FE_TYPE} ; }}",
         "cluster-frontends": f"set cluster-frontends {{ {FE_TYPE} ; }}",
         "hairpin": "set hairpin { typeof ip saddr . ip daddr ; }",
+        "cluster-ips": "set cluster-ips { typeof ip daddr ; }",
         "lb-restricted": f"set lb-restricted {{ {FE_TYPE} ; }}",
         "local-bypass": f"map local-bypass {{ {FE_TYPE} : verdict ; }}",
         "bypass-frontends": f"set bypass-frontends {{ {FE_TYPE} ; }}",
@@ -183,8 +191,15 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
         "ct status dnat ct direction reply ip saddr . meta l4proto . th sport @ep-counters "
         "update @ep-counters { ip saddr . meta l4proto . th sport }",
     ]
+    # as kube-proxy: a port a ClusterIP does not define is refused, an unallocated service IP dropped
+    # (after the no-endpoints verdicts; DNATed packets no longer carry a service address)
+    cluster_check = ["ip daddr @cluster-ips goto reject-svc"]
+    if st.service_cidr:
+        cluster_check.append(f"ip daddr {st.service_cidr} drop")
+    after_dnat = ["jump filter-common", "ct state new jump cluster-ips-check"]
     return [
         ("chain reject-svc", ["meta l4proto tcp reject with tcp reset", "reject"]),
+        ("chain cluster-ips-check", cluster_check),
         ("chain services", services),
         ("chain nat-prerouting { type nat hook prerouting priority dstnat ; policy accept ;",
          ["jump services"]),
@@ -195,10 +210,8 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
         ("chain filter-common", common),
         ("chain filter-input { type filter hook input priority filter ; policy accept ;",
          ["jump filter-common"]),
-        ("chain filter-forward { type filter hook forward priority filter ; policy accept ;",
-         ["jump filter-common"]),
-        ("chain filter-output { type filter hook output priority filter ; policy accept ;",
-         ["jump filter-common"]),
+        ("chain filter-forward { type filter hook forward priority filter ; policy accept ;", after_dnat),
+        ("chain filter-output { type filter hook output priority filter ; policy accept ;", after_dnat),
     ]
 
 
@@ -260,9 +273,10 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
     """Element adds/deletes turning `old` into `new`, proportional to the change.
 
     "" means nothing to do. A structural change (another cluster CIDR or set of
-    affinity timeouts) returns render_full(new) instead: see `is_full`.
+    affinity timeouts, or another service CIDR) returns render_full(new) instead: see `is_full`.
     """
-    if old.cluster_cidr != new.cluster_cidr or old.affinity_timeouts != new.affinity_timeouts:
+    if (old.cluster_cidr, old.service_cidr) != (new.cluster_cidr, new.service_cidr) \
+            or old.affinity_timeouts != new.affinity_timeouts:
         return render_full(new)
     out: list[str] = []
     for k in sorted(new.backend_counts - old.backend_counts):

@@ -232,7 +232,7 @@ class ProxyRunner:
                         except ValueError:
                             continue
         return NodeFacts(self.node_name, tuple(ips), self.config.pod_cidr, pod_cidr,
-                         tuple(sorted(set(cidrs))), tuple(sorted(set(all_ips))))
+                         tuple(sorted(set(cidrs))), tuple(sorted(set(all_ips))), self.config.service_cidr)
 
     def service_ports(self, node: NodeFacts) -> tuple[list[ServicePortInfo], list[str]]:
         """Every service port, recomputed only for Services whose object or slices changed."""

@@ -51,6 +51,7 @@ class RulesetState:
     health_checks: dict[int, tuple[str, int]] = field(default_factory=dict)  # hc port → (svc, local eps)
     problems: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # derived data
+    service_cidr: str = ""  # "" = no rule for unallocated service IPs
 
     @property
     def backend_counts(self) -> set[int]:
@@ -135,7 +136,9 @@ def build_state(ports: Iterable[ServicePortInfo], node: NodeFacts,
     must clear it when `node` changes.
     """
     ports = list(ports)
-    st = RulesetState(cluster_cidr=str(ipaddress.ip_network(node.cluster_cidr, strict=False)))
+    st = RulesetState(cluster_cidr=str(ipaddress.ip_network(node.cluster_cidr, strict=False)),
+                      service_cidr=str(ipaddress.ip_network(node.service_cidr, strict=False))
+                      if node.service_cidr else "")
     st.svc_ids = assign_ids((p.key for p in ports), previous_ids or {})
     fresh: dict[int, tuple[ServicePortInfo, int, tuple[Frontend, ...]]] = {}
     fes = st.frontends

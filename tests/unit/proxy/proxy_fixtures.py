@@ -10,9 +10,9 @@ from podnet.proxy.state import RulesetState, build_state
 
 MANAGED_BY, CONTROLLER = "endpointslice.kubernetes.io/managed-by", "endpointslice-controller.k8s.io"
 NODE1 = NodeFacts("n1", ("172.31.5.11",), "10.244.0.0/16", "10.244.1.0/24",
-                  ("10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"))
+                  ("10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"), service_cidr="10.96.0.0/12")
 NODE3 = NodeFacts("n3", ("172.31.5.13",), "10.244.0.0/16", "10.244.3.0/24",
-                  ("10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"))
+                  ("10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"), service_cidr="10.96.0.0/12")
 
 
 def svc(name: str, cluster_ip: str, ports: list[dict[str, Any]], *, type_: str = "ClusterIP",

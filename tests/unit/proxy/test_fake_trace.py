@@ -102,7 +102,8 @@ def test_multi_port_named_ports_resolved_per_slice_and_udp() -> None:
                                                                       ("10.244.2.8", 8081)]
     assert trace(f, "10.244.1.40", "10.96.0.27", 53, "udp").candidates == [("10.244.1.8", 5353),
                                                                           ("10.244.2.8", 5353)]
-    assert trace(f, "10.244.1.40", "10.96.0.27", 53, "tcp").verdict == "accept"  # no frontend: untouched
+    # a port the ClusterIP does not define: refused, as kube-proxy does
+    assert trace(f, "10.244.1.40", "10.96.0.27", 53, "tcp").verdict == "reject"
     assert trace(f, "10.244.1.40", "10.96.0.27", 53, "tcp").candidates == []
 
 
