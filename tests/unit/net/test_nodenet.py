@@ -152,4 +152,4 @@ def test_service_cidr_is_routed_out_of_the_uplink_from_the_node_ip(ops: FakeNetO
         assert got == [Route(dst="10.96.0.0/12", dev="eth0", scope="link", proto=PROTO_PODNET_NODE,
                              src="172.30.0.2")]
     reconcile_node_routes(ops, netns="node1", mode="host-gw", my_node=N1, others=[N1, N2], vni=9)
-    assert "10.96.0.0/12" not in {r.dst for r in ops.route_list(netns="node1")}  # no CIDR: podnet's route goes
+    assert "10.96.0.0/12" not in {r.dst for r in ops.route_list(netns="node1")}  # none given: it goes
