@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ class StateIndex:
             else:
                 new.health_checks.pop(port, None)
         new.problems = [self.conflicts[p] for p in sorted(self.conflicts)]
-        new.cache["changed"], new.cache["changed_from"] = changed, old
+        new.cache["changed"], new.cache["changed_from"] = changed, weakref.ref(old)  # not a chain of states
         new.cache["ks"] = set(self.backend_ks)
         new.cache["bypass_ks"] = set(self.bypass_ks)
         new.cache["timeouts"] = set(self.timeouts)

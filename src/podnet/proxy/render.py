@@ -21,6 +21,8 @@ Shape (the number of chains does not grow with the number of services):
 
 from __future__ import annotations
 
+import weakref
+
 from podnet.proxy.state import Frontend, RulesetState
 
 TABLE = "podnet"
@@ -341,13 +343,15 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
 def changed_frontends(old: RulesetState, new: RulesetState) -> list[tuple[Frontend | None, Frontend | None]]:
     """(old, new) frontend pairs that differ (None = absent), in key order; cached on `new`."""
     got: list[tuple[Frontend | None, Frontend | None]] | None = new.cache.get("changed")
-    if got is None or new.cache.get("changed_from") is not old:
+    ref = new.cache.get("changed_from")
+    if got is None or ref is None or ref() is not old:
         got = []
         for key in sorted(old.frontends.keys() | new.frontends.keys()):
             fo, fn = old.frontends.get(key), new.frontends.get(key)
             if fo is not fn and fo != fn:
                 got.append((fo, fn))
-        new.cache["changed"], new.cache["changed_from"] = got, old
+        # a weak reference: a strong one would keep every state since the first alive (a leak)
+        new.cache["changed"], new.cache["changed_from"] = got, weakref.ref(old)
     return got
 
 

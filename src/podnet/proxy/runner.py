@@ -301,6 +301,8 @@ class ProxyRunner:
         """The previous state with only the `dirty` Services recomputed (same result as full_state)."""
         assert self.state is not None and self.index is not None
         self.patched_syncs += 1
+        if not dirty:
+            return self.state  # nothing changed (e.g. a node heartbeat): no copy of the state
         changes: dict[str, list[ServicePortInfo]] = {}
         for name in sorted(dirty):
             svc = self.services.cache.get(name)
@@ -347,7 +349,10 @@ class ProxyRunner:
                 log.warning("proxy: %s", p)
         self.logged_problems = set(self.problems)
         old_state = None if self.need_full else self.state
-        text = render_full(new) if old_state is None else render_delta(old_state, new)
+        if old_state is new:
+            text = ""
+        else:
+            text = render_full(new) if old_state is None else render_delta(old_state, new)
         full = is_full(text)
         try:
             if text:
@@ -365,7 +370,8 @@ class ProxyRunner:
         now = time.time()
         for t in triggers:
             self.metrics.observe_programming(now - t)
-        await self.conntrack(udp_conntrack_commands(old, new))
+        if old is not new:
+            await self.conntrack(udp_conntrack_commands(old, new))
         if self.health is not None:
             await self.health.sync(new.health_checks)
         if self.lb_addresses is not None:
