@@ -122,9 +122,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     def start_agent() -> subprocess.Popen[bytes]:
         argv = ["ip", "netns", "exec", node_ns, sys.executable, "-m", "podnet.cli.main", "agent",
                 "--name", cluster, "--node-name", node, "--node-ip", node_ip, "--server", f"unix://{sock}",
-                "--token", TOKEN, "--state-dir", str(state_dir), "--no-proxy"]
+                "--state-dir", str(state_dir), "--no-proxy"]
         with open(log, "ab") as out:
-            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                 env=dict(os.environ, PODNET_API_TOKEN=TOKEN))
         procs.append(p)
         return p
 

@@ -2,7 +2,7 @@
 kubelet endpoint and runs the pods bound to its node. It knows the cluster only through the API.
 
     podnet agent --name CLUSTER --node-name NODE --node-ip IP --server unix://.../api.sock \\
-        --token TOKEN --state-dir STATE_DIR
+        --token-file STATE_DIR/token --state-dir STATE_DIR
 """
 
 from __future__ import annotations

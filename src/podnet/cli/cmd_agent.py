@@ -7,6 +7,7 @@ import asyncio
 import faulthandler
 import ipaddress
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -22,12 +23,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--node-name", required=True, help="this node's Kubernetes name")
     p.add_argument("--node-ip", required=True, help="this node's IP on the node network")
     p.add_argument("--server", required=True, help="API server: http(s)://host:port or unix:///path.sock")
-    p.add_argument("--token", default="", help="bearer token for the API server")
+    p.add_argument("--token-file", default="", metavar="PATH",
+                   help="file holding the bearer token for the API server (mode 0600, as kubelet's "
+                   "kubeconfig); default: the PODNET_API_TOKEN environment variable (never the command "
+                   "line)")
     p.add_argument("--state-dir", required=True, help="the cluster's state directory")
     p.add_argument("--kubelet-port", type=int, default=10250, help="kubelet-style endpoint port (10250)")
     p.add_argument("--no-proxy", action="store_true", help="do not run the service proxy")
     p.add_argument("--no-routes", action="store_true", help="do not program routes to other nodes")
     p.set_defaults(func=run)
+
+
+def read_token(path: str) -> str:
+    """The API token from --token-file (which must not be readable by others), else $PODNET_API_TOKEN."""
+    if not path:
+        return os.environ.get("PODNET_API_TOKEN", "")
+    try:
+        st = os.stat(path)
+        text = Path(path).read_text().strip()
+    except OSError as e:
+        raise CLIError(f"cannot read --token-file {path}: {e.strerror}") from None
+    if st.st_mode & 0o077:
+        raise CLIError(f"--token-file {path} is readable by others (mode {st.st_mode & 0o777:04o}): "
+                       f"make it 0600 (chmod 600 {path})")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--kubelet-port {args.kubelet_port} is out of range: must be 1-65535")
     if not args.server.startswith(("http://", "https://", "unix://")):
         raise CLIError(f"--server {args.server!r} must start with http://, https:// or unix://")
+    token = read_token(args.token_file)
     logging.getLogger("podnet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -53,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         h.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("podnet.agent").info("%s", mount_note)
     opts = AgentOptions(cluster=args.name, node_name=args.node_name, node_ip=args.node_ip, server=args.server,
-                        token=args.token, state_dir=Path(args.state_dir), kubelet_port=args.kubelet_port,
+                        token=token, state_dir=Path(args.state_dir), kubelet_port=args.kubelet_port,
                         run_proxy=not args.no_proxy, manage_routes=not args.no_routes)
     try:
         asyncio.run(run_agent(opts))

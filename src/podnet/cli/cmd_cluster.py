@@ -101,6 +101,7 @@ class _Steps:
 
 def run_up(args: argparse.Namespace) -> int:
     _need_root()
+    os.umask(0o077)  # state, logs and credentials: root only
     from podnet.cluster.up import UpError, UpOptions, up
     from podnet.net.real import RealNetOps
 

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from podnet.cli.common import add_name_flag, load_config
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # the store, its WAL, the socket, keys: readable by root only
     cfg = load_config(args.name)
     logging.getLogger().setLevel(logging.INFO)
     asyncio.run(serve(cfg, controllers=not args.no_controllers))
@@ -42,12 +44,17 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.api.server import APIServer
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
+    from podnet.cluster.config import make_private_dir
     from podnet.cluster.join import parse_listen, publish_cluster_info
     from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
     from podnet.store import open_store
 
     store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"
+    make_private_dir(cfg.state_dir)
     store = open_store(store_url)
+    for suffix in ("", "-wal", "-shm"):  # also a store made before files were private
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(cfg.state_dir / f"store.db{suffix}", 0o600)
     hooks = ServiceHooks(cfg.service_cidr, cfg.node_port_bounds(),
                          "" if cfg.lb_pool == "none" else cfg.lb_pool)
     await hooks.load(store)

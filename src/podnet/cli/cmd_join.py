@@ -118,6 +118,7 @@ def run_join(args: argparse.Namespace) -> int:
 
     if os.geteuid() != 0:
         raise CLIError("join creates network namespaces, links and nftables rules: run it as root")
+    os.umask(0o077)  # the state directory holds the node's credential: root only
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout:g}: must be more than 0 seconds")
     rejoin_host_mount_ns()  # under `ip netns exec`: the pods' namespaces must be visible to everyone

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from podnet.api.auth import CLUSTER_INFO_NAME, CLUSTER_INFO_NS, TOKEN_RE, node_credential
 from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
 from podnet.core import journal as jr
-from podnet.core.config import ClusterConfig, state_root
+from podnet.core.config import ClusterConfig, make_private_dir, state_root, write_private
 from podnet.model.kinds import Obj
 
 CLUSTER_INFO_PATH = f"/api/v1/namespaces/{CLUSTER_INFO_NS}/configmaps/{CLUSTER_INFO_NAME}"
@@ -151,10 +151,15 @@ class JoinPlan:
     def ca_path(self) -> Path:
         return self.state_dir / "ca.crt"
 
+    @property
+    def token_file(self) -> Path:
+        """The node credential (0600), handed to the agent with --token-file, never on its command line."""
+        return self.state_dir / "token"
+
     def agent_argv(self) -> list[str]:
         return [sys.executable, "-m", "podnet.cli.main", "agent", "--name", self.config.name,
                 "--node-name", self.node_name, "--node-ip", self.node_ip, "--server", self.server,
-                "--token", self.credential, "--state-dir", str(self.state_dir),
+                "--token-file", str(self.token_file), "--state-dir", str(self.state_dir),
                 "--kubelet-port", str(self.kubelet_port)]
 
     def agent_env(self) -> dict[str, str]:
@@ -332,10 +337,10 @@ def write_state(plan: JoinPlan) -> jr.Journal:
     if running_agent(d) is not None:
         raise JoinError(f"this machine already runs an agent from {d}: run `podnet leave --state-dir {d}` "
                         "first")
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o700)
+    make_private_dir(d)
     plan.ca_path.write_bytes(plan.ca_pem)
-    (d / "config.json").write_text(plan.config.to_json())
+    write_private(d / "config.json", plan.config.to_json())
+    write_private(plan.token_file, plan.credential + "\n")
     info = {"server": plan.server, "cluster": plan.config.name, "node": plan.node_name,
             "nodeIP": plan.node_ip, "joined": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (d / JOIN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))

@@ -35,7 +35,7 @@ from podnet.cluster.hostnet import (
 from podnet.cluster.procs import Started, is_same_process, start_process
 from podnet.core import journal as jr
 from podnet.core import naming
-from podnet.core.config import ClusterConfig, state_root
+from podnet.core.config import ClusterConfig, state_root, write_private
 from podnet.core.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, host_ip, plan_nodes
 from podnet.net.nodenet import MODES, setup_node_netns
 from podnet.net.nsthread import netns_exec_argv
@@ -101,7 +101,7 @@ def controlplane_argv(cfg: ClusterConfig) -> list[str]:
 
 def agent_argv(cfg: ClusterConfig, node: NodePlan) -> list[str]:
     return [sys.executable, "-m", "podnet.cli.main", "agent", "--name", cfg.name, "--node-name", node.name,
-            "--node-ip", node.ip, "--server", f"unix://{cfg.api_socket}", "--token", cfg.token,
+            "--node-ip", node.ip, "--server", f"unix://{cfg.api_socket}", "--token-file", str(cfg.token_file),
             "--state-dir", str(cfg.state_dir)]
 
 
@@ -304,12 +304,9 @@ def write_kubeconfig(cfg: ClusterConfig) -> Path:
     from podnet.core.kubeconfig import render_kubeconfig
 
     path = cfg.state_dir / "kubeconfig"
-    tmp = path.with_suffix(".tmp")
     ca = cfg.ca_file
     text = render_kubeconfig(cfg.name, cfg.api_url, cfg.token, ca_file=ca if ca.exists() else None)
-    tmp.write_text(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, text)
     return path
 
 

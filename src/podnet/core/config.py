@@ -20,6 +20,22 @@ def state_root() -> Path:
     return Path(os.environ.get("PODNET_STATE_ROOT", str(DEFAULT_STATE_ROOT)))
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and parents) and make it 0700: only root may enter a state directory."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically; the file is 0600 from the moment it exists."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
 @dataclass
 class ClusterConfig:
     name: str = "podnet"
@@ -68,6 +84,11 @@ class ClusterConfig:
         return self.state_dir / "ca.crt"
 
     @property
+    def token_file(self) -> Path:
+        """The admin token alone (0600), for the cluster's own processes (`--token-file`)."""
+        return self.state_dir / "token"
+
+    @property
     def api_socket(self) -> Path:
         """Unix socket of the API server: reachable from every network namespace on this machine."""
         return self.state_dir / "api.sock"
@@ -83,12 +104,11 @@ class ClusterConfig:
         return cls(**known)
 
     def save(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.state_dir / "config.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        """config.json (0600) in the state directory (0700); with a token, also `token` (0600)."""
+        make_private_dir(self.state_dir)
+        write_private(self.state_dir / "config.json", self.to_json())
+        if self.token:
+            write_private(self.token_file, self.token + "\n")
 
     @classmethod
     def load(cls, name: str) -> ClusterConfig:

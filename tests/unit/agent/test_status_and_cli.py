@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,23 @@ def test_curl_output(capsys: pytest.CaptureFixture[str]) -> None:
     failed = subprocess.CompletedProcess([], 7, "", "curl: (7) Failed to connect\n")
     assert print_curl_result(failed) == 7
     assert capsys.readouterr().err == "curl: (7) Failed to connect\n"
+
+
+def test_agent_token_comes_from_a_private_file_or_the_environment(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from podnet.cli.cmd_agent import read_token
+    from podnet.cli.main import CLIError
+
+    f = tmp_path / "token"
+    f.write_text("s3cret-token\n")
+    f.chmod(0o600)
+    assert read_token(str(f)) == "s3cret-token"
+    f.chmod(0o644)
+    with pytest.raises(CLIError) as e:
+        read_token(str(f))
+    assert str(e.value) == (f"--token-file {f} is readable by others (mode 0644): "
+                            f"make it 0600 (chmod 600 {f})")
+    monkeypatch.setenv("PODNET_API_TOKEN", "from-env")
+    assert read_token("") == "from-env"
+    with pytest.raises(CLIError, match="cannot read --token-file"):
+        read_token(str(tmp_path / "missing"))

@@ -24,6 +24,7 @@ from podnet.cluster.join import (
     join_command,
     parse_listen,
     plan_join,
+    write_state,
 )
 from podnet.core.config import ClusterConfig
 from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
@@ -121,9 +122,16 @@ def test_plan_trusts_the_ca_by_hash_and_reads_the_cluster_settings(tls_server: T
     assert plan.ca_pem == tls_server.ca.read_bytes()
     assert plan.credential == f"{token}:m1"
     argv = plan.agent_argv()
-    assert argv[argv.index("--token") + 1] == f"{token}:m1"
+    assert "--token" not in argv and not any(token in a for a in argv)  # no secret on a command line
+    assert argv[argv.index("--token-file") + 1] == str(tmp_path / "m1" / "token")
     assert plan.agent_env()["SSL_CERT_FILE"] == str(tmp_path / "m1" / "ca.crt")
     assert json.loads(plan.config.to_json())["token"] == ""  # no secret in the node's config.json
+    write_state(plan)
+    d = tmp_path / "m1"
+    assert oct(d.stat().st_mode & 0o777) == oct(0o700)
+    assert (d / "token").read_text().strip() == f"{token}:m1"
+    assert {f: oct((d / f).stat().st_mode & 0o777) for f in ("token", "config.json")} == \
+        {"token": oct(0o600), "config.json": oct(0o600)}
 
 
 def test_plan_refuses_a_wrong_hash_a_bad_token_and_a_revoked_token(tls_server: TLSServer, tmp_path: Path,
