@@ -13,7 +13,7 @@ import os
 import signal
 
 from podnet.cli.common import add_name_flag, load_config
-from podnet.core.config import ClusterConfig
+from podnet.core.config import ClusterConfig, make_private_dir
 
 log = logging.getLogger("podnet.controlplane")
 
@@ -44,7 +44,6 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.api.server import APIServer
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
-    from podnet.cluster.config import make_private_dir
     from podnet.cluster.join import parse_listen, publish_cluster_info
     from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
     from podnet.store import open_store
