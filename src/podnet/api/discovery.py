@@ -8,7 +8,7 @@ from podnet.model import kinds
 from podnet.model.kinds import APIGroup, ResourceType
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "log": ["get"], "exec": ["create", "get"], "finalize": ["update"]}
+                     "log": ["get"], "exec": ["create", "get"], "finalize": ["update"], "token": ["create"]}
 
 
 def version_info(version: str) -> dict[str, str]:
@@ -26,7 +26,7 @@ def api_versions(server_address: str) -> dict[str, Any]:
 
 
 def named_groups() -> list[APIGroup]:
-    return [g for g in kinds.GROUPS if g.name]
+    return [g for g in kinds.all_groups() if g.name]
 
 
 def api_group_list() -> dict[str, Any]:
@@ -63,11 +63,13 @@ def _subresource(rt: ResourceType, sub: str) -> dict[str, Any]:
         r.update(group="autoscaling", version="v1", kind="Scale")
     elif sub == "exec":
         r["kind"] = "PodExecOptions"
+    elif sub == "token":
+        r.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
     return r
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    for g in kinds.GROUPS:
+    for g in kinds.all_groups():
         if g.name == group and g.version == version:
             resources: list[dict[str, Any]] = []
             for rt in g.resources:

@@ -7,6 +7,8 @@ and validation (`podnet.model.defaults`, `podnet.model.validation`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from typing import Any
 
@@ -18,16 +20,23 @@ from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
 from podnet.model.qos import qos_class
 
-ALLOW_CREATE_ON_UPDATE = frozenset({"services", "endpoints", "events"})
+ALLOW_CREATE_ON_UPDATE = frozenset({"services", "endpoints", "events", kinds.ROLES.key,
+                                    kinds.ROLEBINDINGS.key, kinds.CLUSTERROLES.key,
+                                    kinds.CLUSTERROLEBINDINGS.key})
 """Resources a PUT may create (`AllowCreateOnUpdate()` is true for these in Kubernetes)."""
 
-GENERATION = frozenset({kinds.DEPLOYMENTS.key, kinds.REPLICASETS.key})
+GENERATION = frozenset(rt.key for rt in (
+    kinds.DEPLOYMENTS, kinds.REPLICASETS, kinds.DAEMONSETS, kinds.STATEFULSETS, kinds.REPLICATIONCONTROLLERS,
+    kinds.JOBS, kinds.CRONJOBS, kinds.PODDISRUPTIONBUDGETS, kinds.HORIZONTALPODAUTOSCALERS,
+    kinds.CUSTOMRESOURCEDEFINITIONS))
 """Resources whose metadata.generation counts spec changes."""
 
 SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
 
 def apply_defaults(obj: Obj) -> None:
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        merge_string_data(obj)
     model_defaults.apply_defaults(obj)
 
 
@@ -56,8 +65,21 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
         obj["spec"] = spec
     elif rt is kinds.SERVICES:
         obj["status"] = {"loadBalancer": {}}
-    elif rt in (kinds.DEPLOYMENTS, kinds.REPLICASETS):
+    elif rt in (kinds.DEPLOYMENTS, kinds.REPLICASETS, kinds.JOBS, kinds.CRONJOBS):
         obj["status"] = {}
+    elif rt in INITIAL_STATUS:
+        obj["status"] = copy.deepcopy(INITIAL_STATUS[rt])
+    elif rt is kinds.CUSTOMRESOURCEDEFINITIONS:
+        apply_defaults(obj)  # the accepted names are the defaulted ones (singular, listKind)
+        obj["status"] = crd_status(obj)
+    elif rt is kinds.APISERVICES:
+        obj["status"] = {"conditions": [{"type": "Available", "status": "True", "reason": "Local",
+                                         "message": "Local APIServices are always available",
+                                         "lastTransitionTime": m.rfc3339(m.now())}]}
+    if rt is kinds.JOBS:
+        from podnet.model.validation_workloads import generate_job_selector
+
+        generate_job_selector(obj)
     if rt.key in GENERATION:
         obj["metadata"]["generation"] = 1
     else:
@@ -87,6 +109,75 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         else:
             spec.pop("finalizers", None)
         new["spec"] = spec
+
+
+INITIAL_STATUS: dict[ResourceType, dict[str, Any]] = {
+    kinds.DAEMONSETS: {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                       "numberReady": 0},
+    kinds.STATEFULSETS: {"replicas": 0, "availableReplicas": 0},
+    kinds.REPLICATIONCONTROLLERS: {"replicas": 0},
+    kinds.PODDISRUPTIONBUDGETS: {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                 "expectedPods": 0},
+    kinds.HORIZONTALPODAUTOSCALERS: {"currentReplicas": 0, "desiredReplicas": 0},
+}
+"""What a create resets `status` to, for kinds whose controllers fill it in."""
+
+
+def crd_status(crd: Obj) -> dict[str, Any]:
+    """A CRD's status once its names are accepted: podnet serves it at once (no name conflicts to
+    wait for beyond the built-in ones, which validation already refused)."""
+    spec = m.d(crd.get("spec"))
+    now = m.rfc3339(m.now())
+    versions = [v for v in spec.get("versions") or [] if isinstance(v, dict)]
+    storage = [str(v.get("name")) for v in versions if v.get("storage")]
+    return {
+        "acceptedNames": copy.deepcopy(m.d(spec.get("names"))),
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+             "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+        "storedVersions": storage,
+    }
+
+
+def merge_string_data(secret: Obj) -> None:
+    """v1 -> internal conversion of a Secret: `stringData` entries (plain text) overwrite `data`
+    entries (base64) of the same key, and `stringData` itself is never stored. A `data` value that
+    is not base64 fails decoding (400), as it does in Kubernetes; the value is not echoed."""
+    from podnet.api.errors import bad_request
+
+    data = secret.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise bad_request('Secret in version "v1" cannot be handled as a Secret: json: cannot unmarshal '
+                          f"{type(data).__name__} into Go struct field Secret.data of type "
+                          "map[string][]uint8")
+    for value in (data or {}).values():
+        if not isinstance(value, str):
+            raise bad_request('Secret in version "v1" cannot be handled as a Secret: json: cannot unmarshal '
+                              "non-string into Go struct field Secret.data of type []uint8")
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request('Secret in version "v1" cannot be handled as a Secret: illegal base64 data at '
+                              f"input byte {_bad_base64_offset(value)}") from None
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        merged = dict(data or {})
+        for key, value in string_data.items():
+            merged[str(key)] = base64.b64encode(str(value).encode()).decode()
+        secret["data"] = merged
+
+
+def _bad_base64_offset(value: str) -> int:
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    for i, ch in enumerate(value):
+        if ch == "=":
+            return i if (len(value) % 4 == 0 and i >= len(value) - 2) is False else len(value)
+        if ch not in alphabet:
+            return i
+    return len(value) - len(value) % 4
 
 
 def bump_generation(rt: ResourceType, new: Obj, old: Obj) -> None:

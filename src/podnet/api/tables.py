@@ -636,9 +636,22 @@ _DEFAULT = TablePrinter((
                       _d(obj.get("metadata")).get("creationTimestamp")])
 
 
+_CUSTOM_PRINTERS: dict[str, TablePrinter] = {}
+
+
+def set_custom_printer(rt: ResourceType, printer: TablePrinter | None) -> None:
+    """The table of a custom resource (from its CRD's additionalPrinterColumns); None removes it."""
+    if printer is None:
+        _CUSTOM_PRINTERS.pop(rt.key, None)
+    else:
+        _CUSTOM_PRINTERS[rt.key] = printer
+
+
 def printer_for(rt: ResourceType) -> TablePrinter:
     """The printer for a resource; others get Kubernetes' default Name / Created At table."""
-    return PRINTERS.get(rt.key, _DEFAULT)
+    from podnet.api.tables_kinds import KIND_PRINTERS  # builds on this module's columns and cells
+
+    return PRINTERS.get(rt.key) or KIND_PRINTERS.get(rt.key) or _CUSTOM_PRINTERS.get(rt.key) or _DEFAULT
 
 
 def _row_object(obj: Obj, include_object: str) -> Obj | None:

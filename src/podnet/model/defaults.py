@@ -296,7 +296,10 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
 
 def apply_defaults(obj: Obj) -> Obj:
     """Default `obj` in place by apiVersion/kind (unknown kinds are left alone); returns `obj`."""
-    fn = _DEFAULTERS.get((str(obj.get("apiVersion", "")), str(obj.get("kind", ""))))
+    from podnet.model.defaults_kinds import DEFAULTERS  # imports this module's pod-spec defaults
+
+    key = (str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    fn = _DEFAULTERS.get(key) or DEFAULTERS.get(key)
     if fn is not None:
         fn(obj)
     return obj

@@ -80,19 +80,128 @@ DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deploymen
 REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
                            ("all",), subresources=("status", "scale"))
 
-ALL_RESOURCES: tuple[ResourceType, ...] = (
-    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, EVENTS, CONFIGMAPS,
-    ENDPOINTSLICES, DEPLOYMENTS, REPLICASETS,
+SECRETS = ResourceType("", _CORE, "Secret", "secrets", "secret", True)
+SERVICEACCOUNTS = ResourceType("", _CORE, "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+                               ("sa",), subresources=("token",))
+REPLICATIONCONTROLLERS = ResourceType("", _CORE, "ReplicationController", "replicationcontrollers",
+                                      "replicationcontroller", True, ("rc",), ("all",),
+                                      subresources=("status", "scale"))
+DAEMONSETS = ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",),
+                          subresources=("status",))
+STATEFULSETS = ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",),
+                            ("all",), subresources=("status", "scale"))
+CONTROLLERREVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions",
+                                   "controllerrevision", True)
+JOBS = ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("all",), subresources=("status",))
+CRONJOBS = ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("all",),
+                        subresources=("status",))
+_RBAC = "rbac.authorization.k8s.io"
+ROLES = ResourceType(_RBAC, "v1", "Role", "roles", "role", True)
+ROLEBINDINGS = ResourceType(_RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", True)
+CLUSTERROLES = ResourceType(_RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", False)
+CLUSTERROLEBINDINGS = ResourceType(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings",
+                                   "clusterrolebinding", False)
+PODDISRUPTIONBUDGETS = ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+                                    "poddisruptionbudget", True, ("pdb",), subresources=("status",))
+HORIZONTALPODAUTOSCALERS = ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler",
+                                        "horizontalpodautoscalers", "horizontalpodautoscaler", True,
+                                        ("hpa",), ("all",), subresources=("status",))
+APISERVICES = ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", "apiservice", False,
+                           (), ("api-extensions",), subresources=("status",))
+CUSTOMRESOURCEDEFINITIONS = ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
+                                         "customresourcedefinitions", "customresourcedefinition", False,
+                                         ("crd", "crds"), ("api-extensions",), subresources=("status",))
+
+# Reviews: created and answered at once, never stored (kube-apiserver's "create-only" resources).
+_AUTHZ = "authorization.k8s.io"
+_CREATE_ONLY = ("create",)
+SELFSUBJECTACCESSREVIEWS = ResourceType(_AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                                        "selfsubjectaccessreview", False, verbs=_CREATE_ONLY)
+SUBJECTACCESSREVIEWS = ResourceType(_AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews",
+                                    "subjectaccessreview", False, verbs=_CREATE_ONLY)
+LOCALSUBJECTACCESSREVIEWS = ResourceType(_AUTHZ, "v1", "LocalSubjectAccessReview",
+                                         "localsubjectaccessreviews",
+                                         "localsubjectaccessreview", True, verbs=_CREATE_ONLY)
+SELFSUBJECTRULESREVIEWS = ResourceType(_AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+                                       "selfsubjectrulesreview", False, verbs=_CREATE_ONLY)
+TOKENREVIEWS = ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview",
+                            False,
+                            verbs=_CREATE_ONLY)
+SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
+                                  "selfsubjectreview", False, verbs=_CREATE_ONLY)
+REVIEWS: tuple[ResourceType, ...] = (
+    SELFSUBJECTACCESSREVIEWS, SUBJECTACCESSREVIEWS, LOCALSUBJECTACCESSREVIEWS, SELFSUBJECTRULESREVIEWS,
+    TOKENREVIEWS, SELFSUBJECTREVIEWS,
 )
+
+ALL_RESOURCES: tuple[ResourceType, ...] = (
+    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, EVENTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS,
+    REPLICATIONCONTROLLERS,
+    ENDPOINTSLICES, DEPLOYMENTS, REPLICASETS, DAEMONSETS, STATEFULSETS, CONTROLLERREVISIONS,
+    JOBS, CRONJOBS, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
+    PODDISRUPTIONBUDGETS, HORIZONTALPODAUTOSCALERS, APISERVICES, CUSTOMRESOURCEDEFINITIONS,
+)
+"""Every stored built-in resource (the review resources are served but never stored)."""
+SERVED_REVIEWS: tuple[ResourceType, ...] = ()
+
+
+def _group(name: str, version: str) -> APIGroup:
+    members = tuple(r for r in (*ALL_RESOURCES, *SERVED_REVIEWS) if r.group == name and r.version == version)
+    return APIGroup(name, version, members)
+
 
 GROUPS: tuple[APIGroup, ...] = (
-    APIGroup("", "v1", tuple(r for r in ALL_RESOURCES if r.group == "")),
-    APIGroup("apps", "v1", (DEPLOYMENTS, REPLICASETS)),
-    APIGroup("discovery.k8s.io", "v1", (ENDPOINTSLICES,)),
+    _group("", "v1"),
+    _group("apps", "v1"),
+    _group("discovery.k8s.io", "v1"),
+    _group("batch", "v1"),
+    _group(_RBAC, "v1"),
+    _group("policy", "v1"),
+    _group("autoscaling", "v2"),
+    _group("apiregistration.k8s.io", "v1"),
+    _group("apiextensions.k8s.io", "v1"),
+    *((_group(_AUTHZ, "v1"), _group("authentication.k8s.io", "v1")) if SERVED_REVIEWS else ()),
 )
 
-_BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in ALL_RESOURCES}
-_BY_PLURAL: dict[tuple[str, str], ResourceType] = {(r.group, r.plural): r for r in ALL_RESOURCES}
+_BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r
+                                                 for r in (*ALL_RESOURCES, *SERVED_REVIEWS)}
+_BY_PLURAL: dict[tuple[str, str], ResourceType] = {(r.group, r.plural): r
+                                                   for r in (*ALL_RESOURCES, *SERVED_REVIEWS)}
+_CUSTOM: dict[tuple[str, str], ResourceType] = {}  # (group, plural) -> served custom resource
+
+
+def register_custom(rt: ResourceType) -> None:
+    """Serve a resource defined by a CustomResourceDefinition (replaces one of the same group/plural)."""
+    unregister_custom(rt.group, rt.plural)
+    _CUSTOM[(rt.group, rt.plural)] = rt
+    _BY_KIND[(rt.api_version, rt.kind)] = rt
+    _BY_PLURAL[(rt.group, rt.plural)] = rt
+
+
+def unregister_custom(group: str, plural: str) -> None:
+    old = _CUSTOM.pop((group, plural), None)
+    if old is not None:
+        _BY_KIND.pop((old.api_version, old.kind), None)
+        _BY_PLURAL.pop((group, plural), None)
+
+
+def custom_resources() -> list[ResourceType]:
+    return sorted(_CUSTOM.values(), key=lambda r: (r.group, r.plural))
+
+
+def is_custom(rt: ResourceType) -> bool:
+    return _CUSTOM.get((rt.group, rt.plural)) is rt
+
+
+def all_groups() -> list[APIGroup]:
+    """The built-in groups, then one per custom (group, version) being served."""
+    out = list(GROUPS)
+    seen: dict[tuple[str, str], list[ResourceType]] = {}
+    for rt in custom_resources():
+        seen.setdefault((rt.group, rt.version), []).append(rt)
+    for (g, v), rts in sorted(seen.items()):
+        out.append(APIGroup(g, v, tuple(rts)))
+    return out
 
 
 def by_kind(api_version: str, kind: str) -> ResourceType | None:

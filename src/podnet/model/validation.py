@@ -24,6 +24,14 @@ from collections.abc import Callable
 from podnet.model.errors import FieldError, required
 from podnet.model.kinds import Obj
 from podnet.model.validation_apps import validate_deployment, validate_replicaset
+from podnet.model.validation_identity import (
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+    validate_secret,
+    validate_service_account,
+)
 from podnet.model.validation_misc import (
     validate_configmap,
     validate_endpoints,
@@ -33,7 +41,21 @@ from podnet.model.validation_misc import (
     validate_node,
 )
 from podnet.model.validation_pod import validate_pod, validate_pod_update
+from podnet.model.validation_policy import (
+    validate_apiservice,
+    validate_controller_revision,
+    validate_crd,
+    validate_hpa,
+    validate_pdb,
+)
 from podnet.model.validation_service import validate_service, validate_service_update
+from podnet.model.validation_workloads import (
+    validate_cronjob,
+    validate_daemonset,
+    validate_job,
+    validate_replication_controller,
+    validate_statefulset,
+)
 from podnet.model.wiretypes import type_errors
 
 Validator = Callable[[Obj, Obj | None], list[FieldError]]
@@ -58,6 +80,22 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("apps/v1", "Deployment"): validate_deployment,
     ("apps/v1", "ReplicaSet"): validate_replicaset,
     ("discovery.k8s.io/v1", "EndpointSlice"): validate_endpointslice,
+    ("v1", "Secret"): validate_secret,
+    ("v1", "ServiceAccount"): validate_service_account,
+    ("v1", "ReplicationController"): validate_replication_controller,
+    ("apps/v1", "DaemonSet"): validate_daemonset,
+    ("apps/v1", "StatefulSet"): validate_statefulset,
+    ("apps/v1", "ControllerRevision"): validate_controller_revision,
+    ("batch/v1", "Job"): validate_job,
+    ("batch/v1", "CronJob"): validate_cronjob,
+    ("rbac.authorization.k8s.io/v1", "Role"): validate_role,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): validate_cluster_role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): validate_role_binding,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): validate_cluster_role_binding,
+    ("policy/v1", "PodDisruptionBudget"): validate_pdb,
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): validate_hpa,
+    ("apiregistration.k8s.io/v1", "APIService"): validate_apiservice,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): validate_crd,
 }
 
 
