@@ -125,7 +125,7 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         node1 = plan_nodes(cfg)[0]
         addr = (node1.ip, 8099)
         with echo_server(node1.netns, node1.ip, 8099), socket.create_connection(addr, timeout=3) as c:
-            assert c.recv(100).decode() == str(cfg.extra["host_ip"])
+            assert c.recv(100).decode() == cfg.host_ip
         # ... and, while the cluster is up, the kernel refuses host routes into the pod and service CIDRs
         for ip in ("10.244.1.5", "10.96.0.10"):
             r = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True, timeout=10)
@@ -137,7 +137,7 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
             f"pn-{name}-pod-0",
             f"pn-{name}-pod-1",
         } <= made_netns
-        assert str(cfg.extra["bridge"]) in during["links"]
+        assert cfg.bridge in during["links"]
         grandchild = int((tmp_path / "grandchild.pid").read_text())
 
         # a crash: every podnet process dies at once
@@ -152,10 +152,10 @@ def test_down_after_kill_9_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         assert f"cluster {name}: removed" in r.stderr
         after = snapshot()
         assert {n for n in after["netns"] - before["netns"] if name in n} == set()
-        assert str(cfg.extra["bridge"]) not in after["links"]
+        assert cfg.bridge not in after["links"]
         assert {lk for lk in after["links"] - before["links"] if lk.startswith("pn")} == set()
         assert {
-            rt for rt in after["routes"] - before["routes"] if str(cfg.extra["route_metric"]) in rt
+            rt for rt in after["routes"] - before["routes"] if str(cfg.route_metric) in rt
         } == set()
         assert not any(is_same_process(pid, st) for pid, st in procs)
         assert (

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class AgentOptions:
     netops: NetOps | None = None
     launcher: Launcher | None = None
     network: PodNetwork | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_config(opts: AgentOptions) -> ClusterConfig:

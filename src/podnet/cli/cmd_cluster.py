@@ -14,6 +14,14 @@ from rich.status import Status
 from podnet.cli.common import add_name_flag, load_config
 from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, emit, err_console
+from podnet.core.config import (
+    DEFAULT_NETWORK,
+    DEFAULT_NODE_GRACE_SECONDS,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_NODES,
+    DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,17 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "namespace per node, the control plane and one agent per node; waits until every node is Ready "
         "and writes a kubeconfig.")
     add_name_flag(p)
-    p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
-    p.add_argument("--network", choices=("host-gw", "vxlan"), default="host-gw",
+    p.add_argument("--nodes", type=int, default=DEFAULT_NODES,
+                   help=f"number of nodes (default {DEFAULT_NODES})")
+    p.add_argument("--network", choices=("host-gw", "vxlan"), default=DEFAULT_NETWORK,
                    help="how pods reach other nodes: plain routes (host-gw, default) or a VXLAN overlay")
-    p.add_argument("--pod-cidr", default="10.244.0.0/16", help="cluster pod CIDR (default 10.244.0.0/16)")
-    p.add_argument("--service-cidr", default="10.96.0.0/12", help="service CIDR (default 10.96.0.0/12)")
+    p.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR,
+                   help=f"cluster pod CIDR (default {DEFAULT_POD_CIDR})")
+    p.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
+                   help=f"service CIDR (default {DEFAULT_SERVICE_CIDR})")
     p.add_argument("--node-network", default="", metavar="CIDR",
                    help="the node network (default: the first free /24 of 172.30.0.0/15)")
     p.add_argument("--lb-pool", default="", metavar="FIRST-LAST|none",
                    help="LoadBalancer IP pool on the node network (default .200-.250), or 'none'")
-    p.add_argument("--node-port-range", default="30000-32767", metavar="A-B",
-                   help="NodePort range (default 30000-32767)")
+    p.add_argument("--node-port-range", default=DEFAULT_NODE_PORT_RANGE, metavar="A-B",
+                   help=f"NodePort range (default {DEFAULT_NODE_PORT_RANGE})")
     p.add_argument("--wait-timeout", type=float, default=90.0, metavar="SECONDS",
                    help="how long to wait for the API and for nodes to be Ready (default 90)")
     p.add_argument("--listen", default="", metavar="ADDR[:PORT]",
@@ -42,8 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--store", default="", metavar="sqlite|etcd://HOST:PORT[,...]",
                    help="where the API keeps objects: SQLite in the state directory (default) or an "
                    "etcd cluster")
-    p.add_argument("--node-grace", type=float, default=None, metavar="SECONDS",
-                   help="how long a node may miss heartbeats before it is NotReady (default 20)")
+    p.add_argument("--node-grace", type=float, default=DEFAULT_NODE_GRACE_SECONDS, metavar="SECONDS",
+                   help="how long a node may miss heartbeats before it is NotReady "
+                   f"(default {DEFAULT_NODE_GRACE_SECONDS:g})")
     p.add_argument("--no-agents", action="store_true",
                    help="create the nodes but start no agents (debugging; nodes will not be Ready)")
     p.set_defaults(func=run_up)
@@ -108,11 +120,10 @@ def run_up(args: argparse.Namespace) -> int:
     opts = UpOptions(name=args.name, nodes=args.nodes, network=args.network, pod_cidr=args.pod_cidr,
                      service_cidr=args.service_cidr, node_network=args.node_network, lb_pool=args.lb_pool,
                      node_port_range=args.node_port_range, wait_timeout=args.wait_timeout,
-                     start_agents=not args.no_agents, listen=args.listen, store=args.store)
-    if args.node_grace is not None:
-        if args.node_grace <= 0:
-            raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")
-        opts.extra["node_monitor_grace_seconds"] = args.node_grace
+                     start_agents=not args.no_agents, listen=args.listen, store=args.store,
+                     node_grace_seconds=args.node_grace)
+    if args.node_grace <= 0:
+        raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()
@@ -130,7 +141,7 @@ def run_up(args: argparse.Namespace) -> int:
     name_flag = "" if cfg.name == "podnet" else f" --name {cfg.name}"
     err_console.print(f"  export KUBECONFIG={kc}\n  kubectl get nodes\n"
                       f"or: podnet kubectl{name_flag} get nodes")
-    if cfg.extra.get("listen"):
+    if cfg.listen:
         from podnet.api.auth import JoinTokens
         from podnet.cluster.join import join_command
 

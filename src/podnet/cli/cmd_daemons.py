@@ -58,7 +58,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
                          "" if cfg.lb_pool == "none" else cfg.lb_pool)
     await hooks.load(store)
     server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token])
-    host_ip = str(cfg.extra.get("host_ip", ""))
+    host_ip = cfg.host_ip
     reserved = {host_ip: "the host's address on the node network"} if host_ip else {}
     # join tokens and NodeRestriction (podnet.api.auth)
     server.authorizer = node_authorizer(cfg.state_dir, server.registry, reserved)
@@ -69,8 +69,8 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     # TCP is TLS-only: kubectl sends bearer tokens only over https. The unix socket (reachable
     # only by root on this machine, from any network namespace) is plain HTTP.
     hosts = ["127.0.0.1", "localhost"] + ([host_ip] if host_ip else [])
-    listen = str(cfg.extra.get("listen", ""))  # `podnet up --listen ADDR:PORT`: other machines join here
-    listen_addr, listen_port = parse_listen(listen) if listen else ("", 0)
+    # `podnet up --listen ADDR:PORT`: other machines join here
+    listen_addr, listen_port = parse_listen(cfg.listen) if cfg.listen else ("", 0)
     if listen_addr:
         hosts.append(listen_addr)
     _ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)

@@ -78,7 +78,7 @@ def run_token_create(args: argparse.Namespace) -> int:
         ttl = parse_ttl(args.ttl)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if args.print_join_command and not cfg.extra.get("listen"):
+    if args.print_join_command and not cfg.listen:
         raise CLIError(f'cluster "{cfg.name}" does not listen for other machines: create it with '
                        "`podnet up --listen ADDR[:PORT]`")
     token = JoinTokens(cfg.state_dir).create(ttl, args.description)

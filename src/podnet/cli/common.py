@@ -7,9 +7,9 @@ import os
 
 from podnet.cli.main import CLIError
 from podnet.client.client import ApiClient
-from podnet.core.config import ClusterConfig, state_root
+from podnet.core.config import DEFAULT_NAME, ClusterConfig, state_root
 
-DEFAULT_CLUSTER = os.environ.get("PODNET_CLUSTER", "podnet")
+DEFAULT_CLUSTER = os.environ.get("PODNET_CLUSTER", DEFAULT_NAME)
 
 
 def add_name_flag(p: argparse.ArgumentParser) -> None:

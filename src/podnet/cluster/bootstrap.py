@@ -48,7 +48,7 @@ def dns_deployment(cfg: ClusterConfig) -> Obj:
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "coredns", "namespace": "kube-system", "labels": dict(labels)},
         "spec": {
-            "replicas": int(cfg.extra.get("dns_replicas", 1)),
+            "replicas": cfg.dns_replicas,
             "selector": {"matchLabels": dict(labels)},
             "template": {
                 "metadata": {"labels": dict(labels)},
@@ -60,7 +60,7 @@ def dns_deployment(cfg: ClusterConfig) -> Obj:
                         # Pods have no route off this machine, so names outside the cluster domain
                         # get a fast SERVFAIL instead of a forward that could never be answered.
                         "args": ["--cluster-domain", cfg.cluster_domain, "--upstream",
-                                 str(cfg.extra.get("dns_upstream", "none"))],
+                                 cfg.dns_upstream],
                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
                                   {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
@@ -97,5 +97,5 @@ async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig, host_
     if host_ip:
         await _ensure(client, ENDPOINTS, kubernetes_endpoints(cfg, host_ip))
     await _ensure(client, SERVICES, dns_service(cfg))
-    if cfg.extra.get("dns", True):
+    if cfg.dns:
         await _ensure(client, DEPLOYMENTS, dns_deployment(cfg))

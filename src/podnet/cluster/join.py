@@ -111,12 +111,11 @@ def parse_listen(text: str, default_port: int = 6443) -> tuple[str, int]:
 
 
 def join_command(cfg: ClusterConfig, token: str) -> str:
-    listen = str(cfg.extra.get("listen", ""))
-    if not listen:
+    if not cfg.listen:
         raise JoinError(f'cluster "{cfg.name}" does not listen for other machines: create it with '
                         "`podnet up --listen ADDR[:PORT]`")
     digest = ca_cert_hash(cfg.ca_file.read_bytes())
-    return f"podnet join --server https://{listen} --token {token} --ca-cert-hash {digest}"
+    return f"podnet join --server https://{cfg.listen} --token {token} --ca-cert-hash {digest}"
 
 
 # ---- join (machine side) ---------------------------------------------------------------------------
@@ -145,7 +144,6 @@ class JoinPlan:
     config: ClusterConfig
     ca_pem: bytes
     kubelet_port: int = 10250
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ca_path(self) -> Path:

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -35,8 +35,19 @@ from podnet.cluster.hostnet import (
 from podnet.cluster.procs import Started, is_same_process, start_process
 from podnet.core import journal as jr
 from podnet.core import naming
-from podnet.core.config import ClusterConfig, state_root, write_private
-from podnet.core.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, host_ip, plan_nodes
+from podnet.core.config import (
+    DEFAULT_NAME,
+    DEFAULT_NETWORK,
+    DEFAULT_NODE_GRACE_SECONDS,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_NODES,
+    DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
+    ClusterConfig,
+    state_root,
+    write_private,
+)
+from podnet.core.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, plan_nodes
 from podnet.net.nodenet import MODES, setup_node_netns
 from podnet.net.nsthread import netns_exec_argv
 from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
@@ -59,14 +70,15 @@ ArgvFn = Callable[[ClusterConfig, NodePlan], list[str]]
 
 @dataclass
 class UpOptions:
-    name: str = "podnet"
-    nodes: int = 3
-    network: str = "host-gw"
-    pod_cidr: str = "10.244.0.0/16"
-    service_cidr: str = "10.96.0.0/12"
+    name: str = DEFAULT_NAME
+    nodes: int = DEFAULT_NODES
+    network: str = DEFAULT_NETWORK
+    pod_cidr: str = DEFAULT_POD_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     node_network: str = ""
     lb_pool: str = ""
-    node_port_range: str = "30000-32767"
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS
     wait_timeout: float = 90.0
     start_agents: bool = True
     listen: str = ""  # ADDR[:PORT]: the API also listens there (TLS) for machines that `podnet join`
@@ -74,7 +86,6 @@ class UpOptions:
     # how to start the processes; tests may replace them
     controlplane_argv: Callable[[ClusterConfig], list[str]] | None = None
     agent_argv: ArgvFn | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _check_store(url: str, cluster: str) -> str:
@@ -172,18 +183,10 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
     cfg.api_port = free_port()
     cfg.token = secrets.token_hex(24)
     if opts.listen:
-        cfg.extra["listen"] = _check_listen(opts.listen)
+        cfg.listen = _check_listen(opts.listen)
     if opts.store:
         cfg.store = _check_store(opts.store, opts.name)
-    nodes = plan_nodes(cfg)
-    cfg.extra.update(opts.extra)
-    cfg.extra.update({
-        "host_ip": host_ip(cfg),
-        "bridge": naming.bridge_name(cfg.name),
-        "vni": naming.cluster_vni(cfg.name),
-        "route_metric": naming.route_metric(cfg.name),
-        "nodes": [n.to_dict() for n in nodes],
-    })
+    cfg.node_grace_seconds = opts.node_grace_seconds
     return cfg
 
 
@@ -352,8 +355,8 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
            network_made: Callable[[], None] = lambda: None) -> None:
     journal = jr.Journal(cfg.state_dir)
     logs = cfg.state_dir / "logs"
-    bridge = str(cfg.extra["bridge"])
-    metric = int(str(cfg.extra["route_metric"]))
+    bridge = cfg.bridge
+    metric = cfg.route_metric
     nodes = plan_nodes(cfg)
 
     cg = ClusterCgroup.for_cluster(cfg.name)
@@ -363,17 +366,15 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
             journal.forget(jr.CGROUP, str(cg.path))
             cg = None
 
-    with step(f"Node network {cfg.node_network}: bridge {bridge}, host {host_ip(cfg)}"):
+    with step(f"Node network {cfg.node_network}: bridge {bridge}, host {cfg.host_ip}"):
         journal.record(jr.LINK, bridge, netns=None)
         ops.bridge_add(bridge)
         ops.addr_add(bridge, host_cidr(cfg))
         ops.link_set(bridge, up=True)
     network_made()  # the host now has a route for the node network: other `up`s will see it
     with step(f"Host guard routes for {cfg.pod_cidr} (pods) and {cfg.service_cidr} (services)"):
-        m1 = _add_guard_route(ops, journal, cfg.pod_cidr, metric)
-        m2 = _add_guard_route(ops, journal, cfg.service_cidr, metric)
-        cfg.extra["guard_metrics"] = [m1, m2]
-        cfg.save()
+        _add_guard_route(ops, journal, cfg.pod_cidr, metric)
+        _add_guard_route(ops, journal, cfg.service_cidr, metric)
 
     with step(f"Control plane: API on https://127.0.0.1:{cfg.api_port}"):
         argv = (opts.controlplane_argv or controlplane_argv)(cfg)

@@ -14,10 +14,10 @@ from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.controllers.scheduler import NOT_READY_TAINT, UNREACHABLE_TAINT
 from podnet.controllers.timeutil import parse_time, rfc3339, utcnow
+from podnet.core.config import DEFAULT_NODE_GRACE_SECONDS
 from podnet.model.kinds import EVENTS, NODES, PODS, Obj
 
 COMPONENT = "node-controller"
-DEFAULT_GRACE_SECONDS = 20
 WATCHED_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
@@ -63,7 +63,7 @@ def _with_taints(node: Obj, key: str, drop: tuple[str, ...], now: dt.datetime) -
 
 
 def reconcile_node_health(node: Obj, pods: list[Obj], now: dt.datetime | None = None,
-                          grace_seconds: float = DEFAULT_GRACE_SECONDS,
+                          grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
                           observed_at: dt.datetime | None = None) -> list[Action]:
     """`pods`: pods bound to this node (others are ignored). `observed_at`: see `_stale`."""
     now = now or utcnow()

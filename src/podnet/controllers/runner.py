@@ -42,7 +42,7 @@ from podnet.controllers.framework import Controller, ControllerRunner, ControlLo
 from podnet.controllers.indexes import GroupIndex, LabelIndex, SelectorIndex
 from podnet.controllers.lb_status import reconcile_lb_status, recorded_ip
 from podnet.controllers.node_ipam import reconcile_node_cidr
-from podnet.controllers.node_lifecycle import DEFAULT_GRACE_SECONDS, reconcile_node_health
+from podnet.controllers.node_lifecycle import reconcile_node_health
 from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
 from podnet.controllers.template_hash import equal_ignore_hash
@@ -84,7 +84,7 @@ class ControllerManager:
         self.config = config
         self.resync_seconds = resync_seconds
         self.node_check_seconds = node_check_seconds
-        self.grace_seconds = float(config.extra.get("node_monitor_grace_seconds", DEFAULT_GRACE_SECONDS))
+        self.grace_seconds = config.node_grace_seconds
         self._heartbeats: dict[str, tuple[str, dt.datetime]] = {}  # node -> (heartbeat, when seen)
         pool_spec = config.lb_pool
         try:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from podnet.core import naming
 
 DEFAULT_STATE_ROOT = Path(os.environ.get("PODNET_STATE_ROOT", "/var/lib/podnet"))
 
@@ -36,28 +37,65 @@ def write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+# Defaults, in one place: ClusterConfig, `podnet up`'s options and its --help text all use these.
+DEFAULT_NAME = "podnet"
+DEFAULT_NODES = 3
+DEFAULT_NETWORK = "host-gw"
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_NODE_CIDR_MASK = 24
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_NODE_GRACE_SECONDS = 20.0
+"""How long a node may miss heartbeats before the node lifecycle controller marks it NotReady."""
+
+
 @dataclass
 class ClusterConfig:
-    name: str = "podnet"
-    nodes: int = 3
-    network: str = "host-gw"  # or "vxlan"
-    pod_cidr: str = "10.244.0.0/16"
-    node_cidr_mask: int = 24  # each node's podCIDR prefix length
-    service_cidr: str = "10.96.0.0/12"
+    name: str = DEFAULT_NAME
+    nodes: int = DEFAULT_NODES
+    network: str = DEFAULT_NETWORK  # or "vxlan"
+    pod_cidr: str = DEFAULT_POD_CIDR
+    node_cidr_mask: int = DEFAULT_NODE_CIDR_MASK  # each node's podCIDR prefix length
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     node_network: str = ""  # the bridge's /24, chosen at `up` time when empty
-    node_port_range: str = "30000-32767"
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
     lb_pool: str = ""  # e.g. "172.31.5.200-172.31.5.250"; "" = chosen on the node network; "none" = no pool
-    cluster_domain: str = "cluster.local"
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     api_port: int = 0  # chosen at `up` time when 0
     api_listen: str = "127.0.0.1"
+    listen: str = ""  # "ADDR:PORT" (`podnet up --listen`): the API also serves other machines there
     token: str = ""
     store: str = "sqlite"
-    extra: dict[str, Any] = field(default_factory=dict)
+    node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS  # `podnet up --node-grace`
+    dns: bool = True  # run the cluster DNS Deployment (the kube-dns Service exists either way)
+    dns_replicas: int = 1
+    dns_upstream: str = "none"  # where the DNS pods forward names outside the cluster domain
 
     # --- derived values -------------------------------------------------
     @property
     def state_dir(self) -> Path:
         return state_root() / "clusters" / self.name
+
+    @property
+    def host_ip(self) -> str:
+        """The host's address on the node network (its first address; "" before one is chosen)."""
+        return str(ipaddress.IPv4Network(self.node_network)[1]) if self.node_network else ""
+
+    @property
+    def bridge(self) -> str:
+        """The host bridge of the node network."""
+        return naming.bridge_name(self.name)
+
+    @property
+    def vni(self) -> int:
+        """The VXLAN network identifier of the cluster's overlay (`--network vxlan`)."""
+        return naming.cluster_vni(self.name)
+
+    @property
+    def route_metric(self) -> int:
+        """The metric of the routes podnet adds in the host for this cluster."""
+        return naming.route_metric(self.name)
 
     @property
     def dns_ip(self) -> str:
@@ -100,6 +138,11 @@ class ClusterConfig:
     @classmethod
     def from_json(cls, text: str) -> ClusterConfig:
         data = json.loads(text)
+        legacy = data.get("extra")  # config.json written before the fields were typed
+        if isinstance(legacy, dict):
+            for old, new in _LEGACY_KEYS.items():
+                if old in legacy and new not in data:
+                    data[new] = legacy[old]
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -114,3 +157,7 @@ class ClusterConfig:
     def load(cls, name: str) -> ClusterConfig:
         path = state_root() / "clusters" / name / "config.json"
         return cls.from_json(path.read_text())
+
+
+_LEGACY_KEYS = {"listen": "listen", "node_monitor_grace_seconds": "node_grace_seconds", "dns": "dns",
+                "dns_replicas": "dns_replicas", "dns_upstream": "dns_upstream"}

@@ -2,8 +2,7 @@
 
 Node N (1-based) is `<cluster>-node-N` with IP `<node network> + 1 + N` (the
 host holds .1). Nodes get their podCIDRs from the control plane's node IPAM
-controller (spec.podCIDR), not from here. `podnet up` also stores this list in
-config.json (`extra.nodes`) for anyone who reads the file.
+controller (spec.podCIDR), not from here.
 """
 
 from __future__ import annotations
@@ -30,10 +29,6 @@ class NodePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def host_ip(cfg: ClusterConfig) -> str:
-    return str(ipaddress.IPv4Network(cfg.node_network)[1])
 
 
 def host_cidr(cfg: ClusterConfig) -> str:

@@ -57,7 +57,7 @@ def test_join_command_needs_a_listen_address(tmp_path: Path, monkeypatch: pytest
     ensure_ca_and_cert(cfg.state_dir, [])
     with pytest.raises(JoinError, match="does not listen for other machines"):
         join_command(cfg, "abcdef.0123456789abcdef")
-    cfg.extra["listen"] = "10.9.9.9:6443"
+    cfg.listen = "10.9.9.9:6443"
     cmd = join_command(cfg, "abcdef.0123456789abcdef")
     assert cmd == ("podnet join --server https://10.9.9.9:6443 --token abcdef.0123456789abcdef "
                    f"--ca-cert-hash {ca_cert_hash(cfg.ca_file.read_bytes())}")

@@ -17,6 +17,7 @@ from podnet.cluster.status import cluster_status
 from podnet.cluster.up import UpError, UpOptions, plan_config, up
 from podnet.core import journal as jr
 from podnet.core.config import ClusterConfig
+from podnet.core.layout import plan_nodes
 from podnet.net.fake import FakeNetOps
 from podnet.net.ops import Route
 
@@ -57,8 +58,8 @@ def test_plan_defaults(state_root: Path) -> None:
         "10.244.0.0/16",
     )
     assert cfg.api_port > 0 and len(cfg.token) == 48
-    assert cfg.extra["host_ip"] == "172.30.0.1"
-    assert [n["ip"] for n in cfg.extra["nodes"]] == ["172.30.0.2", "172.30.0.3"]  # type: ignore[index]
+    assert cfg.host_ip == "172.30.0.1"
+    assert [n.ip for n in plan_nodes(cfg)] == ["172.30.0.2", "172.30.0.3"]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_up_then_down_on_fake_ops(state_root: Path) -> None:
     )
     try:
         assert sorted(ops.netns_list()) == [f"pn-{n}-node-1", f"pn-{n}-node-2"]
-        bridge = str(cfg.extra["bridge"])
+        bridge = cfg.bridge
         assert [a.cidr for a in ops.addr_list(ifname=bridge)] == ["172.30.0.1/24"]
         guards = {(r.dst, r.type) for r in ops.route_list() if r.type == "unreachable"}
         assert guards == {("10.244.0.0/16", "unreachable"), ("10.96.0.0/12", "unreachable")}

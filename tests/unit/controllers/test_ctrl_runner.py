@@ -61,7 +61,7 @@ async def env() -> AsyncIterator[Env]:
     await server.bootstrap()
     port = await server.start("127.0.0.1", 0)
     client = ApiClient(f"http://127.0.0.1:{port}")
-    config = ClusterConfig(name="t", lb_pool=POOL, extra={"node_monitor_grace_seconds": 3})
+    config = ClusterConfig(name="t", lb_pool=POOL, node_grace_seconds=3)
     mgr = ControllerManager(client, config, node_check_seconds=0.2)
     try:
         await mgr.start()
