@@ -308,7 +308,7 @@ def configmaps_used_by(pod: Obj) -> set[str]:
 def _body_name(raw: bytes) -> str:
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     meta = data.get("metadata") if isinstance(data, dict) else None
     return str(meta.get("name") or "") if isinstance(meta, dict) else ""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from podnet.api import fieldvalidation, protobuf, routing, tables
+from podnet.api import bodies, fieldvalidation, protobuf, routing, tables
 from podnet.api import meta as m
 from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
@@ -49,27 +48,39 @@ async def read_body(request: web.Request) -> bytes:
         raise too_large() from None
 
 
-def decode_object(raw: bytes, content_type: str, rt: ResourceType) -> Obj:
+BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+
+
+def body_format(content_type: str) -> str:
+    """"json", "yaml" or "protobuf" for a request's Content-Type (none: JSON, as kube-apiserver
+    takes its first serializer); anything else is refused with kube-apiserver's 415."""
+    mtype = content_type.split(";", 1)[0].strip().lower()
+    if mtype in ("", "application/json"):
+        return "json"
+    if mtype == "application/yaml":
+        return "yaml"
+    if mtype == "application/vnd.kubernetes.protobuf":
+        return "protobuf"
+    raise unsupported_body()
+
+
+async def decode_object(raw: bytes, content_type: str, rt: ResourceType) -> Obj:
     """A request body as an object of the resource's kind (Kubernetes' decode errors: 400)."""
+    fmt = body_format(content_type)
     if not raw.strip():
         raise bad_request("the body of the request was empty")
-    if "cbor" in content_type:
-        raise unsupported_body(content_type)
-    is_yaml = "yaml" in content_type
     try:
-        if "protobuf" in content_type:
+        if fmt == "protobuf":
             data = protobuf.decode(raw)
         else:
-            data = yaml.safe_load(raw.decode("utf-8")) if is_yaml else json.loads(raw)
+            data = await (bodies.decode_yaml(raw) if fmt == "yaml" else bodies.decode_json(raw))
     except protobuf.ProtobufError as e:
         raise APIError(415, "UnsupportedMediaType", str(e)) from None
-    except (ValueError, yaml.YAMLError) as e:
-        what = "yaml" if is_yaml else "json"
-        why = " ".join(str(e).split())
-        raise bad_request(f"couldn't get version/kind; {what} parse error: {why}") from None
+    except bodies.DecodeError as e:
+        raise bad_request(f"couldn't get version/kind; {fmt} parse error: {e}") from None
     if not isinstance(data, dict):
         raise bad_request(f"couldn't get version/kind; json parse error: json: cannot unmarshal "
-                          f"{type(data).__name__} into Go value of type struct {{ APIVersion string "
+                          f"{_go_type(data)} into Go value of type struct {{ APIVersion string "
                           f'"json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }}')
     kind, api_version = data.get("kind"), data.get("apiVersion")
     if api_version and api_version != rt.api_version:
@@ -80,16 +91,30 @@ def decode_object(raw: bytes, content_type: str, rt: ResourceType) -> Obj:
                           f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
     if "metadata" in data and not isinstance(data["metadata"], dict):
         raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                          f"json: cannot unmarshal {type(data['metadata']).__name__} into Go struct field "
+                          f"json: cannot unmarshal {_go_type(data['metadata'])} into Go struct field "
                           f"{rt.kind}.metadata of type v1.ObjectMeta")
     return data
 
 
-def unsupported_body(content_type: str) -> APIError:
-    """415 for encodings podnet does not decode; client-go then retries the request as JSON."""
+def _go_type(value: Any) -> str:
+    """The JSON type name Go's decoder puts in its errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def unsupported_body(content_type: str = "") -> APIError:
+    """kube-apiserver's 415 (negotiation.NewUnsupportedMediaTypeError); client-go retries a CBOR
+    request as JSON on it."""
     return APIError(415, "UnsupportedMediaType",
-                    f'the body of the request was in an unknown format - accepted media types include: '
-                    f'application/json, application/yaml (got "{content_type}")')
+                    f"the body of the request was in an unknown format - accepted media types include: "
+                    f"{', '.join(BODY_TYPES)}")
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -151,7 +176,7 @@ class ResourceHandler:
             if rt.namespaced and t.namespace is None:
                 raise method_not_allowed()
             mode = fieldvalidation.directive(request, "CreateOptions")
-            body = decode_object(await read_body(request), request.content_type, rt)
+            body = await decode_object(await read_body(request), _ctype(request), rt)
             warnings = fieldvalidation.check_body(rt, body, mode)
             obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request))
             return fieldvalidation.add_warnings(json_response(obj, 201), warnings)
@@ -188,7 +213,7 @@ class ResourceHandler:
             return json_response(obj)
         if request.method == "PUT":
             mode = fieldvalidation.directive(request, "UpdateOptions")
-            body = decode_object(await read_body(request), request.content_type, rt)
+            body = await decode_object(await read_body(request), _ctype(request), rt)
             warnings = fieldvalidation.check_body(rt, body, mode)
             obj, created = await self.registry.update(rt, ns, name, body, dry_run=_dry_run(request))
             return fieldvalidation.add_warnings(json_response(obj, 201 if created else 200), warnings)
@@ -219,7 +244,7 @@ class ResourceHandler:
             if method == "GET":
                 return json_response(await self.registry.get(rt, ns, name))
             if method == "PUT":
-                body = decode_object(await read_body(request), request.content_type, rt)
+                body = await decode_object(await read_body(request), _ctype(request), rt)
                 return json_response(await self.registry.update_status(rt, ns, name, body,
                                                                        dry_run=_dry_run(request)))
             if method == "PATCH":
@@ -231,7 +256,7 @@ class ResourceHandler:
             if method == "GET":
                 return json_response(await self.sub.get_scale(rt, ns, name))
             if method == "PUT":
-                body = _scale_body(await read_body(request))
+                body = await _scale_body(await read_body(request))
                 scale = await self.sub.update_scale(rt, ns, name, body, dry_run=_dry_run(request))
                 return json_response(scale)
             if method == "PATCH":
@@ -244,11 +269,11 @@ class ResourceHandler:
                 return await self.logs.serve(request, ns, name)
         elif sub == "finalize" and rt is kinds.NAMESPACES:
             if method == "PUT":
-                body = decode_object(await read_body(request), request.content_type, rt)
+                body = await decode_object(await read_body(request), _ctype(request), rt)
                 return json_response(await self.registry.finalize_namespace(name, body))
         elif sub == "binding" and rt is kinds.PODS:
             if method == "POST":
-                body = _plain_json(await read_body(request))
+                body = await _plain_json(await read_body(request))
                 return json_response(await self.registry.bind(ns, name, body), 201)
         elif sub == "exec" and rt is kinds.PODS:
             if method in ("GET", "POST"):
@@ -259,14 +284,14 @@ class ResourceHandler:
         raise method_not_allowed()
 
 
-def _scale_body(raw: bytes) -> Obj:
-    return _plain_json(raw)
+async def _scale_body(raw: bytes) -> Obj:
+    return await _plain_json(raw)
 
 
-def _plain_json(raw: bytes) -> Obj:
+async def _plain_json(raw: bytes) -> Obj:
     try:
-        data = json.loads(raw)
-    except ValueError as e:
+        data = await bodies.decode_json(raw)
+    except bodies.DecodeError as e:
         raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
     if not isinstance(data, dict):
         raise bad_request("the body of the request must be a JSON object")
@@ -283,9 +308,13 @@ async def _optional_json(request: web.Request) -> Any:
         except protobuf.ProtobufError as e:
             raise APIError(415, "UnsupportedMediaType", str(e)) from None
     try:
-        return json.loads(raw)
-    except ValueError as e:
+        return await bodies.decode_json(raw)
+    except bodies.DecodeError as e:
         raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+
+
+def _ctype(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "")
 
 
 def _dry_run(request: web.Request) -> bool:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import jsonpatch
-import yaml
 
+from podnet.api import bodies
 from podnet.api.errors import APIError, bad_request
 from podnet.api.smp import PatchError, apply_strategic_merge
 from podnet.model.kinds import ResourceType
@@ -30,14 +29,14 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def decode_patch(ctype: str, raw: bytes) -> Any:
+async def decode_patch(ctype: str, raw: bytes) -> Any:
+    if not raw.strip():
+        return None
     try:
-        if ctype == APPLY:
-            return yaml.safe_load(raw.decode("utf-8")) if raw.strip() else None
-        return json.loads(raw) if raw.strip() else None
-    except (ValueError, yaml.YAMLError) as e:
+        return await (bodies.decode_yaml(raw) if ctype == APPLY else bodies.decode_json(raw))
+    except bodies.DecodeError as e:
         kind = "yaml" if ctype == APPLY else "json"
-        raise bad_request(f"error decoding patch: {kind} parse error: {_one_line(e)}") from e
+        raise bad_request(f"error decoding patch: {kind} parse error: {e}") from None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

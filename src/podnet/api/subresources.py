@@ -74,7 +74,7 @@ class Subresources:
         ctype = patching.media_type(content_type)
         if ctype not in patching.PATCH_TYPES:
             raise patching.unsupported_media_type(ctype)
-        body = patching.decode_patch(ctype, raw)
+        body = await patching.decode_patch(ctype, raw)
         if ctype == patching.APPLY:
             if subresource:
                 return await self._patch_loop(rt, ns, name, subresource, patching.STRATEGIC,

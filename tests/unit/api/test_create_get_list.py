@@ -89,7 +89,7 @@ async def test_malformed_json_is_400_with_a_message(api: Api) -> None:
     assert code == 400 and st["reason"] == "BadRequest"
     assert st["message"].startswith("couldn't get version/kind; json parse error: ")
     code, st = await api.call("POST", SVC_PATH, b"[1, 2]")
-    assert code == 400 and "cannot unmarshal list" in st["message"]
+    assert code == 400 and "cannot unmarshal array into Go value" in st["message"]
 
 
 async def test_yaml_body_is_accepted(api: Api) -> None:
