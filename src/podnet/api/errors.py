@@ -62,6 +62,8 @@ def conflict(rt: ResourceType, name: str, why: str = "") -> APIError:
 def invalid(rt: ResourceType, name: str, errors: list[FieldError]) -> APIError:
     causes = [{"reason": e.type.reason, "message": e.body(), "field": e.field} for e in errors]
     details: dict[str, Any] = {"name": name, "kind": rt.kind, "causes": causes}
+    if not name:
+        del details["name"]  # StatusDetails.name is omitempty
     if rt.group:
         details["group"] = rt.group
     return APIError(422, "Invalid", f'{rt.group_kind} "{name}" is invalid: {aggregate(errors)}', details)

@@ -250,6 +250,7 @@ class ResourceHandler:
             if method == "PATCH":
                 obj, _ = await self.sub.patch(rt, ns, name, request.headers.get("Content-Type", ""),
                                               await read_body(request), subresource="status",
+                                              field_manager=request.query.get("fieldManager", ""),
                                               dry_run=_dry_run(request))
                 return json_response(obj)
         elif sub == "scale":
@@ -262,6 +263,7 @@ class ResourceHandler:
             if method == "PATCH":
                 obj, _ = await self.sub.patch(rt, ns, name, request.headers.get("Content-Type", ""),
                                               await read_body(request), subresource="scale",
+                                              field_manager=request.query.get("fieldManager", ""),
                                               dry_run=_dry_run(request))
                 return json_response(obj)
         elif sub == "log" and rt is kinds.PODS:

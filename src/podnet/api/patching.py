@@ -8,8 +8,10 @@ from typing import Any
 import jsonpatch
 
 from podnet.api import bodies
-from podnet.api.errors import APIError, bad_request
+from podnet.api.errors import APIError, bad_request, invalid
 from podnet.api.smp import PatchError, apply_strategic_merge
+from podnet.model.errors import FieldError, required, too_long
+from podnet.model.errors import invalid as invalid_field
 from podnet.model.kinds import ResourceType
 
 MERGE = "application/merge-patch+json"
@@ -23,6 +25,26 @@ def unsupported_media_type(ctype: str) -> APIError:
     return APIError(415, "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types include: "
                     f"{', '.join(PATCH_TYPES)}")
+
+
+PATCH_OPTIONS = ResourceType("meta.k8s.io", "v1", "PatchOptions", "patchoptions", "patchoptions", False)
+FIELD_MANAGER_MAX_LENGTH = 128
+
+
+def validate_patch_options(ctype: str, field_manager: str) -> None:
+    """apimachinery's ValidatePatchOptions: apply needs a fieldManager (kubectl sends "kubectl";
+    controllers must set one), of at most 128 printable characters. 422 PatchOptions Invalid."""
+    errs: list[FieldError] = []
+    if ctype == APPLY and not field_manager:
+        errs.append(required("fieldManager", "is required for apply patch"))
+    if len(field_manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
+        errs.append(too_long("fieldManager", FIELD_MANAGER_MAX_LENGTH))
+    for i, ch in enumerate(field_manager):
+        if not ch.isprintable():
+            errs.append(invalid_field("fieldManager", field_manager,
+                                      f"invalid character U+{ord(ch):04X} (at position {i})"))
+    if errs:
+        raise invalid(PATCH_OPTIONS, "", errs)
 
 
 def media_type(content_type: str) -> str:

@@ -114,8 +114,11 @@ class Registry:
 
     async def create_prepared(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
         strategy.apply_defaults(obj)
-        reservation = await self._before_create(rt, obj)
         name = m.name_of(obj)
+        errs = strategy.type_errors(obj)  # kube-apiserver fails these at decoding: before any hook
+        if errs:
+            raise invalid(rt, name, errs)
+        reservation = await self._before_create(rt, obj)
         try:
             errs = strategy.validate(obj)
             if errs:
@@ -205,11 +208,14 @@ class Registry:
         """defaults -> hooks.before_update -> validate -> store, with old's resourceVersion as the
         precondition. Raises StoreConflict when the object changed meanwhile."""
         strategy.apply_defaults(new)
+        name = m.name_of(new)
+        errs = strategy.type_errors(new)
+        if errs:
+            raise invalid(rt, name, errs)
         hook = self.hooks.get(rt.key)
         reservation: Reservation = NoReservation()
         if hook is not None:
             reservation = await hook.before_update(rt, new, old)
-        name = m.name_of(new)
         try:
             errs = strategy.validate(new, old)
             if errs:

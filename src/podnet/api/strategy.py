@@ -50,6 +50,12 @@ def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     return errs + [e for e in model_errs if e.error() not in seen]
 
 
+def type_errors(obj: Obj) -> list[FieldError]:
+    """Fields of the wrong JSON type (podnet.model.wiretypes), checked before the write hooks run."""
+    fn = _model_fn("podnet.model.wiretypes", "type_errors")
+    return list(fn(obj)) if fn is not None else []
+
+
 def has_status_subresource(rt: ResourceType) -> bool:
     return "status" in rt.subresources
 

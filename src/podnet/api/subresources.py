@@ -74,6 +74,7 @@ class Subresources:
         ctype = patching.media_type(content_type)
         if ctype not in patching.PATCH_TYPES:
             raise patching.unsupported_media_type(ctype)
+        patching.validate_patch_options(ctype, field_manager)
         body = await patching.decode_patch(ctype, raw)
         if ctype == patching.APPLY:
             if subresource:
@@ -81,7 +82,7 @@ class Subresources:
                                               body, dry_run), False
             if isinstance(body, dict):
                 fieldvalidation.check_applied(rt, name, body)
-            return await self.apply(rt, ns, name, body, field_manager or "unknown", dry_run=dry_run)
+            return await self.apply(rt, ns, name, body, field_manager, dry_run=dry_run)
         return await self._patch_loop(rt, ns, name, subresource, ctype, body, dry_run,
                                       field_validation, warnings), False
 
@@ -157,6 +158,9 @@ class Subresources:
             raise bad_request(f"the API version and kind in the data ({config.get('apiVersion')}, "
                               f"{config.get('kind')}) do not match the expected "
                               f"({rt.api_version}, {rt.kind})")
+        if "metadata" in config and not isinstance(config["metadata"], dict):
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                              f"the metadata of an applied configuration must be an object")
         cmeta: dict[str, Any] = config["metadata"] if isinstance(config.get("metadata"), dict) else {}
         if cmeta.get("name") not in (None, name):
             raise bad_request(f"the name of the object ({cmeta.get('name')}) does not match the name on "

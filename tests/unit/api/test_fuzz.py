@@ -25,7 +25,7 @@ from podnet.allocators.service_hooks import ServiceHooks
 from podnet.model import kinds
 
 REQUESTS_PER_EXAMPLE = 6
-EXAMPLES = 1500  # 1,500 * 6 = 9,000 requests (about 15 s)
+EXAMPLES = 850  # 850 * 6 = 5,100 requests (10-50 s, depending on the machine's load)
 
 SEEDS: dict[str, dict[str, Any]] = {
     "services": {**service("fz"), "spec": {**service("fz")["spec"], "type": "NodePort"}},

@@ -135,8 +135,37 @@ async def test_server_side_apply_drops_keys_the_manager_no_longer_applies(api: A
 
 
 async def test_apply_without_kind_is_400(api: Api) -> None:
-    code, st = await api.call("PATCH", SVC_PATH + "/x", "metadata:\n  name: x\n", ctype=APPLY)
+    code, st = await api.call("PATCH", SVC_PATH + "/x", "metadata:\n  name: x\n", ctype=APPLY,
+                              params={"fieldManager": "me"})
     assert code == 400 and "apiVersion and kind must be set" in st["message"]
+
+
+async def test_apply_without_field_manager_is_422_as_in_kubernetes(api: Api) -> None:
+    # apimachinery pkg/apis/meta/v1/validation ValidatePatchOptions; patch.go wraps it in
+    # errors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "PatchOptions"}, "", errs)
+    code, st = await api.call("PATCH", SVC_PATH + "/x", json.dumps(service("x")), ctype=APPLY)
+    assert code == 422
+    assert st["message"] == 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: ' \
+                            "is required for apply patch"
+    assert st["reason"] == "Invalid"
+    assert st["details"] == {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+        {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
+         "field": "fieldManager"}]}
+    code, _ = await api.call("GET", SVC_PATH + "/x")
+    assert code == 404  # nothing was created
+    code, st = await api.call("PATCH", SVC_PATH + "/x", json.dumps(service("x")), ctype=APPLY,
+                              params={"fieldManager": "m" * 129})
+    assert code == 422 and st["message"].endswith("fieldManager: Too long: must have at most 128 bytes")
+
+
+async def test_apply_with_metadata_not_an_object_is_400(api: Api) -> None:
+    await api.call("POST", SVC_PATH, service("web"))
+    for name in ("web", "absent"):
+        body = "apiVersion: v1\nkind: Service\nmetadata: 7\n"
+        code, st = await api.call("PATCH", f"{SVC_PATH}/{name}", body,
+                                  ctype=APPLY, params={"fieldManager": "me"})
+        assert code == 400 and st["reason"] == "BadRequest", st
+        assert "metadata of an applied configuration must be an object" in st["message"]
 
 
 async def test_scale_get_put_patch(api: Api) -> None:
