@@ -14,7 +14,7 @@ from typing import Any
 
 from podnet.api import meta as m
 from podnet.model import defaults as model_defaults
-from podnet.model import kinds
+from podnet.model import kinds, wiretypes
 from podnet.model import validation as model_validation
 from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
@@ -52,8 +52,7 @@ def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
 
 def type_errors(obj: Obj) -> list[FieldError]:
     """Fields of the wrong JSON type (podnet.model.wiretypes), checked before the write hooks run."""
-    fn = _model_fn("podnet.model.wiretypes", "type_errors")
-    return list(fn(obj)) if fn is not None else []
+    return wiretypes.type_errors(obj)
 
 
 def has_status_subresource(rt: ResourceType) -> bool:

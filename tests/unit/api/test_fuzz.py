@@ -151,7 +151,7 @@ def body_for(draw: st.DrawFn, rt: kinds.ResourceType, ctype: str) -> bytes | Non
     else:
         value = draw(mutated(_seed(rt)))
         if isinstance(value, dict) and isinstance(value.get("metadata"), dict) and draw(st.booleans()):
-            value["metadata"]["name"] = "fz2"
+            value["metadata"]["name"] = f"fz{draw(st.integers(2, 200))}"
     if "yaml" in ctype:
         return yaml.safe_dump(value).encode()
     return json.dumps(value).encode()
@@ -230,4 +230,4 @@ def test_no_request_yields_a_5xx() -> None:
     print(f"fuzz: {total} requests in {time.monotonic() - start:.1f}s: {sorted(codes.items())}")
     assert total >= 5000
     # the generator reaches the server's write paths, not only its decoders
-    assert codes[201] > 50 and codes[200] > 200 and codes[422] > 50 and codes[400] > 50, codes
+    assert codes[201] >= 30 and codes[200] >= 200 and codes[422] >= 100 and codes[400] >= 100, codes
