@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from cluster_support import Cluster, running_cluster
 
+from podnet.core import naming
+
 pytestmark = [
     pytest.mark.kernel,
     pytest.mark.e2e,
@@ -27,9 +29,17 @@ pytestmark = [
 ]
 
 
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with running_cluster("sec", "--nodes", "2") as c:
+        c.apply({"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "target", "labels": {"app": "target"}},
+                 "spec": {"containers": [{"name": "app", "image": AGNHOST,
+                                          "args": ["netexec", "--http-port=8080", "--udp-port=-1"]}]}})
+        c.wait_ready("app=target", 1)
         yield c
 
 
@@ -80,3 +90,46 @@ def test_credential_files_and_the_state_directory_are_root_only(cluster: Cluster
     res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                           "cat", str(d / "config.json")], capture_output=True, text=True, timeout=10)
     assert res.returncode != 0 and "Permission denied" in res.stderr
+
+
+def _curl(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, "curl", "-sS", "--max-time", "5", *args], capture_output=True, text=True,
+                          timeout=20)
+
+
+def test_the_node_endpoint_answers_only_the_api_server(cluster: Cluster, tmp_path: Path) -> None:
+    """issue 19 #1: /run, /exec and /containerLogs on <nodeIP>:10250 need the API server's client
+    certificate: refused without one (as root, as nobody, from a pod), and with a node's own certificate."""
+    pod = cluster.get_json("pod", "target")
+    node_ip, uid = pod["status"]["hostIP"], pod["metadata"]["uid"]
+    node = pod["spec"]["nodeName"]
+    d = Path(cluster.state_dir)
+    marker = tmp_path / "pwned"
+    tmp_path.chmod(0o777)
+    run = f"https://{node_ip}:10250/run/default/target/app"
+    body = json.dumps(["touch", str(marker)])
+    ca = ["--cacert", str(d / "ca.crt")]
+    attempts = {
+        "root, no client certificate": _curl(*ca, "-X", "POST", run, "-d", body),
+        "root, TLS unverified": _curl("-k", "-X", "POST", run, "-d", body),
+        "root, plain http": _curl("-X", "POST", f"http://{node_ip}:10250/run/default/target/app", "-d", body),
+        "nobody": _curl("-k", "-X", "POST", run, "-d", body,
+                        prefix=("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--")),
+        "a pod": _curl("-k", "-X", "POST", run, "-d", body,
+                       prefix=("nsenter", f"--net=/run/netns/{naming.pod_netns(cluster.name, uid)}", "--")),
+        "a node's own certificate": _curl(*ca, "--cert", str(d / "nodes" / node / "kubelet.crt"),
+                                          "--key", str(d / "nodes" / node / "kubelet.key"),
+                                          "-X", "POST", run, "-d", body, "-w", "%{http_code}"),
+    }
+    for who, res in attempts.items():
+        assert res.returncode != 0 or res.stdout.endswith("403"), (who, res.stdout, res.stderr)
+    assert not marker.exists()
+    # the API server's client certificate is what kubectl's exec and logs go through
+    client = ["--cert", str(d / "apiserver-kubelet-client.crt"),
+              "--key", str(d / "apiserver-kubelet-client.key")]
+    ok = _curl(*ca, *client, "-X", "POST", run, "-d", json.dumps(["echo", "allowed"]))
+    assert ok.returncode == 0 and ok.stdout == "allowed\n", ok.stderr
+    out = cluster.kubectl("exec", "target", "--", "sh", "-c", "echo through the API server").stdout
+    assert out == "through the API server\n"
+    logs = cluster.kubectl("logs", "target").stdout
+    assert "Started HTTP server on port 8080" in logs

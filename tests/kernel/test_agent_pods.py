@@ -26,10 +26,12 @@ from typing import Any
 
 import pytest
 
+from podnet.api.auth import node_authorizer
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient, ApiError
 from podnet.core import naming
 from podnet.core.journal import Journal
+from podnet.core.tls import ensure_ca_and_cert, ensure_kubelet_client_cert
 from podnet.model.kinds import EVENTS, NODES, PODS
 from podnet.net.nodenet import setup_node_netns
 from podnet.net.real import RealNetOps
@@ -110,6 +112,11 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     sock = str(state_dir / "api.sock")  # where the CLI looks for it
     ops = RealNetOps()
     server = APIServer(MemoryStore(), tokens=[TOKEN])
+    # the cluster CA signs the node's serving certificate (through the API) and the API server's
+    # client certificate for the node endpoint, as in a cluster that `podnet up` made
+    ensure_ca_and_cert(state_dir, [])
+    ensure_kubelet_client_cert(state_dir)
+    server.authorizer = node_authorizer(state_dir, server.registry)
     await server.bootstrap()
     port = await server.start("127.0.0.1", 0, unix_path=sock)
     (state_dir / "config.json").write_text(json.dumps({
@@ -335,8 +342,10 @@ async def test_agent_restart_adopts_running_pods_and_serves_logs(env: Env) -> No
 
     # logs through the kubelet endpoint on the node IP (from inside the node namespace)
     async def logged() -> str:
-        r = in_netns(env.node_ns, "curl", "-sS", "--max-time", "5",
-                     f"http://{env.node_ip}:10250/containerLogs/default/keeper/web?tailLines=5")
+        r = in_netns(env.node_ns, "curl", "-sS", "--max-time", "5", "--cacert", str(env.state_dir / "ca.crt"),
+                     "--cert", str(env.state_dir / "apiserver-kubelet-client.crt"),
+                     "--key", str(env.state_dir / "apiserver-kubelet-client.key"),
+                     f"https://{env.node_ip}:10250/containerLogs/default/keeper/web?tailLines=5")
         return r.stdout if "Started HTTP server on port 8080" in r.stdout else ""
 
     assert (await wait_for("log line", logged, env=env)) == "Started HTTP server on port 8080\n"

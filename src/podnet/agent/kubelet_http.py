@@ -1,12 +1,19 @@
-"""The kubelet-style HTTP endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec.
+"""The kubelet-style endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec.
 
-The API server proxies `kubectl logs` here:
+The API server proxies `kubectl logs` and `kubectl exec` here:
 GET /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=&timestamps=&previous=&limitBytes=
+
+As the kubelet's port 10250, it serves TLS with the node's serving certificate (signed by the cluster CA)
+and requires a client certificate from the cluster CA; of those, only the API server's kubelet client
+(CN podnet-apiserver-kubelet-client, O system:masters) may call it: anything else gets no answer
+(no certificate: the TLS handshake fails) or 403.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -16,6 +23,9 @@ from podnet.agent.logs import follow_log, read_log
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import ContainerRunner
 from podnet.agent.runtime import PodRuntime
+from podnet.core.tls import is_kubelet_client
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _bool(q: str | None) -> bool:
@@ -31,13 +41,33 @@ def _int(q: str | None, name: str) -> int | None:
         raise web.HTTPBadRequest(text=f'{name}: Invalid value: "{q}": must be an integer') from None
 
 
+@web.middleware
+async def _only_the_api_server(request: web.Request, handler: Handler) -> web.StreamResponse:
+    peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    if not is_kubelet_client(peer):
+        who = _common_name(peer) or "system:anonymous"
+        raise web.HTTPForbidden(text=f"Forbidden (user={who}, verb={request.method.lower()}, resource=nodes, "
+                                "subresource=proxy): only the API server may call this endpoint")
+    return await handler(request)
+
+
+def _common_name(peer: object) -> str:
+    if not isinstance(peer, dict):
+        return ""
+    for rdn in peer.get("subject") or ():
+        for pair in rdn:
+            if isinstance(pair, tuple) and len(pair) == 2 and pair[0] == "commonName":
+                return str(pair[1])
+    return ""
+
+
 class KubeletServer:
     def __init__(self, runtime: PodRuntime):
         self.runtime = runtime
         self._runner: web.AppRunner | None = None
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, authenticate: bool = False) -> web.Application:
+        app = web.Application(middlewares=[_only_the_api_server] if authenticate else [])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/pods", self.pods)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
@@ -46,10 +76,12 @@ class KubeletServer:
         app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
         return app
 
-    async def start(self, host: str, port: int) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Listen on host:port; with `ssl_context` (podnet.core.tls.kubelet_server_ssl_context) over
+        mutual TLS, answering only the API server's kubelet client. Without: plain HTTP (tests only)."""
+        self._runner = web.AppRunner(self.app(authenticate=ssl_context is not None), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         return next((int(a[1]) for a in self._runner.addresses if isinstance(a, tuple)), port)
 

@@ -19,6 +19,7 @@ from typing import Any
 from podnet.agent import node as nodemod
 from podnet.agent.events import EventRecorder
 from podnet.agent.kubelet_http import KubeletServer
+from podnet.agent.kubelet_tls import KubeletTLSError, kubelet_server_context
 from podnet.agent.launcher import Launcher, ShimLauncher
 from podnet.agent.network import CniPodNetwork, Journal, PodNetwork, in_netlink_thread, make_journal
 from podnet.agent.nsexec import exec_in
@@ -336,7 +337,13 @@ class Agent:
             self.pod_mtu = await in_netlink_thread(self._find_pod_mtu)
         self.runtime = PodRuntime(self.pod_deps())
         self.kubelet = KubeletServer(self.runtime)
-        self.kubelet_port = await self.kubelet.start(o.node_ip, o.kubelet_port)
+        try:
+            tls = await kubelet_server_context(self.client, node=o.node_name, ip=o.node_ip,
+                                               ca_file=o.state_dir / "ca.crt", node_dir=self.node_dir)
+        except (KubeletTLSError, ApiError) as e:  # exec and logs unavailable, but nothing left open
+            log.error("node endpoint not started: %s", e)
+        else:
+            self.kubelet_port = await self.kubelet.start(o.node_ip, o.kubelet_port, ssl_context=tls)
         self.pods.add_handler(self.runtime.on_pod)
         self._tasks.append(self.pods.start())
         await self.pods.synced.wait()

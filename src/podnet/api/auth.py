@@ -47,6 +47,7 @@ from aiohttp import web
 from podnet.api import routing
 from podnet.api.errors import APIError, unauthorized
 from podnet.api.hooks import NoReservation, Reservation
+from podnet.core.tls import SERVING_CERT_ANNOTATION, SERVING_CSR_ANNOTATION, load_ca, sign_kubelet_serving_csr
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store.base import Store
@@ -453,10 +454,15 @@ class NodeRestriction:
     * claim an address (InternalIP/ExternalIP) another Node reports, or one of `reserved`
       (the host's address on the node network).
     Writes by the admin (the control plane, `podnet up`'s agents, kubectl) are not restricted here.
+
+    It also signs node serving certificates (as the kubernetes.io/kubelet-serving signer): a Node write
+    that carries a CSR in SERVING_CSR_ANNOTATION gets, in that same write, the certificate from the CA
+    in `ca_dir` in SERVING_CERT_ANNOTATION, for the node's name and the addresses it reports only.
     """
 
-    def __init__(self, reserved: dict[str, str] | None = None):
+    def __init__(self, reserved: dict[str, str] | None = None, ca_dir: Path | None = None):
         self.reserved = dict(reserved or {})  # address -> what holds it
+        self.ca_dir = ca_dir
         self._store: Store | None = None
 
     async def load(self, store: Store) -> None:
@@ -468,7 +474,25 @@ class NodeRestriction:
 
     async def before_update(self, rt: ResourceType, new: Obj, old: Obj) -> Reservation:
         await self._check(new, old)
+        self._sign(new)
         return NoReservation()
+
+    def _sign(self, node: Obj) -> None:
+        meta = node.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        if not isinstance(annotations, dict) or SERVING_CSR_ANNOTATION not in annotations:
+            return
+        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+        csr = str(annotations.pop(SERVING_CSR_ANNOTATION) or "")
+        ca = load_ca(self.ca_dir) if self.ca_dir is not None else None
+        if ca is None:
+            raise APIError(503, "ServiceUnavailable", "this API server has no cluster CA to sign node "
+                           "serving certificates with")
+        try:
+            annotations[SERVING_CERT_ANNOTATION] = sign_kubelet_serving_csr(ca, csr, name, _addresses(node))
+        except ValueError as e:
+            raise APIError(403, "Forbidden", f'nodes "{name}" is forbidden: the serving certificate request '
+                           f"{e}", {"name": name, "kind": "nodes"}) from None
 
     async def after_delete(self, rt: ResourceType, obj: Obj) -> None:
         return None
@@ -536,7 +560,7 @@ def node_authorizer(state_dir: Path, registry: Any, reserved: dict[str, str] | N
     """The node authorizer for the API server whose registry this is; it also installs the
     NodeRestriction hook on nodes. `reserved`: addresses no node may claim (address -> what it is)."""
     get_pod, list_node_pods = registry_pod_lookups(registry)
-    restriction = NodeRestriction(reserved)
+    restriction = NodeRestriction(reserved, ca_dir=state_dir)
     restriction._store = registry.store
     registry.hooks.setdefault(kinds.NODES.key, restriction)
     return NodeAuthorizer(state_dir, get_pod=get_pod, list_node_pods=list_node_pods)

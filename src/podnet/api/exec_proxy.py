@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -101,9 +102,13 @@ def _agent_query(query: Any) -> list[tuple[str, str]]:
 
 
 class ExecProxy:
-    def __init__(self, registry: Registry, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(self, registry: Registry, connect_timeout: float = CONNECT_TIMEOUT,
+                 kubelet_tls: ssl.SSLContext | None = None):
         self.registry = registry
         self.connect_timeout = connect_timeout
+        # https with the API server's client certificate (the cluster's node endpoints require it);
+        # None: plain http (test doubles of the agent)
+        self.kubelet_tls = kubelet_tls
 
     async def target(self, ns: str, name: str, query: Any) -> str:
         """The node agent's exec URL for this request (raises the Kubernetes error when there is none)."""
@@ -130,13 +135,15 @@ class ExecProxy:
             raise bad_request(f'pod {name} has no host IP yet: node "{node_name}" reports no '
                               f"InternalIP address")
         host = f"[{host_ip}]" if ":" in host_ip else host_ip
-        return (f"http://{host}:{port}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
+        scheme = "https" if self.kubelet_tls is not None else "http"
+        return (f"{scheme}://{host}:{port}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
                 f"{quote(container, safe='')}?{urlencode(params)}")
 
     async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
         url = await self.target(ns, name, request.query)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=self.kubelet_tls or False)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             if not is_websocket(request):
                 await self._agent_error(session, url)
                 raise bad_request("podnet serves pods/exec over WebSocket only (subprotocols "

@@ -6,6 +6,7 @@ with follow, tailLines, timestamps, previous, sinceSeconds, limitBytes passed th
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -81,8 +82,11 @@ def _log_query(query: Any) -> dict[str, str]:
 
 
 class LogProxy:
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, kubelet_tls: ssl.SSLContext | None = None):
         self.registry = registry
+        # https with the API server's client certificate (the cluster's node endpoints require it);
+        # None: plain http (test doubles of the agent)
+        self.kubelet_tls = kubelet_tls
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -92,7 +96,9 @@ class LogProxy:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+            connector = aiohttp.TCPConnector(ssl=self.kubelet_tls or False)
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+                                                  connector=connector)
         return self._session
 
     async def target(self, ns: str, name: str, query: Any) -> str:
@@ -114,7 +120,8 @@ class LogProxy:
         except APIError:
             pass
         host = f"[{host_ip}]" if ":" in host_ip else host_ip
-        url = f"http://{host}:{port}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
+        scheme = "https" if self.kubelet_tls is not None else "http"
+        url = f"{scheme}://{host}:{port}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
         return url + ("?" + urlencode(params) if params else "")
 
     async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:

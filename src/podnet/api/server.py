@@ -75,6 +75,12 @@ class APIServer:
         self._runner: web.AppRunner | None = None
         self.server_address = "127.0.0.1:6443"
 
+    def use_kubelet_tls(self, ctx: ssl.SSLContext) -> None:
+        """Call node endpoints (pods/log, pods/exec) over https with this context: it presents the
+        API server's client certificate and checks the node's serving certificate against the CA."""
+        self.logs.kubelet_tls = ctx
+        self.resources.execs.kubelet_tls = ctx
+
     # ---- application -----------------------------------------------------------------------
 
     def make_app(self) -> web.Application:

@@ -45,7 +45,12 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
     from podnet.cluster.join import parse_listen, publish_cluster_info
-    from podnet.core.tls import ensure_ca_and_cert, server_ssl_context
+    from podnet.core.tls import (
+        ensure_ca_and_cert,
+        ensure_kubelet_client_cert,
+        kubelet_client_ssl_context,
+        server_ssl_context,
+    )
     from podnet.store import open_store
 
     store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"
@@ -73,8 +78,10 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     listen_addr, listen_port = parse_listen(cfg.listen) if cfg.listen else ("", 0)
     if listen_addr:
         hosts.append(listen_addr)
-    _ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)
+    ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)
     tls = server_ssl_context(crt, key)
+    # pods/log and pods/exec reach node endpoints over mutual TLS (podnet.core.tls)
+    server.use_kubelet_tls(kubelet_client_ssl_context(ca, *ensure_kubelet_client_cert(cfg.state_dir)))
     await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock), ssl_context=tls)
     if listen_addr:
         await server.add_listener(listen_addr, listen_port, ssl_context=tls)

@@ -269,3 +269,48 @@ async def test_node_restriction_on_the_node_object(tmp_path: Path) -> None:
         assert [x["address"] for x in got["status"]["addresses"]] == ["192.168.5.7"]
     finally:
         await a.client.close()
+
+
+async def test_a_node_gets_a_serving_certificate_for_its_own_name_and_address_only(tmp_path: Path) -> None:
+    """The node endpoint's certificate: the CSR in an annotation of the node's own Node is signed by the
+    cluster CA in the same write, for the node's name and the address it reports, nothing else."""
+    from cryptography import x509
+
+    from podnet.core.tls import (
+        SERVING_CERT_ANNOTATION,
+        SERVING_CSR_ANNOTATION,
+        ensure_ca_and_cert,
+        kubelet_serving_csr,
+    )
+
+    ensure_ca_and_cert(tmp_path, [])
+    a = await make_api(tokens=("admin-secret",))
+    a.server.authorizer = node_authorizer(tmp_path, a.server.registry)
+    try:
+        me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+        assert (await a.call("POST", NODES, node("m1"), headers=me))[0] == 201
+        addr = {"status": {"addresses": [{"type": "InternalIP", "address": "192.168.5.7"}]}}
+        assert (await a.call("PATCH", f"{NODES}/m1/status", addr, headers=me,
+                             ctype="application/merge-patch+json"))[0] == 200
+        _key, wrong = kubelet_serving_csr("m1", "192.168.5.8")
+        ask = {"metadata": {"annotations": {SERVING_CSR_ANNOTATION: wrong.decode()}}}
+        code, body = await a.call("PATCH", f"{NODES}/m1", ask, headers=me,
+                                  ctype="application/merge-patch+json")
+        assert code == 403 and body["message"] == (
+            'nodes "m1" is forbidden: the serving certificate request names 192.168.5.8, which is neither '
+            "node m1 nor an address it reports")
+        _key, csr = kubelet_serving_csr("m1", "192.168.5.7")
+        ask = {"metadata": {"annotations": {SERVING_CSR_ANNOTATION: csr.decode()}}}
+        code, got = await a.call("PATCH", f"{NODES}/m1", ask, headers=me,
+                                 ctype="application/merge-patch+json")
+        assert code == 200, got
+        annotations = got["metadata"]["annotations"]
+        assert SERVING_CSR_ANNOTATION not in annotations
+        cert = x509.load_pem_x509_certificate(annotations[SERVING_CERT_ANNOTATION].encode())
+        ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        assert cert.subject.rfc4514_string() == "CN=system:node:m1,O=system:nodes"
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(usage) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+    finally:
+        await a.client.close()
