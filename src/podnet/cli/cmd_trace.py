@@ -17,11 +17,13 @@ from podnet.client.client import ApiError
 from podnet.core.config import ClusterConfig
 from podnet.core.naming import node_netns
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
+from podnet.net.ops import NetOpsError
+from podnet.net.real import RealNetOps
 from podnet.proxy.explain import counters_from_json, explain, node_ip
-from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.lbip import lb_owner
 from podnet.proxy.model import NodeFacts, build_service_ports
 from podnet.proxy.nft import NftError, RealNft
+from podnet.proxy.nft_interp import Packet, RuleInterpreter
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -152,13 +154,14 @@ def run_trace(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot read the rules of node {entry} (netns {netns}): {e}") from e
     if not text:
         raise CLIError(f"node {entry} has no podnet rules yet (netns {netns}): is its agent running?")
-    fake = FakeNft()
+    rules = RuleInterpreter()
     try:
-        fake.apply(text)
+        rules.apply(text)
     except NftError as e:
         raise CLIError(f"cannot interpret the rules of node {entry}: {e}") from e
     entry_node = next(n for n in nodes if n["metadata"]["name"] == entry)
-    res = fake.trace(Packet(src, dst, port, args.proto, entry=kind), local_ips=(node_ip(entry_node),))
+    local_ips, routes = node_routing(netns, node_ip(entry_node))
+    res = rules.trace(Packet(src, dst, port, args.proto, entry=kind), local_ips=local_ips, routes=routes)
     ex = explain(res, src=src, dst=dst, port=port, proto=args.proto, entry_node=entry, pods=pods, nodes=nodes)
     if args.output == "json":
         json.dump(ex.data, sys.stdout, indent=2)
@@ -167,6 +170,17 @@ def run_trace(args: argparse.Namespace) -> int:
         for line in ex.lines:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def node_routing(netns: str, ip: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The node's own addresses and the destinations its main routing table reaches (None: unknown)."""
+    ops = RealNetOps()
+    try:
+        local = tuple(sorted({a.cidr.split("/")[0] for a in ops.addr_list(netns=netns)} | {ip}))
+        routes = tuple(r.dst for r in ops.route_list(netns=netns) if r.type == "unicast")
+    except NetOpsError:
+        return (ip,), None
+    return local, routes
 
 
 def gather_counters(cfg: ClusterConfig, nodes: list[str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The service proxy: Services + EndpointSlices → one nftables table per node (`table ip podnet`).
 
 model (what the proxy sees) → state (frontends and their endpoints, pure) → render (nft text,
-pure) → nft (RealNft / FakeNft with a packet tracer) ← runner (informers, sync loop) ; metrics,
-healthcheck, lbip (LoadBalancer IPs on the node network), explain (`podnet trace` / `podnet top`).
+pure) → nft (RealNft; FakeNft in tests) ← runner (informers, sync loop); nft_model + nft_interp
+(the rules read back and evaluated for one packet: `podnet trace`); metrics, healthcheck,
+lbip (LoadBalancer IPs on the node network), explain (`podnet trace` / `podnet top`).
 Entry point for agents: `podnet.proxy.runner.run_proxy`.
 """

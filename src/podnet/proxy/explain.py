@@ -1,4 +1,4 @@
-"""Turn a FakeNft trace plus the cluster's Pods/Nodes into a step-by-step story, and read counters.
+"""Turn a rule-interpreter trace plus the cluster's Pods/Nodes into a step-by-step story, and read counters.
 
 Pure functions: the CLI (`podnet trace`, `podnet top`) feeds them API objects and
 `nft` output; tests feed them literals.
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.model.kinds import Obj
-from podnet.proxy.fake import TraceResult
+from podnet.proxy.nft_interp import TraceResult
 
 
 @dataclass
@@ -53,13 +53,36 @@ def node_ip(node: Obj) -> str:
 def _route(ip: str, entry_node: str, nodes: list[Obj]) -> str:
     hit = node_for_ip(ip, nodes)
     if hit is None:
-        return f"{ip} is in no node's podCIDR: routed by the node's default route"
+        return f"{ip} is in no node's podCIDR: routed by the node's routing table"
     name, cidr = hit
     if name == entry_node:
         return f"{ip} is in {cidr}, this node's own podCIDR: delivered over the pod's veth"
     by_name = {n["metadata"]["name"]: n for n in nodes}
     via = node_ip(by_name[name]) if name in by_name else ""
     return f"{ip} is in {cidr} (podCIDR of {name}): routed to {name}" + (f" via {via}" if via else "")
+
+
+def verdict_reason(res: TraceResult) -> str:
+    """Why a connection is rejected, dropped or unroutable, from the rule that decided it."""
+    last = res.steps[-1] if res.steps else None
+    chain, rule = (last.chain, last.rule) if last else ("", "")
+    if res.verdict == "unreachable":
+        return "the node has no route for the destination (the client gets 'Network is unreachable')"
+    if res.verdict == "reject":
+        if any(s.chain == "cluster-ips-check" for s in res.steps):
+            return "the ClusterIP has no Service port with this protocol and port"
+        return "the Service has no ready endpoints"
+    if res.verdict == "drop":
+        if chain == "cluster-ips-check":
+            return "no Service holds this address of the service CIDR"
+        if "@lb-allowed" in rule:
+            return "the source is not in the Service's loadBalancerSourceRanges"
+        if "@no-endpoints" in rule:
+            kind = res.service.rsplit(" ", 1)[-1] if res.service else ""
+            policy = "internalTrafficPolicy" if kind == "clusterIP" else "externalTrafficPolicy"
+            return f"{policy} Local and no ready endpoint on this node"
+        return "dropped by a rule"
+    return ""
 
 
 def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entry_node: str,
@@ -84,12 +107,15 @@ def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entr
                             "steps": [str(s) for s in res.steps]}
     if res.service:
         ex.lines.append(f"Service port matched: {res.service}")
+    why = verdict_reason(res)
+    if why:
+        data["reason"] = why
     if res.verdict == "reject":
-        ex.lines.append(f"REJECTED at once ({res.reject_with}): the Service has no ready endpoints")
+        ex.lines.append(f"REJECTED at once ({res.reject_with}): {why}")
     elif res.verdict == "drop":
-        why = ("externalTrafficPolicy/internalTrafficPolicy Local and no endpoint on this node"
-               if res.service else "source not allowed (loadBalancerSourceRanges) or policy")
         ex.lines.append(f"DROPPED: {why}")
+    elif res.verdict == "unreachable":
+        ex.lines.append(f"NO ROUTE on node {entry_node}: {why}")
     cands: list[dict[str, Any]] = []
     for ip, p in res.candidates:
         pod = byip.get(ip)

@@ -1,6 +1,7 @@
 """The nftables adapter: `Nft` protocol, `RealNft` (the `nft` binary), `NftError`.
 
-`FakeNft` (podnet.proxy.fake) implements the same protocol in memory.
+`FakeNft` (podnet.proxy.fake, over the rule interpreter of nft_interp.py) implements the same
+protocol in memory.
 """
 
 from __future__ import annotations

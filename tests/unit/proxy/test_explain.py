@@ -89,3 +89,33 @@ def test_resolve_sources_and_destinations() -> None:
         resolve("client", "web:x", NODES, PODS, svcs, cfg)
     with pytest.raises(CLIError, match="'nothing' is not an IPv4 address"):
         resolve("client", "nothing", NODES, PODS, svcs, cfg)
+
+
+@pytest.mark.parametrize(("dst", "port", "routes", "verdict", "line"), [
+    ("10.96.0.20", 81, None, "reject",
+     "REJECTED at once (tcp reset): the ClusterIP has no Service port with this protocol and port"),
+    ("10.96.9.9", 80, None, "drop", "DROPPED: no Service holds this address of the service CIDR"),
+    ("192.0.2.9", 80, ("10.244.0.0/16", "10.96.0.0/12"), "unreachable",
+     "NO ROUTE on node n1: the node has no route for the destination (the client gets "
+     "'Network is unreachable')"),
+    ("10.96.0.20", 80, ("10.244.0.0/16", "10.96.0.0/12"), "accept", ""),
+])
+def test_story_of_each_verdict(dst: str, port: int, routes: tuple[str, ...] | None, verdict: str,
+                               line: str) -> None:
+    res = fake().trace(Packet("10.244.1.40", dst, port), NODE1.ips, routes)
+    ex = explain(res, src="10.244.1.40", dst=dst, port=port, proto="tcp", entry_node="n1", pods=PODS,
+                 nodes=NODES)
+    assert ex.data["verdict"] == verdict
+    if line:
+        assert line in ex.lines
+
+
+def test_a_node_without_a_route_for_the_service_cidr_cannot_connect() -> None:
+    f = fake()
+    no_svc_route = ("10.244.1.5/32", "10.244.2.0/24", "10.244.3.0/24", "172.31.5.0/24")  # before the fix
+    res = f.trace(Packet("172.31.5.11", "10.96.0.20", 80, entry="local"), NODE1.ips, no_svc_route)
+    assert (res.verdict, [str(s) for s in res.steps]) == (
+        "unreachable", ["[routing] no route to 10.96.0.20  (Network is unreachable)"])
+    routes = (*no_svc_route, "10.96.0.0/12")
+    res = f.trace(Packet("172.31.5.11", "10.96.0.20", 80, entry="local"), NODE1.ips, routes)
+    assert res.verdict == "accept" and res.dnat is not None

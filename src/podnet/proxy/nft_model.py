@@ -1,7 +1,8 @@
-"""Parser for the subset of nft syntax podnet emits and `nft list table` prints back.
+"""A model of nftables tables and a parser for the subset of nft syntax podnet emits and
+`nft list table` prints back.
 
-It builds a `Table` model (sets/maps with elements, chains with rules kept as
-token lists) that `FakeNft` applies transactions to and evaluates packets against.
+It builds a `Table` (sets/maps with elements, chains with rules kept as token lists) that
+`RuleInterpreter` (nft_interp.py) applies transactions to and evaluates packets against.
 """
 
 from __future__ import annotations
