@@ -116,7 +116,8 @@ def svc_obj(name: str, ip: str, *, type_: str = "ClusterIP", node_port: int = 0,
     if node_port:
         port["nodePort"] = node_port
     s: dict[str, Any] = {"metadata": {"name": name, "namespace": "default"},
-                         "spec": {"type": type_, "clusterIP": ip, "clusterIPs": [ip], "ports": [port], **spec}}
+                         "spec": {"type": type_, "clusterIP": ip, "clusterIPs": [ip], "ports": [port],
+                                  **spec}}
     if type_ != "ClusterIP":
         s["spec"].setdefault("externalTrafficPolicy", "Cluster")
     if lb_ip:
@@ -347,7 +348,7 @@ async def test_every_path_trace_says_what_the_kernel_does(api: Lab) -> None:
             failures.append(f"{what}: trace's candidates {sorted(cands)}, Kubernetes: {sorted(want)}")
         for r in seen:
             if "ok" not in r:
-                failures.append(f"{what}: the client saw {r}, trace says it is answered by one of {sorted(cands)}")
+                failures.append(f"{what}: the client saw {r}, trace says one of {sorted(cands)} answers")
                 continue
             pod, peer = r["ok"].split()
             cand = cands.get(POD_IPS[pod][1])
