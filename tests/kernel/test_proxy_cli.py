@@ -77,6 +77,14 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     ns = node_netns(name, n1)
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
+        # the node's link and routes, as a podnet node has them (trace checks the routing decisions)
+        for cmd in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth1"],
+                    ["link", "set", "eth0", "up"],
+                    ["addr", "add", "172.31.252.11/24", "dev", "eth0"],
+                    ["route", "add", "10.244.1.0/24", "dev", "eth0"],  # stands for the local pods' /32s
+                    ["route", "add", "10.244.2.0/24", "via", "172.31.252.12"],
+                    ["route", "add", "10.96.0.0/12", "dev", "eth0", "src", "172.31.252.11"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
         facts = NodeFacts(n1, ("172.31.252.11",), "10.244.0.0/16", "10.244.1.0/24",
                           ("10.244.1.0/24", "10.244.2.0/24"))
         built = build_service_ports(objs[SERVICES], objs[ENDPOINTSLICES], facts)
