@@ -21,7 +21,7 @@ from podnet.agent.events import EventRecorder
 from podnet.agent.kubelet_http import KubeletServer
 from podnet.agent.kubelet_tls import KubeletTLSError, kubelet_server_context
 from podnet.agent.launcher import Launcher, ShimLauncher
-from podnet.agent.network import CniPodNetwork, Journal, PodNetwork, in_netlink_thread, make_journal
+from podnet.agent.network import CniPodNetwork, JournalWriter, PodNetwork, make_journal
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import PodDeps
 from podnet.agent.podstate import PodDirs
@@ -31,6 +31,7 @@ from podnet.client.informer import Informer
 from podnet.core import naming
 from podnet.core.config import ClusterConfig
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
+from podnet.net.netlink_thread import in_netlink_thread
 from podnet.net.ops import NetOps
 from podnet.proxy.runner import run_proxy
 
@@ -72,7 +73,7 @@ class Agent:
         self.config = load_config(opts)
         self.client = ApiClient(opts.server, opts.token)
         self.node_dir = opts.state_dir / "nodes" / opts.node_name
-        self.journal: Journal = make_journal(opts.state_dir)
+        self.journal: JournalWriter = make_journal(opts.state_dir)
         self.conditions = nodemod.NodeConditions()
         self.events = EventRecorder(self.client, opts.node_name)
         self.pod_cidr = ""

@@ -1,37 +1,24 @@
 """The pod network as the pod runtime sees it: give a pod an IP and a wired namespace, take them back.
 
 `CniPodNetwork` wires podnet.net (IPAM, cni) for real; `PodNetwork` is the seam unit tests
-replace. Network calls are blocking netlink work: the runtime calls them in a thread.
+replace. Network calls are blocking netlink work: the runtime calls them on the one netlink thread
+(podnet.net.netlink_thread).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from podnet.core import naming
-from podnet.core.journal import Journal as ClusterJournal
+from podnet.core.journal import Journal
 from podnet.net import cni
 from podnet.net.ipam import Ipam
 from podnet.net.ops import NetOps
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# pyroute2 sockets are neither thread-safe nor usable on a thread running an event loop:
-# every netlink call of the agent runs on this one thread, one at a time.
-_NETLINK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
-
-
-async def in_netlink_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_NETLINK, functools.partial(fn, *args, **kwargs))
 
 
 class PodNetwork(Protocol):
@@ -46,7 +33,10 @@ class PodNetwork(Protocol):
     def netns_path(self, pod_uid: str) -> str: ...
 
 
-class Journal(Protocol):
+class JournalWriter(Protocol):
+    """What the pod network writes to the cluster journal (podnet.core.journal.Journal): the namespaces
+    it made, so `podnet down` can remove them after a crash."""
+
     def record(self, kind: str, name: str, **attrs: object) -> None: ...
     def forget(self, kind: str, name: str) -> None: ...
 
@@ -59,13 +49,13 @@ class NullJournal:
         pass
 
 
-def make_journal(state_dir: Path) -> Journal:
-    j: Journal = ClusterJournal(state_dir)
+def make_journal(state_dir: Path) -> JournalWriter:
+    j: JournalWriter = Journal(state_dir)
     return j
 
 
 class CniPodNetwork:
-    def __init__(self, ops: NetOps, *, cluster: str, pod_cidr: str, ipam_file: Path, journal: Journal,
+    def __init__(self, ops: NetOps, *, cluster: str, pod_cidr: str, ipam_file: Path, journal: JournalWriter,
                  node_netns: str | None = None, mtu: int = 1500):
         self.ops = ops
         self.cluster = cluster

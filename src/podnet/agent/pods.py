@@ -19,12 +19,13 @@ from pathlib import Path
 from podnet.agent import backoff as backoff_mod
 from podnet.agent.envbuild import ConfigMapGetter, EnvError, build_env
 from podnet.agent.launcher import ContainerProcess, ExitInfo, Launcher, LaunchSpec
-from podnet.agent.network import Journal, NullJournal, PodNetwork, in_netlink_thread
+from podnet.agent.network import JournalWriter, NullJournal, PodNetwork
 from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
 from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
 from podnet.agent.status import ContainerView, build_status, rfc3339
 from podnet.images.registry import CommandError, container_argv, image_id
 from podnet.model.kinds import Obj
+from podnet.net.netlink_thread import in_netlink_thread
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class PodDeps:
     hostname: Callable[[Obj], str] = lambda pod: str(pod["metadata"]["name"])[:63]
     extra_env: Callable[[Obj], dict[str, str]] = lambda pod: {}
     exec_in: Callable[[int, list[str], dict[str, str], float], Awaitable[tuple[int, str]]] | None = None
-    journal: Journal = field(default_factory=NullJournal)
+    journal: JournalWriter = field(default_factory=NullJournal)
     record_event: Callable[[Obj, str, str, str, str], None] = lambda pod, etype, reason, msg, path: None
     backoff_scale: float = 1.0  # tests shrink kubelet's 10s..5m back-off
     use_netns: bool = True

@@ -11,10 +11,10 @@ import functools
 import logging
 import signal
 
-from podnet.agent.network import in_netlink_thread
 from podnet.agent.pods import PodDeps, PodWorker, pod_key
 from podnet.agent.podstate import PodRecord
 from podnet.model.kinds import Obj
+from podnet.net.netlink_thread import in_netlink_thread
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 """The LoadBalancer IP pool: where `type: LoadBalancer` Services get their EXTERNAL-IP.
 
-Pool spec (ClusterConfig.lb_pool): comma-separated ranges `A-B` or CIDRs, e.g.
-`172.31.5.200-172.31.5.250` or `172.31.5.192/27,172.31.5.250`. "" or "none"
-means no pool: such Services stay `<pending>` as on a cluster without a
-load-balancer implementation.
+The pool spec (ClusterConfig.lb_pool) is parsed by podnet.core.lbpool; this module keeps which
+of its addresses are taken. "" or "none" means no pool: such Services stay `<pending>` as on a
+cluster without a load-balancer implementation.
 
 podnet handles Services whose `spec.loadBalancerClass` is unset or `podnet.io/lb`
 (LB_CLASS). Any other class belongs to someone else's controller: podnet leaves it
@@ -16,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 from podnet.allocators.errors import AlreadyAllocated, NotInRange, RangeFull
+from podnet.core.lbpool import PoolSpec
 from podnet.model.kinds import Obj
 
 LB_CLASS = "podnet.io/lb"
@@ -23,40 +23,6 @@ LB_CLASS = "podnet.io/lb"
 
 LB_IP_ANNOTATION = "podnet.io/lb-ip"
 """Records the pool IP a Service holds; the Services themselves are the allocation record."""
-
-IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def parse_pool(spec: str) -> list[tuple[IPAddr, IPAddr]]:
-    """Parse a pool spec into inclusive (first, last) ranges. Raises ValueError naming the bad part."""
-    text = (spec or "").strip()
-    if text.lower() in ("", "none"):
-        return []
-    ranges: list[tuple[IPAddr, IPAddr]] = []
-    for raw in text.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        try:
-            if "/" in part:
-                net = ipaddress.ip_network(part, strict=False)
-                hosts = [net.network_address, net.broadcast_address]
-                if net.num_addresses > 2:
-                    hosts = [net.network_address + 1, net.broadcast_address - 1]
-                ranges.append((hosts[0], hosts[1]))
-            elif "-" in part:
-                a, _, b = part.partition("-")
-                first, last = ipaddress.ip_address(a.strip()), ipaddress.ip_address(b.strip())
-                if first.version != last.version or int(first) > int(last):
-                    raise ValueError("the range must run from a lower to a higher address of one family")
-                ranges.append((first, last))
-            else:
-                ip = ipaddress.ip_address(part)
-                ranges.append((ip, ip))
-        except ValueError as e:
-            raise ValueError(f"invalid LoadBalancer pool {spec!r}: {part!r}: {e} "
-                             "(expected 'A-B' ranges or CIDRs, comma-separated, or 'none')") from None
-    return ranges
 
 
 def handles(svc: Obj) -> bool:
@@ -68,25 +34,12 @@ def handles(svc: Obj) -> bool:
     return cls in (None, "", LB_CLASS)
 
 
-class LoadBalancerPool:
+class LoadBalancerPool(PoolSpec):
+    """The pool with which of its addresses are taken: the one record the Service hook allocates from."""
+
     def __init__(self, spec: str = ""):
-        self.spec = (spec or "").strip()
-        self._ranges = parse_pool(spec)
+        super().__init__(spec)
         self._used: set[int] = set()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._ranges)
-
-    def size(self) -> int:
-        return sum(int(b) - int(a) + 1 for a, b in self._ranges)
-
-    def contains(self, ip: str) -> bool:
-        try:
-            v = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(a.version == v.version and int(a) <= int(v) <= int(b) for a, b in self._ranges)
 
     def allocate(self, ip: str) -> str:
         if not self.contains(ip):
@@ -99,7 +52,7 @@ class LoadBalancerPool:
         return str(v)
 
     def allocate_next(self) -> str:
-        for a, b in self._ranges:
+        for a, b in self.ranges:
             for n in range(int(a), int(b) + 1):
                 if n not in self._used:
                     self._used.add(n)

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from podnet.core.layout import CANDIDATE_NODE_NETWORKS
+from podnet.core.lbpool import parse_pool
 from podnet.net.ops import PROTO_PODNET_NODE, Route
 
 
@@ -100,13 +101,15 @@ def parse_lb_pool(value: str, node_network: str) -> str:
     """Check an LB pool 'A-B' (addresses on the node network, A <= B); 'none' disables it."""
     if value == "none":
         return value
-    lo_s, sep, hi_s = value.partition("-")
     net = ipaddress.IPv4Network(node_network)
     try:
-        lo, hi = ipaddress.IPv4Address(lo_s.strip()), ipaddress.IPv4Address(hi_s.strip())
+        ranges = parse_pool(value)
     except ValueError:
-        lo = hi = None  # type: ignore[assignment]
-    if not sep or lo is None or hi is None or lo > hi:
+        ranges = []
+    # `up` takes one range FIRST-LAST of IPv4 addresses (the API server's pool takes more forms)
+    lo, hi = ranges[0] if len(ranges) == 1 else (None, None)
+    if "-" not in value or "/" in value or not isinstance(lo, ipaddress.IPv4Address) \
+            or not isinstance(hi, ipaddress.IPv4Address):
         raise AddressPlanError(f"invalid LoadBalancer pool {value!r} (--lb-pool): expected FIRST-LAST, e.g. "
                                f"{net[200] if net.num_addresses >= 256 else net[2]}-"
                                f"{net[250] if net.num_addresses >= 256 else net[-2]}, or 'none'")

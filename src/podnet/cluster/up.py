@@ -48,6 +48,7 @@ from podnet.core.config import (
     write_private,
 )
 from podnet.core.layout import MAX_NODES, NodePlan, default_lb_pool, host_cidr, plan_nodes
+from podnet.core.lbpool import parse_pool
 from podnet.net.nodenet import MODES, setup_node_netns
 from podnet.net.nsthread import netns_exec_argv
 from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
@@ -173,13 +174,10 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
         raise UpError(str(e)) from None
     cfg.pod_cidr, cfg.service_cidr, cfg.node_network = str(pod), str(svc), str(node_net)
     cfg.node_port_range, cfg.lb_pool = opts.node_port_range, pool
-    if pool != "none":
-        lo, hi = (ipaddress.IPv4Address(x) for x in pool.split("-"))
-        last_node = node_net[1 + opts.nodes]
-        if lo <= last_node:
-            raise UpError(f"LoadBalancer pool {pool} (--lb-pool) overlaps the node IPs "
-                          f"{node_net[2]}-{last_node}: start it after {last_node}")
-        del hi
+    last_node = node_net[1 + opts.nodes]
+    if any(int(lo) <= int(last_node) for lo, _hi in parse_pool(pool)):
+        raise UpError(f"LoadBalancer pool {pool} (--lb-pool) overlaps the node IPs "
+                      f"{node_net[2]}-{last_node}: start it after {last_node}")
     cfg.api_port = free_port()
     cfg.token = secrets.token_hex(24)
     if opts.listen:

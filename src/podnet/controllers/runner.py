@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from podnet.allocators.lb_pool import LoadBalancerPool, handles
+from podnet.allocators.lb_pool import handles
 from podnet.client.client import ApiClient, ApiError, resource_path
 from podnet.client.informer import Informer
 from podnet.controllers import objects as o
@@ -48,6 +48,7 @@ from podnet.controllers.scheduler import missing_node_event, schedule, wants_sch
 from podnet.controllers.template_hash import equal_ignore_hash
 from podnet.controllers.timeutil import utcnow
 from podnet.core.config import ClusterConfig
+from podnet.core.lbpool import PoolSpec
 from podnet.model.kinds import (
     DEPLOYMENTS,
     ENDPOINTS,
@@ -88,10 +89,10 @@ class ControllerManager:
         self._heartbeats: dict[str, tuple[str, dt.datetime]] = {}  # node -> (heartbeat, when seen)
         pool_spec = config.lb_pool
         try:
-            self.lb_pool = LoadBalancerPool(pool_spec)
+            self.lb_pool = PoolSpec(pool_spec)
         except ValueError:
             log.warning("LoadBalancer pool %r is invalid; pending Services will not be retried", pool_spec)
-            self.lb_pool = LoadBalancerPool("")
+            self.lb_pool = PoolSpec("")
         self.runner = ControllerRunner(client, resync_seconds=resync_seconds, tick_seconds=node_check_seconds)
         self.informers: dict[str, Informer] = self.runner.informers
         self.loops: dict[str, ControlLoop] = self.runner.loops

@@ -22,7 +22,9 @@ from datetime import datetime
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer, obj_key
 from podnet.core.config import ClusterConfig
+from podnet.core.lbpool import pool_networks
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES, Obj
+from podnet.net.netlink_thread import in_netlink_thread
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner
 from podnet.proxy.metrics import METRICS, ProxyMetrics
@@ -80,24 +82,6 @@ def udp_conntrack_commands(old: RulesetState | None, new: RulesetState) -> list[
         if fn is not None and fn.proto == "udp" and fn.endpoints and (fo is None or not fo.endpoints):
             cmds.append(["-p", "udp", "--orig-dst", fn.ip, "--dport", str(fn.port)])
     return cmds
-
-
-def parse_pool(pool: str) -> list[str]:
-    """`a.b.c.d-e.f.g.h` or CIDR(s), comma separated → CIDRs; "" / "none" → []."""
-    out: list[str] = []
-    for part in (p.strip() for p in pool.split(",")):
-        if not part or part == "none":
-            continue
-        try:
-            if "-" in part:
-                lo, _, hi = part.partition("-")
-                out += [str(n) for n in ipaddress.summarize_address_range(ipaddress.IPv4Address(lo.strip()),
-                                                                          ipaddress.IPv4Address(hi.strip()))]
-            else:
-                out.append(str(ipaddress.IPv4Network(part, strict=False)))
-        except ValueError:
-            log.warning("LoadBalancer pool %r is not a range or CIDR: ignored", part)
-    return out
 
 
 def _trigger_time(obj: Obj) -> float | None:
@@ -377,7 +361,7 @@ class ProxyRunner:
         if self.lb_addresses is not None:
             try:
                 lb_ports = [sp for s in sorted(self.lb_services) for sp in self.port_memo[s][1]]
-                await asyncio.to_thread(self.lb_addresses.sync, self.lb_owned(lb_ports))
+                await in_netlink_thread(self.lb_addresses.sync, self.lb_owned(lb_ports))
             except OSError as e:
                 log.warning("proxy: LoadBalancer addresses on %s: %s", self.lb_addresses.ifname, e)
         self.synced_once.set()
@@ -431,7 +415,7 @@ async def run_proxy(client: ApiClient, *, node_name: str, node_ip: str, config: 
     `uplink` is the node's interface on the node network that carries LoadBalancer IPs
     (None: do not manage LoadBalancer addresses).
     """
-    lb = LBAddresses(uplink, parse_pool(config.lb_pool)) if uplink and config.lb_pool != "none" else None
+    lb = LBAddresses(uplink, pool_networks(config.lb_pool)) if uplink and config.lb_pool != "none" else None
     runner = ProxyRunner(client, node_name, node_ip, config, nft or RealNft(), lb_addresses=lb,
                          health=HealthChecks())
     await runner.run()
