@@ -1,6 +1,6 @@
 """E2E helpers: a real podnet API server (subprocess, random port, token) and real clients.
 
-`apiserver` starts `python -m podnet.api.server memory:// 127.0.0.1 0 <token> <tls dir>` once per test
+`apiserver` starts `python -m podnet.cluster.standalone_api memory:// 127.0.0.1 0 <tls dir>` once per test
 module, with a generated kubeconfig and a fresh kubectl --cache-dir; `kubectl(...)` runs the
 installed kubectl against it with a timeout.
 """
@@ -45,8 +45,8 @@ class ApiServerProc:
 def start_apiserver(tmp: Path) -> ApiServerProc:
     token = secrets.token_hex(16)
     tls = tmp / "pki"
-    proc = subprocess.Popen([sys.executable, "-m", "podnet.api.server", "memory://", "127.0.0.1", "0", token,
-                             str(tls)],
+    proc = subprocess.Popen([sys.executable, "-m", "podnet.cluster.standalone_api", "memory://", "127.0.0.1",
+                             "0", str(tls)], env={**os.environ, "PODNET_API_TOKEN": token},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 20

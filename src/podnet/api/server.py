@@ -7,7 +7,7 @@
     await server.stop()
 
 `make_app()` gives the aiohttp Application alone (tests drive it with aiohttp's TestServer).
-`run_standalone(store_url, host, port, token)` runs one in the foreground until SIGTERM/SIGINT.
+`python -m podnet.cluster.standalone_api` runs one alone (no nodes, no controllers) for tests.
 """
 
 from __future__ import annotations
