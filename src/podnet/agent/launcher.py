@@ -23,6 +23,17 @@ SHIM = str(Path(__file__).with_name("shim.py"))
 
 
 @dataclass
+class OciLaunch:
+    """A container from a real image: a bundle (config.json written) run by an OCI runtime."""
+    bundle: Path
+    lower: Path  # the image's shared unpacked root filesystem
+    runtime: str  # runc
+    runtime_root: Path
+    container_id: str
+    oom_file: str = ""  # the memory cgroup's oom_control/memory.events, read after the exit
+
+
+@dataclass
 class LaunchSpec:
     argv: list[str]
     env: dict[str, str]
@@ -33,6 +44,7 @@ class LaunchSpec:
     resolv_conf: str = ""
     hosts: str = ""
     working_dir: str = ""
+    oci: OciLaunch | None = None
 
 
 @dataclass
@@ -95,6 +107,14 @@ class ShimProcess:
         self.shim_start = shim_start
         self._popen = popen
         self._exit: ExitInfo | None = None
+
+    def _oci_pid(self) -> int | None:
+        """The container's own pid when an OCI runtime runs it (and it is still that process)."""
+        info = self._pid_info()
+        if not info.get("oci") or not info.get("pid"):
+            return None
+        pid = int(info["pid"])
+        return pid if proc_start_time(pid) == int(info.get("pidStart") or 0) else None
 
     def _pid_info(self) -> dict[str, float]:
         try:
@@ -166,6 +186,11 @@ class ShimProcess:
         """Signal the container's whole process group (the shim ignores TERM/INT/HUP)."""
         if not self.alive():
             return
+        oci_pid = self._oci_pid()
+        if oci_pid is not None:  # the shim waits for it and records the exit
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(oci_pid, sig)
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.shim_pid, sig)
 
@@ -183,6 +208,12 @@ class ShimLauncher:
                             ("--cwd", spec.working_dir)):
             if value:
                 argv += [flag, value]
+        if spec.oci is not None:
+            o = spec.oci
+            argv += ["--bundle", str(o.bundle), "--lower", str(o.lower), "--runtime", o.runtime,
+                     "--runtime-root", str(o.runtime_root), "--id", o.container_id]
+            if o.oom_file:
+                argv += ["--oom", o.oom_file]
         argv += ["--", *spec.argv]
         with open(spec.run_dir / "shim.err", "ab") as err:
             popen = subprocess.Popen(argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,

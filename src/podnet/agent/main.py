@@ -18,6 +18,7 @@ from typing import Any
 
 from podnet.agent import node as nodemod
 from podnet.agent.events import EventRecorder
+from podnet.agent.imagepull import ImageManager
 from podnet.agent.kubelet_http import KubeletServer
 from podnet.agent.kubelet_tls import KubeletTLSError, kubelet_server_context
 from podnet.agent.launcher import Launcher, ShimLauncher
@@ -30,6 +31,7 @@ from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.core import naming
 from podnet.core.config import ClusterConfig
+from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.net.ops import NetOps
@@ -89,6 +91,7 @@ class Agent:
         self._status_now = asyncio.Event()
         self._ops: NetOps | None = opts.netops
         self.pod_mtu = 1500
+        self._runtime: RuntimeChoice | None = None
 
     # ---- API helpers ----
     def ops(self) -> NetOps:
@@ -129,6 +132,40 @@ class Agent:
         except ApiError as e:
             if e.code not in (404, 409):
                 raise
+
+    async def get_secret(self, ns: str, name: str) -> Obj | None:
+        """A Secret through the API (a plain GET, so it works whichever way the API serves Secrets)."""
+        try:
+            secret: Obj = await self.client.request("GET", f"/api/v1/namespaces/{ns}/secrets/{name}")
+            return secret
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def image_manager(self) -> ImageManager:
+        from podnet.agent.imagepull import ImageSettings
+        from podnet.images.store import ImageStore
+
+        extra = self.config.extra
+        host_netns = ""
+        fd = os.environ.get("PODNET_HOST_NETNS_FD", "")
+        if fd.isdigit() and os.path.exists(f"/proc/self/fd/{fd}"):
+            host_netns = f"/proc/{os.getpid()}/fd/{fd}"
+        settings = ImageSettings(mode=str(extra.get("images") or "auto"),
+                                 insecure_registries=tuple(str(x) for x in
+                                                           extra.get("insecure_registries") or ()),
+                                 pull_timeout=float(str(extra.get("image_pull_timeout") or 120.0)),
+                                 host_netns=host_netns)
+        return ImageManager(ImageStore(), settings, self.get_secret)
+
+    def runtime_choice(self) -> RuntimeChoice:
+        if self._runtime is None:
+            from podnet.images.runtimes import choose
+
+            self._runtime = choose()
+            log.info("container runtime: %s", self._runtime.describe())
+        return self._runtime
 
     async def get_configmap(self, ns: str, name: str) -> Obj | None:
         try:
@@ -314,7 +351,9 @@ class Agent:
             services=self.services.list,
             service_env=lambda svcs, pod: envvars.pod_service_env_vars(pod, svcs),
             resolv_conf=resolv, hosts_file=hosts, hostname=hostname, extra_env=extra_env, exec_in=exec_in,
-            journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record)
+            journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record,
+            images=self.image_manager() if o.extra.get("images", True) else None,
+            runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name)
 
     # ---- life ----
     async def start(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from pathlib import Path
 
 
@@ -19,8 +21,22 @@ def container_environ(pid: int) -> dict[str, str]:
     return env
 
 
+def _ns(pid: int | str, kind: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return ""
+
+
 def nsenter_argv(pid: int, cmd: list[str]) -> list[str]:
-    return ["nsenter", f"--target={pid}", "--net", "--mount", "--uts", "--", *cmd]
+    """nsenter into the container's namespaces. A container from a real image (own PID namespace,
+    own root) is also entered in its PID and IPC namespaces, root directory and working directory."""
+    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+    own_pid_ns = _ns(pid, "pid") not in ("", _ns("self", "pid"))
+    if own_pid_ns:
+        return [nsenter, f"--target={pid}", "--net", "--mount", "--uts", "--ipc", "--pid", "--root", "--wd",
+                "--", *cmd]
+    return [nsenter, f"--target={pid}", "--net", "--mount", "--uts", "--", *cmd]
 
 
 async def exec_in(pid: int, cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:

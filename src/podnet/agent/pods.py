@@ -18,12 +18,16 @@ from pathlib import Path
 
 from podnet.agent import backoff as backoff_mod
 from podnet.agent.envbuild import ConfigMapGetter, EnvError, build_env
-from podnet.agent.launcher import ContainerProcess, ExitInfo, Launcher, LaunchSpec
+from podnet.agent.imagepull import ImageManager, ImageUnavailable
+from podnet.agent.launcher import ContainerProcess, ExitInfo, Launcher, LaunchSpec, OciLaunch
 from podnet.agent.network import JournalWriter, NullJournal, PodNetwork
 from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
 from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
 from podnet.agent.status import ContainerView, build_status, rfc3339
+from podnet.images.ocispec import ConfigError, Mount
 from podnet.images.registry import CommandError, container_argv, image_id
+from podnet.images.runtimes import RuntimeChoice
+from podnet.images.store import StoredImage, StoreError
 from podnet.model.kinds import Obj
 from podnet.net.netlink_thread import in_netlink_thread
 
@@ -53,6 +57,12 @@ class PodDeps:
     record_event: Callable[[Obj, str, str, str, str], None] = lambda pod, etype, reason, msg, path: None
     backoff_scale: float = 1.0  # tests shrink kubelet's 10s..5m back-off
     use_netns: bool = True
+    # real images (None: only the built-in stand-ins run, as before)
+    images: ImageManager | None = None
+    runtime: Callable[[], RuntimeChoice] | None = None
+    runtime_root: Path = Path("/run/podnet/runc")
+    cluster: str = "podnet"
+    volume_mounts: Callable[[Obj, Obj], list[Mount]] = lambda pod, container: []
 
 
 def pod_key(pod: Obj) -> str:
@@ -82,6 +92,9 @@ class ContainerRunner:
         self.proc: ContainerProcess | None = None
         self.backoff = backoff_mod.Backoff(rec.backoff)
         self.kill_reason = ""
+        self.pull_error = ""  # the last pull failure, for ImagePullBackOff
+        self.pull_backoff = 0.0
+        self.image_digest = ""  # manifest digest of the real image the current start runs
         self._wake = asyncio.Event()
         self._killer: asyncio.Task[None] | None = None
 
@@ -121,6 +134,9 @@ class ContainerRunner:
                 if started is None:
                     if self.w.stopping:
                         return
+                    if self.pull_error:
+                        await self._pull_back_off()
+                        continue
                     await self._sleep(max(1.0, 10.0 * self.w.deps.backoff_scale))
                     continue
                 proc = started
@@ -136,6 +152,40 @@ class ContainerRunner:
                                   f"back-off {int(delay / self.w.deps.backoff_scale)}s restarting failed "
                                   f"container={self.name} pod={self.w.name}_{self.w.namespace}({self.w.uid})")
                 await self._sleep(delay)
+
+    async def _pull_back_off(self) -> None:
+        """kubelet's image back-off: ErrImagePull, then ImagePullBackOff for 10s, 20s, ... up to 5m."""
+        image = self.view.image
+        await self._sleep(max(0.2, 1.0 * self.w.deps.backoff_scale))
+        if self.w.stopping:
+            return
+        self.pull_backoff = min(300.0, self.pull_backoff * 2 if self.pull_backoff else 10.0)
+        self.event("Normal", "BackOff", f'Back-off pulling image "{image}"')
+        self.event("Warning", "Failed", "Error: ImagePullBackOff")
+        self._set_waiting("ImagePullBackOff",
+                          f'Back-off pulling image "{image}": ErrImagePull: {self.pull_error}')
+        await self._sleep(self.pull_backoff * self.w.deps.backoff_scale)
+
+    async def _image(self) -> tuple[StoredImage | None, bool]:
+        """(the stored image to run, or None for the built-in stand-in; False when it cannot start now)."""
+        w = self.w
+        if w.deps.images is None:
+            return None, True
+        try:
+            resolved = await w.deps.images.ensure(w.pod, self.spec, self.event)
+        except ImageUnavailable as e:
+            self.event("Warning", "Failed", e.message)
+            self.event("Warning", "Failed", f"Error: {e.reason}")
+            self._set_waiting(e.reason, e.message)
+            self.pull_error = e.message if e.reason == "ErrImagePull" else ""
+            return None, False
+        self.pull_error = ""
+        self.pull_backoff = 0.0
+        if resolved.stand_in_note:
+            w.stand_in_notes[self.name] = resolved.stand_in_note
+        else:
+            w.stand_in_notes.pop(self.name, None)
+        return resolved.image, True
 
     def _adopt(self) -> ContainerProcess | None:
         if not self.rec.shim_pid or self.rec.done:
@@ -160,8 +210,12 @@ class ContainerRunner:
 
     async def _start(self) -> ContainerProcess | None:
         w = self.w
+        img, ok = await self._image()
+        if not ok:
+            return None
         try:
-            argv = container_argv(self.view.image, self.spec.get("command"), self.spec.get("args"))
+            argv = [] if img is not None else container_argv(self.view.image, self.spec.get("command"),
+                                                              self.spec.get("args"))
             svc_env = w.deps.service_env(w.deps.services(), w.pod) if w.deps.service_env else {}
             env = await build_env(w.pod, self.spec, pod_ip=w.rec.pod_ip, host_ip=w.deps.node_ip,
                                   service_env=svc_env, get_configmap=w.deps.get_configmap,
@@ -180,33 +234,72 @@ class ContainerRunner:
         from podnet.agent.expansion import expand
 
         argv = [expand(a, env) for a in argv]
-        if self.view.last_state or self.rec.shim_pid:
-            self.view.restart_count += 1
-        self.rec.attempt = self.view.restart_count
-        run_dir = w.deps.dirs.run_dir(w.uid, self.name, self.rec.attempt)
+        attempt = self.view.restart_count + (1 if self.view.last_state or self.rec.shim_pid else 0)
+        run_dir = w.deps.dirs.run_dir(w.uid, self.name, attempt)
+        netns_path = w.deps.network.netns_path(w.uid) if w.deps.use_netns and not w.host_network else ""
+        oci: OciLaunch | None = None
+        if img is not None:
+            try:
+                oci, argv = await asyncio.to_thread(self._bundle, img, env, run_dir, netns_path, attempt)
+            except (ConfigError, StoreError, OSError) as e:
+                reason = e.reason if isinstance(e, ConfigError) else "CreateContainerError"
+                msg = e.message if isinstance(e, ConfigError) else str(e)
+                if self.view.state.get("waiting", {}).get("reason") != reason:
+                    self.event("Warning", "Failed", f"Error: {msg}")
+                self._set_waiting(reason, msg)
+                return None
+        self.view.restart_count = attempt
+        self.rec.attempt = attempt
         w.deps.dirs.prune_runs(w.uid, self.name, self.rec.attempt - 1)
         spec = LaunchSpec(argv=argv, env=env, run_dir=run_dir, log_path=run_dir / "log",
-                          netns_path=w.deps.network.netns_path(w.uid)
-                          if w.deps.use_netns and not w.host_network else "",
+                          netns_path=netns_path,
                           hostname=w.hostname, resolv_conf=str(w.resolv_path) if w.resolv_path else "",
                           hosts=str(w.hosts_path) if w.hosts_path else "",
-                          working_dir=str(self.spec.get("workingDir") or ""))
+                          working_dir=str(self.spec.get("workingDir") or ""), oci=oci)
         label = f"container {w.key} {self.name} {self.rec.attempt} {w.uid}"
         w.deps.journal.record("process", label, argv=argv, pod=w.key)
-        self.event("Normal", "Pulled", f'Container image "{self.view.image}" already present on machine')
+        if w.deps.images is None:
+            self.event("Normal", "Pulled", f'Container image "{self.view.image}" already present on machine')
         proc = w.deps.launcher.start(spec)
         self.event("Normal", "Created", f"Created container: {self.name}")
         self.proc = proc
         self.rec.shim_pid, self.rec.shim_start = proc.shim_pid, proc.shim_start
         w.deps.journal.record("process", label, pid=proc.shim_pid, starttime=proc.shim_start)
+        self.image_digest = img.digest if img is not None else ""
+        if img is not None and w.deps.images is not None:
+            w.deps.images.store.record_use(img.digest, self.use_id(), proc.shim_pid, proc.shim_start)
         self._changed()
         return proc
+
+    def use_id(self) -> str:
+        return f"{self.w.deps.cluster}-{self.w.uid}-{self.name}"
+
+    def _bundle(self, img: StoredImage, env: dict[str, str], run_dir: Path, netns_path: str,
+                attempt: int) -> tuple[OciLaunch, list[str]]:
+        from podnet.agent.ocibundle import BundleInputs, write_bundle
+
+        w = self.w
+        assert w.deps.images is not None and w.deps.runtime is not None
+        self.view.image_id = img.image_id
+        inputs = BundleInputs(pod=w.pod, container=self.spec, env=env, run_dir=run_dir, netns_path=netns_path,
+                              hostname=w.hostname, resolv_conf=str(w.resolv_path) if w.resolv_path else "",
+                              hosts=str(w.hosts_path) if w.hosts_path else "", cluster=w.deps.cluster,
+                              container_id=f"{w.uid}-{self.name}-{attempt}", runtime=w.deps.runtime(),
+                              runtime_root=w.deps.runtime_root,
+                              extra_mounts=w.deps.volume_mounts(w.pod, self.spec))
+        return write_bundle(w.deps.images.store, img, inputs)
 
     async def _watch(self, proc: ContainerProcess) -> ExitInfo:
         w = self.w
         probes: asyncio.Task[None] | None = None
         if await proc.wait_started():
             started = proc.started_at() or time.time()
+            cpid = proc.container_pid()
+            if self.image_digest and cpid:  # `podnet down` ends it by pid too, whatever became of the shim
+                from podnet.agent.launcher import proc_start_time
+
+                label = f"container-init {w.key} {self.name} {self.rec.attempt} {w.uid}"
+                w.deps.journal.record("process", label, pid=cpid, starttime=proc_start_time(cpid))
             self.rec.started_at = started
             self.view.state = {"running": {"startedAt": rfc3339(started)}}
             self.view.container_id = self.container_id()
@@ -224,6 +317,10 @@ class ContainerRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await probes
         w.deps.journal.forget("process", f"container {w.key} {self.name} {self.rec.attempt} {w.uid}")
+        if self.image_digest:
+            w.deps.journal.forget("process", f"container-init {w.key} {self.name} {self.rec.attempt} {w.uid}")
+            if w.deps.images is not None:
+                w.deps.images.store.forget_use(self.image_digest, self.use_id())
         self.proc = None
         return info
 
@@ -416,6 +513,7 @@ class PodWorker:
         self.stopping = False
         self.sandbox_ready = False
         self.sandbox_error = ""
+        self.stand_in_notes: dict[str, str] = {}
         self._stop_event = asyncio.Event()
         self._dirty = asyncio.Event()
         self._last_pushed: Obj | None = None
@@ -473,6 +571,8 @@ class PodWorker:
                           init_done=self.rec.init_done, init_failed=init_failed)
         if self.sandbox_error:
             st["message"] = self.sandbox_error
+        elif self.stand_in_notes:
+            st["message"] = "; ".join(f"{k}: {v}" for k, v in sorted(self.stand_in_notes.items()))
         return st
 
     async def _status_pusher(self) -> None:

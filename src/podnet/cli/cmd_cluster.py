@@ -56,6 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--node-grace", type=float, default=DEFAULT_NODE_GRACE_SECONDS, metavar="SECONDS",
                    help="how long a node may miss heartbeats before it is NotReady "
                    f"(default {DEFAULT_NODE_GRACE_SECONDS:g})")
+    p.add_argument("--images", choices=("auto", "real", "builtin"), default="auto",
+                   help="auto (default): pull real images, podnet's built-in stand-in where one cannot be "
+                   "pulled; real: real images only (ErrImagePull otherwise); builtin: stand-ins only")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a registry reachable over plain HTTP or unverified TLS (repeatable); "
+                   "localhost and 127.0.0.1 always are")
+    p.add_argument("--image-pull-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="give up a pull after this long (default 120)")
     p.add_argument("--no-agents", action="store_true",
                    help="create the nodes but start no agents (debugging; nodes will not be Ready)")
     p.set_defaults(func=run_up)
@@ -124,6 +132,11 @@ def run_up(args: argparse.Namespace) -> int:
                      node_grace_seconds=args.node_grace)
     if args.node_grace <= 0:
         raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")
+    if args.image_pull_timeout <= 0:
+        raise CLIError(f"invalid --image-pull-timeout {args.image_pull_timeout:g}: "
+                       "must be more than 0 seconds")
+    opts.extra.update({"images": args.images, "insecure_registries": list(args.insecure_registry),
+                       "image_pull_timeout": args.image_pull_timeout})
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()

@@ -20,6 +20,7 @@ def _command_modules() -> tuple[ModuleType, ...]:
         cmd_daemons,  # controlplane (started by `up`)
         cmd_demo,  # demo
         cmd_exec,  # exec, node-exec, curl
+        cmd_image,  # image pull/load/ls/rm/prune: the machine's image store
         cmd_join,  # token create/list/revoke, join, leave: nodes on other machines
         cmd_kubectl,  # kubectl passthrough
         cmd_status,  # status
@@ -27,7 +28,7 @@ def _command_modules() -> tuple[ModuleType, ...]:
     )
 
     return (cmd_cluster, cmd_kubectl, cmd_apply, cmd_exec, cmd_status, cmd_trace, cmd_demo, cmd_daemons,
-            cmd_agent, cmd_join)
+            cmd_agent, cmd_join, cmd_image)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,47 @@ import time
 from pathlib import Path
 
 
+def cgroup_mounts() -> list[Path]:
+    """Every cgroup hierarchy's mount point (v1 controllers and cgroup2)."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    return [Path(p[1]) for p in (ln.split() for ln in lines) if len(p) > 2 and p[2] in ("cgroup", "cgroup2")]
+
+
+def remove_container_cgroups(cluster: str, timeout: float = 3.0) -> None:
+    """The cgroups the OCI runtime made for the cluster's containers (`podnet-<cluster>/<container>` in
+    every hierarchy): their processes are killed, then the directories removed. The cluster's own
+    cgroup2 directory is left to `ClusterCgroup.remove`."""
+    import signal
+
+    two = cgroup2_mount()
+    for root in cgroup_mounts():
+        top = root / f"podnet-{cluster}"
+        if not top.is_dir():
+            continue
+        children = [d for d in top.iterdir() if d.is_dir()]
+        for d in children:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    pids = [int(x) for x in (d / "cgroup.procs").read_text().split()]
+                except (OSError, ValueError):
+                    pids = []
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.02)
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        if root != two:
+            with contextlib.suppress(OSError):
+                top.rmdir()
+
+
 def cgroup2_mount() -> Path | None:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup or /sys/fs/cgroup/unified), if anywhere."""
     try:

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podnet.cluster.cgroup import ClusterCgroup
+from podnet.cluster.cgroup import ClusterCgroup, remove_container_cgroups
 from podnet.cluster.procs import stop_processes
 from podnet.core import journal as jr
 from podnet.core.config import state_root
@@ -69,7 +69,9 @@ def teardown(name: str, ops: NetOps, *, keep_state: bool = False, grace: float =
         if e.kind == jr.CGROUP and Path(e.name).name.startswith("podnet-"):  # only a cgroup podnet made
             cg = ClusterCgroup(Path(e.name))
             cg.kill_all()
+            remove_container_cgroups(name)
             cg.remove()
+    remove_container_cgroups(name)  # also where the machine gave the cluster no cgroup of its own
 
     # 2. nft tables in the host namespace (tables inside our namespaces go with them)
     for e in entries:

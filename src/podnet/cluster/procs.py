@@ -48,7 +48,8 @@ class Started:
 
 
 def start_process(journal: jr.Journal, label: str, argv: Sequence[str], log: Path, *,
-                  cgroup: ClusterCgroup | None = None, env: dict[str, str] | None = None) -> Started:
+                  cgroup: ClusterCgroup | None = None, env: dict[str, str] | None = None,
+                  pass_fds: Sequence[int] = ()) -> Started:
     """Start `argv` detached (own session, stdin from /dev/null, output appended to `log`).
 
     It is recorded in the journal before it starts, and again with its PID and start time after.
@@ -62,7 +63,7 @@ def start_process(journal: jr.Journal, label: str, argv: Sequence[str], log: Pat
         run_argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs_file), *argv]
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         p = subprocess.Popen(run_argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True, close_fds=True, env=env)
+                             start_new_session=True, close_fds=True, env=env, pass_fds=tuple(pass_fds))
     st = proc_starttime(p.pid)
     journal.record(jr.PROCESS, label, pid=p.pid, starttime=st)
     # the Popen object is dropped on purpose: the process outlives this command

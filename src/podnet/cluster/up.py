@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import ipaddress
+import os
 import secrets
 import socket
 import ssl
@@ -389,13 +390,27 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
     if not opts.start_agents:
         write_kubeconfig(cfg)
         return
+    from podnet.images.runtimes import choose
+
+    runtime = choose()
+    mode = str(cfg.extra.get("images") or "auto")
+    if not runtime.name and mode == "real":
+        raise UpError(f"--images real: {runtime.describe()}; install runc, or use --images builtin")
+    with step(f"Container runtime: {runtime.describe()}; images: {mode}"):
+        pass
     agents: dict[str, Started] = {}
     with step(f"{len(nodes)} node agent(s) started ({cfg.network})"):
         make_argv = opts.agent_argv or agent_argv
-        for n in nodes:
-            argv = netns_exec_argv(n.netns, make_argv(cfg, n))
-            agents[n.name] = start_process(journal, f"agent-{n.name}", argv, logs / f"agent-{n.name}.log",
-                                           cgroup=cg)
+        # the agents pull images from the machine's own network namespace: hand them a handle on it
+        host_net = os.open("/proc/self/ns/net", os.O_RDONLY)
+        env = dict(os.environ, PODNET_HOST_NETNS_FD=str(host_net))
+        try:
+            for n in nodes:
+                argv = netns_exec_argv(n.netns, make_argv(cfg, n))
+                agents[n.name] = start_process(journal, f"agent-{n.name}", argv, logs / f"agent-{n.name}.log",
+                                               cgroup=cg, env=env, pass_fds=(host_net,))
+        finally:
+            os.close(host_net)
     with step("Every node Ready"):
         wait_nodes_ready(cfg, agents, opts.wait_timeout, node_progress)
     with step("Kubeconfig written"):
