@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.images.registry import ImageRefError, parse_ref, resolve
+from podnet.images.registry import ImageRefError, builtin_images, parse_ref, resolve
 from podnet.images.skopeo import (
     PullError,
     PullOptions,
@@ -117,6 +117,8 @@ class ImageManager:
                 self._unreachable[host] = (time.monotonic() + self.settings.unreachable_ttl,
                                            _short_reason(msg))
                 return self._stand_in(image, _short_reason(msg), event)
+            if mode == "auto":  # say what would have run without a registry
+                msg += f" (podnet has no built-in stand-in for it: {', '.join(builtin_images())})"
             raise ImageUnavailable("ErrImagePull", f'Failed to pull image "{image}": {msg}') from None
         took = time.monotonic() - t0
         event("Normal", "Pulled", f'Successfully pulled image "{image}" in {took * 1000:.0f}ms '
