@@ -58,6 +58,7 @@ class AgentOptions:
     netops: NetOps | None = None
     launcher: Launcher | None = None
     network: PodNetwork | None = None
+    real_images: bool = True  # False: only the built-in stand-ins, no image store (tests)
 
 
 def load_config(opts: AgentOptions) -> ClusterConfig:
@@ -147,16 +148,13 @@ class Agent:
         from podnet.agent.imagepull import ImageSettings
         from podnet.images.store import ImageStore
 
-        extra = self.config.extra
+        cfg = self.config
         host_netns = ""
         fd = os.environ.get("PODNET_HOST_NETNS_FD", "")
         if fd.isdigit() and os.path.exists(f"/proc/self/fd/{fd}"):
             host_netns = f"/proc/{os.getpid()}/fd/{fd}"
-        settings = ImageSettings(mode=str(extra.get("images") or "auto"),
-                                 insecure_registries=tuple(str(x) for x in
-                                                           extra.get("insecure_registries") or ()),
-                                 pull_timeout=float(str(extra.get("image_pull_timeout") or 120.0)),
-                                 host_netns=host_netns)
+        settings = ImageSettings(mode=cfg.images, insecure_registries=tuple(cfg.insecure_registries),
+                                 pull_timeout=cfg.image_pull_timeout, host_netns=host_netns)
         return ImageManager(ImageStore(), settings, self.get_secret)
 
     def runtime_choice(self) -> RuntimeChoice:
@@ -352,7 +350,7 @@ class Agent:
             service_env=lambda svcs, pod: envvars.pod_service_env_vars(pod, svcs),
             resolv_conf=resolv, hosts_file=hosts, hostname=hostname, extra_env=extra_env, exec_in=exec_in,
             journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record,
-            images=self.image_manager() if o.extra.get("images", True) else None,
+            images=self.image_manager() if o.real_images else None,
             runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name)
 
     # ---- life ----

@@ -135,8 +135,8 @@ def run_up(args: argparse.Namespace) -> int:
     if args.image_pull_timeout <= 0:
         raise CLIError(f"invalid --image-pull-timeout {args.image_pull_timeout:g}: "
                        "must be more than 0 seconds")
-    opts.extra.update({"images": args.images, "insecure_registries": list(args.insecure_registry),
-                       "image_pull_timeout": args.image_pull_timeout})
+    opts.images, opts.insecure_registries = args.images, list(args.insecure_registry)
+    opts.image_pull_timeout = args.image_pull_timeout
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()

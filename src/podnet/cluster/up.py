@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -81,6 +81,9 @@ class UpOptions:
     lb_pool: str = ""
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
     node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS
+    images: str = "auto"
+    insecure_registries: list[str] = field(default_factory=list)
+    image_pull_timeout: float = 120.0
     wait_timeout: float = 90.0
     start_agents: bool = True
     listen: str = ""  # ADDR[:PORT]: the API also listens there (TLS) for machines that `podnet join`
@@ -186,6 +189,10 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
     if opts.store:
         cfg.store = _check_store(opts.store, opts.name)
     cfg.node_grace_seconds = opts.node_grace_seconds
+    if opts.images not in ("auto", "real", "builtin"):
+        raise UpError(f"invalid --images {opts.images!r}: must be one of auto, real, builtin")
+    cfg.images, cfg.insecure_registries = opts.images, list(opts.insecure_registries)
+    cfg.image_pull_timeout = opts.image_pull_timeout
     return cfg
 
 
@@ -393,7 +400,7 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
     from podnet.images.runtimes import choose
 
     runtime = choose()
-    mode = str(cfg.extra.get("images") or "auto")
+    mode = cfg.images
     if not runtime.name and mode == "real":
         raise UpError(f"--images real: {runtime.describe()}; install runc, or use --images builtin")
     with step(f"Container runtime: {runtime.describe()}; images: {mode}"):

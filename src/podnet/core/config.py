@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from podnet.core import naming
@@ -71,6 +71,9 @@ class ClusterConfig:
     dns: bool = True  # run the cluster DNS Deployment (the kube-dns Service exists either way)
     dns_replicas: int = 1
     dns_upstream: str = "none"  # where the DNS pods forward names outside the cluster domain
+    images: str = "auto"  # `podnet up --images`: auto | real | builtin
+    insecure_registries: list[str] = field(default_factory=list)  # plain HTTP / unverified TLS allowed
+    image_pull_timeout: float = 120.0
 
     # --- derived values -------------------------------------------------
     @property
