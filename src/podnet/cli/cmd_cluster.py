@@ -76,6 +76,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--all", action="store_true", help="remove every cluster on this machine")
     p.set_defaults(func=run_down)
 
+    p = sub.add_parser(
+        "start", help="start a cluster again (after a reboot of the machine, or `podnet stop`)",
+        description="Bring cluster NAME back from its state directory: re-make its bridge, routes and "
+        "node namespaces where they are missing, start its supervisor (which starts the control plane "
+        "and the agents), and wait until the API answers and every node is Ready. The objects in the "
+        "store are kept; pods are started again by their nodes' agents.")
+    add_name_flag(p)
+    p.add_argument("--wait-timeout", type=float, default=90.0, metavar="SECONDS",
+                   help="how long to wait for the API and for nodes to be Ready (default 90)")
+    p.set_defaults(func=run_start)
+
+    p = sub.add_parser(
+        "stop", help="stop a cluster but keep its state (`podnet start` brings it back)",
+        description="Stop the cluster's processes (supervisor first) and remove its namespaces, links and "
+        "routes, as `podnet down` does, but keep its state directory: the store, the CA, the tokens.")
+    add_name_flag(p)
+    p.set_defaults(func=run_stop)
+
     p = sub.add_parser("list", help="clusters on this machine with their nodes, status and API address")
     add_output_flag(p)
     p.set_defaults(func=run_list)
@@ -200,6 +218,52 @@ def run_down(args: argparse.Namespace) -> int:
     finally:
         ops.close()
     return 1 if failed else 0
+
+
+def run_start(args: argparse.Namespace) -> int:
+    _need_root()
+    os.umask(0o077)
+    from podnet.cluster.start import StartError, start
+    from podnet.net.real import RealNetOps
+
+    if args.wait_timeout <= 0:
+        raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
+    cfg = load_config(args.name)
+    ops = RealNetOps()
+    t0 = time.monotonic()
+    steps = _Steps()
+    try:
+        start(cfg, ops, step=steps.step, wait_timeout=args.wait_timeout, node_progress=steps.nodes_ready)
+    except StartError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        ops.close()
+    err_console.print(f"\nCluster [bold]{cfg.name}[/bold] is running again in {time.monotonic() - t0:.1f}s: "
+                      f"API {cfg.api_url}")
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    _need_root()
+    from podnet.cluster.down import cluster_dir, teardown
+    from podnet.net.real import RealNetOps
+
+    if not (cluster_dir(args.name) / "config.json").exists():
+        raise CLIError(f'cluster "{args.name}" does not exist; see `podnet list`')
+    ops = RealNetOps()
+    try:
+        with err_console.status(f"Stopping cluster {args.name} ..."):
+            rep = teardown(args.name, ops, keep_state=True)
+    finally:
+        ops.close()
+    if rep.problems:
+        err_console.print(f"[red]✗[/red] cluster {args.name}: {rep.summary()}; could not remove:")
+        for p in rep.problems:
+            err_console.print(f"    {p}")
+        return 1
+    err_console.print(f"[green]✓[/green] cluster {args.name} stopped ({rep.summary()}); state kept in "
+                      f"{cluster_dir(args.name)}; `podnet start --name {args.name}` brings it back")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import os
 import signal
 
 from podnet.cli.common import add_name_flag, load_config
+from podnet.cli.main import CLIError
 from podnet.core.config import ClusterConfig, make_private_dir
 
 log = logging.getLogger("podnet.controlplane")
@@ -28,6 +29,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_name_flag(p)
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
     p.set_defaults(func=run)
+
+    p = sub.add_parser(
+        "supervise",
+        help="keep a cluster's control plane and agents running (started by `podnet up`/`start`)",
+        description="Watch the control plane and the node agents of cluster NAME (as its journal records "
+        "them) and restart one that dies, with back-off: at once, then after 1, 2, 4 ... 30 s while it "
+        "keeps dying. `podnet up` and `podnet start` run it in the background; `podnet down` and "
+        "`podnet stop` end it first.")
+    add_name_flag(p)
+    p.set_defaults(func=run_supervise)
+
+
+def run_supervise(args: argparse.Namespace) -> int:
+    from podnet.cluster.supervise import run_supervisor
+
+    if os.geteuid() != 0:
+        raise CLIError("the supervisor starts network namespaces' daemons: run it as root")
+    os.umask(0o077)
+    cfg = load_config(args.name)
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
+    run_supervisor(cfg)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from podnet.cluster.cgroup import ClusterCgroup, remove_container_cgroups
 from podnet.cluster.procs import stop_processes
+from podnet.cluster.supervise import SUPERVISOR
 from podnet.core import journal as jr
 from podnet.core.config import state_root
 from podnet.net.ops import NetOps, NetOpsError, NotFoundError
@@ -54,17 +55,23 @@ def teardown(name: str, ops: NetOps, *, keep_state: bool = False, grace: float =
     entries = journal.entries()
     rep = DownReport(name=name)
 
-    # 1. processes: SIGTERM (agents may tidy up), SIGKILL the rest, then the whole cgroup
+    # 1. processes: the supervisor first (it would restart the others), then SIGTERM (agents may tidy
+    # up), SIGKILL the rest, then the whole cgroup
     procs, daemons = [], []
     for e in entries:
-        if e.kind == jr.PROCESS:
+        if e.kind == jr.PROCESS and e.name == SUPERVISOR:
+            pid = _int_or_none(e.attrs.get("pid"))
+            if pid is not None and pid > 1:
+                rep.processes += stop_processes([(pid, _int_or_none(e.attrs.get("starttime")))], grace=grace)
+    for e in entries:
+        if e.kind == jr.PROCESS and e.name != SUPERVISOR:
             pid = _int_or_none(e.attrs.get("pid"))
             if pid is not None and pid > 1:
                 procs.append((pid, _int_or_none(e.attrs.get("starttime"))))
                 if e.name == "controlplane" or e.name.startswith("agent-"):
                     daemons.append(pid)
     # podnet's own daemons get `grace` seconds to tidy up; what they ran (containers) is killed after them
-    rep.processes = stop_processes(procs, grace=grace, wait_for=daemons)
+    rep.processes += stop_processes(procs, grace=grace, wait_for=daemons)
     for e in entries:
         if e.kind == jr.CGROUP and Path(e.name).name.startswith("podnet-"):  # only a cgroup podnet made
             cg = ClusterCgroup(Path(e.name))

@@ -34,6 +34,7 @@ from podnet.cluster.hostnet import (
     parse_port_range,
 )
 from podnet.cluster.procs import Started, is_same_process, start_process
+from podnet.cluster.supervise import start_supervisor
 from podnet.core import journal as jr
 from podnet.core import naming
 from podnet.core.config import (
@@ -396,6 +397,7 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
 
     if not opts.start_agents:
         write_kubeconfig(cfg)
+        start_supervisor(cfg, journal, cg)
         return
     from podnet.images.runtimes import choose
 
@@ -420,5 +422,6 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
             os.close(host_net)
     with step("Every node Ready"):
         wait_nodes_ready(cfg, agents, opts.wait_timeout, node_progress)
-    with step("Kubeconfig written"):
+    with step("Kubeconfig written; supervisor started (restarts a daemon that dies)"):
         write_kubeconfig(cfg)
+        start_supervisor(cfg, journal, cg)

@@ -1,0 +1,187 @@
+"""Keeping a cluster's daemons alive: one small supervisor process per cluster (`podnet supervise`).
+
+`podnet up` (and `podnet start`) starts it last, recorded in the journal as `supervisor` and in the
+cluster's cgroup, so `podnet down` ends it like everything else (first, so it restarts nothing).
+It watches the daemons the journal records (`controlplane`, `agent-<node>`) by PID and start time, and
+restarts one that died with the very argv and log it was started with (the journal has both):
+at once the first time, then after 1, 2, 4 ... 30 s while it keeps dying within 30 s of starting (the
+same back-off idea as the kubelet's for crashing containers). It never starts a daemon the journal
+does not record.
+
+`restore_network` re-makes what a reboot of the machine removes (the bridge and its address, the guard
+routes, the nodes' namespaces and links) from the cluster's config, for `podnet start`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from podnet.cluster.cgroup import ClusterCgroup
+from podnet.cluster.procs import is_same_process, start_process
+from podnet.core import journal as jr
+from podnet.core.config import ClusterConfig
+from podnet.core.layout import host_cidr, plan_nodes
+from podnet.net.nodenet import setup_node_netns
+from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
+
+log = logging.getLogger("podnet.supervisor")
+
+SUPERVISOR = "supervisor"
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 30.0  # a daemon that ran this long is healthy again: its back-off starts over
+
+
+def supervised(name: str) -> bool:
+    return name == "controlplane" or name.startswith("agent-")
+
+
+@dataclass
+class _Track:
+    failures: int = 0
+    next_start: float = 0.0
+    started: float = 0.0
+    pid: int = 0
+
+
+def backoff(failures: int) -> float:
+    """Wait before restart number `failures` (1-based) of a daemon that keeps dying: 0, 1, 2, 4 ... 30 s."""
+    if failures <= 1:
+        return 0.0
+    return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 2)))
+
+
+class Supervisor:
+    def __init__(self, journal: jr.Journal, cgroup: ClusterCgroup | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.journal = journal
+        self.cgroup = cgroup
+        self.clock = clock
+        self.tracks: dict[str, _Track] = {}
+        self.restarts = 0
+
+    def _alive(self, e: jr.JournalEntry) -> bool:
+        pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
+        return isinstance(pid, int) and pid > 1 and is_same_process(pid, st if isinstance(st, int) else None)
+
+    def check_once(self) -> list[str]:
+        """Restart the daemons that died and whose back-off has passed; the labels restarted."""
+        _reap_children()
+        now = self.clock()
+        restarted = []
+        for e in self.journal.entries(jr.PROCESS):
+            if not supervised(e.name):
+                continue
+            t = self.tracks.setdefault(e.name, _Track(started=now))
+            if self._alive(e):
+                if t.pid != e.attrs.get("pid"):
+                    t.pid, t.started = int(e.attrs["pid"]), now
+                if t.failures and now - t.started >= STABLE_AFTER:
+                    t.failures = 0
+                continue
+            argv, logfile = e.attrs.get("argv"), e.attrs.get("log")
+            if not isinstance(argv, list) or not argv or not isinstance(logfile, str):
+                continue
+            if now < t.next_start:
+                continue
+            if now - t.started >= STABLE_AFTER:
+                t.failures = 0
+            t.failures += 1
+            t.next_start = now + backoff(t.failures + 1)
+            cg = self.cgroup if self.cgroup is not None and self.cgroup.path.exists() else None
+            try:
+                proc = start_process(self.journal, e.name, [str(a) for a in argv], Path(logfile), cgroup=cg)
+            except OSError as ex:
+                log.error("cannot restart %s: %s", e.name, ex)
+                continue
+            t.pid, t.started = proc.pid, now
+            self.restarts += 1
+            restarted.append(e.name)
+            log.warning("%s was not running: restarted it (pid %d, restart %d in a row; next wait %.0fs)",
+                        e.name, proc.pid, t.failures, backoff(t.failures + 1))
+        return restarted
+
+    def run(self, stop: Callable[[], bool], interval: float = 0.2) -> None:
+        while not stop():
+            self.check_once()
+            time.sleep(interval)
+
+
+def _reap_children() -> None:
+    """Collect the daemons this supervisor started that have exited (else they stay zombies)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_supervisor(cfg: ClusterConfig) -> None:
+    """`podnet supervise`: watch cluster `cfg.name` until SIGTERM/SIGINT."""
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    cg = ClusterCgroup.for_cluster(cfg.name)
+    cg = cg if cg is not None and cg.usable else None
+    log.info("supervising cluster %s (state in %s)", cfg.name, cfg.state_dir)
+    Supervisor(jr.Journal(cfg.state_dir), cg).run(lambda: stopping)
+    log.info("supervisor stopped")
+
+
+def start_supervisor(cfg: ClusterConfig, journal: jr.Journal, cgroup: ClusterCgroup | None) -> None:
+    import sys
+
+    argv = [sys.executable, "-m", "podnet.cli.main", "supervise", "--name", cfg.name]
+    start_process(journal, SUPERVISOR, argv, cfg.state_dir / "logs" / "supervisor.log", cgroup=cgroup)
+
+
+def supervisor_alive(journal: jr.Journal) -> bool:
+    for e in journal.entries(jr.PROCESS):
+        if e.name == SUPERVISOR:
+            pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
+            return isinstance(pid, int) and is_same_process(pid, st if isinstance(st, int) else None)
+    return False
+
+
+# ---- after a reboot -------------------------------------------------------------------------------
+def restore_network(cfg: ClusterConfig, ops: NetOps, journal: jr.Journal) -> list[str]:
+    """Re-make the cluster's host network where it is missing, from its config and the guard routes its
+    journal records; what was made."""
+    made: list[str] = []
+    bridge = cfg.bridge
+    if ops.link_get(bridge) is None:
+        ops.bridge_add(bridge)
+        made.append(f"bridge {bridge}")
+    want = host_cidr(cfg)
+    if all(a.cidr != want for a in ops.addr_list(ifname=bridge)):
+        ops.addr_add(bridge, want)
+    ops.link_set(bridge, up=True)
+    for e in journal.entries(jr.ROUTE):
+        metric = e.attrs.get("metric")
+        if e.attrs.get("netns") or not isinstance(metric, int) or metric <= 0:
+            continue
+        with contextlib.suppress(ExistsError):
+            ops.route_add(Route(dst=e.name, type="unreachable", metric=metric, proto=PROTO_PODNET_NODE))
+            made.append(f"guard route {e.name}")
+    prefix = ipaddress.IPv4Network(cfg.node_network).prefixlen
+    for n in plan_nodes(cfg):
+        if not ops.netns_exists(n.netns) or ops.link_get(n.host_if) is None:
+            made.append(f"node {n.name}")
+        setup_node_netns(ops, netns=n.netns, host_if=n.host_if, bridge=bridge,
+                         node_ip_cidr=f"{n.ip}/{prefix}")
+    return made
