@@ -184,7 +184,7 @@ class GarbageCollector:
         if not (nso.get("metadata") or {}).get("deletionTimestamp"):
             return True
         remaining = 0
-        for rt in kinds.ALL_RESOURCES:
+        for rt in (*kinds.ALL_RESOURCES, *kinds.custom_resources()):
             if not rt.namespaced:
                 continue
             items, _ = await self.store.list(rt.key, ns)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
@@ -22,13 +23,16 @@ from typing import Protocol
 from aiohttp import web
 
 from podnet.api import discovery, routing
+from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
 from podnet.api.errors import APIError, internal_error, unauthorized
 from podnet.api.gc import GarbageCollector
 from podnet.api.handlers import ResourceHandler, json_response
 from podnet.api.hooks import ResourceHooks
+from podnet.api.identity import ADMIN, USER_KEY, Identity
 from podnet.api.logs import LogProxy
 from podnet.api.registry import Registry
+from podnet.api.sa_tokens import looks_like_jwt
 from podnet.api.subresources import Subresources
 from podnet.api.watch import Watcher
 from podnet.model import kinds
@@ -57,13 +61,17 @@ def _not_found() -> APIError:
 class APIServer:
     def __init__(self, store: Store, *, hooks: Mapping[str, ResourceHooks] | None = None,
                  tokens: Collection[str] = (), version: str = "v1.32.0",
-                 authorizer: TokenAuthorizer | None = None):
+                 authorizer: TokenAuthorizer | None = None, sa_key: bytes | None = None):
         self.store = store
         self.tokens = [t for t in tokens if t]
         # requests whose bearer token is not one of `tokens` (join tokens: podnet.api.auth)
         self.authorizer = authorizer
         self.version = version
         self.registry = Registry(store, hooks)
+        self.crd_hooks = CRDHooks()  # serves the resources CustomResourceDefinitions define
+        self.registry.hooks.setdefault(kinds.CUSTOMRESOURCEDEFINITIONS.key, self.crd_hooks)
+        # ServiceAccount tokens, RBAC, impersonation, access reviews (podnet.api.identity)
+        self.identity = Identity(self.registry, sa_key if sa_key is not None else secrets.token_bytes(32))
         self.deleter = Deleter(self.registry)
         self.subresources = Subresources(self.registry)
         self.gc = GarbageCollector(self.deleter)
@@ -129,10 +137,16 @@ class APIServer:
             scheme, _, token = header.partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, t) for t in self.tokens):
+                if scheme.lower() == "bearer" and looks_like_jwt(token):
+                    return await self.identity.handle_token(request, token, handler)
                 if self.authorizer is None:
                     raise unauthorized()
                 return await self.authorizer.handle(request, token if scheme.lower() == "bearer" else "",
                                                     handler)
+        impersonated = request.headers.get("Impersonate-User", "")
+        if impersonated:
+            return await self.identity.impersonate(request, impersonated, handler)
+        request[USER_KEY] = ADMIN
         return await handler(request)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -153,6 +167,8 @@ class APIServer:
                 raise APIError(405, "MethodNotAllowed",
                                "the server does not allow this method on the requested resource")
             return json_response(self._discovery(target))
+        if Identity.handles(target):
+            return await self.identity.serve(request, target, None)
         return await self.resources.handle(request, target)
 
     def _discovery(self, d: routing.Discovery) -> dict[str, object]:
@@ -172,7 +188,9 @@ class APIServer:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def bootstrap(self) -> None:
-        """Create the namespaces every cluster has, if missing."""
+        """Serve the stored CRDs' resources; create the namespaces every cluster has, if missing."""
+        await self.crd_hooks.load(self.store)
+        await self.identity.ensure_bootstrap_policy()
         for ns in BOOTSTRAP_NAMESPACES:
             try:
                 await self.registry.create(kinds.NAMESPACES, "", {"metadata": {"name": ns}})

@@ -14,7 +14,7 @@ from typing import Any
 
 from podnet.api import meta as m
 from podnet.model import defaults as model_defaults
-from podnet.model import kinds, wiretypes
+from podnet.model import kinds, openapi_schema, wiretypes
 from podnet.model import validation as model_validation
 from podnet.model.errors import FieldError, invalid, required
 from podnet.model.kinds import Obj, ResourceType
@@ -37,6 +37,9 @@ SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePe
 def apply_defaults(obj: Obj) -> None:
     if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
         merge_string_data(obj)
+    schema = openapi_schema.schema_for(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
+    if schema is not None:
+        openapi_schema.prune(obj, schema)  # custom resources keep only the fields their schema declares
     model_defaults.apply_defaults(obj)
 
 

@@ -85,7 +85,11 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     hooks = ServiceHooks(cfg.service_cidr, cfg.node_port_bounds(),
                          "" if cfg.lb_pool == "none" else cfg.lb_pool)
     await hooks.load(store)
-    server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token])
+    from podnet.api.sa_tokens import load_or_create_key
+
+    # ServiceAccount tokens stay valid across control-plane restarts: one signing key per cluster
+    server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token],
+                       sa_key=load_or_create_key(cfg.state_dir))
     host_ip = cfg.host_ip
     reserved = {host_ip: "the host's address on the node network"} if host_ip else {}
     # join tokens and NodeRestriction (podnet.api.auth)

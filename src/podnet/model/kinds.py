@@ -142,7 +142,7 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
     PODDISRUPTIONBUDGETS, HORIZONTALPODAUTOSCALERS, APISERVICES, CUSTOMRESOURCEDEFINITIONS,
 )
 """Every stored built-in resource (the review resources are served but never stored)."""
-SERVED_REVIEWS: tuple[ResourceType, ...] = ()
+SERVED_REVIEWS: tuple[ResourceType, ...] = REVIEWS
 
 
 def _group(name: str, version: str) -> APIGroup:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from podnet.model.errors import FieldError, required
 from podnet.model.kinds import Obj
+from podnet.model.openapi_schema import validate_custom
 from podnet.model.validation_apps import validate_deployment, validate_replicaset
 from podnet.model.validation_identity import (
     validate_cluster_role,
@@ -118,7 +119,7 @@ def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
         return errs
     fn = _VALIDATORS.get((api_version, kind))
     if fn is None:
-        return []
+        return validate_custom(obj, old if isinstance(old, dict) else None)
     wrong_types = type_errors(obj)
     if wrong_types:
         # Kubernetes fails these at decoding, before validation (see wiretypes.decode_error for its 400 text).

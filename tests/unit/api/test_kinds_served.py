@@ -208,3 +208,89 @@ async def test_crd_is_established_on_create(api: Api) -> None:
     conds = {c["type"]: c["status"] for c in created["status"]["conditions"]}
     assert conds == {"NamesAccepted": "True", "Established": "True"}
     assert created["status"]["acceptedNames"]["listKind"] == "CronTabList"
+
+
+CRONTAB_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.stable.example.com"},
+    "spec": {
+        "group": "stable.example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "crontabs", "kind": "CronTab", "shortNames": ["ct"]},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["cronSpec"],
+                                "properties": {
+                                    "cronSpec": {
+                                        "type": "string",
+                                        "pattern": "^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$",
+                                    },
+                                    "image": {"type": "string"},
+                                    "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
+                                },
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+async def test_custom_resources_served_validated_pruned_and_removed(api: Api) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    assert (await api.call("POST", crds, CRONTAB_CRD))[0] == 201
+    _, groups = await api.call("GET", "/apis")
+    assert "stable.example.com" in [g["name"] for g in groups["groups"]]
+    _, res = await api.call("GET", "/apis/stable.example.com/v1")
+    assert [(r["name"], r.get("shortNames")) for r in res["resources"]] == [
+        ("crontabs", ["ct"]),
+        ("crontabs/status", None),
+    ]
+    path = "/apis/stable.example.com/v1/namespaces/default/crontabs"
+    ct = {
+        "apiVersion": "stable.example.com/v1",
+        "kind": "CronTab",
+        "metadata": {"name": "tick"},
+        "spec": {"cronSpec": "* * * * */5", "image": "busybox", "replicas": 2, "extra": "dropped"},
+    }
+    code, created = await api.call("POST", path, ct)
+    assert code == 201, created
+    assert "extra" not in created["spec"]
+    _, table = await api.call("GET", path, headers=TABLE)
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Spec", "Replicas"]
+    assert table["rows"][0]["cells"] == ["tick", "* * * * */5", 2]
+    bad = {
+        "apiVersion": "stable.example.com/v1",
+        "kind": "CronTab",
+        "metadata": {"name": "bad"},
+        "spec": {"cronSpec": "often", "replicas": "two"},
+    }
+    code, status = await api.call("POST", path, bad)
+    assert code == 422
+    assert status["message"] == (
+        'CronTab.stable.example.com "bad" is invalid: [spec.cronSpec: Invalid value: "often": '
+        "spec.cronSpec in body should match '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$', "
+        'spec.replicas: Invalid value: "two": spec.replicas in body must be of type integer: "string"]'
+    )
+    code, _ = await api.call("DELETE", f"{crds}/crontabs.stable.example.com")
+    assert code == 200
+    code, _ = await api.call("GET", path)
+    assert code == 404
+    assert await api.store.list("stable.example.com/crontabs") == ([], await api.store.current_rv())
