@@ -136,7 +136,8 @@ def crd_status(crd: Obj) -> dict[str, Any]:
     wait for beyond the built-in ones, which validation already refused)."""
     spec = m.d(crd.get("spec"))
     now = m.rfc3339(m.now())
-    versions = [v for v in spec.get("versions") or [] if isinstance(v, dict)]
+    listed = spec.get("versions")
+    versions = [v for v in listed if isinstance(v, dict)] if isinstance(listed, list) else []
     storage = [str(v.get("name")) for v in versions if v.get("storage")]
     return {
         "acceptedNames": copy.deepcopy(m.d(spec.get("names"))),

@@ -29,7 +29,8 @@ def default_replication_controller(obj: Obj) -> None:
     """`SetDefaults_ReplicationController`: selector and labels from the template's labels."""
     spec = _dict(obj, "spec")
     tmpl = spec.get("template")
-    tlabels = (tmpl.get("metadata") or {}).get("labels") if isinstance(tmpl, dict) else None
+    tmeta = tmpl.get("metadata") if isinstance(tmpl, dict) else None
+    tlabels = tmeta.get("labels") if isinstance(tmeta, dict) else None
     if isinstance(tlabels, dict) and tlabels:
         if not spec.get("selector"):
             spec["selector"] = dict(tlabels)

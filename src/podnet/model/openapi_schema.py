@@ -33,6 +33,10 @@ def schema_for(api_version: str, kind: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def _type_of(value: Any) -> str:
     if value is None:
         return "null"
@@ -92,6 +96,8 @@ def _check(value: Any, schema: dict[str, Any], path: str, errs: list[FieldError]
             )
         return
     want = schema.get("type")
+    if not isinstance(want, str):
+        want = ""
     int_or_string = schema.get("x-kubernetes-int-or-string") is True
     if int_or_string:
         if not isinstance(value, int | str) or isinstance(value, bool):
@@ -150,7 +156,7 @@ def _check(value: Any, schema: dict[str, Any], path: str, errs: list[FieldError]
             for i, item in enumerate(value):
                 _check(item, items, f"{path}[{i}]", errs)
     if isinstance(value, dict):
-        for key in schema.get("required") or []:
+        for key in _list(schema.get("required")):
             if key not in value:
                 errs.append(required(f"{path}.{key}" if path else str(key), ""))
         props = schema.get("properties")
@@ -167,7 +173,7 @@ def validate_schema(obj: dict[str, Any], schema: dict[str, Any]) -> list[FieldEr
     errs: list[FieldError] = []
     body = {k: v for k, v in obj.items() if k not in _META_KEYS}
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    for key in schema.get("required") or []:
+    for key in _list(schema.get("required")):
         if key not in obj:
             errs.append(required(str(key), ""))
     for key, value in body.items():

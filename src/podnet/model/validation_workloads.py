@@ -47,8 +47,8 @@ def _meta(obj: dict[str, Any], old: dict[str, Any] | None, max_name: int = 0) ->
 
 
 def _template_matches(tmpl: dict[str, Any], selector: Selector, path: str) -> list[FieldError]:
-    labels = _d(tmpl.get("metadata")).get("labels")
-    if not selector.is_empty() and not selector.matches(labels if isinstance(labels, dict) else {}):
+    labels = _d(_d(tmpl.get("metadata")).get("labels"))
+    if not selector.is_empty() and not selector.matches(labels):
         return [
             invalid(
                 f"{path}.metadata.labels",
@@ -128,6 +128,7 @@ def _daemonset_strategy(strategy: Any) -> list[FieldError]:
     strategy = _d(strategy)
     path = "spec.updateStrategy"
     st = strategy.get("type") or ""
+    st = st if isinstance(st, str) else str(st)
     if st == "OnDelete":
         return []
     if st == "RollingUpdate":
@@ -193,6 +194,7 @@ def validate_statefulset(obj: dict[str, Any], old: dict[str, Any] | None = None)
         errs.append(invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
     strategy = _d(spec.get("updateStrategy"))
     st = strategy.get("type") or ""
+    st = st if isinstance(st, str) else str(st)
     if not st:
         errs.append(required("spec.updateStrategy", ""))
     elif st == "OnDelete":
@@ -277,8 +279,8 @@ def validate_replication_controller(
         errs.append(required("spec.template", ""))
         return errs
     selector = from_set(sel if isinstance(sel, dict) else {})
-    labels = _d(tmpl.get("metadata")).get("labels")
-    if sel and not selector.matches(labels if isinstance(labels, dict) else {}):
+    labels = _d(_d(tmpl.get("metadata")).get("labels"))
+    if sel and not selector.matches(labels):
         errs.append(
             invalid(
                 "spec.template.metadata.labels",
