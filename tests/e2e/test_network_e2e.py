@@ -6,12 +6,18 @@ stands for "a server on the node". Traffic stays inside the cluster's own namesp
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 from cluster_support import Cluster, running_cluster
+
+from podnet.core.naming import node_netns, pod_netns
 
 pytestmark = [
     pytest.mark.kernel,
@@ -101,3 +107,88 @@ def test_node_to_pod_shows_the_node_address(net_cluster: Cluster) -> None:
                                      "--max-time", "3",
                                      f"http://{pod['status']['podIP']}:8080/clientip").stdout
             assert out.strip().rsplit(":", 1)[0] == node_ip, (node, pod["metadata"]["name"])
+
+
+CONNECT = """
+import errno, json, socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+t = time.monotonic()
+try:
+    with socket.create_connection((host, port), timeout=2.0) as s:
+        s.sendall(b"GET /hostname HTTP/1.0\\r\\n\\r\\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    out = {"ok": data.split(b"\\r\\n\\r\\n", 1)[-1].decode()}
+except (TimeoutError, socket.timeout):
+    out = {"err": "timeout"}
+except OSError as e:
+    out = {"err": errno.errorcode.get(e.errno or 0, str(e))}
+out["t"] = time.monotonic() - t
+print(json.dumps(out))
+"""
+
+SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: net}
+spec:
+  selector: {app: net}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nothing}
+spec:
+  selector: {app: nothing-has-this-label}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def _connect(netns: str, host: str, port: int) -> dict[str, object]:
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", CONNECT, host, str(port)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    got: dict[str, object] = json.loads(out)
+    return got
+
+
+def test_services_answer_refuse_and_drop_from_nodes_and_pods_as_trace_says(
+        net_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 16: a node's own namespace reaches ClusterIPs; no endpoints / an undefined port are
+    refused at once and an unallocated service address times out, from nodes and pods alike."""
+    c = net_cluster
+    manifest = tmp_path_factory.mktemp("svc") / "svcs.yaml"
+    manifest.write_text(SERVICES)
+    c.kubectl("apply", "-f", str(manifest))
+    net_ip = c.get_json("svc", "net")["spec"]["clusterIP"]
+    empty_ip = c.get_json("svc", "nothing")["spec"]["clusterIP"]
+    pods = {p["metadata"]["name"]: p for p in c.ready_pods("app=net")}
+    wanted = {"net": "ok", "refused": "ECONNREFUSED", "port": "ECONNREFUSED", "free": "timeout"}
+    unallocated = "10.111.222.33"  # in the default service CIDR 10.96.0.0/12, held by no Service
+    targets = {"net": (net_ip, 80), "refused": (empty_ip, 80), "port": (net_ip, 81),
+               "free": (unallocated, 80)}
+    sources = [(node, node_netns(c.name, node)) for node in sorted(c.node_ips())]
+    first = sorted(pods)[0]
+    sources.append((first, pod_netns(c.name, pods[first]["metadata"]["uid"])))
+    for src, netns in sources:
+        for what, (ip, port) in targets.items():
+            got = wait_for_service(netns, ip, port) if what == "net" else _connect(netns, ip, port)
+            tr = json.loads(c.podnet("trace", "--name", c.name, "--from", src, f"{ip}:{port}", "-o",
+                                     "json").stdout)
+            if wanted[what] == "ok":
+                assert str(got.get("ok", "")).strip() in pods, (src, what, got)
+                assert tr["verdict"] == "accept" and tr["candidates"], (src, what, tr)
+            else:
+                assert got.get("err") == wanted[what], (src, what, got)
+                assert tr["verdict"] == {"ECONNREFUSED": "reject", "timeout": "drop"}[wanted[what]], tr
+                if wanted[what] == "ECONNREFUSED":
+                    assert float(str(got["t"])) < 0.5, (src, what, got)
+
+
+def wait_for_service(netns: str, ip: str, port: int) -> dict[str, object]:
+    deadline = time.monotonic() + 20  # the Service is programmed on every node shortly after apply
+    while True:
+        got = _connect(netns, ip, port)
+        if "ok" in got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)

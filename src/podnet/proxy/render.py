@@ -336,7 +336,15 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
         if come:
             adds.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(come)} }}")
     flush = [f"flush map {FAMILY} {TABLE} affinity-{t}" for t in sorted(_affinity_losses(old, new))]
-    out += deletes + flush + adds
+    # endpoint counts no frontend uses any more: their chain and map go (after the elements that
+    # referred to them), so the table stays what a full render would make
+    unused = []
+    for k in sorted(old.backend_counts - new.backend_counts):
+        unused += [f"delete chain {FAMILY} {TABLE} ep-{k}", f"delete map {FAMILY} {TABLE} backends-{k}"]
+    for k in sorted(old.bypass_counts - new.bypass_counts):
+        unused += [f"delete chain {FAMILY} {TABLE} bypass-{k}",
+                   f"delete map {FAMILY} {TABLE} bypass-backends-{k}"]
+    out += deletes + flush + adds + unused
     return "\n".join(out) + ("\n" if out else "")
 
 

@@ -78,6 +78,16 @@ def service_obj(name: str, variant: int, rv: int) -> Obj:
     elif variant == 4:
         ports = [ports[0], {"name": "bad", "port": 0, "protocol": "TCP"}]  # a bad port: a problem
         kw = {"internalTrafficPolicy": "Local"}
+    elif variant in (5, 6):  # issue 19 item 11: NodePort + ClientIP + ETP Local, TCP/80+UDP/80 <-> SCTP/80
+        type_ = "NodePort"
+        kw = {"externalTrafficPolicy": "Local", "sessionAffinity": "ClientIP", "healthCheckNodePort": 32001}
+        ports = [port(80, 8080, "sctp", "SCTP", node_port=30100)]
+        if variant == 5:
+            ports = [port(80, 8080, node_port=30100), port(80, 53, "dns", "UDP", node_port=30100)]
+    elif variant == 7:  # the same ports, ETP Cluster and another affinity timeout
+        type_ = "NodePort"
+        kw = {"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}
+        ports = [port(80, 8080, "sctp", "SCTP", node_port=30100), port(80, 53, "dns", "UDP", node_port=30100)]
     s = svc(name, cip, ports, type_=type_, **kw)
     s["metadata"]["resourceVersion"] = str(rv)
     return s
@@ -86,15 +96,15 @@ def service_obj(name: str, variant: int, rv: int) -> Obj:
 def slice_obj(owner: str, idx: int, ips: list[str], headless: bool, rv: int) -> Obj:
     eps = [ep(ip, "n1" if ip.startswith("10.244.1.") else "n2", ready=i % 3 != 2, pod=f"p{idx % 2}-{ip[-1]}")
            for i, ip in enumerate(ips)]
-    sl = eslice(owner, eps, [("", 8080, "TCP"), ("dns", 53, "UDP"), ("alt", 8080, "TCP")],
-                name=f"sl{idx}")
+    sl_ports = [("", 8080, "TCP"), ("dns", 53, "UDP"), ("alt", 8080, "TCP"), ("sctp", 8080, "SCTP")]
+    sl = eslice(owner, eps, sl_ports, name=f"sl{idx}")
     sl["metadata"]["resourceVersion"] = str(rv)
     if headless:
         sl["metadata"]["labels"][HEADLESS_LABEL] = ""
     return sl
 
 
-service_op = st.tuples(st.just("svc"), st.sampled_from(NAMES), st.integers(0, 4), st.booleans())
+service_op = st.tuples(st.just("svc"), st.sampled_from(NAMES), st.integers(0, 7), st.booleans())
 slice_op = st.tuples(st.just("slice"), st.integers(0, 5), st.sampled_from(NAMES),
                      st.lists(st.sampled_from(IPS), max_size=4), st.booleans(), st.booleans())
 node_op = st.tuples(st.just("node"), st.sampled_from(["10.244.2.0/24", "10.244.3.0/24"]))
