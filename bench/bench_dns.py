@@ -28,8 +28,10 @@ from typing import Any
 
 from dnslib import DNSRecord
 
-from podnet.dns.fakeapi import FakeApi
 from podnet.model.kinds import SERVICES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from fakeapi import FakeApi
 
 TOKEN = "bench-token"
 MAX_QUERIES_PER_PHASE = 60000  # DNS ids are 16 bits: keep every query of a phase distinct

@@ -27,10 +27,10 @@ from rich.table import Table
 
 from podnet.client.client import ApiClient
 from podnet.core.config import ClusterConfig
-from podnet.proxy.model import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.nft import RealNft
 from podnet.proxy.render import render_full
 from podnet.proxy.runner import ProxyRunner
+from podnet.proxy.serviceports import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.state import build_state
 
 NODE = NodeFacts("n1", ("172.31.251.1",), "10.244.0.0/16", "10.244.1.0/24")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from fakeapi import FakeApi
 
-from podnet.dns.fakeapi import FakeApi
 from podnet.model.kinds import ENDPOINTSLICES, PODS, SERVICES, ResourceType
 
 pytestmark = [

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fakeapi import FakeApi  # small list+watch API of the DNS area, reused as a test double
 
 from podnet.core.config import ClusterConfig
 from podnet.core.naming import node_netns
-from podnet.dns.fakeapi import FakeApi  # small list+watch API of the DNS area, reused as a test double
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
-from podnet.proxy.model import NodeFacts, build_service_ports
 from podnet.proxy.nft import RealNft
 from podnet.proxy.render import render_full
+from podnet.proxy.serviceports import NodeFacts, build_service_ports
 from podnet.proxy.state import build_state
 
 pytestmark = [pytest.mark.kernel,

@@ -27,9 +27,9 @@ import pytest
 
 from podnet.net.nodenet import service_route
 from podnet.proxy.fake import FakeNft, Packet
-from podnet.proxy.model import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.nft import RealNft
 from podnet.proxy.render import render_delta, render_full
+from podnet.proxy.serviceports import EndpointInfo, NodeFacts, ServicePortInfo
 from podnet.proxy.state import RulesetState, build_state
 
 pytestmark = [pytest.mark.kernel,

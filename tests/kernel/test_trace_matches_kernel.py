@@ -30,17 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakeapi import FakeApi  # small list+watch API, reused as a test double
 
 from podnet.core.config import ClusterConfig
 from podnet.core.naming import node_netns
-from podnet.dns.fakeapi import FakeApi  # small list+watch API, reused as a test double
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.net.nodenet import NodeInfo, reconcile_node_routes, setup_node_netns
 from podnet.net.real import RealNetOps
 from podnet.proxy.lbip import lb_owner
-from podnet.proxy.model import NodeFacts, build_service_ports
 from podnet.proxy.nft import RealNft
 from podnet.proxy.render import render_full
+from podnet.proxy.serviceports import NodeFacts, build_service_ports
 from podnet.proxy.state import build_state
 
 pytestmark = [pytest.mark.kernel,

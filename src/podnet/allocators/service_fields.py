@@ -12,8 +12,8 @@ from typing import Any
 
 from podnet.model.errors import FieldError, duplicate, invalid, not_supported, required
 from podnet.model.kinds import Obj
+from podnet.model.services import NONE_IP
 
-NONE_IP = "None"
 FAMILIES = ("IPv4", "IPv6")
 POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 
@@ -50,11 +50,6 @@ def as_int(v: Any) -> int:
 
 def needs_cluster_ip(svc: Obj | None) -> bool:
     return svc is not None and svc_type(svc) != "ExternalName"
-
-
-def is_headless(svc: Obj) -> bool:
-    spec = svc.get("spec") or {}
-    return spec.get("clusterIP") == NONE_IP or (spec.get("clusterIPs") or [None])[0] == NONE_IP
 
 
 def needs_node_ports(svc: Obj | None) -> bool:

@@ -32,13 +32,11 @@ from podnet.allocators.errors import AllocationError, RangeFull
 from podnet.allocators.lb_pool import LB_IP_ANNOTATION, LoadBalancerPool, handles
 from podnet.allocators.node_port import NodePortAllocator
 from podnet.allocators.service_fields import (
-    NONE_IP,
     allocates_node_ports,
     as_int,
     cluster_ips,
     family_of,
     hc_node_port,
-    is_headless,
     needs_cluster_ip,
     needs_hc_node_port,
     needs_node_ports,
@@ -55,6 +53,7 @@ from podnet.api.hooks import NoReservation, Reservation
 from podnet.model.errors import FieldError, forbidden
 from podnet.model.errors import invalid as invalid_field
 from podnet.model.kinds import SERVICES, Obj, ResourceType
+from podnet.model.services import NONE_IP, is_headless
 from podnet.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, make_console
 from podnet.client.client import ApiError
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
+from podnet.model.services import SERVICE_NAME_LABEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,7 +53,7 @@ def summarize(nodes: list[Obj], pods: list[Obj], services: list[Obj], slices: li
     ready_eps: dict[tuple[str, str], int] = {}
     total_eps: dict[tuple[str, str], int] = {}
     for s in slices:
-        svc = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
+        svc = s["metadata"].get("labels", {}).get(SERVICE_NAME_LABEL)
         if not svc:
             continue
         key = (s["metadata"].get("namespace", ""), svc)

@@ -21,9 +21,9 @@ from podnet.net.ops import NetOpsError
 from podnet.net.real import RealNetOps
 from podnet.proxy.explain import counters_from_json, explain, node_ip
 from podnet.proxy.lbip import lb_owner
-from podnet.proxy.model import NodeFacts, build_service_ports
 from podnet.proxy.nft import NftError, RealNft
 from podnet.proxy.nft_interp import Packet, RuleInterpreter
+from podnet.proxy.serviceports import NodeFacts, build_service_ports
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,11 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--proto", choices=("tcp", "udp", "sctp"), default="tcp", help="protocol (default tcp)")
     add_output_flag(p)
     p.set_defaults(func=run_trace)
-    for name in ("top", "traffic"):
+    for name in ("top", "traffic"):  # `traffic`: an alias of `top`, kept for scripts that use it
         q = sub.add_parser(name,
-                           help="packets and bytes per Service and endpoint, from every node's counters",
+                           help="packets and bytes per Service and endpoint, from every node's counters"
+                           if name == "top" else "the same as `podnet top`",
                            description="Per-Service and per-endpoint packet/byte counters, summed over the "
-                           "kernel counters of every node.")
+                           "kernel counters of every node." + (" (An alias of `podnet top`.)"
+                                                               if name == "traffic" else ""))
         add_name_flag(q)
         q.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
         add_output_flag(q)

@@ -10,17 +10,10 @@ from podnet.controllers import objects as o
 from podnet.model.kinds import Obj
 from podnet.model.selectors import from_map
 
-HEADLESS_LABEL = "service.kubernetes.io/headless"
-
 
 def has_selector(svc: Obj) -> bool:
     spec = svc.get("spec") or {}
     return bool(spec.get("selector")) and spec.get("type") != "ExternalName"
-
-
-def is_headless(svc: Obj) -> bool:
-    spec = svc.get("spec") or {}
-    return spec.get("clusterIP") in ("None", "", None)
 
 
 def address_family(svc: Obj) -> str:

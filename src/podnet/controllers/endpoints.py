@@ -14,16 +14,15 @@ from typing import Any
 from podnet.controllers import objects as o
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
-    HEADLESS_LABEL,
     address_family,
     endpoint_ports,
     has_selector,
-    is_headless,
     pod_endpoint_fields,
     pod_ip_for,
     selected_pods,
 )
 from podnet.model.kinds import ENDPOINTS, Obj
+from podnet.model.services import HEADLESS_LABEL, without_cluster_ip
 
 MAX_ADDRESSES = 1000
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
@@ -88,7 +87,7 @@ def reconcile_endpoints(svc: Obj, pods: list[Obj], existing: Obj | None) -> list
         return []
     subsets, truncated = _truncate(desired_subsets(svc, pods))
     labels = o.labels(svc)
-    if is_headless(svc):
+    if without_cluster_ip(svc):
         labels[HEADLESS_LABEL] = ""
     else:
         labels.pop(HEADLESS_LABEL, None)

@@ -17,18 +17,16 @@ from typing import Any
 from podnet.controllers import objects as o
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
-    HEADLESS_LABEL,
     address_family,
     endpoint_ports,
     has_selector,
-    is_headless,
     pod_endpoint_fields,
     pod_ip_for,
     selected_pods,
 )
 from podnet.model.kinds import ENDPOINTSLICES, Obj
+from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL, without_cluster_ip
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "endpointslice-controller.k8s.io"
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -69,7 +67,7 @@ def desired_labels(svc: Obj) -> dict[str, str]:
            if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)}
     lab[SERVICE_NAME_LABEL] = o.name(svc)
     lab[MANAGED_BY_LABEL] = MANAGED_BY
-    if is_headless(svc):
+    if without_cluster_ip(svc):
         lab[HEADLESS_LABEL] = ""
     return lab
 

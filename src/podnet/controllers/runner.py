@@ -34,7 +34,6 @@ from podnet.controllers.endpoints import cleanup_endpoints, reconcile_endpoints
 from podnet.controllers.endpointslices import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
     cleanup_slices,
     reconcile_endpoint_slices,
 )
@@ -62,6 +61,7 @@ from podnet.model.kinds import (
     ResourceType,
 )
 from podnet.model.selectors import Selector, SelectorError, from_label_selector, from_map
+from podnet.model.services import SERVICE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 

@@ -5,5 +5,4 @@
 - `podconfig.resolv_conf` / `podconfig.hosts_file`: a pod's /etc/resolv.conf and /etc/hosts, as the kubelet.
 - `envvars.service_env_vars`: the `{SVC}_SERVICE_HOST`... variables, as the kubelet.
 - `corefile.parse_corefile`: the settings taken from a CoreDNS Corefile (`-conf`).
-- `fakeapi.FakeApi`: a minimal list+watch API for tests and benchmarks.
 """

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from podnet.model.kinds import Obj
+from podnet.model.services import SERVICE_NAME_LABEL, without_cluster_ip
 
 NOERROR = "NOERROR"
 NXDOMAIN = "NXDOMAIN"
 SCHEMA_VERSION = "1.0.1"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 PodsMode = Literal["verified", "insecure", "disabled"]
 
@@ -107,11 +107,6 @@ def _service_ips(svc: Obj) -> list[str]:
     if first and first not in ips:
         ips.insert(0, str(first))
     return [i for i in ips if i != "None" and _ip(i) is not None]
-
-
-def is_headless(svc: Obj) -> bool:
-    spec = svc.get("spec") or {}
-    return spec.get("type") != "ExternalName" and spec.get("clusterIP") in ("None", None, "")
 
 
 @dataclass(frozen=True)
@@ -308,7 +303,7 @@ class DnsIndex:
             ep_name = f"{ep.hostname}.{base}"
             out.append((_TIER_NORMAL, self._rec(ep_name, _addr_rtype(ip), ep.ip)))
             out.append((_TIER_ENDPOINT, self._rec(fqdn(ip.reverse_pointer), "PTR", ep_name)))
-        if is_headless(svc):
+        if without_cluster_ip(svc):
             srv_targets: dict[str, list[tuple[int, str]]] = {}  # srv name -> [(port, target)]
             for ep in endpoints:
                 out.append((_TIER_NORMAL, self._rec(base, _addr_rtype(ipaddress.ip_address(ep.ip)), ep.ip)))

@@ -56,7 +56,7 @@ def _cluster_ips(spec: dict[str, Any]) -> list[str]:
     return []
 
 
-def is_headless(spec: dict[str, Any]) -> bool:
+def _is_headless_spec(spec: dict[str, Any]) -> bool:
     ips = _cluster_ips(spec)
     return len(ips) == 1 and ips[0] == "None"
 
@@ -196,7 +196,7 @@ def _validate_cluster_ips_related(spec: dict[str, Any]) -> list[FieldError]:
                     "may specify no more than one IP for each IP family",
                 )
             )
-    if not is_headless(spec) and ips and families:
+    if not _is_headless_spec(spec) and ips and families:
         for i, ip in enumerate(ips):
             if i > len(families) - 1:
                 break
@@ -321,7 +321,7 @@ def validate_service(svc: dict[str, Any]) -> list[FieldError]:
     spec = _spec(svc)
     stype = spec.get("type") or ""
     ports = [p if isinstance(p, dict) else {} for p in (spec.get("ports") or [])]
-    headless = is_headless(spec)
+    headless = _is_headless_spec(spec)
     ips = _cluster_ips(spec)
     if not ports and not headless and stype != "ExternalName":
         errs.append(required("spec.ports", ""))
@@ -476,7 +476,7 @@ def _validate_dual_stack_list_update(
 def _validate_cluster_ips_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
     if new.get("type") == "ExternalName" or old.get("type") == "ExternalName":
         return []
-    if is_headless(old) and is_headless(new):
+    if _is_headless_spec(old) and _is_headless_spec(new):
         return []
     return _validate_dual_stack_list_update(
         _cluster_ips(old), _cluster_ips(new), new.get("ipFamilyPolicy"), "spec.clusterIPs", "clusterIP"

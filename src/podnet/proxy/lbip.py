@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from podnet.proxy.model import ServicePortInfo, external_endpoints
+from podnet.proxy.serviceports import ServicePortInfo, external_endpoints
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from podnet.proxy.model import NodeFacts, ServicePortInfo, external_endpoints
+from podnet.proxy.serviceports import NodeFacts, ServicePortInfo, external_endpoints
 from podnet.proxy.state import Frontend, FrontendKey, RulesetState, frontends_of
 
 Pos = tuple[str, int, int]  # (service key, index of the port in the service, index of the item in the port)

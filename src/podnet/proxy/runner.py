@@ -24,21 +24,20 @@ from podnet.client.informer import Informer, obj_key
 from podnet.core.config import ClusterConfig
 from podnet.core.lbpool import pool_networks
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES, Obj
+from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner
 from podnet.proxy.metrics import METRICS, ProxyMetrics
-from podnet.proxy.model import (
-    HEADLESS_LABEL,
-    SERVICE_NAME_LABEL,
+from podnet.proxy.nft import Nft, NftError, RealNft
+from podnet.proxy.patch import StateIndex
+from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full, shared_counts
+from podnet.proxy.serviceports import (
     NodeFacts,
     ServicePortInfo,
     service_ports_for,
     slices_by_service,
 )
-from podnet.proxy.nft import Nft, NftError, RealNft
-from podnet.proxy.patch import StateIndex
-from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full, shared_counts
 from podnet.proxy.state import Frontend, RulesetState, build_state
 
 log = logging.getLogger(__name__)

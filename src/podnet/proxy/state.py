@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.proxy.model import NodeFacts, ServicePortInfo, categorize, cluster_endpoints, external_endpoints
+from podnet.proxy.serviceports import (
+    NodeFacts,
+    ServicePortInfo,
+    categorize,
+    cluster_endpoints,
+    external_endpoints,
+)
 
 FrontendKey = tuple[str, str, int]  # (ip, "tcp"/"udp"/"sctp", port)
 

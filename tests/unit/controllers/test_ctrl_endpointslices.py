@@ -9,11 +9,11 @@ from _ctrl_factories import pod, service
 from podnet.controllers.endpointslices import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
     cleanup_slices,
     reconcile_endpoint_slices,
 )
 from podnet.model.kinds import Obj
+from podnet.model.services import SERVICE_NAME_LABEL
 
 SEL = {"app": "web"}
 

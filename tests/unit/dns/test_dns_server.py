@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from dns_fixtures import endpoint, endpoint_slice, pod, service
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from fakeapi import FakeApi
 
-from podnet.dns.fakeapi import FakeApi
 from podnet.dns.server import ClusterDns, main
 from podnet.dns.upstream import choose_upstreams, parse_upstream, udp_exchange
 from podnet.model.kinds import ENDPOINTSLICES, PODS, SERVICES

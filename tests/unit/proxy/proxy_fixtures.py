@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from podnet.model.kinds import Obj
-from podnet.proxy.model import NodeFacts, build_service_ports
+from podnet.proxy.serviceports import NodeFacts, build_service_ports
 from podnet.proxy.state import RulesetState, build_state
 
 MANAGED_BY, CONTROLLER = "endpointslice.kubernetes.io/managed-by", "endpointslice-controller.k8s.io"

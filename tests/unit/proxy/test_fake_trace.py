@@ -6,8 +6,8 @@ import pytest
 from proxy_fixtures import CASES, NODE1, NODE3, all_cases, state_of
 
 from podnet.proxy.fake import FakeNft, Packet, TraceResult
-from podnet.proxy.model import NodeFacts
 from podnet.proxy.render import render_full
+from podnet.proxy.serviceports import NodeFacts
 
 
 def loaded(node: NodeFacts = NODE1) -> FakeNft:

@@ -13,11 +13,12 @@ from podnet.client.client import ApiClient
 from podnet.client.informer import Informer, obj_key
 from podnet.core.config import ClusterConfig
 from podnet.model.kinds import Obj
+from podnet.model.services import HEADLESS_LABEL
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.metrics import ProxyMetrics
-from podnet.proxy.model import HEADLESS_LABEL, ServicePortInfo, service_ports_for, slices_by_service
 from podnet.proxy.render import render_full
 from podnet.proxy.runner import ProxyRunner
+from podnet.proxy.serviceports import ServicePortInfo, service_ports_for, slices_by_service
 from podnet.proxy.state import RulesetState, build_state
 
 NODE_IP = "172.31.5.11"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from podnet.core.lbpool import pool_networks as parse_pool
 from podnet.proxy.lbip import lb_owner, node_is_ready, owner_of
-from podnet.proxy.model import EndpointInfo, ServicePortInfo
+from podnet.proxy.serviceports import EndpointInfo, ServicePortInfo
 
 
 def node(name: str, ready: str = "True") -> dict[str, object]:

@@ -79,7 +79,7 @@ def test_new_affinity_timeout_needs_full_sync() -> None:
 
 
 def test_chain_count_does_not_grow_with_services() -> None:
-    from podnet.proxy.model import EndpointInfo, ServicePortInfo
+    from podnet.proxy.serviceports import EndpointInfo, ServicePortInfo
     from podnet.proxy.state import build_state
 
     def chains_for(n: int) -> int:
@@ -96,7 +96,7 @@ def test_random_delta_chains_match_full_renders() -> None:
     """Many random syncs in a row (shared endpoints, UDP, affinity, Local): deltas == full render."""
     import random
 
-    from podnet.proxy.model import EndpointInfo, ServicePortInfo
+    from podnet.proxy.serviceports import EndpointInfo, ServicePortInfo
     from podnet.proxy.state import build_state
 
     rng = random.Random(7)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from fakeapi import FakeApi  # a small list+watch API from the DNS area, reused as a test double
 from proxy_fixtures import ep, eslice, port, svc
 
 from podnet.client.client import ApiClient
 from podnet.core.config import ClusterConfig
-from podnet.dns.fakeapi import FakeApi  # a small list+watch API from the DNS area, reused as a test double
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES
 from podnet.proxy.fake import FakeNft, Packet
 from podnet.proxy.healthcheck import HealthChecks

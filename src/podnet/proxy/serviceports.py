@@ -14,14 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from podnet.model.kinds import Obj
+from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_SLICE_PORTS = 100  # discovery/v1 validation: at most 100 ports per EndpointSlice
 MAX_SLICE_ENDPOINTS = 1000
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-HEADLESS_LABEL = "service.kubernetes.io/headless"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy_fixtures import NODE1, ep, eslice, port, svc
 
-from podnet.proxy.model import EndpointInfo, build_service_ports, categorize
+from podnet.proxy.serviceports import EndpointInfo, build_service_ports, categorize
 
 
 def test_ready_endpoints_win_over_terminating() -> None:
