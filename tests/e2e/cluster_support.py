@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,18 @@ class Cluster:
                 all_pods = self.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
                 raise AssertionError(f"only {len(pods)}/{count} ready for {selector}:\n{all_pods}")
             time.sleep(0.5)
+
+    def stop_supervisor(self) -> None:
+        """End the cluster's supervisor (podnet.cluster.supervise), so that a daemon a test kills stays
+        dead until the test restarts it itself."""
+        pid = self.journal_pid("supervisor")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
 
     def journal_pid(self, label: str) -> int:
         """The PID `podnet up` recorded for process `label` (e.g. "controlplane", "agent-<node>")."""

@@ -113,6 +113,7 @@ def steady_app(c: Cluster, replicas: int) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with running_cluster("flt", "--nodes", "3", "--node-grace", str(NODE_GRACE)) as c:
+        c.stop_supervisor()  # these faults are about what happens while nothing restarts the daemons
         steady_app(c, 3)
         yield c
 

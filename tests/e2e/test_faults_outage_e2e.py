@@ -32,6 +32,7 @@ GRACE = 8
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with running_cluster("out", "--nodes", "2", "--node-grace", str(GRACE)) as c:
+        c.stop_supervisor()  # the outage lasts as long as the test wants: nothing restarts the daemons
         steady_app(c, 2)
         yield c
 

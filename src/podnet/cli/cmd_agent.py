@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from podnet.agent.hostmount import rejoin_host_mount_ns
 
     mount_note = rejoin_host_mount_ns()  # first, while the process has a single thread
+    # Files the agent makes for pods (resolv.conf, volumes, image roots) must be readable by the
+    # containers' users; the state directory around them is 0700 and credentials are written 0600.
+    os.umask(0o022)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <agent>`: stacks to the log
     from podnet.agent.main import AgentOptions, run_agent
 

@@ -63,6 +63,7 @@ def teardown(name: str, ops: NetOps, *, keep_state: bool = False, grace: float =
             pid = _int_or_none(e.attrs.get("pid"))
             if pid is not None and pid > 1:
                 rep.processes += stop_processes([(pid, _int_or_none(e.attrs.get("starttime")))], grace=grace)
+    entries = journal.entries()  # read again: the supervisor may have restarted a daemon meanwhile
     for e in entries:
         if e.kind == jr.PROCESS and e.name != SUPERVISOR:
             pid = _int_or_none(e.attrs.get("pid"))
