@@ -177,7 +177,7 @@ class ResourceHandler:
                 raise method_not_allowed()
             mode = fieldvalidation.directive(request, "CreateOptions")
             body = await decode_object(await read_body(request), _ctype(request), rt)
-            warnings = fieldvalidation.check_body(rt, body, mode)
+            warnings = await bodies.offload(fieldvalidation.check_body, rt, body, mode)
             obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request))
             return fieldvalidation.add_warnings(json_response(obj, 201), warnings)
         if request.method == "DELETE" and "deletecollection" in rt.verbs:
@@ -214,7 +214,7 @@ class ResourceHandler:
         if request.method == "PUT":
             mode = fieldvalidation.directive(request, "UpdateOptions")
             body = await decode_object(await read_body(request), _ctype(request), rt)
-            warnings = fieldvalidation.check_body(rt, body, mode)
+            warnings = await bodies.offload(fieldvalidation.check_body, rt, body, mode)
             obj, created = await self.registry.update(rt, ns, name, body, dry_run=_dry_run(request))
             return fieldvalidation.add_warnings(json_response(obj, 201 if created else 200), warnings)
         if request.method == "PATCH":

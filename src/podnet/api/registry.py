@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.api import bodies, strategy
 from podnet.api import meta as m
-from podnet.api import strategy
 from podnet.api.errors import (
     APIError,
     already_exists,
@@ -97,7 +97,7 @@ class Registry:
     # ---- create ----------------------------------------------------------------------------
 
     async def create(self, rt: ResourceType, ns: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        obj = copy.deepcopy(body)
+        obj = await bodies.offload(copy.deepcopy, body)
         meta = m.metadata(obj)
         self._scope_namespace(rt, ns, meta)
         if not meta.get("name") and meta.get("generateName"):
@@ -115,12 +115,12 @@ class Registry:
     async def create_prepared(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
         strategy.apply_defaults(obj)
         name = m.name_of(obj)
-        errs = strategy.type_errors(obj)  # kube-apiserver fails these at decoding: before any hook
+        errs = await bodies.offload(strategy.type_errors, obj)  # kube-apiserver: at decoding, before hooks
         if errs:
             raise invalid(rt, name, errs)
         reservation = await self._before_create(rt, obj)
         try:
-            errs = strategy.validate(obj)
+            errs = await bodies.offload(strategy.validate, obj)
             if errs:
                 raise invalid(rt, name, errs)
             if dry_run:
@@ -165,7 +165,7 @@ class Registry:
     async def update(self, rt: ResourceType, ns: str, name: str, body: Obj, *,
                      dry_run: bool = False) -> tuple[Obj, bool]:
         """PUT: returns (object, created)."""
-        new_body = copy.deepcopy(body)
+        new_body = await bodies.offload(copy.deepcopy, body)
         meta = m.metadata(new_body)
         if not meta.get("name"):
             meta["name"] = name
@@ -195,7 +195,7 @@ class Registry:
             if meta.get("uid") and meta["uid"] != old_uid:
                 raise conflict(rt, name, f"Precondition failed: UID in precondition: {meta['uid']}, "
                                          f"UID in object meta: {old_uid}")
-            new = copy.deepcopy(new_body)
+            new = await bodies.offload(copy.deepcopy, new_body)
             strategy.prepare_for_update(rt, new, old)
             try:
                 return await self.update_prepared(rt, new, old, dry_run=dry_run), False
@@ -209,7 +209,7 @@ class Registry:
         precondition. Raises StoreConflict when the object changed meanwhile."""
         strategy.apply_defaults(new)
         name = m.name_of(new)
-        errs = strategy.type_errors(new)
+        errs = await bodies.offload(strategy.type_errors, new)
         if errs:
             raise invalid(rt, name, errs)
         hook = self.hooks.get(rt.key)
@@ -217,7 +217,7 @@ class Registry:
         if hook is not None:
             reservation = await hook.before_update(rt, new, old)
         try:
-            errs = strategy.validate(new, old)
+            errs = await bodies.offload(strategy.validate, new, old)
             if errs:
                 raise invalid(rt, name, errs)
             strategy.bump_generation(rt, new, old)

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from podnet.api import discovery, routing
+from podnet.api import bodies, discovery, routing
 from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
 from podnet.api.errors import APIError, internal_error, unauthorized
@@ -204,6 +204,7 @@ class APIServer:
         the TCP port bound (port 0 picks a free one)."""
         if self._runner is not None:
             raise RuntimeError("API server already started")
+        bodies.share_the_gil()
         runner = web.AppRunner(self.make_app(), handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
         self._runner = runner
