@@ -46,6 +46,7 @@ from podnet.controllers.replicaset import reconcile_replicaset
 from podnet.controllers.scheduler import missing_node_event, schedule, wants_scheduling
 from podnet.controllers.template_hash import equal_ignore_hash
 from podnet.controllers.timeutil import utcnow
+from podnet.controllers.workloads import WorkloadControllers
 from podnet.core.config import ClusterConfig
 from podnet.core.lbpool import PoolSpec
 from podnet.model.kinds import (
@@ -112,6 +113,8 @@ class ControllerManager:
         self.runner.add_cache_hook(ENDPOINTSLICES, self._slices_changed)
         self.runner.add_cache_hook(REPLICASETS, self._replicasets_changed)
         for c in self._declare():
+            self.runner.register(c)
+        for c in WorkloadControllers(self).declare():  # Job, CronJob, DaemonSet, StatefulSet, RC, SA
             self.runner.register(c)
 
     # ---- lifecycle ----------------------------------------------------------------------
