@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, types, unit tests, real-kernel and end-to-end tests.
-# Real-kernel tests need root (CI runs as root); without root they are skipped and said so.
+# Real-kernel tests need root (CI runs as root): run as another user, it runs itself again through sudo
+# (PODNET_NO_SUDO=1 runs it unprivileged instead: the real-kernel tests are then skipped and said so).
 set -euo pipefail
+if [ "${PODNET_NO_SUDO:-}" != 1 ]; then
+  . "$(dirname "$0")/as-root.sh"
+fi
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 echo ">> ruff"
