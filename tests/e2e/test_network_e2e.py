@@ -192,3 +192,44 @@ def wait_for_service(netns: str, ip: str, port: int) -> dict[str, object]:
         if "ok" in got or time.monotonic() > deadline:
             return got
         time.sleep(0.3)
+
+
+HTTP_GET = """
+import json, sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+        print(json.dumps({"status": r.status, "type": r.headers["Content-Type"], "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "type": e.headers["Content-Type"], "body": e.read().decode()}))
+except OSError as e:
+    print(json.dumps({"error": str(getattr(e, "reason", e))}))
+"""
+
+
+def _get(netns: str, url: str) -> dict[str, object]:
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", HTTP_GET, url],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    got: dict[str, object] = json.loads(out)
+    return got
+
+
+def test_proxy_health_and_metrics_endpoints_as_kube_proxy(net_cluster: Cluster) -> None:
+    """/healthz on <node IP>:10256 reports the proxy's state; /metrics on 127.0.0.1:10249 is scraped from
+    the node itself and cannot be reached from a pod."""
+    c = net_cluster
+    pod = sorted(c.ready_pods("app=net"), key=lambda p: p["metadata"]["name"])[0]
+    pod_ns = pod_netns(c.name, pod["metadata"]["uid"])
+    for node, ip in sorted(c.node_ips().items()):
+        ns = node_netns(c.name, node)
+        hz = _get(ns, f"http://{ip}:10256/healthz")
+        assert (hz.get("status"), hz.get("type")) == (200, "application/json"), hz
+        body = json.loads(str(hz["body"]))
+        assert set(body) == {"lastUpdated", "currentTime", "nodeEligible"} and body["nodeEligible"] is True
+        scraped = _get(ns, "http://127.0.0.1:10249/metrics")
+        assert scraped.get("status") == 200, scraped
+        count = next(ln for ln in str(scraped["body"]).splitlines()
+                     if ln.startswith("kubeproxy_sync_proxy_rules_duration_seconds_count "))
+        assert int(count.split()[1]) >= 1  # this node's proxy has synced its rules
+        from_pod = _get(pod_ns, f"http://{ip}:10249/metrics")
+        assert "connection refused" in str(from_pod.get("error", "")).lower(), from_pod
+        assert _get(pod_ns, f"http://{ip}:10256/healthz").get("status") == 200  # status only, like kube-proxy

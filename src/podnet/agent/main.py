@@ -35,6 +35,8 @@ from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.net.ops import NetOps
+from podnet.proxy.health import ProxyStatusServer, node_eligible
+from podnet.proxy.metrics import METRICS
 from podnet.proxy.runner import run_proxy
 
 log = logging.getLogger("podnet.agent")
@@ -274,16 +276,23 @@ class Agent:
 
     # ---- proxy ----
     async def proxy_loop(self) -> None:
-        while True:
-            try:
-                await run_proxy(self.client, node_name=self.opts.node_name, node_ip=self.opts.node_ip,
-                                config=self.config)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("service proxy failed: restarting it in 2s")
-                await asyncio.sleep(2.0)
+        # kube-proxy's endpoints: /healthz on :10256 (status only), /metrics on 127.0.0.1:10249
+        status = ProxyStatusServer(METRICS,
+                                   eligible=lambda: node_eligible(self.nodes.get(self.opts.node_name)))
+        await status.start()
+        try:
+            while True:
+                try:
+                    await run_proxy(self.client, node_name=self.opts.node_name, node_ip=self.opts.node_ip,
+                                    config=self.config)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("service proxy failed: restarting it in 2s")
+                    await asyncio.sleep(2.0)
+        finally:
+            await status.close()
 
     # ---- pods ----
     def _find_pod_mtu(self) -> int:

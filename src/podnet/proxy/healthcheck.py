@@ -1,7 +1,8 @@
 """healthCheckNodePort responders (LoadBalancer + externalTrafficPolicy Local), as kube-proxy serves them.
 
 `GET /` on the port answers 200 when this node has local endpoints for the
-service, 503 otherwise, with `{"service": {...}, "localEndpoints": n, "serviceProxyHealthy": true}`.
+service and the proxy itself is healthy (proxy/health.py), 503 otherwise, with
+`{"service": {...}, "localEndpoints": n, "serviceProxyHealthy": <bool>}`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -16,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class HealthChecks:
-    def __init__(self, host: str = "0.0.0.0"):
+    def __init__(self, host: str = "0.0.0.0", healthy: Callable[[], bool] = lambda: True):
         self.host = host
+        self.healthy = healthy
         self.info: dict[int, tuple[str, int]] = {}  # port → (ns/name, local endpoints)
         self.runners: dict[int, web.AppRunner] = {}
 
@@ -25,9 +28,10 @@ class HealthChecks:
         async def handle(request: web.Request) -> web.Response:
             svc, n = self.info.get(port, ("", 0))
             ns, _, name = svc.partition("/")
-            body = {"service": {"namespace": ns, "name": name}, "localEndpoints": n,
-                    "serviceProxyHealthy": True}
-            return web.Response(status=200 if n > 0 else 503, text=json.dumps(body),
+            proxy_ok = self.healthy()
+            body: dict[str, Any] = {"service": {"namespace": ns, "name": name}, "localEndpoints": n,
+                                    "serviceProxyHealthy": proxy_ok}
+            return web.Response(status=200 if n > 0 and proxy_ok else 503, text=json.dumps(body),
                                 content_type="application/json",
                                 headers={"X-Content-Type-Options": "nosniff"})
         return handle

@@ -61,14 +61,23 @@ class ProxyMetrics:
                                      "In Cluster Network Programming Latency in seconds", PROGRAMMING_BUCKETS)
         self.last_sync = 0.0
         self.last_queued = 0.0
+        self.oldest_pending = 0.0  # when the oldest change not yet synced was queued (0: none)
         self.failed_syncs = 0
         self.full_syncs = 0
         self.partial_syncs = 0
         self.skipped_items = 0
         self.last_error = ""
 
+    def queued(self, now: float) -> None:
+        """A change arrived that the next sync must apply (kube-proxy's QueuedUpdate)."""
+        with self.lock:
+            self.last_queued = now
+            if not self.oldest_pending:
+                self.oldest_pending = now
+
     def observe_sync(self, seconds: float, full: bool) -> None:
         with self.lock:
+            self.oldest_pending = 0.0
             self.sync_duration.observe(seconds)
             (self.full_sync_duration if full else self.partial_sync_duration).observe(seconds)
             self.last_sync = time.time()

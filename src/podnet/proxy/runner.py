@@ -26,6 +26,7 @@ from podnet.core.lbpool import pool_networks
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES, Obj
 from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
 from podnet.net.netlink_thread import in_netlink_thread
+from podnet.proxy.health import proxy_healthy
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner
 from podnet.proxy.metrics import METRICS, ProxyMetrics
@@ -192,7 +193,7 @@ class ProxyRunner:
         if t is not None:
             self.pending_triggers.append(t)
         if not self.dirty.is_set():
-            self.metrics.last_queued = time.time()
+            self.metrics.queued(time.time())
         self.dirty.set()
 
     # ---- computing -----------------------------------------------------------------
@@ -416,5 +417,5 @@ async def run_proxy(client: ApiClient, *, node_name: str, node_ip: str, config: 
     """
     lb = LBAddresses(uplink, pool_networks(config.lb_pool)) if uplink and config.lb_pool != "none" else None
     runner = ProxyRunner(client, node_name, node_ip, config, nft or RealNft(), lb_addresses=lb,
-                         health=HealthChecks())
+                         health=HealthChecks(healthy=lambda: proxy_healthy(METRICS, time.time())))
     await runner.run()
