@@ -14,6 +14,6 @@ Entry point: `podnet.api.server.APIServer` (its hooks are wired by the caller). 
 - dependents  -- owner index (ownerReferences) fed by the store's watch
 - strategy    -- per-resource create/update rules; bridge to podnet.model defaults/validation
 - fieldvalidation -- unknown fields: ?fieldValidation=Warn (Warning headers) / Strict / Ignore
-- smp, patching, protobuf, selection, discovery, meta, tables -- the formats and helpers
+- smp, patching, protobuf, selection, discovery, objmeta, tables -- the formats and helpers
 - errors, hooks -- Status errors and the allocation-hook protocol (shared with other layers)
 """

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.api.dependents import OwnerIndex, find_dependents, strip_owner_refs
 from podnet.api.errors import APIError, conflict, forbidden
 from podnet.api.registry import Registry
@@ -65,7 +65,7 @@ class DeleteOptions:
             except (TypeError, ValueError):
                 raise APIError(400, "BadRequest", f"gracePeriodSeconds: invalid value {grace!r}: "
                                f"must be an integer") from None
-        pre = m.d(b.get("preconditions"))
+        pre = objmeta.d(b.get("preconditions"))
         if isinstance(pre, dict):
             opts.uid = pre.get("uid") or None
             opts.resource_version = pre.get("resourceVersion") or None
@@ -100,66 +100,66 @@ class Deleter:
         raise conflict(rt, name)
 
     def _check_preconditions(self, rt: ResourceType, obj: Obj, opts: DeleteOptions) -> None:
-        if opts.uid and opts.uid != m.uid_of(obj):
-            raise conflict(rt, m.name_of(obj), f"Precondition failed: UID in precondition: {opts.uid}, "
-                                               f"UID in object meta: {m.uid_of(obj)}")
-        if opts.resource_version and opts.resource_version != m.rv_of(obj):
-            raise conflict(rt, m.name_of(obj), f"Precondition failed: ResourceVersion in precondition: "
+        if opts.uid and opts.uid != objmeta.uid_of(obj):
+            raise conflict(rt, objmeta.name_of(obj), f"Precondition failed: UID in precondition: {opts.uid}, "
+                                               f"UID in object meta: {objmeta.uid_of(obj)}")
+        if opts.resource_version and opts.resource_version != objmeta.rv_of(obj):
+            raise conflict(rt, objmeta.name_of(obj), f"Precondition failed: ResourceVersion in precondition: "
                                                f"{opts.resource_version}, ResourceVersion in object meta: "
-                                               f"{m.rv_of(obj)}")
+                                               f"{objmeta.rv_of(obj)}")
 
     async def _delete_once(self, rt: ResourceType, obj: Obj, opts: DeleteOptions) -> tuple[Obj, bool]:
         policy = opts.propagation or "Background"
-        meta = m.metadata(obj)
+        meta = objmeta.metadata(obj)
         grace = pod_grace(obj, opts.grace) if rt is kinds.PODS else 0
         if policy == "Orphan":
             for drt, dep in await find_dependents(self.store, rt, obj, self.index):
-                await strip_owner_refs(self.store, drt, dep, {m.uid_of(obj)})
-        fins = m.finalizers_of(obj)
+                await strip_owner_refs(self.store, drt, dep, {objmeta.uid_of(obj)})
+        fins = objmeta.finalizers_of(obj)
         if policy == "Foreground" and FOREGROUND_FINALIZER not in fins and \
                 await find_dependents(self.store, rt, obj, self.index):
             fins.append(FOREGROUND_FINALIZER)
         if fins or grace > 0:
             return await self._mark_deleting(rt, obj, fins, grace, policy), False
         try:
-            removed = await self.store.delete(rt.key, m.namespace_of(obj), m.name_of(obj),
+            removed = await self.store.delete(rt.key, objmeta.namespace_of(obj), objmeta.name_of(obj),
                                               int(meta.get("resourceVersion") or 0))
         except store_base.NotFound:
             raise _Retry() from None
         await self.registry.after_removed(rt, removed)
-        return m.with_type(rt, removed), True
+        return objmeta.with_type(rt, removed), True
 
     async def _mark_deleting(self, rt: ResourceType, obj: Obj, fins: list[str], grace: int,
                              policy: str) -> Obj:
-        meta = m.metadata(obj)
+        meta = objmeta.metadata(obj)
         changed = False
-        deadline = m.now() + dt.timedelta(seconds=grace)
+        deadline = objmeta.now() + dt.timedelta(seconds=grace)
         current_grace = meta.get("deletionGracePeriodSeconds")
         if not meta.get("deletionTimestamp") or current_grace is None or grace < int(current_grace):
-            meta["deletionTimestamp"] = m.rfc3339(deadline)
+            meta["deletionTimestamp"] = objmeta.rfc3339(deadline)
             meta["deletionGracePeriodSeconds"] = grace
             changed = True
-        if fins != m.finalizers_of(obj):
+        if fins != objmeta.finalizers_of(obj):
             meta["finalizers"] = fins
             changed = True
         if not changed:
             return obj
         stored = await self.store.update(rt.key, obj, int(meta.get("resourceVersion") or 0))
-        stored = m.with_type(rt, stored)
+        stored = objmeta.with_type(rt, stored)
         if FOREGROUND_FINALIZER in fins:
             await _notify(self.on_foreground, rt, stored)
         result = await self.registry.remove_if_finalized(rt, stored)
-        return m.with_type(rt, result)
+        return objmeta.with_type(rt, result)
 
     async def _delete_namespace(self, obj: Obj) -> Obj:
-        meta = m.metadata(obj)
+        meta = objmeta.metadata(obj)
         if meta.get("deletionTimestamp"):
             return obj
-        meta["deletionTimestamp"] = m.rfc3339(m.now())
+        meta["deletionTimestamp"] = objmeta.rfc3339(objmeta.now())
         meta["deletionGracePeriodSeconds"] = 0
         obj.setdefault("status", {})["phase"] = "Terminating"
         stored = await self.store.update(kinds.NAMESPACES.key, obj, int(meta.get("resourceVersion") or 0))
-        stored = m.with_type(kinds.NAMESPACES, stored)
+        stored = objmeta.with_type(kinds.NAMESPACES, stored)
         await _notify(self.on_namespace_terminating, kinds.NAMESPACES, stored)
         return stored
 
@@ -170,8 +170,8 @@ class _Retry(Exception):
 
 def pod_grace(pod: Obj, requested: int | None) -> int:
     """The grace period a pod deletion gets (`CheckGracefulDelete` for pods)."""
-    spec = m.d(pod.get("spec"))
-    phase = m.d(pod.get("status")).get("phase")
+    spec = objmeta.d(pod.get("spec"))
+    phase = objmeta.d(pod.get("status")).get("phase")
     if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
         return 0
     if requested is None:
@@ -179,7 +179,7 @@ def pod_grace(pod: Obj, requested: int | None) -> int:
         grace = int(tgps) if isinstance(tgps, int) and not isinstance(tgps, bool) else DEFAULT_POD_GRACE
     else:
         grace = requested if requested >= 0 else 1
-    current = m.d(pod.get("metadata")).get("deletionGracePeriodSeconds")
+    current = objmeta.d(pod.get("metadata")).get("deletionGracePeriodSeconds")
     if current is not None and grace > int(current):
         grace = int(current)
     return grace

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
 from podnet.model import kinds
@@ -51,7 +51,7 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotF
 
 def container_names(pod: Obj) -> list[str]:
     """Every container exec may target: app containers, then init and ephemeral ones."""
-    spec = m.d(pod.get("spec"))
+    spec = objmeta.d(pod.get("spec"))
     names: list[str] = []
     for key in ("containers", "initContainers", "ephemeralContainers"):
         names.extend(str(c.get("name")) for c in spec.get(key) or [] if isinstance(c, dict) and c.get("name"))
@@ -61,14 +61,15 @@ def container_names(pod: Obj) -> list[str]:
 def pick_container(pod: Obj, requested: str) -> str:
     """The container an exec runs in: the requested one (which must exist), else the one the
     `kubectl.kubernetes.io/default-container` annotation names, else the first container."""
-    name = m.name_of(pod)
+    name = objmeta.name_of(pod)
     if requested:
         if requested not in container_names(pod):
             raise bad_request(f"container {requested} is not valid for pod {name}")
         return requested
-    main = [str(c.get("name")) for c in m.d(pod.get("spec")).get("containers") or []
+    main = [str(c.get("name")) for c in objmeta.d(pod.get("spec")).get("containers") or []
             if isinstance(c, dict) and c.get("name")]
-    annotated = str(m.d(m.metadata(pod).get("annotations")).get(DEFAULT_CONTAINER_ANNOTATION) or "")
+    annotations = objmeta.d(objmeta.metadata(pod).get("annotations"))
+    annotated = str(annotations.get(DEFAULT_CONTAINER_ANNOTATION) or "")
     if annotated and annotated in container_names(pod):
         return annotated
     if not main:
@@ -114,19 +115,19 @@ class ExecProxy:
         """The node agent's exec URL for this request (raises the Kubernetes error when there is none)."""
         pod = await self.registry.get(kinds.PODS, ns, name)
         container = pick_container(pod, str(query.get("container", "")))
-        node_name = str(m.d(pod.get("spec")).get("nodeName") or "")
+        node_name = str(objmeta.d(pod.get("spec")).get("nodeName") or "")
         if not node_name:
             raise bad_request(f"pod {name} does not have a host assigned")
         params = _agent_query(query)
-        host_ip = str(m.d(pod.get("status")).get("hostIP") or "")
+        host_ip = str(objmeta.d(pod.get("status")).get("hostIP") or "")
         port = DEFAULT_KUBELET_PORT
         try:
             node: Obj | None = await self.registry.get(kinds.NODES, "", node_name)
         except APIError:
             node = None
         if node is not None:
-            status = m.d(node.get("status"))
-            ep = m.d(m.d(status.get("daemonEndpoints")).get("kubeletEndpoint"))
+            status = objmeta.d(node.get("status"))
+            ep = objmeta.d(objmeta.d(status.get("daemonEndpoints")).get("kubeletEndpoint"))
             port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
             if not host_ip:
                 host_ip = next((str(a.get("address")) for a in status.get("addresses") or []

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.api.deletion import FOREGROUND_FINALIZER, DeleteOptions, Deleter
 from podnet.api.dependents import OwnerIndex, find_dependents, owner_exists, owner_refs, strip_owner_refs
 from podnet.api.errors import APIError
@@ -50,11 +50,11 @@ class GarbageCollector:
         self._removed.put_nowait((rt, obj))
 
     def _on_foreground(self, rt: ResourceType, obj: Obj) -> None:
-        self._foreground[(rt.key, m.namespace_of(obj), m.name_of(obj))] = rt
+        self._foreground[(rt.key, objmeta.namespace_of(obj), objmeta.name_of(obj))] = rt
         self._wake.set()
 
     def _on_namespace(self, rt: ResourceType, obj: Obj) -> None:
-        self._namespaces.add(m.name_of(obj))
+        self._namespaces.add(objmeta.name_of(obj))
         self._wake.set()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -67,12 +67,12 @@ class GarbageCollector:
         namespaces, _ = await self.store.list(kinds.NAMESPACES.key)
         for ns in namespaces:
             if (ns.get("metadata") or {}).get("deletionTimestamp"):
-                self._namespaces.add(m.name_of(ns))
+                self._namespaces.add(objmeta.name_of(ns))
         for rt in kinds.ALL_RESOURCES:
             items, _ = await self.store.list(rt.key)
             for o in items:
-                if FOREGROUND_FINALIZER in m.finalizers_of(o):
-                    self._foreground[(rt.key, m.namespace_of(o), m.name_of(o))] = rt
+                if FOREGROUND_FINALIZER in objmeta.finalizers_of(o):
+                    self._foreground[(rt.key, objmeta.namespace_of(o), objmeta.name_of(o))] = rt
         self._tasks = [asyncio.create_task(self._removed_loop(), name="gc-removed"),
                        asyncio.create_task(self._pending_loop(), name="gc-pending"),
                        asyncio.create_task(self._sweep_loop(), name="gc-sweep")]
@@ -102,7 +102,7 @@ class GarbageCollector:
             try:
                 await self.collect_dependents(rt, obj)
             except Exception:
-                log.exception("garbage collection after %s %s failed", rt.plural, m.name_of(obj))
+                log.exception("garbage collection after %s %s failed", rt.plural, objmeta.name_of(obj))
 
     async def collect_dependents(self, owner_rt: ResourceType, owner: Obj) -> None:
         for rt, dep in await find_dependents(self.store, owner_rt, owner, self.index):
@@ -124,8 +124,8 @@ class GarbageCollector:
         if (dep.get("metadata") or {}).get("deletionTimestamp"):
             return
         with contextlib.suppress(APIError):
-            await self.deleter.delete(rt, m.namespace_of(dep), m.name_of(dep),
-                                      DeleteOptions(propagation="Background", uid=m.uid_of(dep)))
+            await self.deleter.delete(rt, objmeta.namespace_of(dep), objmeta.name_of(dep),
+                                      DeleteOptions(propagation="Background", uid=objmeta.uid_of(dep)))
 
     # ---- foreground owners and terminating namespaces -------------------------------------
 
@@ -153,19 +153,19 @@ class GarbageCollector:
             owner = await self.store.get(rt.key, ns, name)
         except store_base.NotFound:
             return True
-        if FOREGROUND_FINALIZER not in m.finalizers_of(owner):
+        if FOREGROUND_FINALIZER not in objmeta.finalizers_of(owner):
             return True
         deps = await find_dependents(self.store, rt, owner, self.index)
         for drt, dep in deps:
             if not (dep.get("metadata") or {}).get("deletionTimestamp"):
                 with contextlib.suppress(APIError):
-                    await self.deleter.delete(drt, m.namespace_of(dep), m.name_of(dep),
+                    await self.deleter.delete(drt, objmeta.namespace_of(dep), objmeta.name_of(dep),
                                               DeleteOptions(propagation="Foreground"))
         if deps:
             return False
 
         def drop(obj: Obj) -> Obj:
-            fins = [f for f in m.finalizers_of(obj) if f != FOREGROUND_FINALIZER]
+            fins = [f for f in objmeta.finalizers_of(obj) if f != FOREGROUND_FINALIZER]
             if fins:
                 obj["metadata"]["finalizers"] = fins
             else:
@@ -193,11 +193,12 @@ class GarbageCollector:
                 if (o.get("metadata") or {}).get("deletionTimestamp"):
                     continue
                 with contextlib.suppress(APIError):
-                    await self.deleter.delete(rt, ns, m.name_of(o), DeleteOptions(propagation="Background"))
-        if remaining or m.finalizers_of(nso):
+                    await self.deleter.delete(rt, ns, objmeta.name_of(o),
+                                              DeleteOptions(propagation="Background"))
+        if remaining or objmeta.finalizers_of(nso):
             return False
         try:
-            removed = await self.store.delete(kinds.NAMESPACES.key, "", ns, int(m.rv_of(nso) or 0))
+            removed = await self.store.delete(kinds.NAMESPACES.key, "", ns, int(objmeta.rv_of(nso) or 0))
         except (store_base.NotFound, store_base.Conflict):
             return False
         await self.registry.after_removed(kinds.NAMESPACES, removed)

@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from podnet.api import bodies, fieldvalidation, protobuf, routing, tables
-from podnet.api import meta as m
+from podnet.api import bodies, fieldvalidation, objmeta, protobuf, routing, tables
 from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
 from podnet.api.exec_proxy import ExecProxy
@@ -171,7 +170,8 @@ class ResourceHandler:
                 if res.cont:
                     doc["metadata"]["continue"] = res.cont
                 return json_response(doc)
-            return json_response(m.list_object(rt, res.items, res.resource_version, res.cont, res.remaining))
+            return json_response(objmeta.list_object(rt, res.items, res.resource_version, res.cont,
+                                                     res.remaining))
         if request.method == "POST":
             if rt.namespaced and t.namespace is None:
                 raise method_not_allowed()
@@ -194,13 +194,13 @@ class ResourceHandler:
         out: list[Obj] = []
         for o in res.items:
             try:
-                obj, _ = await self.deleter.delete(rt, m.namespace_of(o), m.name_of(o), opts)
+                obj, _ = await self.deleter.delete(rt, objmeta.namespace_of(o), objmeta.name_of(o), opts)
             except APIError as e:
                 if e.code == 404:
                     continue
                 raise
             out.append(obj)
-        return json_response(m.list_object(rt, out, str(await self.registry.store.current_rv())))
+        return json_response(objmeta.list_object(rt, out, str(await self.registry.store.current_rv())))
 
     # ---- single objects --------------------------------------------------------------------
 

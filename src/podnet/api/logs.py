@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import web
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
 from podnet.model import kinds
@@ -25,14 +25,14 @@ _INT_PARAMS = ("tailLines", "sinceSeconds", "limitBytes")
 
 
 def _container_names(pod: Obj) -> tuple[list[str], list[str]]:
-    spec = m.d(pod.get("spec"))
+    spec = objmeta.d(pod.get("spec"))
     main = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
     init = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
     return main, init
 
 
 def pick_container(pod: Obj, requested: str) -> str:
-    name = str(m.d(pod.get("metadata")).get("name"))
+    name = str(objmeta.d(pod.get("metadata")).get("name"))
     main, init = _container_names(pod)
     if not requested:
         if len(main) == 1:
@@ -49,13 +49,13 @@ def pick_container(pod: Obj, requested: str) -> str:
 
 def _waiting_reason(pod: Obj, container: str) -> str | None:
     """Why the container has not started (None when it has)."""
-    status = m.d(pod.get("status"))
+    status = objmeta.d(pod.get("status"))
     statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     for cs in statuses:
         if isinstance(cs, dict) and cs.get("name") == container:
-            state = m.d(cs.get("state"))
-            if "waiting" in state and not m.d(cs.get("lastState")).get("terminated"):
-                return str(m.d(state.get("waiting")).get("reason") or "ContainerCreating")
+            state = objmeta.d(cs.get("state"))
+            if "waiting" in state and not objmeta.d(cs.get("lastState")).get("terminated"):
+                return str(objmeta.d(state.get("waiting")).get("reason") or "ContainerCreating")
             return None
     return "ContainerCreating"
 
@@ -106,8 +106,8 @@ class LogProxy:
         pod = await self.registry.get(kinds.PODS, ns, name)
         container = pick_container(pod, str(query.get("container", "")))
         params = _log_query(query)
-        host_ip = str(m.d(pod.get("status")).get("hostIP") or "")
-        node_name = str(m.d(pod.get("spec")).get("nodeName") or "")
+        host_ip = str(objmeta.d(pod.get("status")).get("hostIP") or "")
+        node_name = str(objmeta.d(pod.get("spec")).get("nodeName") or "")
         reason = _waiting_reason(pod, container)
         if not node_name or not host_ip or reason is not None:
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
@@ -115,7 +115,8 @@ class LogProxy:
         port = DEFAULT_KUBELET_PORT
         try:
             node = await self.registry.get(kinds.NODES, "", node_name)
-            ep = m.d(m.d(m.d(node.get("status")).get("daemonEndpoints")).get("kubeletEndpoint"))
+            endpoints = objmeta.d(objmeta.d(node.get("status")).get("daemonEndpoints"))
+            ep = objmeta.d(endpoints.get("kubeletEndpoint"))
             port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
         except APIError:
             pass

@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.api import bodies, strategy
-from podnet.api import meta as m
+from podnet.api import bodies, objmeta, strategy
 from podnet.api.errors import (
     APIError,
     already_exists,
@@ -68,7 +67,7 @@ class Registry:
             obj = await self.store.get(rt.key, ns if rt.namespaced else "", name)
         except store_base.NotFound:
             raise not_found(rt, name) from None
-        return m.with_type(rt, obj)
+        return objmeta.with_type(rt, obj)
 
     async def list(self, rt: ResourceType, ns: str | None, flt: Filter, limit: int = 0,
                    cont: str = "") -> ListResult:
@@ -84,13 +83,13 @@ class Registry:
         else:
             all_items, rv_int = await self.store.list(rt.key, scope)
             rv, items = str(rv_int), all_items
-        items = [m.with_type(rt, o) for o in items if flt.matches(o)]
+        items = [objmeta.with_type(rt, o) for o in items if flt.matches(o)]
         start = _decode_continue(cont) if cont else None
         if start is not None:
-            items = [o for o in items if (m.namespace_of(o), m.name_of(o)) > start]
+            items = [o for o in items if (objmeta.namespace_of(o), objmeta.name_of(o)) > start]
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]
-            token = _encode_continue(rv, (m.namespace_of(last), m.name_of(last)))
+            token = _encode_continue(rv, (objmeta.namespace_of(last), objmeta.name_of(last)))
             return ListResult(items[:limit], rv, token, len(items) - limit)
         return ListResult(items, rv)
 
@@ -98,23 +97,23 @@ class Registry:
 
     async def create(self, rt: ResourceType, ns: str, body: Obj, *, dry_run: bool = False) -> Obj:
         obj = await bodies.offload(copy.deepcopy, body)
-        meta = m.metadata(obj)
+        meta = objmeta.metadata(obj)
         self._scope_namespace(rt, ns, meta)
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = m.generate_name(str(meta["generateName"]))
+            meta["name"] = objmeta.generate_name(str(meta["generateName"]))
         if rt.namespaced:
             await self.check_namespace_open(rt, ns, str(meta.get("name") or ""))
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(k, None)
-        meta["uid"] = m.new_uid()
-        meta["creationTimestamp"] = m.rfc3339(m.now())
-        m.with_type(rt, obj)
+        meta["uid"] = objmeta.new_uid()
+        meta["creationTimestamp"] = objmeta.rfc3339(objmeta.now())
+        objmeta.with_type(rt, obj)
         strategy.prepare_for_create(rt, obj)
         return await self.create_prepared(rt, obj, dry_run=dry_run)
 
     async def create_prepared(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
         strategy.apply_defaults(obj)
-        name = m.name_of(obj)
+        name = objmeta.name_of(obj)
         errs = await bodies.offload(strategy.type_errors, obj)  # kube-apiserver: at decoding, before hooks
         if errs:
             raise invalid(rt, name, errs)
@@ -125,7 +124,7 @@ class Registry:
                 raise invalid(rt, name, errs)
             if dry_run:
                 reservation.release()
-                return m.with_type(rt, obj)
+                return objmeta.with_type(rt, obj)
             stored = await self.store.create(rt.key, obj)
         except store_base.AlreadyExists:
             reservation.release()
@@ -134,7 +133,7 @@ class Registry:
             reservation.release()
             raise
         reservation.commit()
-        return m.with_type(rt, stored)
+        return objmeta.with_type(rt, stored)
 
     def _scope_namespace(self, rt: ResourceType, ns: str, meta: dict[str, Any]) -> None:
         if rt.namespaced:
@@ -150,8 +149,8 @@ class Registry:
             nso = await self.store.get(kinds.NAMESPACES.key, "", ns)
         except store_base.NotFound:
             raise namespace_not_found(ns) from None
-        if m.d(nso.get("metadata")).get("deletionTimestamp") or \
-                m.d(nso.get("status")).get("phase") == "Terminating":
+        if objmeta.d(nso.get("metadata")).get("deletionTimestamp") or \
+                objmeta.d(nso.get("status")).get("phase") == "Terminating":
             raise namespace_terminating(rt, name, ns)
 
     async def _before_create(self, rt: ResourceType, obj: Obj) -> Reservation:
@@ -166,14 +165,14 @@ class Registry:
                      dry_run: bool = False) -> tuple[Obj, bool]:
         """PUT: returns (object, created)."""
         new_body = await bodies.offload(copy.deepcopy, body)
-        meta = m.metadata(new_body)
+        meta = objmeta.metadata(new_body)
         if not meta.get("name"):
             meta["name"] = name
         if meta["name"] != name:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on "
                               f"the URL ({name})")
         self._scope_namespace(rt, ns, meta)
-        m.with_type(rt, new_body)
+        objmeta.with_type(rt, new_body)
         precondition = str(meta.get("resourceVersion") or "")
         for _ in range(8):
             try:
@@ -189,9 +188,9 @@ class Registry:
                     if e.reason == "AlreadyExists":
                         continue
                     raise
-            if precondition and precondition != m.rv_of(old):
+            if precondition and precondition != objmeta.rv_of(old):
                 raise conflict(rt, name)
-            old_uid = m.d(old.get("metadata")).get("uid")
+            old_uid = objmeta.d(old.get("metadata")).get("uid")
             if meta.get("uid") and meta["uid"] != old_uid:
                 raise conflict(rt, name, f"Precondition failed: UID in precondition: {meta['uid']}, "
                                          f"UID in object meta: {old_uid}")
@@ -208,7 +207,7 @@ class Registry:
         """defaults -> hooks.before_update -> validate -> store, with old's resourceVersion as the
         precondition. Raises StoreConflict when the object changed meanwhile."""
         strategy.apply_defaults(new)
-        name = m.name_of(new)
+        name = objmeta.name_of(new)
         errs = await bodies.offload(strategy.type_errors, new)
         if errs:
             raise invalid(rt, name, errs)
@@ -223,8 +222,8 @@ class Registry:
             strategy.bump_generation(rt, new, old)
             if dry_run:
                 reservation.release()
-                return m.with_type(rt, new)
-            stored = await self.store.update(rt.key, new, int(m.rv_of(old) or 0))
+                return objmeta.with_type(rt, new)
+            stored = await self.store.update(rt.key, new, int(objmeta.rv_of(old) or 0))
         except store_base.Conflict:
             reservation.release()
             raise StoreConflict() from None
@@ -235,7 +234,7 @@ class Registry:
             reservation.release()
             raise
         reservation.commit()
-        return m.with_type(rt, await self.remove_if_finalized(rt, stored))
+        return objmeta.with_type(rt, await self.remove_if_finalized(rt, stored))
 
     async def write_through(self, rt: ResourceType, ns: str, name: str,
                             change: Callable[[Obj], Obj], precondition: str = "",
@@ -244,7 +243,7 @@ class Registry:
         retry on races unless the caller gave a resourceVersion precondition."""
         for _ in range(8):
             old = await self.get(rt, ns, name)
-            if precondition and precondition != m.rv_of(old):
+            if precondition and precondition != objmeta.rv_of(old):
                 raise conflict(rt, name)
             new = change(copy.deepcopy(old))
             try:
@@ -257,7 +256,7 @@ class Registry:
     async def update_status(self, rt: ResourceType, ns: str, name: str, body: Obj, *,
                             dry_run: bool = False) -> Obj:
         """PUT .../status: only status changes (plus labels/annotations, as Kubernetes allows)."""
-        bmeta = m.d(body.get("metadata"))
+        bmeta = objmeta.d(body.get("metadata"))
         if bmeta.get("name") and bmeta["name"] != name:
             raise bad_request(f"the name of the object ({bmeta['name']}) does not match the name on "
                               f"the URL ({name})")
@@ -273,7 +272,7 @@ class Registry:
                                         dry_run=dry_run)
 
     async def finalize_namespace(self, name: str, body: Obj) -> Obj:
-        fins = m.d(body.get("spec")).get("finalizers")
+        fins = objmeta.d(body.get("spec")).get("finalizers")
 
         def change(old: Obj) -> Obj:
             spec = old.setdefault("spec", {})
@@ -290,7 +289,7 @@ class Registry:
         rt = kinds.PODS
         target: dict[str, Any] = binding["target"] if isinstance(binding.get("target"), dict) else {}
         node = str(target.get("name") or "")
-        bname = str(m.d(binding.get("metadata")).get("name") or name)
+        bname = str(objmeta.d(binding.get("metadata")).get("name") or name)
         if bname != name:
             raise bad_request(f"the name of the object ({bname}) does not match the name on the URL ({name})")
         if not node:
@@ -301,29 +300,29 @@ class Registry:
                 pod = await self.store.get(rt.key, ns, name)
             except store_base.NotFound:
                 raise not_found(rt, name) from None
-            current = m.d(pod.get("spec")).get("nodeName")
+            current = objmeta.d(pod.get("spec")).get("nodeName")
             why = ""
-            want_uid = m.d(binding.get("metadata")).get("uid")
-            if want_uid and want_uid != m.uid_of(pod):
+            want_uid = objmeta.d(binding.get("metadata")).get("uid")
+            if want_uid and want_uid != objmeta.uid_of(pod):
                 why = (f"Precondition failed: UID in precondition: {want_uid}, "
-                       f"UID in object meta: {m.uid_of(pod)}")
-            elif m.d(pod.get("metadata")).get("deletionTimestamp"):
+                       f"UID in object meta: {objmeta.uid_of(pod)}")
+            elif objmeta.d(pod.get("metadata")).get("deletionTimestamp"):
                 why = f"pod {name} is being deleted, cannot be assigned to a host"
             elif current:
                 why = f'pod {name} is already assigned to node "{current}"'
             if why:
                 msg = f'Operation cannot be fulfilled on pods/binding "{name}": {why}'
                 raise APIError(409, "Conflict", msg, {"name": name, "kind": "pods/binding"})
-            pod["spec"] = {**m.d(pod.get("spec")), "nodeName": node}
-            status = pod["status"] = m.d(pod.get("status"))
+            pod["spec"] = {**objmeta.d(pod.get("spec")), "nodeName": node}
+            status = pod["status"] = objmeta.d(pod.get("status"))
             listed = status.get("conditions")
             conds = [c for c in listed if isinstance(c, dict) and c.get("type") != "PodScheduled"] \
                 if isinstance(listed, list) else []
             conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": m.rfc3339(m.now())})
+                          "lastTransitionTime": objmeta.rfc3339(objmeta.now())})
             status["conditions"] = conds
             try:
-                await self.store.update(rt.key, pod, int(m.rv_of(pod) or 0))
+                await self.store.update(rt.key, pod, int(objmeta.rv_of(pod) or 0))
             except store_base.Conflict:
                 continue
             except store_base.NotFound:
@@ -336,16 +335,16 @@ class Registry:
     async def remove_if_finalized(self, rt: ResourceType, obj: Obj) -> Obj:
         """An object being deleted whose last finalizer is gone (and whose grace period is over)
         leaves the store now."""
-        meta = m.d(obj.get("metadata"))
-        if not meta.get("deletionTimestamp") or m.finalizers_of(obj):
+        meta = objmeta.d(obj.get("metadata"))
+        if not meta.get("deletionTimestamp") or objmeta.finalizers_of(obj):
             return obj
         if rt is kinds.NAMESPACES:
             return obj  # the namespace cleaner removes it once its contents are gone
         if int(meta.get("deletionGracePeriodSeconds") or 0) > 0:
             return obj
         try:
-            removed = await self.store.delete(rt.key, m.namespace_of(obj), m.name_of(obj),
-                                              int(m.rv_of(obj) or 0))
+            removed = await self.store.delete(rt.key, objmeta.namespace_of(obj), objmeta.name_of(obj),
+                                              int(objmeta.rv_of(obj) or 0))
         except (store_base.NotFound, store_base.Conflict):
             return obj
         await self.after_removed(rt, removed)
@@ -357,14 +356,14 @@ class Registry:
             try:
                 await hook.after_delete(rt, obj)
             except Exception:
-                log.exception("after_delete hook failed for %s %s", rt.plural, m.name_of(obj))
+                log.exception("after_delete hook failed for %s %s", rt.plural, objmeta.name_of(obj))
         for listener in self.removed_listeners:
             try:
                 res = listener(rt, obj)
                 if res is not None:
                     await res
             except Exception:
-                log.exception("removal listener failed for %s %s", rt.plural, m.name_of(obj))
+                log.exception("removal listener failed for %s %s", rt.plural, objmeta.name_of(obj))
 
 
 def _encode_continue(rv: str, start: tuple[str, str]) -> str:

@@ -12,7 +12,7 @@ import binascii
 import copy
 from typing import Any
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.model import defaults as model_defaults
 from podnet.model import kinds, openapi_schema, wiretypes
 from podnet.model import validation as model_validation
@@ -45,7 +45,7 @@ def apply_defaults(obj: Obj) -> None:
 
 def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     errs: list[FieldError] = []
-    if not m.d(obj.get("metadata")).get("name"):
+    if not objmeta.d(obj.get("metadata")).get("name"):
         errs.append(required("metadata.name", "name or generateName is required"))
     model_errs = model_validation.validate(obj, old)
     # the model may report the missing name itself: keep one copy
@@ -83,7 +83,7 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
     elif rt is kinds.APISERVICES:
         obj["status"] = {"conditions": [{"type": "Available", "status": "True", "reason": "Local",
                                          "message": "Local APIServices are always available",
-                                         "lastTransitionTime": m.rfc3339(m.now())}]}
+                                         "lastTransitionTime": objmeta.rfc3339(objmeta.now())}]}
     if rt is kinds.JOBS:
         from podnet.model.validation_workloads import generate_job_selector
 
@@ -96,7 +96,7 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
 
 def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
     """Keep server-set metadata and, where a status subresource exists, the stored status."""
-    meta, old_meta = new["metadata"], m.d(old.get("metadata"))
+    meta, old_meta = new["metadata"], objmeta.d(old.get("metadata"))
     for k in SERVER_META:
         if k in old_meta:
             meta[k] = copy.deepcopy(old_meta[k])
@@ -110,7 +110,7 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj) -> None:
         else:
             new.pop("status", None)
     if rt is kinds.NAMESPACES:
-        old_fins = m.d(old.get("spec")).get("finalizers")
+        old_fins = objmeta.d(old.get("spec")).get("finalizers")
         spec: dict[str, Any] = new["spec"] if isinstance(new.get("spec"), dict) else {}
         if old_fins is not None:
             spec["finalizers"] = copy.deepcopy(old_fins)
@@ -134,13 +134,13 @@ INITIAL_STATUS: dict[ResourceType, dict[str, Any]] = {
 def crd_status(crd: Obj) -> dict[str, Any]:
     """A CRD's status once its names are accepted: podnet serves it at once (no name conflicts to
     wait for beyond the built-in ones, which validation already refused)."""
-    spec = m.d(crd.get("spec"))
-    now = m.rfc3339(m.now())
+    spec = objmeta.d(crd.get("spec"))
+    now = objmeta.rfc3339(objmeta.now())
     listed = spec.get("versions")
     versions = [v for v in listed if isinstance(v, dict)] if isinstance(listed, list) else []
     storage = [str(v.get("name")) for v in versions if v.get("storage")]
     return {
-        "acceptedNames": copy.deepcopy(m.d(spec.get("names"))),
+        "acceptedNames": copy.deepcopy(objmeta.d(spec.get("names"))),
         "conditions": [
             {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
              "message": "no conflicts found", "lastTransitionTime": now},
@@ -192,7 +192,7 @@ def _bad_base64_offset(value: str) -> int:
 def bump_generation(rt: ResourceType, new: Obj, old: Obj) -> None:
     if rt.key not in GENERATION:
         return
-    gen = int(m.d(old.get("metadata")).get("generation") or 1)
+    gen = int(objmeta.d(old.get("metadata")).get("generation") or 1)
     if new.get("spec") != old.get("spec"):
         gen += 1
     new["metadata"]["generation"] = gen
@@ -202,7 +202,7 @@ def label_selector_string(selector: Any) -> str:
     """metav1.FormatLabelSelector: `a=b,c in (x,y)`, sorted as Kubernetes prints it."""
     if not isinstance(selector, dict):
         return ""
-    parts = [f"{k}={v}" for k, v in sorted(m.d(selector.get("matchLabels")).items())]
+    parts = [f"{k}={v}" for k, v in sorted(objmeta.d(selector.get("matchLabels")).items())]
     for e in selector.get("matchExpressions") or []:
         op, key = str(e.get("operator", "")), str(e.get("key", ""))
         values = sorted(str(v) for v in e.get("values") or [])

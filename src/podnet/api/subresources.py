@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from podnet.api import fieldvalidation, patching, strategy
-from podnet.api import meta as m
+from podnet.api import fieldvalidation, objmeta, patching, strategy
 from podnet.api.errors import APIError, bad_request, conflict, invalid
 from podnet.api.registry import Registry, StoreConflict
 from podnet.api.smp import PatchError, apply_strategic_merge
@@ -18,8 +17,8 @@ SCALE_API_VERSION = "autoscaling/v1"
 
 
 def scale_of(rt: ResourceType, obj: Obj) -> Obj:
-    meta = m.d(obj.get("metadata"))
-    spec, status = m.d(obj.get("spec")), m.d(obj.get("status"))
+    meta = objmeta.d(obj.get("metadata"))
+    spec, status = objmeta.d(obj.get("spec")), objmeta.d(obj.get("status"))
     replicas = spec.get("replicas")
     return {
         "kind": "Scale", "apiVersion": SCALE_API_VERSION,
@@ -49,11 +48,11 @@ class Subresources:
                            dry_run: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of a Scale update must be a JSON object")
-        replicas = m.d(body.get("spec")).get("replicas", 0)
+        replicas = objmeta.d(body.get("spec")).get("replicas", 0)
         errs = strategy.validate_replicas(replicas)
         if errs:
             raise _scale_invalid(name, errs)
-        precondition = str(m.d(body.get("metadata")).get("resourceVersion") or "")
+        precondition = str(objmeta.d(body.get("metadata")).get("resourceVersion") or "")
 
         def change(obj: Obj) -> Obj:
             obj.setdefault("spec", {})["replicas"] = replicas
@@ -94,20 +93,20 @@ class Subresources:
             old = await self.registry.get(rt, ns, name)
             if subresource == "scale":
                 patched_scale = patching.apply_patch(None, ctype, scale_of(rt, old), body)
-                replicas = m.d(patched_scale.get("spec")).get("replicas")
+                replicas = objmeta.d(patched_scale.get("spec")).get("replicas")
                 errs = strategy.validate_replicas(replicas)
                 if errs:
                     raise _scale_invalid(name, errs)
                 new = copy.deepcopy(old)
                 new.setdefault("spec", {})["replicas"] = replicas
-                precondition = str(m.d(patched_scale.get("metadata")).get("resourceVersion") or "")
+                precondition = str(objmeta.d(patched_scale.get("metadata")).get("resourceVersion") or "")
             else:
                 patched = patching.apply_patch(rt, ctype, old, body)
                 found = fieldvalidation.check_patched(rt, patched, field_validation,
                                                       fieldvalidation.patch_value(ctype, body, patched), old)
-                precondition = str(m.d(patched.get("metadata")).get("resourceVersion") or "")
+                precondition = str(objmeta.d(patched.get("metadata")).get("resourceVersion") or "")
                 new = self._accept_patched(rt, ns, name, patched, old, subresource)
-            if precondition and precondition != m.rv_of(old):
+            if precondition and precondition != objmeta.rv_of(old):
                 raise conflict(rt, name)
             try:
                 result = await self.registry.update_prepared(rt, new, old, dry_run=dry_run)
@@ -138,7 +137,7 @@ class Subresources:
             else:
                 new.pop("status", None)
             return new
-        m.with_type(rt, patched)
+        objmeta.with_type(rt, patched)
         strategy.prepare_for_update(rt, patched, old)
         return patched
 
@@ -226,4 +225,4 @@ def _fields_v1(value: Any) -> Any:
 
 def _managed_entry(rt: ResourceType, config: Obj, manager: str) -> dict[str, Any]:
     return {"manager": manager, "operation": "Apply", "apiVersion": rt.api_version,
-            "time": m.rfc3339(m.now()), "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(config)}
+            "time": objmeta.rfc3339(objmeta.now()), "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(config)}

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from podnet.api import meta as m
+from podnet.api import objmeta
 from podnet.api.errors import APIError, gone
 from podnet.api.selection import Filter
 from podnet.model.kinds import Obj, ResourceType
@@ -52,7 +52,7 @@ class Watcher:
         if resource_version in ("", "0") or send_initial_events:
             items, start_rv = await self.store.list(rt.key, scope)
             initial = [o for o in items if flt.matches(o)]
-            known = {(m.namespace_of(o), m.name_of(o)) for o in initial}
+            known = {(objmeta.namespace_of(o), objmeta.name_of(o)) for o in initial}
         else:
             try:
                 start_rv = int(resource_version)
@@ -61,7 +61,7 @@ class Watcher:
                                f"must be a number") from None
             if flt.active:
                 items, _ = await self.store.list(rt.key, scope)
-                known = {(m.namespace_of(o), m.name_of(o)) for o in items if flt.matches(o)}
+                known = {(objmeta.namespace_of(o), objmeta.name_of(o)) for o in items if flt.matches(o)}
 
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                        "Cache-Control": "no-cache, private"})
@@ -139,7 +139,7 @@ def _gone(request: web.Request) -> bool:
 def _filtered(ev: WatchEvent, flt: Filter, known: set[tuple[str, str]]) -> list[tuple[str, Obj]]:
     if not flt.active:
         return [(ev.type, ev.object)]
-    key = (m.namespace_of(ev.object), m.name_of(ev.object))
+    key = (objmeta.namespace_of(ev.object), objmeta.name_of(ev.object))
     if ev.type == "DELETED":
         if key in known:
             known.discard(key)
@@ -160,7 +160,7 @@ class _Sender:
         self.resp, self.rt, self.table = resp, rt, table
 
     async def event(self, typ: str, obj: Obj) -> None:
-        obj = m.with_type(self.rt, obj)
+        obj = objmeta.with_type(self.rt, obj)
         await self.raw(typ, self.table([obj]) if self.table is not None else obj)
 
     async def bookmark(self, rv: int, initial_events_end: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.model.kinds import Obj, ResourceType
 
 Verb = Literal["create", "update", "update_status", "delete", "bind", "event"]
@@ -48,5 +48,5 @@ class Action:
 def delete_action(rt: ResourceType, obj: Obj, then_event: Obj | None = None) -> Action:
     """Delete `obj`, named by its metadata name, namespace and uid (a later object of the same name
     is not the one the decision was about)."""
-    meta = {"name": o.name(obj), "namespace": o.namespace(obj), "uid": o.uid(obj)}
+    meta = {"name": objects.name(obj), "namespace": objects.namespace(obj), "uid": objects.uid(obj)}
     return Action("delete", rt, {"metadata": meta}, then_event=then_event)

@@ -13,7 +13,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.job import finished
@@ -39,7 +39,7 @@ def _parse(text: Any) -> dt.datetime | None:
 
 def job_name(cj: Obj, scheduled: dt.datetime) -> str:
     """`getJobName`: the CronJob's name and the scheduled time in minutes since the epoch."""
-    return f"{o.name(cj)}-{int(scheduled.timestamp() // 60)}"
+    return f"{objects.name(cj)}-{int(scheduled.timestamp() // 60)}"
 
 
 def new_job(cj: Obj, scheduled: dt.datetime) -> Obj:
@@ -49,10 +49,10 @@ def new_job(cj: Obj, scheduled: dt.datetime) -> Obj:
     annotations[SCHEDULED_ANNOTATION] = scheduled.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     meta: dict[str, Any] = {
         "name": job_name(cj, scheduled),
-        "namespace": o.namespace(cj),
+        "namespace": objects.namespace(cj),
         "labels": dict(tmeta.get("labels") or {}),
         "annotations": annotations,
-        "ownerReferences": [o.owner_ref_to(cj)],
+        "ownerReferences": [objects.owner_ref_to(cj)],
     }
     return {
         "apiVersion": "batch/v1",
@@ -76,12 +76,13 @@ def reconcile_cronjob(
     cj: Obj, jobs: list[Obj], now: dt.datetime | None = None
 ) -> tuple[list[Action], float | None]:
     now = now or utcnow()
-    if o.is_deleting(cj):
+    if objects.is_deleting(cj):
         return [], None
     spec = cj.get("spec") or {}
-    ns = o.namespace(cj)
-    mine = [j for j in jobs if o.namespace(j) == ns and (o.controller_ref(j) or {}).get("uid") == o.uid(cj)]
-    active = [j for j in mine if finished(j) is None and not o.is_deleting(j)]
+    ns = objects.namespace(cj)
+    mine = [j for j in jobs
+            if objects.namespace(j) == ns and (objects.controller_ref(j) or {}).get("uid") == objects.uid(cj)]
+    active = [j for j in mine if finished(j) is None and not objects.is_deleting(j)]
     actions: list[Action] = []
     status: dict[str, Any] = copy.deepcopy(cj.get("status") or {})
     try:
@@ -89,7 +90,7 @@ def reconcile_cronjob(
     except CronError:
         return [], None
     zone = _zone(cj)
-    last = _parse(status.get("lastScheduleTime")) or o.creation_time(cj) or now
+    last = _parse(status.get("lastScheduleTime")) or objects.creation_time(cj) or now
     # the most recent missed time since the last run (local wall-clock times in the zone)
     missed: dt.datetime | None = None
     t = last.astimezone(zone).replace(tzinfo=None)
@@ -142,7 +143,7 @@ def reconcile_cronjob(
                     ),
                 )
             )
-        elif any(o.name(j) == name for j in mine):
+        elif any(objects.name(j) == name for j in mine):
             pass  # already made
         elif policy == "Forbid" and active:
             actions.append(
@@ -165,7 +166,7 @@ def reconcile_cronjob(
             if policy == "Replace":
                 for j in active:
                     ev = make_event(
-                        cj, "SuccessfulDelete", f"Deleted job {o.name(j)}", component=COMPONENT, now=now
+                        cj, "SuccessfulDelete", f"Deleted job {objects.name(j)}", component=COMPONENT, now=now
                     )
                     actions.append(delete_action(JOBS, j, then_event=ev))
                 active = []
@@ -182,14 +183,14 @@ def reconcile_cronjob(
         limit = spec.get(key)
         limit = default if not isinstance(limit, int) else limit
         done = sorted(
-            (j for j in mine if (finished(j) or ("", None))[0] == outcome and not o.is_deleting(j)),
-            key=lambda j: (o.creation_time(j) or now, o.name(j)),
+            (j for j in mine if (finished(j) or ("", None))[0] == outcome and not objects.is_deleting(j)),
+            key=lambda j: (objects.creation_time(j) or now, objects.name(j)),
         )
         for j in done[: max(0, len(done) - limit)]:
             ev = make_event(
                 cj,
                 "SawCompletedJob" if outcome == "Complete" else "SuccessfulDelete",
-                f"Deleted job {o.name(j)}",
+                f"Deleted job {objects.name(j)}",
                 component=COMPONENT,
                 now=now,
             )
@@ -201,9 +202,9 @@ def reconcile_cronjob(
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "name": o.name(j),
+            "name": objects.name(j),
             "namespace": ns,
-            **({"uid": o.uid(j)} if o.uid(j) else {}),
+            **({"uid": objects.uid(j)} if objects.uid(j) else {}),
         }
         for j in active
     ]

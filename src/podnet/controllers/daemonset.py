@@ -13,7 +13,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.scheduler import filter_reason
@@ -60,12 +60,12 @@ def new_pod(ds: Obj, node: str, revision: str) -> Obj:
     tmeta = tmpl.get("metadata") or {}
     labels = dict(tmeta.get("labels") or {})
     labels[HASH_LABEL] = revision
-    labels[GENERATION_LABEL] = str(o.meta(ds).get("generation") or 1)
+    labels[GENERATION_LABEL] = str(objects.meta(ds).get("generation") or 1)
     meta: dict[str, Any] = {
-        "generateName": f"{o.name(ds)}-",
-        "namespace": o.namespace(ds),
+        "generateName": f"{objects.name(ds)}-",
+        "namespace": objects.namespace(ds),
         "labels": labels,
-        "ownerReferences": [o.owner_ref_to(ds)],
+        "ownerReferences": [objects.owner_ref_to(ds)],
     }
     if tmeta.get("annotations"):
         meta["annotations"] = dict(tmeta["annotations"])
@@ -111,38 +111,38 @@ def reconcile_daemonset(
     ds: Obj, pods: list[Obj], nodes: list[Obj], now: dt.datetime | None = None
 ) -> list[Action]:
     now = now or utcnow()
-    if o.is_deleting(ds):
+    if objects.is_deleting(ds):
         return []
     spec = ds.get("spec") or {}
     try:
         sel = from_label_selector(spec.get("selector"))
     except SelectorError:
         return []
-    ns = o.namespace(ds)
+    ns = objects.namespace(ds)
     mine = [
         p
         for p in pods
-        if o.namespace(p) == ns
-        and (o.controller_ref(p) or {}).get("uid") == o.uid(ds)
-        and sel.matches(o.labels(p))
+        if objects.namespace(p) == ns
+        and (objects.controller_ref(p) or {}).get("uid") == objects.uid(ds)
+        and sel.matches(objects.labels(p))
     ]
     revision = template_hash(ds)
     by_node: dict[str, list[Obj]] = {}
     for p in mine:
-        by_node.setdefault(o.node_name(p), []).append(p)
+        by_node.setdefault(objects.node_name(p), []).append(p)
     actions: list[Action] = []
-    fits = {o.name(n): node_fits(ds, n) for n in nodes}
+    fits = {objects.name(n): node_fits(ds, n) for n in nodes}
     desired = sum(1 for v in fits.values() if v)
     min_ready = int(spec.get("minReadySeconds") or 0)
     live_on: dict[str, Obj] = {}
     for node, node_pods in sorted(by_node.items()):
-        live = [p for p in node_pods if not o.is_deleting(p)]
-        failed = [p for p in live if o.pod_phase(p) == "Failed"]
+        live = [p for p in node_pods if not objects.is_deleting(p)]
+        failed = [p for p in live if objects.pod_phase(p) == "Failed"]
         for p in failed:
             ev = make_event(
                 ds,
                 "FailedDaemonPod",
-                f"Found failed daemon pod {ns}/{o.name(p)} on node {node}, will try to kill it",
+                f"Found failed daemon pod {ns}/{objects.name(p)} on node {node}, will try to kill it",
                 "Warning",
                 COMPONENT,
                 now,
@@ -152,53 +152,55 @@ def reconcile_daemonset(
         if not fits.get(node, False):
             for p in live:
                 ev = make_event(
-                    ds, "SuccessfulDelete", f"Deleted pod: {o.name(p)}", component=COMPONENT, now=now
+                    ds, "SuccessfulDelete", f"Deleted pod: {objects.name(p)}", component=COMPONENT, now=now
                 )
                 actions.append(delete_action(PODS, p, then_event=ev))
             continue
         # one pod per node: keep the newest revision, the oldest of it
         live.sort(
-            key=lambda p: (o.labels(p).get(HASH_LABEL) != revision, o.creation_time(p) or now, o.name(p))
+            key=lambda p: (objects.labels(p).get(HASH_LABEL) != revision, objects.creation_time(p) or now,
+                           objects.name(p))
         )
         for extra in live[1:]:
             actions.append(delete_action(PODS, extra))
         if live:
             live_on[node] = live[0]
     for node, ok in sorted(fits.items()):
-        if ok and node not in live_on and not any(o.is_deleting(p) for p in by_node.get(node, [])):
+        if ok and node not in live_on and not any(objects.is_deleting(p) for p in by_node.get(node, [])):
             ev = make_event(ds, "SuccessfulCreate", "Created pod: {name}", component=COMPONENT, now=now)
             actions.append(Action("create", PODS, new_pod(ds, node, revision), then_event=ev))
     strategy = (spec.get("updateStrategy") or {}).get("type") or "RollingUpdate"
-    old = [p for p in live_on.values() if o.labels(p).get(HASH_LABEL) != revision]
+    old = [p for p in live_on.values() if objects.labels(p).get(HASH_LABEL) != revision]
     if strategy == "RollingUpdate" and old:
         unavailable = sum(
             1
             for n, ok in fits.items()
-            if ok and (n not in live_on or not o.pod_is_available(live_on[n], min_ready, now))
+            if ok and (n not in live_on or not objects.pod_is_available(live_on[n], min_ready, now))
         )
         budget = _max_unavailable(ds, desired) - unavailable
-        old.sort(key=lambda p: (o.pod_is_available(p, min_ready, now), o.name(p)))
+        old.sort(key=lambda p: (objects.pod_is_available(p, min_ready, now), objects.name(p)))
         for p in old:
-            if budget <= 0 and o.pod_is_available(p, min_ready, now):
+            if budget <= 0 and objects.pod_is_available(p, min_ready, now):
                 break
-            ev = make_event(ds, "SuccessfulDelete", f"Deleted pod: {o.name(p)}", component=COMPONENT, now=now)
+            ev = make_event(ds, "SuccessfulDelete", f"Deleted pod: {objects.name(p)}", component=COMPONENT,
+                            now=now)
             actions.append(delete_action(PODS, p, then_event=ev))
-            if o.pod_is_available(p, min_ready, now):
+            if objects.pod_is_available(p, min_ready, now):
                 budget -= 1
     scheduled = [p for n, p in live_on.items() if fits.get(n)]
     status: dict[str, Any] = {
         "currentNumberScheduled": len(scheduled),
         "numberMisscheduled": sum(1 for n in live_on if not fits.get(n)),
         "desiredNumberScheduled": desired,
-        "numberReady": sum(1 for p in scheduled if o.pod_is_ready(p)),
-        "updatedNumberScheduled": sum(1 for p in scheduled if o.labels(p).get(HASH_LABEL) == revision),
-        "numberAvailable": sum(1 for p in scheduled if o.pod_is_available(p, min_ready, now)),
+        "numberReady": sum(1 for p in scheduled if objects.pod_is_ready(p)),
+        "updatedNumberScheduled": sum(1 for p in scheduled if objects.labels(p).get(HASH_LABEL) == revision),
+        "numberAvailable": sum(1 for p in scheduled if objects.pod_is_available(p, min_ready, now)),
     }
     unavailable_count = desired - status["numberAvailable"]
     if unavailable_count > 0:
         status["numberUnavailable"] = unavailable_count
-    if o.meta(ds).get("generation") is not None:
-        status["observedGeneration"] = o.meta(ds)["generation"]
+    if objects.meta(ds).get("generation") is not None:
+        status["observedGeneration"] = objects.meta(ds)["generation"]
     if (ds.get("status") or {}).get("collisionCount") is not None:
         status["collisionCount"] = ds["status"]["collisionCount"]
     if status != (ds.get("status") or {}):

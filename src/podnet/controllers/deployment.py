@@ -15,7 +15,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.replicaset import owned_by, with_owner, without_owner
@@ -45,7 +45,7 @@ def replicas_of(obj: Obj) -> int:
 
 
 def revision_of(rs: Obj) -> int:
-    return _int((o.meta(rs).get("annotations") or {}).get(REVISION), 0)
+    return _int((objects.meta(rs).get("annotations") or {}).get(REVISION), 0)
 
 
 def int_or_percent(value: Any, total: int, round_up: bool) -> int:
@@ -91,10 +91,10 @@ class _Plan:
         self.changed: dict[str, Obj] = {}  # rs name -> modified copy
 
     def current(self, rs: Obj) -> Obj:
-        return self.changed.get(o.name(rs), rs)
+        return self.changed.get(objects.name(rs), rs)
 
     def edit(self, rs: Obj) -> Obj:
-        n = o.name(rs)
+        n = objects.name(rs)
         if n not in self.changed:
             self.original[n] = rs
             self.changed[n] = copy.deepcopy(rs)
@@ -132,7 +132,8 @@ def new_replicaset(dep: Obj, template_hash: str, replicas: int, revision: int) -
     selector = copy.deepcopy(spec.get("selector") or {})
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: template_hash}
     surge, _ = surge_and_unavailable(dep)
-    annotations = {k: v for k, v in (o.meta(dep).get("annotations") or {}).items() if k not in _NOT_COPIED}
+    annotations = {k: v for k, v in (objects.meta(dep).get("annotations") or {}).items()
+                   if k not in _NOT_COPIED}
     annotations.update({DESIRED_REPLICAS: str(replicas_of(dep)),
                         MAX_REPLICAS: str(replicas_of(dep) + surge), REVISION: str(revision)})
     rs_spec: dict[str, Any] = {"replicas": replicas, "selector": selector, "template": template}
@@ -141,16 +142,16 @@ def new_replicaset(dep: Obj, template_hash: str, replicas: int, revision: int) -
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
-        "metadata": {"name": f"{o.name(dep)}-{template_hash}", "namespace": o.namespace(dep),
+        "metadata": {"name": f"{objects.name(dep)}-{template_hash}", "namespace": objects.namespace(dep),
                      "labels": dict(tmeta["labels"]), "annotations": annotations,
-                     "ownerReferences": [o.owner_ref_to(dep)]},
+                     "ownerReferences": [objects.owner_ref_to(dep)]},
         "spec": rs_spec,
     }
 
 
 def _oldest_first(rss: list[Obj]) -> list[Obj]:
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    return sorted(rss, key=lambda r: (o.creation_time(r) or far, o.name(r)))
+    return sorted(rss, key=lambda r: (objects.creation_time(r) or far, objects.name(r)))
 
 
 def _status_int(rs: Obj, field: str) -> int:
@@ -160,7 +161,7 @@ def _status_int(rs: Obj, field: str) -> int:
 def reconcile_deployment(dep: Obj, replicasets: list[Obj], now: dt.datetime | None = None) -> list[Action]:
     """Actions for one Deployment given the ReplicaSets of its namespace (from the cache)."""
     now = now or utcnow()
-    if o.is_deleting(dep):
+    if objects.is_deleting(dep):
         return []
     spec = dep.get("spec") or {}
     try:
@@ -170,17 +171,18 @@ def reconcile_deployment(dep: Obj, replicasets: list[Obj], now: dt.datetime | No
     if sel.is_empty():
         return []
     plan = _Plan(dep, now)
-    ns = o.namespace(dep)
+    ns = objects.namespace(dep)
     mine: list[Obj] = []
     for rs in replicasets:
-        if o.namespace(rs) != ns:
+        if objects.namespace(rs) != ns:
             continue
         if owned_by(rs, dep):
-            if sel.matches(o.labels(rs)):
+            if sel.matches(objects.labels(rs)):
                 mine.append(rs)
             else:
                 plan.actions.append(Action("update", REPLICASETS, without_owner(rs, dep)))
-        elif o.controller_ref(rs) is None and sel.matches(o.labels(rs)) and not o.is_deleting(rs):
+        elif (objects.controller_ref(rs) is None and sel.matches(objects.labels(rs))
+              and not objects.is_deleting(rs)):
             adopted = with_owner(rs, dep)
             plan.actions.append(Action("update", REPLICASETS, adopted))
             mine.append(adopted)
@@ -207,7 +209,7 @@ def reconcile_deployment(dep: Obj, replicasets: list[Obj], now: dt.datetime | No
                 collision = _int((dep.get("status") or {}).get("collisionCount"), 0) or None
                 created = new_replicaset(dep, compute_hash(template, collision), count, max_old_rev + 1)
                 ev = make_event(dep, "ScalingReplicaSet",
-                                f"Scaled up replica set {o.name(created)} from 0 to {count}",
+                                f"Scaled up replica set {objects.name(created)} from 0 to {count}",
                                 component=COMPONENT, now=now)
                 plan.actions.append(Action("create", REPLICASETS, created, then_event=ev))
         else:
@@ -224,7 +226,7 @@ def reconcile_deployment(dep: Obj, replicasets: list[Obj], now: dt.datetime | No
     newest = created or (plan.current(new_rs) if new_rs is not None else None)
     if newest is not None:
         rev = str(revision_of(newest))
-        ann = o.meta(dep).get("annotations") or {}
+        ann = objects.meta(dep).get("annotations") or {}
         if rev != "0" and ann.get(REVISION) != rev:
             upd = copy.deepcopy(dep)
             upd["metadata"].setdefault("annotations", {})[REVISION] = rev
@@ -302,7 +304,7 @@ def _cleanup(plan: _Plan, dep: Obj, olds: list[Obj]) -> None:
     limit = (dep.get("spec") or {}).get("revisionHistoryLimit")
     limit = 10 if limit is None else _int(limit, 10)
     idle = [r for r in olds if replicas_of(plan.current(r)) == 0 and _status_int(r, "replicas") == 0
-            and not o.is_deleting(r) and o.name(r) not in plan.changed]
+            and not objects.is_deleting(r) and objects.name(r) not in plan.changed]
     idle.sort(key=revision_of)
     for r in idle[:max(0, len(idle) - limit)]:
         plan.actions.append(delete_action(REPLICASETS, r))
@@ -336,7 +338,7 @@ def compute_status(dep: Obj, rss: list[Obj], new_rs: Obj | None, just_created: b
     available = sum(_status_int(r, "availableReplicas") for r in rss)
     total_spec = sum(replicas_of(r) for r in rss)
     counts = {
-        "observedGeneration": _int(o.meta(dep).get("generation"), 0),
+        "observedGeneration": _int(objects.meta(dep).get("generation"), 0),
         "replicas": sum(_status_int(r, "replicas") for r in rss),
         "updatedReplicas": _status_int(new_rs, "replicas") if new_rs is not None and not just_created else 0,
         "readyReplicas": sum(_status_int(r, "readyReplicas") for r in rss),
@@ -353,7 +355,7 @@ def compute_status(dep: Obj, rss: list[Obj], new_rs: Obj | None, just_created: b
     else:
         _set_condition(conds, _condition("Available", "False", "MinimumReplicasUnavailable",
                                          "Deployment does not have minimum availability.", now))
-    rs_name = o.name(new_rs) if new_rs is not None else ""
+    rs_name = objects.name(new_rs) if new_rs is not None else ""
     spec = dep.get("spec") or {}
     progressing = next((c for c in conds if c.get("type") == "Progressing"), None)
     if spec.get("paused"):
@@ -374,10 +376,10 @@ def compute_status(dep: Obj, rss: list[Obj], new_rs: Obj | None, just_created: b
 def _progress(conds: list[dict[str, Any]], dep: Obj, old: dict[str, Any], counts: dict[str, int],
               current: dict[str, Any] | None, rs_name: str, now: dt.datetime) -> None:
     desired = replicas_of(dep)
-    what = f'ReplicaSet "{rs_name}"' if rs_name else f'Deployment "{o.name(dep)}"'
+    what = f'ReplicaSet "{rs_name}"' if rs_name else f'Deployment "{objects.name(dep)}"'
     complete = (counts["updatedReplicas"] == desired and counts["replicas"] == desired
                 and counts["availableReplicas"] == desired
-                and counts["observedGeneration"] >= _int(o.meta(dep).get("generation"), 0))
+                and counts["observedGeneration"] >= _int(objects.meta(dep).get("generation"), 0))
     old_old = _int(old.get("replicas")) - _int(old.get("updatedReplicas"))
     new_old = counts["replicas"] - counts["updatedReplicas"]
     progressed = (counts["updatedReplicas"] > _int(old.get("updatedReplicas")) or new_old < old_old

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.model.kinds import Obj
 from podnet.model.selectors import from_map
 
@@ -22,7 +22,7 @@ def address_family(svc: Obj) -> str:
 
 
 def pod_ip_for(pod: Obj, family: str) -> str:
-    for ip in o.pod_ips(pod):
+    for ip in objects.pod_ips(pod):
         try:
             v = ipaddress.ip_address(ip).version
         except ValueError:
@@ -36,12 +36,12 @@ def selected_pods(svc: Obj, pods: list[Obj]) -> list[Obj]:
     """Pods in the Service's namespace matching its selector that have an IP and are not terminal
     (terminating pods included: the caller decides)."""
     sel = from_map((svc.get("spec") or {}).get("selector"))
-    ns = o.namespace(svc)
+    ns = objects.namespace(svc)
     fam = address_family(svc)
     out = [p for p in pods
-           if o.namespace(p) == ns and sel.matches(o.labels(p)) and not o.pod_is_terminal(p)
+           if objects.namespace(p) == ns and sel.matches(objects.labels(p)) and not objects.pod_is_terminal(p)
            and pod_ip_for(p, fam)]
-    out.sort(key=lambda p: (o.name(p), o.uid(p)))
+    out.sort(key=lambda p: (objects.name(p), objects.uid(p)))
     return out
 
 
@@ -89,15 +89,15 @@ def endpoint_ports(svc: Obj, pod: Obj) -> list[dict[str, Any]]:
 
 def hostname_for(svc: Obj, pod: Obj) -> str:
     spec = pod.get("spec") or {}
-    if spec.get("hostname") and spec.get("subdomain") == o.name(svc):
+    if spec.get("hostname") and spec.get("subdomain") == objects.name(svc):
         return str(spec["hostname"])
     return ""
 
 
 def target_ref(pod: Obj) -> dict[str, Any]:
-    ref: dict[str, Any] = {"kind": "Pod", "namespace": o.namespace(pod), "name": o.name(pod)}
-    if o.uid(pod):
-        ref["uid"] = o.uid(pod)
+    ref: dict[str, Any] = {"kind": "Pod", "namespace": objects.namespace(pod), "name": objects.name(pod)}
+    if objects.uid(pod):
+        ref["uid"] = objects.uid(pod)
     return ref
 
 
@@ -108,11 +108,11 @@ def pod_endpoint_fields(svc: Obj, pod: Obj) -> dict[str, Any]:
     host = hostname_for(svc, pod)
     if host:
         fields["hostname"] = host
-    if o.node_name(pod):
-        fields["nodeName"] = o.node_name(pod)
+    if objects.node_name(pod):
+        fields["nodeName"] = objects.node_name(pod)
     fields["targetRef"] = target_ref(pod)
     return fields
 
 
 def service_labels(svc: Obj) -> dict[str, str]:
-    return o.labels(svc)
+    return objects.labels(svc)

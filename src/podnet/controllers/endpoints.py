@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
     address_family,
@@ -34,7 +34,7 @@ def desired_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
     has_ports = bool((svc.get("spec") or {}).get("ports"))
     groups: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]] = {}
     for pod in selected_pods(svc, pods):
-        if o.is_deleting(pod) and not publish:
+        if objects.is_deleting(pod) and not publish:
             continue
         ports = [{k: v for k, v in p.items()} for p in endpoint_ports(svc, pod)]
         for p in ports:
@@ -46,7 +46,7 @@ def desired_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
         ports.sort(key=lambda p: (p.get("name", ""), p["port"], p["protocol"]))
         key = json.dumps(ports, sort_keys=True)
         entry = groups.setdefault(key, ([], [], ports))
-        (entry[0] if publish or o.pod_is_ready(pod) else entry[1]).append(addr)
+        (entry[0] if publish or objects.pod_is_ready(pod) else entry[1]).append(addr)
     subsets: list[dict[str, Any]] = []
     for key in sorted(groups):
         ready, not_ready, ports = groups[key]
@@ -86,26 +86,27 @@ def reconcile_endpoints(svc: Obj, pods: list[Obj], existing: Obj | None) -> list
     if not has_selector(svc):
         return []
     subsets, truncated = _truncate(desired_subsets(svc, pods))
-    labels = o.labels(svc)
+    labels = objects.labels(svc)
     if without_cluster_ip(svc):
         labels[HEADLESS_LABEL] = ""
     else:
         labels.pop(HEADLESS_LABEL, None)
     if existing is None:
-        meta: dict[str, Any] = {"name": o.name(svc), "namespace": o.namespace(svc), "labels": labels}
+        meta: dict[str, Any] = {"name": objects.name(svc), "namespace": objects.namespace(svc),
+                                "labels": labels}
         if truncated:
             meta["annotations"] = {OVER_CAPACITY: "truncated"}
         obj: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
         if subsets:
             obj["subsets"] = subsets
         return [Action("create", ENDPOINTS, obj)]
-    annotations = dict(o.meta(existing).get("annotations") or {})
+    annotations = dict(objects.meta(existing).get("annotations") or {})
     if truncated:
         annotations[OVER_CAPACITY] = "truncated"
     else:
         annotations.pop(OVER_CAPACITY, None)
-    if ((existing.get("subsets") or []) == subsets and o.labels(existing) == labels
-            and (o.meta(existing).get("annotations") or {}) == annotations):
+    if ((existing.get("subsets") or []) == subsets and objects.labels(existing) == labels
+            and (objects.meta(existing).get("annotations") or {}) == annotations):
         return []
     new = copy.deepcopy(existing)
     new["metadata"]["labels"] = labels

@@ -14,7 +14,7 @@ import copy
 import json
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.endpoint_ports import (
     address_family,
@@ -35,8 +35,8 @@ PortsKey = str
 
 
 def is_managed_slice_of(slice_: Obj, ns: str, svc_name: str) -> bool:
-    lab = o.labels(slice_)
-    return (o.namespace(slice_) == ns and lab.get(SERVICE_NAME_LABEL) == svc_name
+    lab = objects.labels(slice_)
+    return (objects.namespace(slice_) == ns and lab.get(SERVICE_NAME_LABEL) == svc_name
             and lab.get(MANAGED_BY_LABEL) == MANAGED_BY)
 
 
@@ -45,8 +45,8 @@ def _ports_key(ports: list[dict[str, Any]]) -> PortsKey:
 
 
 def _endpoint(svc: Obj, pod: Obj, family: str) -> dict[str, Any]:
-    serving = o.pod_is_ready(pod)
-    terminating = o.is_deleting(pod)
+    serving = objects.pod_is_ready(pod)
+    terminating = objects.is_deleting(pod)
     publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
     return {
         "addresses": [pod_ip_for(pod, family)],
@@ -63,9 +63,9 @@ def _ep_id(ep: dict[str, Any]) -> str:
 
 
 def desired_labels(svc: Obj) -> dict[str, str]:
-    lab = {k: v for k, v in o.labels(svc).items()
+    lab = {k: v for k, v in objects.labels(svc).items()
            if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)}
-    lab[SERVICE_NAME_LABEL] = o.name(svc)
+    lab[SERVICE_NAME_LABEL] = objects.name(svc)
     lab[MANAGED_BY_LABEL] = MANAGED_BY
     if without_cluster_ip(svc):
         lab[HEADLESS_LABEL] = ""
@@ -73,7 +73,7 @@ def desired_labels(svc: Obj) -> dict[str, str]:
 
 
 def _owner(svc: Obj) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "name": o.name(svc), "uid": o.uid(svc),
+    return {"apiVersion": "v1", "kind": "Service", "name": objects.name(svc), "uid": objects.uid(svc),
             "controller": True, "blockOwnerDeletion": True}
 
 
@@ -81,7 +81,7 @@ def _new_slice(svc: Obj, family: str, ports: list[dict[str, Any]], eps: list[dic
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"generateName": f"{o.name(svc)}-", "namespace": o.namespace(svc),
+        "metadata": {"generateName": f"{objects.name(svc)}-", "namespace": objects.namespace(svc),
                      "labels": desired_labels(svc), "ownerReferences": [_owner(svc)]},
         "addressType": family,
         "ports": ports,
@@ -98,9 +98,9 @@ def reconcile_endpoint_slices(svc: Obj, pods: list[Obj], slices: list[Obj],
     """
     if not has_selector(svc):
         return []
-    ns, svc_name = o.namespace(svc), o.name(svc)
+    ns, svc_name = objects.namespace(svc), objects.name(svc)
     family = address_family(svc)
-    mine = sorted((s for s in slices if is_managed_slice_of(s, ns, svc_name)), key=o.name)
+    mine = sorted((s for s in slices if is_managed_slice_of(s, ns, svc_name)), key=objects.name)
 
     # desired: endpoint id -> (ports key, ports, endpoint)
     desired: dict[str, tuple[PortsKey, list[dict[str, Any]], dict[str, Any]]] = {}
@@ -176,10 +176,10 @@ def _updated(svc: Obj, s: Obj, family: str, ports: list[dict[str, Any]],
     """The slice with the wanted content, or None when it already has it."""
     want_labels = desired_labels(svc)
     owner = _owner(svc)
-    refs = o.meta(s).get("ownerReferences") or []
+    refs = objects.meta(s).get("ownerReferences") or []
     owned = any(r.get("uid") == owner["uid"] and r.get("controller") for r in refs)
     if (s.get("addressType") == family and (s.get("ports") or []) == ports
-            and (s.get("endpoints") or []) == eps and o.labels(s) == want_labels and owned):
+            and (s.get("endpoints") or []) == eps and objects.labels(s) == want_labels and owned):
         return None
     new = copy.deepcopy(s)
     new["addressType"] = family

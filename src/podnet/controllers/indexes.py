@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.model.kinds import Obj
 
 _Pairs = tuple[tuple[str, str], ...]
@@ -61,9 +61,9 @@ class LabelIndex:
         self._by_ns: dict[str, set[str]] = defaultdict(set)
 
     def put(self, obj: Obj) -> None:
-        k = o.key(obj)
-        ns = o.namespace(obj)
-        pairs = _PairIndex.pairs_of(o.labels(obj))
+        k = objects.key(obj)
+        ns = objects.namespace(obj)
+        pairs = _PairIndex.pairs_of(objects.labels(obj))
         if self._labels.holds(k, ns, pairs):
             return
         self.drop(k)

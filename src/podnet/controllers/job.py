@@ -13,7 +13,7 @@ import copy
 import datetime as dt
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.timeutil import utcnow
@@ -68,7 +68,7 @@ def _condition(ctype: str, reason: str, message: str, now: dt.datetime) -> dict[
 
 
 def _pod_index(pod: Obj) -> int | None:
-    value = (o.meta(pod).get("annotations") or {}).get(INDEX_ANNOTATION)
+    value = (objects.meta(pod).get("annotations") or {}).get(INDEX_ANNOTATION)
     try:
         return int(str(value))
     except ValueError:
@@ -79,18 +79,18 @@ def new_pod(job: Obj, index: int | None = None) -> Obj:
     tmpl = (job.get("spec") or {}).get("template") or {}
     tmeta = tmpl.get("metadata") or {}
     meta: dict[str, Any] = {
-        "generateName": f"{o.name(job)}-",
-        "namespace": o.namespace(job),
-        "ownerReferences": [o.owner_ref_to(job)],
+        "generateName": f"{objects.name(job)}-",
+        "namespace": objects.namespace(job),
+        "ownerReferences": [objects.owner_ref_to(job)],
         "labels": dict(tmeta.get("labels") or {}),
     }
     annotations = dict(tmeta.get("annotations") or {})
     spec = copy.deepcopy(tmpl.get("spec") or {})
     if index is not None:
-        meta["generateName"] = f"{o.name(job)}-{index}-"
+        meta["generateName"] = f"{objects.name(job)}-{index}-"
         annotations[INDEX_ANNOTATION] = str(index)
         meta["labels"][INDEX_LABEL] = str(index)
-        spec.setdefault("hostname", f"{o.name(job)}-{index}")
+        spec.setdefault("hostname", f"{objects.name(job)}-{index}")
         for c in spec.get("containers") or []:
             if isinstance(c, dict):
                 env = [
@@ -120,23 +120,23 @@ def _int(value: Any, default: int) -> int:
 
 
 def _failures(pods: list[Obj], restart_policy: str) -> int:
-    failed = sum(1 for p in pods if o.pod_phase(p) == "Failed")
+    failed = sum(1 for p in pods if objects.pod_phase(p) == "Failed")
     if restart_policy == "OnFailure":
-        failed += sum(o.restart_count(p) for p in pods if not o.pod_is_terminal(p))
+        failed += sum(objects.restart_count(p) for p in pods if not objects.pod_is_terminal(p))
     return failed
 
 
 def _last_failure(pods: list[Obj]) -> dt.datetime | None:
     times: list[dt.datetime] = []
     for p in pods:
-        if o.pod_phase(p) != "Failed":
+        if objects.pod_phase(p) != "Failed":
             continue
         for cs in (p.get("status") or {}).get("containerStatuses") or []:
             t = _parse(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
             if t is not None:
                 times.append(t)
         if not times:
-            created = o.creation_time(p)
+            created = objects.creation_time(p)
             if created is not None:
                 times.append(created)
     return max(times) if times else None
@@ -146,7 +146,7 @@ def reconcile_job(
     job: Obj, pods: list[Obj], now: dt.datetime | None = None
 ) -> tuple[list[Action], float | None]:
     now = now or utcnow()
-    if o.is_deleting(job):
+    if objects.is_deleting(job):
         return [], None
     spec = job.get("spec") or {}
     status: dict[str, Any] = copy.deepcopy(job.get("status") or {})
@@ -155,16 +155,16 @@ def reconcile_job(
         sel = from_label_selector(spec.get("selector"))
     except SelectorError:
         return [], None
-    ns = o.namespace(job)
+    ns = objects.namespace(job)
     mine = [
         p
         for p in pods
-        if o.namespace(p) == ns
-        and (o.controller_ref(p) or {}).get("uid") == o.uid(job)
-        and sel.matches(o.labels(p))
+        if objects.namespace(p) == ns
+        and (objects.controller_ref(p) or {}).get("uid") == objects.uid(job)
+        and sel.matches(objects.labels(p))
     ]
-    active = [p for p in mine if not o.pod_is_terminal(p) and not o.is_deleting(p)]
-    succeeded = [p for p in mine if o.pod_phase(p) == "Succeeded"]
+    active = [p for p in mine if not objects.pod_is_terminal(p) and not objects.is_deleting(p)]
+    succeeded = [p for p in mine if objects.pod_phase(p) == "Succeeded"]
     done = finished(job)
     if done is not None:
         for p in active:
@@ -256,13 +256,13 @@ def reconcile_job(
                     )
                     actions.append(Action("create", PODS, new_pod(job, index), then_event=ev))
         elif missing < 0:
-            for p in sorted(active, key=lambda p: o.creation_time(p) or now, reverse=True)[:-missing]:
+            for p in sorted(active, key=lambda p: objects.creation_time(p) or now, reverse=True)[:-missing]:
                 actions.append(delete_action(PODS, p))
     status["active"] = len(active) if fail is None and not complete else 0
     status["succeeded"] = n_succeeded
     status["failed"] = failed_count
-    status["ready"] = sum(1 for p in active if o.pod_is_ready(p))
-    status["terminating"] = sum(1 for p in mine if o.is_deleting(p) and not o.pod_is_terminal(p))
+    status["ready"] = sum(1 for p in active if objects.pod_is_ready(p))
+    status["terminating"] = sum(1 for p in mine if objects.is_deleting(p) and not objects.pod_is_terminal(p))
     status["uncountedTerminatedPods"] = {}
     if indexed:
         status["completedIndexes"] = _ranges(sorted(done_indexes))

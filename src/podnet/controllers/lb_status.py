@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from podnet.allocators.lb_pool import LB_IP_ANNOTATION, handles
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.core.lbpool import PoolSpec
@@ -24,7 +24,7 @@ COMPONENT = "service-controller"
 
 
 def recorded_ip(svc: Obj) -> str:
-    return str((o.meta(svc).get("annotations") or {}).get(LB_IP_ANNOTATION) or "")
+    return str((objects.meta(svc).get("annotations") or {}).get(LB_IP_ANNOTATION) or "")
 
 
 def pool_has_room(pool: PoolSpec, services: list[Obj]) -> bool:

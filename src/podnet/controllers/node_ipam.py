@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.model.kinds import EVENTS, NODES, Obj
@@ -42,7 +42,7 @@ def next_free_cidr(pod_cidr: str, mask: int, nodes: list[Obj]) -> str | None:
 
 
 def reconcile_node_cidr(node: Obj, nodes: list[Obj], pod_cidr: str, mask: int) -> list[Action]:
-    if o.is_deleting(node):
+    if objects.is_deleting(node):
         return []
     spec = node.get("spec") or {}
     if spec.get("podCIDR"):
@@ -51,11 +51,11 @@ def reconcile_node_cidr(node: Obj, nodes: list[Obj], pod_cidr: str, mask: int) -
         new = copy.deepcopy(node)
         new["spec"]["podCIDRs"] = [spec["podCIDR"]]
         return [Action("update", NODES, new)]
-    others = [n for n in nodes if o.name(n) != o.name(node)]
+    others = [n for n in nodes if objects.name(n) != objects.name(node)]
     cidr = next_free_cidr(pod_cidr, mask, others)
     if cidr is None:
         return [Action("event", EVENTS, make_event(
-            node, "CIDRNotAvailable", f"Node {o.name(node)} status is now: CIDRNotAvailable",
+            node, "CIDRNotAvailable", f"Node {objects.name(node)} status is now: CIDRNotAvailable",
             type="Normal", component=COMPONENT))]
     new = copy.deepcopy(node)
     new.setdefault("spec", {})["podCIDR"] = cidr

@@ -9,7 +9,7 @@ import copy
 import datetime as dt
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.controllers.scheduler import NOT_READY_TAINT, UNREACHABLE_TAINT
@@ -27,9 +27,9 @@ def _stale(node: Obj, now: dt.datetime, grace: float, observed_at: dt.datetime |
     `observed_at`: when this controller last saw the heartbeat change (kube-controller-manager's
     probeTimestamp). Judging by it rather than by the stored timestamp gives every node a full grace
     period after the control plane itself was down, instead of declaring them all Unknown at once."""
-    ready = o.condition(node, "Ready")
+    ready = objects.condition(node, "Ready")
     if ready is None:
-        created = o.creation_time(node)
+        created = objects.creation_time(node)
         if created is not None and (now - created).total_seconds() > grace:
             return "NodeStatusNeverUpdated"
         return None
@@ -83,11 +83,11 @@ def reconcile_node_health(node: Obj, pods: list[Obj], now: dt.datetime | None = 
                 c.setdefault("lastHeartbeatTime", rfc3339(now))
         actions.append(Action("update_status", NODES, new))
         actions.append(Action("event", EVENTS, make_event(
-            node, "NodeNotReady", f"Node {o.name(node)} status is now: NodeNotReady", component=COMPONENT,
-            now=now)))
+            node, "NodeNotReady", f"Node {objects.name(node)} status is now: NodeNotReady",
+            component=COMPONENT, now=now)))
         status = "Unknown"
     else:
-        status = o.node_ready_status(node)
+        status = objects.node_ready_status(node)
 
     if status == "Unknown":
         tainted = _with_taints(node, UNREACHABLE_TAINT, (NOT_READY_TAINT,), now)
@@ -102,7 +102,7 @@ def reconcile_node_health(node: Obj, pods: list[Obj], now: dt.datetime | None = 
 
     if status == "Unknown":
         for pod in pods:
-            if o.node_name(pod) != o.name(node) or not o.pod_is_ready(pod):
+            if objects.node_name(pod) != objects.name(node) or not objects.pod_is_ready(pod):
                 continue
             new_pod = copy.deepcopy(pod)
             for c in new_pod["status"]["conditions"]:

@@ -26,7 +26,7 @@ import aiohttp
 from podnet.allocators.lb_pool import handles
 from podnet.client.client import ApiClient, ApiError, resource_path
 from podnet.client.informer import Informer
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.deployment import reconcile_deployment
 from podnet.controllers.endpoint_ports import has_selector
@@ -141,7 +141,7 @@ class ControllerManager:
         items = self.cache(rt).cache.values()
         if namespace is None:
             return list(items)
-        return [x for x in items if o.namespace(x) == namespace]
+        return [x for x in items if objects.namespace(x) == namespace]
 
     def _live_pods(self, namespace: str | None = None, keys: set[str] | None = None, *,
                    skip_deleted: bool = True) -> list[Obj]:
@@ -160,7 +160,7 @@ class ControllerManager:
             pods = [p for p in (cache.get(k) for k in sorted(keys)) if p is not None]
         if not skip_deleted:
             return pods
-        return [p for p in pods if o.uid(p) not in self._tombstones]
+        return [p for p in pods if objects.uid(p) not in self._tombstones]
 
     def _index(self, rt: ResourceType, k: str, obj: Obj | None) -> None:
         """Keep the secondary indexes in step with a cache change (obj None: removed)."""
@@ -173,11 +173,11 @@ class ControllerManager:
             if obj is None or not has_selector(obj):
                 self.svc_index.drop(k)
             else:
-                self.svc_index.put(k, o.namespace(obj), (obj.get("spec") or {}).get("selector"))
+                self.svc_index.put(k, objects.namespace(obj), (obj.get("spec") or {}).get("selector"))
         elif rt.key == ENDPOINTSLICES.key:
-            lab = o.labels(obj) if obj is not None else {}
+            lab = objects.labels(obj) if obj is not None else {}
             if obj is not None and lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
-                self.slice_index.put(k, (o.namespace(obj), lab[SERVICE_NAME_LABEL]))
+                self.slice_index.put(k, (objects.namespace(obj), lab[SERVICE_NAME_LABEL]))
             else:
                 self.slice_index.drop(k)
 
@@ -191,7 +191,7 @@ class ControllerManager:
             return
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("kind", rt.kind)
-        k = o.key(obj)
+        k = objects.key(obj)
         have = inf.cache.get(k)
         try:
             newer = have is None or int(meta.get("resourceVersion") or 0) >= int(
@@ -203,8 +203,8 @@ class ControllerManager:
             self._index(rt, k, obj)
 
     def _selector(self, obj: Obj, kind: str) -> Selector | None:
-        k = f"{kind}:{o.key(obj)}"
-        rv = str(o.meta(obj).get("resourceVersion") or "")
+        k = f"{kind}:{objects.key(obj)}"
+        rv = str(objects.meta(obj).get("resourceVersion") or "")
         hit = self._selector_cache.get(k)
         if hit is not None and hit[0] == rv and rv:
             return hit[1]
@@ -221,7 +221,7 @@ class ControllerManager:
     def _declare(self) -> list[Controller]:
         return [
             Controller("endpoints", self._sync_endpoints, workers=4, all_keys=self._service_keys, watches=(
-                Watch(SERVICES, lambda et, svc, old: (o.key(svc),)),
+                Watch(SERVICES, lambda et, svc, old: (objects.key(svc),)),
                 Watch(PODS, lambda et, pod, old: self._services_selecting(pod, old)),
                 Watch(ENDPOINTSLICES, self._slice_service),
                 Watch(ENDPOINTS, self._endpoints_lost))),
@@ -245,7 +245,7 @@ class ControllerManager:
         ]
 
     def _keys(self, rt: ResourceType) -> list[str]:
-        return [o.key(x) for x in self._items(rt)]
+        return [objects.key(x) for x in self._items(rt)]
 
     def _service_keys(self) -> list[str]:
         return self._keys(SERVICES)
@@ -255,7 +255,7 @@ class ControllerManager:
 
     # cache hooks: run before any controller sees the event
     def _services_changed(self, etype: str, obj: Obj, old: Obj | None) -> None:
-        k = o.key(obj)
+        k = objects.key(obj)
         self._index(SERVICES, k, None if etype == "DELETED" else obj)
         if etype == "DELETED":
             self._deleted_services.add(k)
@@ -264,45 +264,45 @@ class ControllerManager:
             self._deleted_services.discard(k)
 
     def _pods_changed(self, etype: str, pod: Obj, old: Obj | None) -> None:
-        self._index(PODS, o.key(pod), None if etype == "DELETED" else pod)
+        self._index(PODS, objects.key(pod), None if etype == "DELETED" else pod)
         if etype == "DELETED":
-            self._tombstones.pop(o.uid(pod), None)
+            self._tombstones.pop(objects.uid(pod), None)
 
     def _slices_changed(self, etype: str, sl: Obj, old: Obj | None) -> None:
-        self._index(ENDPOINTSLICES, o.key(sl), None if etype == "DELETED" else sl)
+        self._index(ENDPOINTSLICES, objects.key(sl), None if etype == "DELETED" else sl)
 
     def _replicasets_changed(self, etype: str, rs: Obj, old: Obj | None) -> None:
         if etype == "DELETED":
-            self._selector_cache.pop(f"rs:{o.key(rs)}", None)
+            self._selector_cache.pop(f"rs:{objects.key(rs)}", None)
 
     # event -> keys
     def _owners(self, etype: str, obj: Obj, owner_rt: ResourceType, sel_kind: str) -> list[str]:
         """The controller of `obj` (a pod's ReplicaSet, a ReplicaSet's Deployment); for an orphan that
         still exists, every owner in its namespace whose selector matches it (one may adopt it)."""
-        ref = o.controller_ref(obj)
-        ns = o.namespace(obj)
+        ref = objects.controller_ref(obj)
+        ns = objects.namespace(obj)
         if ref is not None:
             return [f"{ns}/{ref.get('name')}"] if ref.get("kind") == owner_rt.kind else []
         out: list[str] = []
         if etype != "DELETED":
             for owner in self._items(owner_rt, ns):
                 sel = self._selector(owner, sel_kind)
-                if sel is not None and sel.matches(o.labels(obj)):
-                    out.append(o.key(owner))
+                if sel is not None and sel.matches(objects.labels(obj)):
+                    out.append(objects.key(owner))
         return out
 
     def _lb_services(self, etype: str, svc: Obj, old: Obj | None) -> list[str]:
-        keys = [o.key(svc)]
+        keys = [objects.key(svc)]
         freed = old is not None and recorded_ip(old) and (
             etype == "DELETED" or recorded_ip(svc) != recorded_ip(old))
         if freed:
             # a pool IP came free: pending LoadBalancer Services get another chance
-            keys += [o.key(s) for s in self._items(SERVICES) if handles(s) and not recorded_ip(s)]
+            keys += [objects.key(s) for s in self._items(SERVICES) if handles(s) and not recorded_ip(s)]
         return keys
 
     def _services_selecting(self, pod: Obj, old: Obj | None) -> Iterable[str]:
-        ns = o.namespace(pod)
-        label_sets = [o.labels(pod)] + ([o.labels(old)] if old is not None else [])
+        ns = objects.namespace(pod)
+        label_sets = [objects.labels(pod)] + ([objects.labels(old)] if old is not None else [])
         services = self.cache(SERVICES)
         for k in self.svc_index.candidates(ns, label_sets):
             svc = services.cache.get(k)
@@ -310,31 +310,32 @@ class ControllerManager:
                 continue
             sel = self._selector(svc, "svc")
             if sel is not None and any(sel.matches(lab) for lab in label_sets):
-                yield o.key(svc)
+                yield objects.key(svc)
 
     @staticmethod
     def _slice_service(etype: str, sl: Obj, old: Obj | None) -> list[str]:
-        lab = o.labels(sl)
+        lab = objects.labels(sl)
         if lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
-            return [f"{o.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}"]
+            return [f"{objects.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}"]
         return []
 
     def _endpoints_lost(self, etype: str, ep: Obj, old: Obj | None) -> list[str]:
-        if etype == "DELETED" and self.cache(SERVICES).get(o.name(ep), o.namespace(ep)) is not None:
-            return [o.key(ep)]
+        if etype == "DELETED" and self.cache(SERVICES).get(objects.name(ep),
+                                                           objects.namespace(ep)) is not None:
+            return [objects.key(ep)]
         return []
 
     def _needs_scheduler(self, pod: Obj) -> bool:
-        node = o.node_name(pod)
+        node = objects.node_name(pod)
         return wants_scheduling(pod) or bool(node and self.cache(NODES).get(node) is None)
 
     def _pod_to_schedule(self, etype: str, pod: Obj, old: Obj | None) -> list[str]:
-        return [o.key(pod)] if etype != "DELETED" and self._needs_scheduler(pod) else []
+        return [objects.key(pod)] if etype != "DELETED" and self._needs_scheduler(pod) else []
 
     def _pods_to_schedule(self, missing_node: bool = True) -> list[str]:
         """Pods waiting for a node (and, with missing_node, pods bound to a node that does not exist)."""
         test = self._needs_scheduler if missing_node else wants_scheduling
-        return [o.key(p) for p in self._items(PODS) if test(p)]
+        return [objects.key(p) for p in self._items(PODS) if test(p)]
 
     async def execute(self, actions: list[Action]) -> None:
         """Run actions in order; raises the first API error that needs a retry."""
@@ -380,13 +381,13 @@ class ControllerManager:
         raise ValueError(f"unknown action verb {a.verb!r}")
 
     def _after_delete(self, a: Action, res: Any) -> None:
-        if a.rt.key == PODS.key and o.uid(a.obj):
-            self._tombstones[o.uid(a.obj)] = time.monotonic() + TOMBSTONE_SECONDS
+        if a.rt.key == PODS.key and objects.uid(a.obj):
+            self._tombstones[objects.uid(a.obj)] = time.monotonic() + TOMBSTONE_SECONDS
         inf = self.informers.get(a.rt.key)
         if inf is None:
             return
         k = f"{a.namespace}/{a.name}" if a.namespace else a.name
-        if isinstance(res, dict) and res.get("kind") != "Status" and o.is_deleting(res):
+        if isinstance(res, dict) and res.get("kind") != "Status" and objects.is_deleting(res):
             self._remember(a.rt, res)  # graceful deletion: the object stays, terminating
         else:
             inf.cache.pop(k, None)
@@ -405,7 +406,7 @@ class ControllerManager:
             log.debug("could not record event %s: %s", ev.get("reason"), e)
 
     async def _bind(self, b: Obj) -> Any:
-        ns, name = o.namespace(b), o.name(b)
+        ns, name = objects.namespace(b), objects.name(b)
         node = str((b.get("target") or {}).get("name") or "")
         if self._binding_supported is not False:
             try:
@@ -427,7 +428,7 @@ class ControllerManager:
                             "spec.nodeName instead")
                 self._binding_supported = False
         pod = await self.client.get(PODS, name, ns)
-        if o.uid(b) and o.uid(pod) != o.uid(b):
+        if objects.uid(b) and objects.uid(pod) != objects.uid(b):
             return None
         pod.setdefault("spec", {})["nodeName"] = node
         res = await self.client.update(PODS, pod)
@@ -487,15 +488,15 @@ class ControllerManager:
     async def _replicaset_name_taken(self, dep: Obj, wanted: Obj) -> None:
         """The ReplicaSet name `<deployment>-<hash>` exists: ours (the cache lags) or a hash collision,
         which bumps status.collisionCount so the next hash differs (as kube-controller-manager does)."""
-        ns, rs_name = o.namespace(dep), o.name(wanted)
+        ns, rs_name = objects.namespace(dep), objects.name(wanted)
         try:
             existing = await self.client.get(REPLICASETS, rs_name, ns)
         except ApiError:
             return
         same = equal_ignore_hash((existing.get("spec") or {}).get("template") or {},
                                  (wanted.get("spec") or {}).get("template") or {})
-        if same and o.controller_ref(existing) is not None and \
-                (o.controller_ref(existing) or {}).get("uid") == o.uid(dep):
+        if same and objects.controller_ref(existing) is not None and \
+                (objects.controller_ref(existing) or {}).get("uid") == objects.uid(dep):
             self._remember(REPLICASETS, existing)
             return
         new = {**dep, "status": dict(dep.get("status") or {})}
@@ -508,8 +509,8 @@ class ControllerManager:
         if pod is None:
             return
         nodes = self._items(NODES)
-        if o.node_name(pod):
-            told = (o.uid(pod), "node:" + o.node_name(pod))
+        if objects.node_name(pod):
+            told = (objects.uid(pod), "node:" + objects.node_name(pod))
             if told not in self._told:
                 actions = missing_node_event(pod, nodes)
                 if actions:
@@ -529,13 +530,13 @@ class ControllerManager:
         node = self.cache(NODES).get(key)
         if node is None:
             return
-        pods = [p for p in self._items(PODS) if o.node_name(p) == key]
+        pods = [p for p in self._items(PODS) if objects.node_name(p) == key]
         await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds,
                                                  observed_at=self._heartbeat_observed(key, node)))
 
     def _heartbeat_observed(self, key: str, node: Obj) -> dt.datetime:
         """When this controller last saw `node`'s heartbeat change (first sight counts as a change)."""
-        ready = o.condition(node, "Ready") or {}
+        ready = objects.condition(node, "Ready") or {}
         beat = str(ready.get("lastHeartbeatTime") or "")
         seen = self._heartbeats.get(key)
         if seen is None or seen[0] != beat:
@@ -560,7 +561,7 @@ class ControllerManager:
                     continue
                 self._lb_last_try[key] = time.monotonic()
             elif a.verb == "event":
-                told = (o.uid(svc), "lb-full")
+                told = (objects.uid(svc), "lb-full")
                 if told in self._told:
                     continue
                 self._told.add(told)

@@ -21,7 +21,7 @@ import copy
 import datetime as dt
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.controllers.timeutil import rfc3339, utcnow
@@ -39,7 +39,7 @@ R_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 def wants_scheduling(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     return (not spec.get("nodeName") and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME
-            and not o.is_deleting(pod) and not o.pod_is_terminal(pod))
+            and not objects.is_deleting(pod) and not objects.pod_is_terminal(pod))
 
 
 def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
@@ -62,7 +62,7 @@ def effective_taints(node: Obj) -> list[dict[str, Any]]:
     them; counting them here keeps pods off a node even before that happened)."""
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if isinstance(t, dict)]
     keys = {(t.get("key"), t.get("effect")) for t in taints}
-    ready = o.node_ready_status(node)
+    ready = objects.node_ready_status(node)
     implied = None
     if ready in ("False", ""):
         implied = NOT_READY_TAINT
@@ -96,7 +96,7 @@ def _expr_matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def matches_node_affinity(pod: Obj, node: Obj) -> bool:
     spec = pod.get("spec") or {}
-    labels = o.labels(node)
+    labels = objects.labels(node)
     for k, v in (spec.get("nodeSelector") or {}).items():
         if labels.get(k) != v:
             return False
@@ -146,9 +146,9 @@ def unschedulable_message(reasons: dict[str, int], n_nodes: int) -> str:
 
 
 def binding(pod: Obj, node: str) -> Obj:
-    meta: dict[str, Any] = {"name": o.name(pod), "namespace": o.namespace(pod)}
-    if o.uid(pod):
-        meta["uid"] = o.uid(pod)
+    meta: dict[str, Any] = {"name": objects.name(pod), "namespace": objects.namespace(pod)}
+    if objects.uid(pod):
+        meta["uid"] = objects.uid(pod)
     return {"apiVersion": "v1", "kind": "Binding", "metadata": meta,
             "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
 
@@ -156,8 +156,8 @@ def binding(pod: Obj, node: str) -> Obj:
 def pods_per_node(pods: list[Obj]) -> dict[str, int]:
     count: dict[str, int] = {}
     for p in pods:
-        n = o.node_name(p)
-        if n and not o.pod_is_terminal(p):
+        n = objects.node_name(p)
+        if n and not objects.pod_is_terminal(p):
             count[n] = count.get(n, 0) + 1
     return count
 
@@ -176,8 +176,8 @@ def siblings_per_node(pod: Obj, pods: list[Obj]) -> dict[str, int]:
     if not owner:
         return count
     for p in pods:
-        n = o.node_name(p)
-        if n and not o.pod_is_terminal(p) and _controller_uid(p) == owner:
+        n = objects.node_name(p)
+        if n and not objects.pod_is_terminal(p) and _controller_uid(p) == owner:
             count[n] = count.get(n, 0) + 1
     return count
 
@@ -187,14 +187,14 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
     now = now or utcnow()
     if not wants_scheduling(pod):
         return []
-    live = [n for n in nodes if not o.is_deleting(n)]
+    live = [n for n in nodes if not objects.is_deleting(n)]
     reasons: dict[str, int] = {}
     fits: list[Obj] = []
     load = pods_per_node(pods)
     for node in live:
         why = filter_reason(pod, node)
         cap = allocatable_pods(node)
-        if why is None and cap is not None and load.get(o.name(node), 0) >= cap:
+        if why is None and cap is not None and load.get(objects.name(node), 0) >= cap:
             why = R_TOO_MANY_PODS
         if why is None:
             fits.append(node)
@@ -202,13 +202,14 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
             reasons[why] = reasons.get(why, 0) + 1
     if fits:
         siblings = siblings_per_node(pod, pods)
-        best = min(fits, key=lambda n: (siblings.get(o.name(n), 0), load.get(o.name(n), 0), o.name(n)))
-        target = o.name(best)
-        ev = make_event(pod, "Scheduled", f"Successfully assigned {o.key(pod)} to {target}",
+        best = min(fits, key=lambda n: (siblings.get(objects.name(n), 0), load.get(objects.name(n), 0),
+                                        objects.name(n)))
+        target = objects.name(best)
+        ev = make_event(pod, "Scheduled", f"Successfully assigned {objects.key(pod)} to {target}",
                         component=SCHEDULER_NAME, now=now)
         return [Action("bind", PODS, binding(pod, target), then_event=ev)]
     message = unschedulable_message(reasons, len(live))
-    current = o.condition(pod, "PodScheduled")
+    current = objects.condition(pod, "PodScheduled")
     if current is not None and current.get("status") == "False" and current.get("message") == message:
         return []  # already reported
     new = copy.deepcopy(pod)
@@ -225,10 +226,11 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
 def missing_node_event(pod: Obj, nodes: list[Obj], now: dt.datetime | None = None) -> list[Action]:
     """A pending pod naming a node that does not exist stays Pending; say so once (the runner
     remembers which pods it told about)."""
-    want = o.node_name(pod)
-    if not want or o.pod_is_terminal(pod) or o.is_deleting(pod) or o.pod_phase(pod) != "Pending":
+    want = objects.node_name(pod)
+    if (not want or objects.pod_is_terminal(pod) or objects.is_deleting(pod)
+            or objects.pod_phase(pod) != "Pending"):
         return []
-    if any(o.name(n) == want for n in nodes):
+    if any(objects.name(n) == want for n in nodes):
         return []
     msg = (f'node "{want}" not found: the pod stays Pending until a node with that name joins '
            "the cluster")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.model.kinds import CONFIGMAPS, SERVICEACCOUNTS, Obj
 
@@ -35,11 +35,11 @@ def reconcile_namespace(
     ns: Obj, service_accounts: list[Obj], configmaps: list[Obj], ca_pem: str
 ) -> list[Action]:
     """Actions for one namespace, given its ServiceAccounts and ConfigMaps (from the caches)."""
-    if o.is_deleting(ns) or (ns.get("status") or {}).get("phase") == "Terminating":
+    if objects.is_deleting(ns) or (ns.get("status") or {}).get("phase") == "Terminating":
         return []
-    name = o.name(ns)
+    name = objects.name(ns)
     actions: list[Action] = []
-    if not any(o.name(sa) == "default" for sa in service_accounts):
+    if not any(objects.name(sa) == "default" for sa in service_accounts):
         actions.append(
             Action(
                 "create",
@@ -52,7 +52,7 @@ def reconcile_namespace(
             )
         )
     if ca_pem:
-        current = next((cm for cm in configmaps if o.name(cm) == ROOT_CA_CONFIGMAP), None)
+        current = next((cm for cm in configmaps if objects.name(cm) == ROOT_CA_CONFIGMAP), None)
         if current is None:
             actions.append(Action("create", CONFIGMAPS, root_ca_configmap(name, ca_pem)))
         elif (current.get("data") or {}).get("ca.crt") != ca_pem or current.get("binaryData"):

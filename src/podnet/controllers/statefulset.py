@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action, delete_action
 from podnet.controllers.events import make_event
 from podnet.controllers.template_hash import compute_hash
@@ -28,11 +28,11 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
 
 def revision(sts: Obj) -> str:
-    return f"{o.name(sts)}-{compute_hash((sts.get('spec') or {}).get('template') or {})}"
+    return f"{objects.name(sts)}-{compute_hash((sts.get('spec') or {}).get('template') or {})}"
 
 
 def ordinal_of(sts: Obj, pod: Obj) -> int | None:
-    m = re.fullmatch(re.escape(o.name(sts)) + r"-(\d+)", o.name(pod))
+    m = re.fullmatch(re.escape(objects.name(sts)) + r"-(\d+)", objects.name(pod))
     return int(m.group(1)) if m else None
 
 
@@ -40,14 +40,14 @@ def new_pod(sts: Obj, ordinal: int, rev: str) -> Obj:
     spec = sts.get("spec") or {}
     tmpl = spec.get("template") or {}
     tmeta = tmpl.get("metadata") or {}
-    name = f"{o.name(sts)}-{ordinal}"
+    name = f"{objects.name(sts)}-{ordinal}"
     labels = dict(tmeta.get("labels") or {})
     labels.update({HASH_LABEL: rev, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)})
     meta: dict[str, Any] = {
         "name": name,
-        "namespace": o.namespace(sts),
+        "namespace": objects.namespace(sts),
         "labels": labels,
-        "ownerReferences": [o.owner_ref_to(sts)],
+        "ownerReferences": [objects.owner_ref_to(sts)],
     }
     if tmeta.get("annotations"):
         meta["annotations"] = dict(tmeta["annotations"])
@@ -59,19 +59,19 @@ def new_pod(sts: Obj, ordinal: int, rev: str) -> Obj:
 
 
 def _running_ready(pod: Obj) -> bool:
-    return o.pod_phase(pod) == "Running" and o.pod_is_ready(pod) and not o.is_deleting(pod)
+    return objects.pod_phase(pod) == "Running" and objects.pod_is_ready(pod) and not objects.is_deleting(pod)
 
 
 def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = None) -> list[Action]:
     now = now or utcnow()
-    if o.is_deleting(sts):
+    if objects.is_deleting(sts):
         return []
     spec = sts.get("spec") or {}
     try:
         sel = from_label_selector(spec.get("selector"))
     except SelectorError:
         return []
-    ns = o.namespace(sts)
+    ns = objects.namespace(sts)
     replicas_value = spec.get("replicas")
     replicas = replicas_value if isinstance(replicas_value, int) else 1
     start = int((spec.get("ordinals") or {}).get("start") or 0)
@@ -80,9 +80,9 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
     mine: dict[int, Obj] = {}
     for p in pods:
         if (
-            o.namespace(p) != ns
-            or (o.controller_ref(p) or {}).get("uid") != o.uid(sts)
-            or not sel.matches(o.labels(p))
+            objects.namespace(p) != ns
+            or (objects.controller_ref(p) or {}).get("uid") != objects.uid(sts)
+            or not sel.matches(objects.labels(p))
         ):
             continue
         ordinal = ordinal_of(sts, p)
@@ -99,7 +99,7 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
             ev = make_event(
                 sts,
                 "SuccessfulCreate",
-                f"create Pod {o.name(sts)}-{ordinal} in StatefulSet {o.name(sts)} successful",
+                f"create Pod {objects.name(sts)}-{ordinal} in StatefulSet {objects.name(sts)} successful",
                 component=COMPONENT,
                 now=now,
             )
@@ -107,11 +107,11 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
             if not parallel:
                 blocked = True
             continue
-        if o.pod_phase(pod) == "Failed" and not o.is_deleting(pod):
+        if objects.pod_phase(pod) == "Failed" and not objects.is_deleting(pod):
             ev = make_event(
                 sts,
                 "RecreatingFailedPod",
-                f"StatefulSet {ns}/{o.name(sts)} is recreating failed Pod {o.name(pod)}",
+                f"StatefulSet {ns}/{objects.name(sts)} is recreating failed Pod {objects.name(pod)}",
                 "Warning",
                 COMPONENT,
                 now,
@@ -129,7 +129,7 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
     )
     for i in extra:
         pod = mine[i]
-        if o.is_deleting(pod):
+        if objects.is_deleting(pod):
             if not parallel:
                 break
             continue
@@ -138,7 +138,7 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
         ev = make_event(
             sts,
             "SuccessfulDelete",
-            f"delete Pod {o.name(pod)} in StatefulSet {o.name(sts)} successful",
+            f"delete Pod {objects.name(pod)} in StatefulSet {objects.name(sts)} successful",
             component=COMPONENT,
             now=now,
         )
@@ -153,25 +153,25 @@ def reconcile_statefulset(sts: Obj, pods: list[Obj], now: dt.datetime | None = N
             if i < start + partition:
                 break
             pod = mine.get(i)
-            if pod is not None and o.labels(pod).get(HASH_LABEL) != rev:
+            if pod is not None and objects.labels(pod).get(HASH_LABEL) != rev:
                 actions.append(delete_action(PODS, pod))
                 break
-    current = [p for i, p in mine.items() if i in wanted and not o.is_deleting(p)]
+    current = [p for i, p in mine.items() if i in wanted and not objects.is_deleting(p)]
     old_status = sts.get("status") or {}
     status: dict[str, Any] = {
         "replicas": len(current),
-        "readyReplicas": sum(1 for p in current if o.pod_is_ready(p)),
-        "currentReplicas": sum(1 for p in current if o.labels(p).get(HASH_LABEL) == rev),
-        "updatedReplicas": sum(1 for p in current if o.labels(p).get(HASH_LABEL) == rev),
+        "readyReplicas": sum(1 for p in current if objects.pod_is_ready(p)),
+        "currentReplicas": sum(1 for p in current if objects.labels(p).get(HASH_LABEL) == rev),
+        "updatedReplicas": sum(1 for p in current if objects.labels(p).get(HASH_LABEL) == rev),
         "availableReplicas": sum(
-            1 for p in current if o.pod_is_available(p, int(spec.get("minReadySeconds") or 0), now)
+            1 for p in current if objects.pod_is_available(p, int(spec.get("minReadySeconds") or 0), now)
         ),
         "currentRevision": rev,
         "updateRevision": rev,
         "collisionCount": int(old_status.get("collisionCount") or 0),
     }
-    if o.meta(sts).get("generation") is not None:
-        status["observedGeneration"] = o.meta(sts)["generation"]
+    if objects.meta(sts).get("generation") is not None:
+        status["observedGeneration"] = objects.meta(sts)["generation"]
     if status != old_status:
         new = copy.deepcopy(sts)
         new["status"] = status

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from podnet.controllers import objects as o
+from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.cronjob import reconcile_cronjob
 from podnet.controllers.daemonset import reconcile_daemonset
@@ -47,9 +47,9 @@ def _owner_keys(kind: str) -> Any:
     def keys(etype: str, obj: Obj, old: Obj | None) -> Iterable[str]:
         out = []
         for x in (obj, old):
-            ref = o.controller_ref(x) if x is not None else None
+            ref = objects.controller_ref(x) if x is not None else None
             if ref is not None and ref.get("kind") == kind:
-                out.append(f"{o.namespace(x or obj)}/{ref.get('name')}")
+                out.append(f"{objects.namespace(x or obj)}/{ref.get('name')}")
         return dict.fromkeys(out)
 
     return keys
@@ -82,10 +82,12 @@ class WorkloadControllers:
                 all_keys=lambda: self._keys(NAMESPACES),
                 watches=(
                     Watch(NAMESPACES, own_key),
-                    Watch(SERVICEACCOUNTS, lambda et, sa, old: (o.namespace(sa),) if et == "DELETED" else ()),
+                    Watch(SERVICEACCOUNTS,
+                          lambda et, sa, old: (objects.namespace(sa),) if et == "DELETED" else ()),
                     Watch(
                         CONFIGMAPS,
-                        lambda et, cm, old: (o.namespace(cm),) if o.name(cm) == ROOT_CA_CONFIGMAP else (),
+                        lambda et, cm, old: (
+                            (objects.namespace(cm),) if objects.name(cm) == ROOT_CA_CONFIGMAP else ()),
                     ),
                 ),
             ),
@@ -133,14 +135,14 @@ class WorkloadControllers:
         ]
 
     def _keys(self, rt: ResourceType) -> list[str]:
-        return [o.key(x) for x in self.m.cache(rt).cache.values()]
+        return [objects.key(x) for x in self.m.cache(rt).cache.values()]
 
     def _get(self, rt: ResourceType, key: str) -> Obj | None:
         obj = self.m.cache(rt).cache.get(key)
         return obj if isinstance(obj, dict) else None
 
     def _in_ns(self, rt: ResourceType, ns: str) -> list[Obj]:
-        return [x for x in self.m.cache(rt).cache.values() if o.namespace(x) == ns]
+        return [x for x in self.m.cache(rt).cache.values() if objects.namespace(x) == ns]
 
     async def _sync_namespace(self, key: str) -> None:
         ns = self._get(NAMESPACES, key)
@@ -156,7 +158,7 @@ class WorkloadControllers:
         job = self._get(JOBS, key)
         if job is None:
             return
-        actions, after = reconcile_job(job, self.m._live_pods(o.namespace(job)))
+        actions, after = reconcile_job(job, self.m._live_pods(objects.namespace(job)))
         await self.m.execute(actions)
         if after is not None:
             self.m.runner.enqueue_after("job", key, after + 0.5)
@@ -165,7 +167,7 @@ class WorkloadControllers:
         cj = self._get(CRONJOBS, key)
         if cj is None:
             return
-        actions, after = reconcile_cronjob(cj, self._in_ns(JOBS, o.namespace(cj)))
+        actions, after = reconcile_cronjob(cj, self._in_ns(JOBS, objects.namespace(cj)))
         await self.m.execute(actions)
         if after is not None:
             self.m.runner.enqueue_after("cronjob", key, after + 0.5)
@@ -175,19 +177,19 @@ class WorkloadControllers:
         if ds is None:
             return
         nodes = list(self.m.cache(NODES).cache.values())
-        await self.m.execute(reconcile_daemonset(ds, self.m._live_pods(o.namespace(ds)), nodes))
+        await self.m.execute(reconcile_daemonset(ds, self.m._live_pods(objects.namespace(ds)), nodes))
 
     async def _sync_statefulset(self, key: str) -> None:
         sts = self._get(STATEFULSETS, key)
         if sts is None:
             return
-        await self.m.execute(reconcile_statefulset(sts, self.m._live_pods(o.namespace(sts))))
+        await self.m.execute(reconcile_statefulset(sts, self.m._live_pods(objects.namespace(sts))))
 
     async def _sync_rc(self, key: str) -> None:
         rc = self._get(REPLICATIONCONTROLLERS, key)
         if rc is None:
             return
-        await self.m.execute(reconcile_replication_controller(rc, self.m._live_pods(o.namespace(rc))))
+        await self.m.execute(reconcile_replication_controller(rc, self.m._live_pods(objects.namespace(rc))))
 
 
 def reconcile_replication_controller(rc: Obj, pods: list[Obj]) -> list[Action]:
