@@ -7,6 +7,7 @@ a real cluster (`Error from server (NotFound): services "x" not found`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from podnet.model.errors import FieldError, aggregate
@@ -24,18 +25,50 @@ class APIError(Exception):
         self.details = details
 
     def status(self) -> Status:
-        st: Status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details is not None:
-            st["details"] = self.details
+        """The metav1.Status, its keys in the struct's field order with empty ones left out
+        (`omitempty`), as kube-apiserver's JSON serializer writes it."""
+        st: Status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        if self.message:
+            st["message"] = self.message
+        if self.reason:
+            st["reason"] = self.reason
+        if self.details is not None:  # a pointer in Go: {} when set but empty (e.g. unknown paths)
+            st["details"] = _ordered_details(self.details)
+        if self.code:
+            st["code"] = self.code
         return st
+
+    def body(self) -> bytes:
+        """The response body, byte for byte as kube-apiserver sends it (see encode)."""
+        return encode(self.status())
+
+
+# k8s.io/apimachinery/pkg/apis/meta/v1/types.go: StatusDetails and StatusCause, in field order
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+def _ordered_details(details: dict[str, Any]) -> dict[str, Any]:
+    out = {k: details[k] for k in _DETAILS_ORDER if details.get(k)}
+    if "causes" in out:
+        out["causes"] = [{k: c[k] for k in _CAUSE_ORDER if c.get(k)} if isinstance(c, dict) else c
+                         for c in out["causes"]]
+    out.update({k: v for k, v in details.items() if k not in _DETAILS_ORDER and v})
+    return out
+
+
+_GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+               ("\u2029", "\\u2029"))
+
+
+def encode(obj: Any) -> bytes:
+    """JSON as Go's json.Encoder writes it (kube-apiserver's serializer, runtime/serializer/json):
+    compact, UTF-8, <, > and & escaped as \\u003c \\u003e \\u0026, then a newline."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in _GO_ESCAPES:
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text.encode("utf-8", errors="replace") + b"\n"
 
 
 def _details(rt: ResourceType, name: str) -> dict[str, Any]:

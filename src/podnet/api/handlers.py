@@ -24,7 +24,16 @@ TRUE = ("1", "true", "True")
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(obj, separators=(",", ":")).encode(),
-                        content_type="application/json")
+                        content_type="application/json", headers=CACHE_CONTROL)
+
+
+CACHE_CONTROL = {"Cache-Control": "no-cache, private"}  # apiserver filters/cachecontrol.go, every answer
+
+
+def status_response(err: APIError) -> web.Response:
+    """An error as kube-apiserver answers it: the Status bytes (errors.APIError.body), application/json."""
+    return web.Response(status=err.code, body=err.body(), content_type="application/json",
+                        headers=CACHE_CONTROL)
 
 
 def wants_table(request: web.Request) -> bool:
@@ -329,4 +338,5 @@ def _dry_run(request: web.Request) -> bool:
 
 def _timeout(request: web.Request) -> float | None:
     v = _int_param(request, "timeoutSeconds")
-    return None if v is None or v <= 0 else float(v)  # 0: the server's default, as kube-apiserver does
+    # 0: the server's default; negative: already expired (kube-apiserver's context.WithTimeout)
+    return None if v is None or v == 0 else max(float(v), 0.0)

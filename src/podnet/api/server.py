@@ -22,12 +22,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from podnet.api import bodies, discovery, routing
+from podnet.api import bodies, discovery, listen, routing
 from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
 from podnet.api.errors import APIError, internal_error, unauthorized
 from podnet.api.gc import GarbageCollector
-from podnet.api.handlers import ResourceHandler, json_response
+from podnet.api.handlers import ResourceHandler, json_response, status_response
 from podnet.api.hooks import ResourceHooks
 from podnet.api.identity import ADMIN, USER_KEY, Identity
 from podnet.api.logs import LogProxy
@@ -115,12 +115,12 @@ class APIServer:
         try:
             return await handler(request)
         except APIError as e:
-            return json_response(e.status(), e.code)
+            return status_response(e)
         except web.HTTPRequestEntityTooLarge:
             from podnet.api.errors import too_large
 
             err = too_large()
-            return json_response(err.status(), err.code)
+            return status_response(err)
         except web.HTTPException:
             raise
         except (asyncio.CancelledError, ConnectionError):
@@ -128,7 +128,7 @@ class APIServer:
         except Exception as e:
             log.exception("%s %s failed", request.method, request.path)
             err = internal_error(f"{type(e).__name__}: {e}")
-            return json_response(err.status(), err.code)
+            return status_response(err)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -205,19 +205,20 @@ class APIServer:
         if self._runner is not None:
             raise RuntimeError("API server already started")
         bodies.share_the_gil()
-        runner = web.AppRunner(self.make_app(), handle_signals=False, shutdown_timeout=5.0)
+        runner = web.AppRunner(self.make_app(), handle_signals=False, shutdown_timeout=5.0,
+                               **listen.HANDLER_ARGS)
         await runner.setup()
         self._runner = runner
         bound = 0
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            site = listen.APISite(runner, host, port, ssl_context=ssl_context)
             await site.start()
             for addr in runner.addresses:
                 if isinstance(addr, tuple) and len(addr) >= 2:
                     bound = int(addr[1])
                     break
             if unix_path:
-                await web.UnixSite(runner, unix_path).start()
+                await listen.APISite(runner, unix_path=unix_path).start()
         except BaseException:
             await self.stop()
             raise
@@ -230,7 +231,7 @@ class APIServer:
         """Also listen on host:port (after `start`), e.g. the address other machines join through."""
         if self._runner is None:
             raise RuntimeError("API server not started")
-        await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
+        await listen.APISite(self._runner, host, port, ssl_context=ssl_context).start()
 
     async def stop(self) -> None:
         self._stopping.set()

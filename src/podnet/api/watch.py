@@ -77,6 +77,8 @@ class Watcher:
         deadline = loop.time() + limit
         next_bookmark = loop.time() + self.bookmark_every
         last_rv = start_rv
+        if limit <= 0:
+            initial = []  # timeoutSeconds < 0: the stream ends at once
         try:
             for o in initial:
                 await send.event("ADDED", o)

@@ -168,3 +168,11 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(api: Api) -> 
         ev = await next_event(resp)
         assert ev["type"] == "BOOKMARK"
         assert ev["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_watch_with_a_negative_timeout_ends_at_once(api: Api) -> None:
+    # kube-apiserver: context.WithTimeout(ctx, -5s) has expired already (handlers/get.go)
+    await api.call("POST", SVC_PATH, service("a"))
+    async with api.client.get(SVC_PATH, params={"watch": "1", "timeoutSeconds": "-5"}) as resp:
+        assert resp.status == 200
+        assert await asyncio.wait_for(resp.read(), 3) == b""
