@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "in this network namespace. The command with --token and --ca-cert-hash is printed by "
         "`podnet up --listen ADDR` or `podnet token create --print-join-command`.")
     j.add_argument("--server", required=True, help="the API server: https://ADDR:PORT")
-    j.add_argument("--token", required=True, help="a join token (abcdef.0123456789abcdef)")
+    j.add_argument("--token", default=os.environ.get("PODNET_JOIN_TOKEN", ""),
+                   help="a join token (abcdef.0123456789abcdef); default: $PODNET_JOIN_TOKEN, which keeps it "
+                   "off the command line (the node's agent never has it there: it reads a 0600 file)")
     j.add_argument("--ca-cert-hash", default="", metavar="sha256:HEX",
                    help="trust the server's CA only if its public key has this hash")
     j.add_argument("--ca-file", default="", help="trust the server's CA from this PEM file instead")
@@ -119,6 +121,9 @@ def run_join(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise CLIError("join creates network namespaces, links and nftables rules: run it as root")
     os.umask(0o077)  # the state directory holds the node's credential: root only
+    if not args.token:
+        raise CLIError("give the join token: --token abcdef.0123456789abcdef, or PODNET_JOIN_TOKEN in the "
+                       "environment")
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout:g}: must be more than 0 seconds")
     rejoin_host_mount_ns()  # under `ip netns exec`: the pods' namespaces must be visible to everyone

@@ -85,3 +85,18 @@ def test_both_readme_scripts_use_it() -> None:
     readme = (REPO / "README.md").read_text()
     assert "\n./scripts/demo.sh\n" in readme and "\n./scripts/test.sh\n" in readme
     assert "sudo ./scripts" not in readme
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="podnet join checks for root first")
+def test_join_takes_its_token_from_the_environment_too() -> None:
+    import sys
+
+    base = [sys.executable, "-m", "podnet.cli.main", "join", "--server", "https://127.0.0.1:1"]
+    env = {k: v for k, v in os.environ.items() if k != "PODNET_JOIN_TOKEN"}
+    res = subprocess.run(base, env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and res.stderr.strip() == (
+        "error: give the join token: --token abcdef.0123456789abcdef, or PODNET_JOIN_TOKEN in the "
+        "environment")
+    res = subprocess.run(base, env={**env, "PODNET_JOIN_TOKEN": "not-a-token"}, capture_output=True,
+                         text=True, timeout=30)
+    assert 'invalid --token "not-a-token"' in res.stderr  # the environment's token is the one checked
