@@ -23,6 +23,7 @@ from podnet.model.kinds import (
     ENDPOINTSLICES,
     EVENTS,
     NAMESPACES,
+    NETWORKPOLICIES,
     NODES,
     PODS,
     REPLICASETS,
@@ -506,6 +507,12 @@ def _configmap(cm: Obj, now: datetime) -> list[Any]:
             since(meta.get("creationTimestamp"), now)]
 
 
+def _network_policy(np: Obj, now: datetime) -> list[Any]:
+    meta = _d(np.get("metadata"))
+    return [_s(meta.get("name")), format_label_selector(_d(np.get("spec")).get("podSelector")),
+            since(meta.get("creationTimestamp"), now)]
+
+
 # -- events -----------------------------------------------------------------------------------
 
 
@@ -609,6 +616,14 @@ PRINTERS: dict[str, TablePrinter] = {
         Column("Selector", priority=1, description="Selector is a label query over pods that should match "
                                                    "the replica count."),
     ), _replicaset),
+    NETWORKPOLICIES.key: TablePrinter((
+        NAME,
+        Column("Pod-Selector", description=(
+            "podSelector selects the pods to which this NetworkPolicy object applies. The array of rules "
+            "is applied to any pods selected by this field. An empty selector matches all pods in this "
+            "namespace.")),
+        AGE,
+    ), _network_policy),
     CONFIGMAPS.key: TablePrinter((
         NAME, Column("Data", description="Data contains the configuration data."), AGE,
     ), _configmap),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from podnet.model.kinds import Obj
+from podnet.model.validation_netpol import default_network_policy
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -291,6 +292,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("apps/v1", "Deployment"): default_deployment,
     ("apps/v1", "ReplicaSet"): default_replicaset,
     ("discovery.k8s.io/v1", "EndpointSlice"): default_endpointslice,
+    ("networking.k8s.io/v1", "NetworkPolicy"): default_network_policy,
 }
 
 

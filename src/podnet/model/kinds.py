@@ -79,6 +79,8 @@ DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", "deploymen
                            ("all",), subresources=("status", "scale"))
 REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
                            ("all",), subresources=("status", "scale"))
+NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy",
+                               True, ("netpol",))
 
 SECRETS = ResourceType("", _CORE, "Secret", "secrets", "secret", True)
 SERVICEACCOUNTS = ResourceType("", _CORE, "ServiceAccount", "serviceaccounts", "serviceaccount", True,
@@ -140,6 +142,7 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
     ENDPOINTSLICES, DEPLOYMENTS, REPLICASETS, DAEMONSETS, STATEFULSETS, CONTROLLERREVISIONS,
     JOBS, CRONJOBS, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
     PODDISRUPTIONBUDGETS, HORIZONTALPODAUTOSCALERS, APISERVICES, CUSTOMRESOURCEDEFINITIONS,
+    NETWORKPOLICIES,
 )
 """Every stored built-in resource (the review resources are served but never stored)."""
 SERVED_REVIEWS: tuple[ResourceType, ...] = REVIEWS
@@ -154,6 +157,7 @@ GROUPS: tuple[APIGroup, ...] = (
     _group("", "v1"),
     _group("apps", "v1"),
     _group("discovery.k8s.io", "v1"),
+    _group("networking.k8s.io", "v1"),
     _group("batch", "v1"),
     _group(_RBAC, "v1"),
     _group("policy", "v1"),

@@ -23,6 +23,7 @@ ROOTS: dict[str, str] = {
     "ConfigMap": "ConfigMap",
     "Endpoints": "Endpoints",
     "EndpointSlice": "EndpointSlice",
+    "NetworkPolicy": "NetworkPolicy",
 }
 _TABLE: dict[str, str] = {
     "AWSElasticBlockStoreVolumeSource": "fsType partition readOnly volumeID",
@@ -150,6 +151,16 @@ _TABLE: dict[str, str] = {
     "LocalObjectReference": "name",
     "ManagedFieldsEntry": "apiVersion fieldsType fieldsV1 manager operation subresource time",
     "NFSVolumeSource": "path readOnly server",
+    "NetworkPolicy": "apiVersion kind metadata:ObjectMeta spec:NetworkPolicySpec",
+    "NetworkPolicyEgressRule": "ports:[NetworkPolicyPort] to:[NetworkPolicyPeer]",
+    "NetworkPolicyIngressRule": "from:[NetworkPolicyPeer] ports:[NetworkPolicyPort]",
+    "NetworkPolicyPeer": "ipBlock:IPBlock namespaceSelector:LabelSelector podSelector:LabelSelector",
+    "NetworkPolicyPort": "endPort port protocol",
+    "NetworkPolicySpec": (
+        "egress:[NetworkPolicyEgressRule] ingress:[NetworkPolicyIngressRule] podSelector:LabelSelector "
+        "policyTypes"
+    ),
+    "IPBlock": "cidr except",
     "Namespace": "apiVersion kind metadata:ObjectMeta spec:NamespaceSpec status:NamespaceStatus",
     "NamespaceCondition": "lastTransitionTime message reason status type",
     "NamespaceSpec": "finalizers",

@@ -41,6 +41,7 @@ from podnet.model.validation_misc import (
     validate_namespace,
     validate_node,
 )
+from podnet.model.validation_netpol import validate_network_policy
 from podnet.model.validation_pod import validate_pod, validate_pod_update
 from podnet.model.validation_policy import (
     validate_apiservice,
@@ -97,6 +98,7 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): validate_hpa,
     ("apiregistration.k8s.io/v1", "APIService"): validate_apiservice,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): validate_crd,
+    ("networking.k8s.io/v1", "NetworkPolicy"): validate_network_policy,
 }
 
 

@@ -120,6 +120,14 @@ _STRUCTS = {  # parent path → Go struct holding the field (for the message)
     "endpoints[]": "Endpoint",
     "endpoints[].conditions": "EndpointConditions",
     "ports[]": "EndpointPort",
+    "spec.ingress[]": "NetworkPolicyIngressRule",
+    "spec.egress[]": "NetworkPolicyEgressRule",
+    "spec.ingress[].ports[]": "NetworkPolicyPort",
+    "spec.egress[].ports[]": "NetworkPolicyPort",
+    "spec.ingress[].from[]": "NetworkPolicyPeer",
+    "spec.egress[].to[]": "NetworkPolicyPeer",
+    "spec.ingress[].from[].ipBlock": "IPBlock",
+    "spec.egress[].to[].ipBlock": "IPBlock",
     "spec.taints[]": "Taint",
     "status": "{kind}Status",
 }
@@ -153,6 +161,27 @@ _WORKLOAD = {
     "spec.strategy.rollingUpdate.maxSurge": "intstr",
     "spec.strategy.rollingUpdate.maxUnavailable": "intstr",
 }
+
+def _netpol_rules() -> dict[str, str]:
+    out: dict[str, str] = {"spec.podSelector": "struct:v1.LabelSelector",
+                           "spec.policyTypes": "[]v1.PolicyType"}
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        r = f"spec.{direction}"
+        out.update({
+            r: f"[]struct:v1.NetworkPolicy{direction.title()}Rule",
+            f"{r}[].ports": "[]struct:v1.NetworkPolicyPort",
+            f"{r}[].ports[].protocol": "v1.Protocol",
+            f"{r}[].ports[].port": "intstr",
+            f"{r}[].ports[].endPort": "int32",
+            f"{r}[].{peers}": "[]struct:v1.NetworkPolicyPeer",
+            f"{r}[].{peers}[].podSelector": "struct:v1.LabelSelector",
+            f"{r}[].{peers}[].namespaceSelector": "struct:v1.LabelSelector",
+            f"{r}[].{peers}[].ipBlock": "struct:v1.IPBlock",
+            f"{r}[].{peers}[].ipBlock.cidr": "string",
+            f"{r}[].{peers}[].ipBlock.except": "[]string",
+        })
+    return out
+
 
 SCHEMAS: dict[str, dict[str, str]] = {
     "Service": {
@@ -188,6 +217,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "spec.trafficDistribution": "string",
     },
     "Pod": {**_META, "spec": "struct:v1.PodSpec", **_prefixed("spec", _POD_SPEC)},
+    "NetworkPolicy": {**_META, "spec": "struct:v1.NetworkPolicySpec", **_netpol_rules()},
     "Deployment": {**_META, **_WORKLOAD},
     "ReplicaSet": {**_META, **_WORKLOAD},
     "Namespace": {**_META, "spec.finalizers": "[]v1.FinalizerName", "status.phase": "v1.NamespacePhase"},

@@ -30,7 +30,7 @@ async def test_api_and_apis_documents(api: Api) -> None:
     assert body["kind"] == "APIGroupList"
     names = {g["name"]: g for g in body["groups"]}
     assert {"apps", "discovery.k8s.io", "batch", "rbac.authorization.k8s.io", "policy", "autoscaling",
-            "apiregistration.k8s.io", "apiextensions.k8s.io"} <= set(names)
+            "apiregistration.k8s.io", "apiextensions.k8s.io", "networking.k8s.io"} <= set(names)
     assert names["apps"]["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
     code, body = await api.call("GET", "/apis/apps")
     assert code == 200 and body["kind"] == "APIGroup" and body["name"] == "apps"
