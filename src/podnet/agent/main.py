@@ -35,6 +35,7 @@ from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.net.ops import NetOps
+from podnet.policy.runner import PolicyRunner, make_runner
 from podnet.proxy.health import ProxyStatusServer, node_eligible
 from podnet.proxy.metrics import METRICS
 from podnet.proxy.runner import run_proxy
@@ -88,6 +89,7 @@ class Agent:
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={opts.node_name}")
         self.runtime: PodRuntime | None = None
         self.kubelet: KubeletServer | None = None
+        self.policy: PolicyRunner | None = None
         self.kubelet_port = opts.kubelet_port
         self._tasks: list[asyncio.Task[Any]] = []
         self._routes_dirty = asyncio.Event()
@@ -294,6 +296,23 @@ class Agent:
         finally:
             await status.close()
 
+    # ---- network policy ----
+    async def policy_loop(self) -> None:
+        assert self.policy is not None
+        while True:
+            try:
+                await self.policy.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("network policy loop failed: restarting it in 2s")
+                await asyncio.sleep(2.0)
+
+    async def admit_pod_network(self, pod: Obj, ip: str) -> None:
+        if self.policy is not None:
+            await self.policy.admit(pod, ip)
+
     # ---- pods ----
     def _find_pod_mtu(self) -> int:
         """The MTU for pod links: the uplink's, less the VXLAN overhead in vxlan mode (blocking netlink)."""
@@ -360,7 +379,8 @@ class Agent:
             resolv_conf=resolv, hosts_file=hosts, hostname=hostname, extra_env=extra_env, exec_in=exec_in,
             journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record,
             images=self.image_manager() if o.real_images else None,
-            runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name)
+            runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name,
+            admit_network=self.admit_pod_network if self.policy is not None else None)
 
     # ---- life ----
     async def start(self) -> None:
@@ -379,6 +399,8 @@ class Agent:
         self._tasks.append(asyncio.create_task(self.heartbeat(), name="heartbeat"))
         if o.run_proxy:
             self._tasks.append(asyncio.create_task(self.proxy_loop(), name="proxy"))
+            self.policy = make_runner(self.client, o.node_name)
+            self._tasks.append(asyncio.create_task(self.policy_loop(), name="policy"))
         await self.services.synced.wait()
         if o.network is None:
             self.pod_mtu = await in_netlink_thread(self._find_pod_mtu)

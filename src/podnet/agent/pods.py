@@ -63,6 +63,8 @@ class PodDeps:
     runtime_root: Path = Path("/run/podnet/runc")
     cluster: str = "podnet"
     volume_mounts: Callable[[Obj, Obj], list[Mount]] = lambda pod, container: []
+    # programs the pod's NetworkPolicy state (pod, IP) before its containers start: no window
+    admit_network: Callable[[Obj, str], Awaitable[None]] | None = None
 
 
 def pod_key(pod: Obj) -> str:
@@ -637,6 +639,17 @@ class PodWorker:
             for r in self.runners:
                 r._set_waiting("ContainerCreating", self.sandbox_error)
             return False
+        if self.deps.admit_network is not None and not self.host_network:
+            try:
+                await self.deps.admit_network(self.pod, ip)
+            except Exception as e:
+                self.sandbox_error = f"failed to program NetworkPolicy for the pod: {e or type(e).__name__}"
+                log.error("pod %s: %s", self.key, self.sandbox_error)
+                self.deps.record_event(self.pod, "Warning", "FailedCreatePodSandBox",
+                                       f"Failed to create pod sandbox: {self.sandbox_error}", "")
+                for r in self.runners:
+                    r._set_waiting("ContainerCreating", self.sandbox_error)
+                return False
         if self.rec.pod_ip and self.rec.pod_ip != ip:
             log.warning("pod %s: IP changed from %s to %s", self.key, self.rec.pod_ip, ip)
         self.rec.pod_ip = ip

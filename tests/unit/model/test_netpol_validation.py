@@ -14,6 +14,7 @@ from podnet.model.validation import validate
 
 Obj = dict[str, Any]
 PORT_RANGE = "must be between 1 and 65535, inclusive"
+SUPPORTED = 'supported values: "TCP", "UDP", "SCTP"'
 CIDR_MSG = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 
 
@@ -46,7 +47,8 @@ SUCCESS = [
                   {"protocol": "UDP", "port": "dns"}),
     ingress_from({"podSelector": {"matchLabels": {"c": "d"}}}),
     ingress_from({"namespaceSelector": {"matchLabels": {"c": "d"}}}),
-    ingress_from({"podSelector": {"matchLabels": {"e": "f"}}, "namespaceSelector": {"matchLabels": {"c": "d"}}}),
+    ingress_from({"podSelector": {"matchLabels": {"e": "f"}},
+                  "namespaceSelector": {"matchLabels": {"c": "d"}}}),
     ingress_from({"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.3.0/24", "192.168.4.0/24"]}}),
     egress_to({"namespaceSelector": {"matchLabels": {"c": "d"}}}),
     egress_to({"ipBlock": {"cidr": "fd00:192:168::/48", "except": ["fd00:192:168:3::/64"]}}),
@@ -68,11 +70,12 @@ QN = ("name part must consist of alphanumeric characters, '-', '_' or '.', and m
 
 CASES: dict[str, tuple[Obj, list[str]]] = {
     "invalid spec.podSelector": (
-        {"podSelector": INVALID_SELECTOR, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"c": "d"}}}]}]},
+        {"podSelector": INVALID_SELECTOR,
+         "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"c": "d"}}}]}]},
         [f'spec.podSelector.matchLabels: Invalid value: "NoUppercaseOrSpecialCharsLike=Equals": {QN}']),
     "invalid ingress.ports.protocol": (
         ingress_ports({"protocol": "ICMP", "port": 80}),
-        ['spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP"']),
+        ['spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": ' + SUPPORTED]),
     "invalid ingress.ports.port (int)": (
         ingress_ports({"protocol": "TCP", "port": 123456789}),
         [f"spec.ingress[0].ports[0].port: Invalid value: 123456789: {PORT_RANGE}"]),
@@ -91,7 +94,7 @@ CASES: dict[str, tuple[Obj, list[str]]] = {
          f'"NoUppercaseOrSpecialCharsLike=Equals": {QN}']),
     "invalid egress.ports.protocol": (
         {"podSelector": {}, "egress": [{"ports": [{"protocol": "ICMP", "port": 80}]}]},
-        ['spec.egress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP"']),
+        ['spec.egress[0].ports[0].protocol: Unsupported value: "ICMP": ' + SUPPORTED]),
     "invalid ingress.from.namespaceSelector": (
         ingress_from({"namespaceSelector": INVALID_SELECTOR}),
         [f'spec.ingress[0].from[0].namespaceSelector.matchLabels: Invalid value: '
@@ -130,14 +133,17 @@ CASES: dict[str, tuple[Obj, list[str]]] = {
         ['spec.policyTypes: Invalid value: []networking.PolicyType{"foo", "Ingress", "Egress"}: '
          "may not specify more than two policyTypes"]),
     "multiple ports defined, one port range is invalid": (
-        {"podSelector": {}, "egress": [{"ports": [{"port": 30000, "endPort": 32768}, {"port": 35000, "endPort": 32768}]}]},
+        {"podSelector": {}, "egress": [{"ports": [{"port": 30000, "endPort": 32768},
+                                                  {"port": 35000, "endPort": 32768}]}]},
         ["spec.egress[0].ports[1].endPort: Invalid value: 32768: must be greater than or equal to `port`"]),
     "endPort defined with named/string port": (
         {"podSelector": {}, "egress": [{"ports": [{"port": "dns", "endPort": 32768}]}]},
-        ["spec.egress[0].ports[0].endPort: Invalid value: 32768: may not be specified when `port` is non-numeric"]),
+        ["spec.egress[0].ports[0].endPort: Invalid value: 32768: "
+         "may not be specified when `port` is non-numeric"]),
     "endPort defined without port": (
         {"podSelector": {}, "egress": [{"ports": [{"endPort": 32768}]}]},
-        ["spec.egress[0].ports[0].endPort: Invalid value: 32768: may not be specified when `port` is not specified"]),
+        ["spec.egress[0].ports[0].endPort: Invalid value: 32768: "
+         "may not be specified when `port` is not specified"]),
     "port is greater than endPort": (
         {"podSelector": {}, "egress": [{"ports": [{"port": 21000, "endPort": 20500}]}]},
         ["spec.egress[0].ports[0].endPort: Invalid value: 20500: must be greater than or equal to `port`"]),
@@ -156,7 +162,8 @@ def test_invalid_policies(case: str) -> None:
 def test_name_and_namespace_rules() -> None:
     obj = policy({"podSelector": {}}, name="Bad_Name")
     msgs = [e.error() for e in validate(obj)]
-    assert msgs and msgs[0].startswith('metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
+    assert msgs and msgs[0].startswith(
+        'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
 
 
 def test_defaults_policy_types_from_rules_and_tcp_ports() -> None:

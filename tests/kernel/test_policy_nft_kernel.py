@@ -1,0 +1,77 @@
+"""The policy table in a real kernel (a scratch network namespace of this test): every shape render
+writes is accepted by nft, deltas apply on top of a full sync, a refused transaction leaves the
+table as it was, and the listing reads back into the same verdicts (explain.parse_table)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "policy"))
+from policy_fixtures import IPS, NAMESPACES, PODS, netpol, pod
+
+from podnet.policy.compile import build_state
+from podnet.policy.explain import Packet, judge_direction, parse_table
+from podnet.policy.nft import PolicyNftError, RealPolicyNft
+from podnet.policy.render import render_delta, render_full
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, nftables)")
+
+POLICIES = [
+    netpol("x", "deny-all", policyTypes=["Ingress", "Egress"]),
+    netpol("x", "web", podSelector={"matchLabels": {"pod": "a"}}, policyTypes=["Ingress", "Egress"],
+           ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}},
+                              {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.2.0/24"]}}],
+                     "ports": [{"port": 80}, {"port": 8000, "endPort": 8080}, {"port": "serve-81-tcp"},
+                               {"protocol": "SCTP"}, {"protocol": "UDP", "port": "serve-80-udp"}]}],
+           egress=[{"to": [{"podSelector": {"matchLabels": {"nobody": "here"}}}]},
+                   {"ports": [{"port": 53}]}]),
+]
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"pn-netpol-kt-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_full_delta_and_listing_round_trip(netns: str) -> None:
+    nft = RealPolicyNft(netns)
+    old = build_state(POLICIES, PODS, NAMESPACES, "n1")
+    nft.apply(render_full(old))
+    nft.apply(render_full(old))  # a second full sync replaces the table in place
+    new = build_state(POLICIES, [*PODS, pod("y", "d", "10.244.2.99", "n2", {"pod": "d"}),
+                                 pod("x", "a2", "10.244.1.99", "n1", {"pod": "a"})], NAMESPACES, "n1")
+    nft.apply(render_delta(old, new))
+    listing = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip", "podnet-policy"],
+                             capture_output=True, text=True, check=True).stdout
+    live = parse_table(listing)
+    assert live.maps["ingress-class"].keys() == parse_table(render_full(new)).maps["ingress-class"].keys()
+    for src, port, want in (("10.244.2.99", 80, "allowed"), (IPS["z/a"], 80, "allowed"),
+                            (IPS["x/b"], 80, "dropped"), ("10.244.2.5", 8080, "dropped"),
+                            (IPS["z/a"], 81, "allowed"), (IPS["z/a"], 82, "dropped")):
+        got = judge_direction(live, "ingress", Packet(src, "10.244.1.99", "tcp", port)).verdict
+        assert got == want, (src, port)
+    assert judge_direction(live, "ingress", Packet(IPS["z/a"], IPS["x/a"], "sctp", 9)).verdict == "allowed"
+    assert judge_direction(live, "ingress", Packet(IPS["z/a"], IPS["x/a"], "udp", 80)).verdict == "allowed"
+    assert judge_direction(live, "egress", Packet(IPS["x/a"], IPS["z/b"], "udp", 53)).verdict == "dropped"
+    assert judge_direction(live, "egress", Packet(IPS["x/a"], IPS["z/b"], "tcp", 53)).verdict == "allowed"
+
+
+def test_a_refused_transaction_leaves_the_table_as_it_was(netns: str) -> None:
+    nft = RealPolicyNft(netns)
+    st = build_state(POLICIES, PODS, NAMESPACES, "n1")
+    nft.apply(render_full(st))
+    before = nft.list_json()
+    with pytest.raises(PolicyNftError, match=r"Error"):
+        nft.apply(render_full(st).replace("typeof ip saddr;", "typeof ip bogus;", 1))
+    assert nft.list_json() == before
