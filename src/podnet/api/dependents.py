@@ -44,9 +44,6 @@ class OwnerIndex:
     def dependents_of(self, uid: str) -> list[Ident]:
         return sorted(self._dependents.get(uid, ()))
 
-    def is_live(self, uid: str) -> bool:
-        return uid in self._live
-
     def dangling(self) -> list[Ident]:
         """Objects with an ownerReference to a uid that no longer exists."""
         return sorted(i for i, owners in self._owners.items() if any(u not in self._live for u in owners))

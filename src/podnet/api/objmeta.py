@@ -23,13 +23,6 @@ def rfc3339(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_rfc3339(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def new_uid() -> str:
     return str(uuid.uuid4())
 
@@ -78,13 +71,6 @@ def finalizers_of(obj: Obj) -> list[str]:
     return [str(f) for f in fins] if isinstance(fins, list) else []
 
 
-def label_map(obj: Obj) -> dict[str, str]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    if not isinstance(labels, dict):
-        return {}
-    return {str(k): "" if v is None else str(v) for k, v in labels.items()}
-
-
 def with_type(rt: ResourceType, obj: Obj) -> Obj:
     """The object with `kind`/`apiVersion` set, as every response carries them."""
     obj["kind"] = rt.kind
@@ -100,10 +86,3 @@ def list_object(rt: ResourceType, items: list[Obj], rv: str, cont: str = "",
     if remaining is not None:
         meta["remainingItemCount"] = remaining
     return {"kind": rt.list_kind_name(), "apiVersion": rt.api_version, "metadata": meta, "items": items}
-
-
-def success_status(rt: ResourceType, obj: Obj) -> Obj:
-    details: dict[str, Any] = {"name": name_of(obj), "kind": rt.plural, "uid": uid_of(obj)}
-    if rt.group:
-        details["group"] = rt.group
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}

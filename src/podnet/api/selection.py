@@ -57,10 +57,6 @@ def make_filter(rt: ResourceType, label_selector: str, field_selector: str) -> F
     return Filter(rt, labels, FieldSelector(tuple(terms)), active)
 
 
-def match_all(rt: ResourceType) -> Filter:
-    return make_filter(rt, "", "")
-
-
 def _selector_error(rt: ResourceType, ls: str, fs: str, why: str) -> APIError:
     gvr = f"{rt.api_version}, Resource={rt.plural}" if rt.group else f"/{rt.version}, Resource={rt.plural}"
     return bad_request(f'Unable to find "{gvr}" that match label selector "{ls}", '

@@ -112,7 +112,3 @@ def pod_endpoint_fields(svc: Obj, pod: Obj) -> dict[str, Any]:
         fields["nodeName"] = objects.node_name(pod)
     fields["targetRef"] = target_ref(pod)
     return fields
-
-
-def service_labels(svc: Obj) -> dict[str, str]:
-    return objects.labels(svc)

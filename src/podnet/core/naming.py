@@ -87,7 +87,3 @@ def route_metric(cluster: str) -> int:
     Different per cluster, so two clusters with the same pod/service CIDR do not collide.
     """
     return 3000 + int(short_hash(cluster, "metric", length=6), 16) % 60000
-
-
-def cgroup_name(cluster: str) -> str:
-    return f"podnet-{cluster}"

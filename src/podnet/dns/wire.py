@@ -148,7 +148,3 @@ def rcode_reply(query: Query, rcode: str, *, recursion: bool) -> bytes:
     reply.header.rcode = getattr(RCODE, rcode)
     packed = bytes(reply.pack())
     return packed
-
-
-def with_id(data: bytes, txid: int) -> bytes:
-    return txid.to_bytes(2, "big") + data[2:]

@@ -172,10 +172,6 @@ def too_many(path: str, actual: int, max_items: int) -> FieldError:
     return FieldError(ErrorType.TOO_MANY, path, actual, f"must have at most {max_items} items")
 
 
-def internal(path: str, detail: str) -> FieldError:
-    return FieldError(ErrorType.INTERNAL, path, _OMIT, detail)
-
-
 def aggregate(errors: list[FieldError]) -> str:
     """`utilerrors.NewAggregate(...).Error()`: one error bare, several as `[a, b]`, duplicates dropped."""
     seen: list[str] = []

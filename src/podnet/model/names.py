@@ -170,27 +170,6 @@ def port_num_errors(port: int) -> list[str]:
     return [inclusive_range_error(1, 65535)]
 
 
-def env_var_name_errors(value: str) -> list[str]:
-    """`IsEnvVarName` (the classic, non-relaxed rule)."""
-    errs: list[str] = []
-    if not _full(_ENV_VAR_NAME, value):
-        errs.append(
-            regex_error(ENV_VAR_NAME_MSG, ENV_VAR_NAME_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1")
-        )
-    errs.extend(_config_map_key_dots(value))
-    return errs
-
-
-def _config_map_key_dots(value: str) -> list[str]:
-    if value == ".":
-        return ["must not be '.'"]
-    if value == "..":
-        return ["must not be '..'"]
-    if value.startswith(".."):
-        return ["must not start with '..'"]
-    return []
-
-
 def ip_errors(value: str) -> list[str]:
     """`IsValidIP`."""
     try:

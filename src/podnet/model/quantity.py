@@ -52,11 +52,3 @@ def parse_quantity(value: Any) -> Decimal:
     if em:
         return num * (Decimal(10) ** int(em.group(1)))
     raise ValueError("unable to parse quantity's suffix")
-
-
-def is_quantity(value: Any) -> bool:
-    try:
-        parse_quantity(value)
-    except ValueError:
-        return False
-    return True

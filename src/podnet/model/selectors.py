@@ -98,9 +98,6 @@ class Selector:
         """True for the selector that matches everything (no requirements)."""
         return not self.nothing and not self.requirements
 
-    def selects_nothing(self) -> bool:
-        return self.nothing
-
     def __str__(self) -> str:
         if self.nothing:
             return ""

@@ -102,10 +102,6 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
 }
 
 
-def supported_kinds() -> list[tuple[str, str]]:
-    return sorted(_VALIDATORS)
-
-
 def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     """Validate `obj` (create when `old` is None, else update from `old`)."""
     if not isinstance(obj, dict):

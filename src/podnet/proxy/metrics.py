@@ -121,8 +121,3 @@ class ProxyMetrics:
 
 
 METRICS = ProxyMetrics()
-
-
-def render_metrics() -> str:
-    """Prometheus text of the proxy running in this process."""
-    return METRICS.render()

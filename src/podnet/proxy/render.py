@@ -161,10 +161,6 @@ def _affinity_decl(t: int) -> str:
             f"flags dynamic,timeout ; timeout {t}s ; }}")
 
 
-def _ep_chain(k: int) -> str:
-    return f"chain ep-{k} {{ {FE_EXPR} . numgen random mod {k} map @backends-{k} ; }}"
-
-
 def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     """(chain header, rules) of the fixed chains; ep-K chains are rendered separately."""
     timeouts = sorted(st.affinity_timeouts)

@@ -84,9 +84,6 @@ class WatchHub:
             for watcher in watchers:
                 watcher.offer(event)
 
-    def watcher_count(self) -> int:
-        return sum(len(ws) for ws in self._by_key.values())
-
     def close(self) -> None:
         self.closed = True
         for watchers in self._by_key.values():
