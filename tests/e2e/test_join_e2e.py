@@ -161,6 +161,27 @@ def test_machines_register_as_ready_nodes_with_their_own_ip_and_pod_cidr(joined:
     assert [t["id"] for t in listed] == [joined.token.split(".")[0]]
 
 
+def test_no_join_token_or_node_credential_on_a_command_line(joined: Joined) -> None:
+    """issue 19 #2: the joined machines' agents read their credential from a 0600 file."""
+    secret = joined.token.split(".")[1]
+    agents = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        assert secret not in line, f"PID {d}: {line}"
+        agents += " agent " in line and any(f"--node-name {n} " in line for n in joined.nodes)
+    assert agents == 2
+    for i in range(2):
+        st = os.stat(f"{joined.state_dir(i)}/token")
+        assert st.st_mode & 0o777 == 0o600
+        assert os.stat(joined.state_dir(i)).st_mode & 0o777 == 0o700
+
+
 def test_pods_on_two_machines_talk_over_vxlan_without_nat(web: Joined) -> None:
     pods = {p["metadata"]["name"]: p for p in web.cluster.ready_pods("app=web")}
     client, server = pods["web-0-0"], pods["web-1-0"]

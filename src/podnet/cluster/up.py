@@ -148,8 +148,9 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
         raise UpError(f"invalid network mode {opts.network!r} (--network): must be one of {', '.join(MODES)}")
     cfg = ClusterConfig(name=opts.name, nodes=opts.nodes, network=opts.network)
     if (cfg.state_dir / "config.json").exists():
-        raise UpError(f'cluster "{opts.name}" already exists (state in {cfg.state_dir}); remove it with '
-                      f"`podnet down --name {opts.name}` or choose another --name")
+        raise UpError(f'cluster "{opts.name}" already exists (state in {cfg.state_dir}): start it again '
+                      f"with `podnet start --name {opts.name}` (after a reboot, or if it is stopped), "
+                      f"remove it with `podnet down --name {opts.name}`, or choose another --name")
     try:
         pod = parse_cidr("pod CIDR", "--pod-cidr", opts.pod_cidr)
         svc = parse_cidr("service CIDR", "--service-cidr", opts.service_cidr)
