@@ -1,4 +1,4 @@
-"""The kubelet-style endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec.
+"""The kubelet-style endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec, /portForward.
 
 The API server proxies `kubectl logs` and `kubectl exec` here:
 GET /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=&timestamps=&previous=&limitBytes=
@@ -22,6 +22,7 @@ from podnet.agent.exec_ws import serve_exec
 from podnet.agent.logs import follow_log, read_log
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import ContainerRunner
+from podnet.agent.portforward import serve_port_forward
 from podnet.agent.runtime import PodRuntime
 from podnet.core.tls import is_kubelet_client
 
@@ -74,6 +75,7 @@ class KubeletServer:
         app.router.add_post("/run/{ns}/{pod}/{container}", self.run)
         app.router.add_get("/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
+        app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         return app
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
@@ -155,6 +157,19 @@ class KubeletServer:
         if pid is None:
             raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is not running')
         return await serve_exec(request, pid)
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """One forwarded TCP connection to `localhost:<port>` in the pod's network namespace."""
+        ns, pod = request.match_info["ns"], request.match_info["pod"]
+        port = _int(request.query.get("port"), "port")
+        if port is None or not 0 < port < 65536:
+            raise web.HTTPBadRequest(text=f'port: Invalid value: "{request.query.get("port", "")}": '
+                                     "must be between 1 and 65535, inclusive")
+        w = self.runtime.find(ns, pod)
+        if w is None:
+            raise web.HTTPNotFound(text=f'pod "{pod}" in namespace "{ns}" is not running on this node')
+        netns = w.deps.network.netns_path(w.uid) if w.deps.use_netns and not w.host_network else ""
+        return await serve_port_forward(request, port, w.uid, netns)
 
     async def run(self, request: web.Request) -> web.Response:
         """kubelet's /run: run `cmd` (query, space-separated, or JSON list body) in the container."""

@@ -8,7 +8,8 @@ from podnet.model import kinds
 from podnet.model.kinds import APIGroup, ResourceType
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "log": ["get"], "exec": ["create", "get"], "finalize": ["update"], "token": ["create"]}
+                     "log": ["get"], "exec": ["create", "get"],
+                     "portforward": ["create", "get"], "finalize": ["update"], "token": ["create"]}
 
 
 def version_info(version: str) -> dict[str, str]:
@@ -63,6 +64,8 @@ def _subresource(rt: ResourceType, sub: str) -> dict[str, Any]:
         r.update(group="autoscaling", version="v1", kind="Scale")
     elif sub == "exec":
         r["kind"] = "PodExecOptions"
+    elif sub == "portforward":
+        r["kind"] = "PodPortForwardOptions"
     elif sub == "token":
         r.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
     return r

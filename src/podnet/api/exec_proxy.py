@@ -115,10 +115,18 @@ class ExecProxy:
         """The node agent's exec URL for this request (raises the Kubernetes error when there is none)."""
         pod = await self.registry.get(kinds.PODS, ns, name)
         container = pick_container(pod, str(query.get("container", "")))
+        params = _agent_query(query)
+        base = await self.node_base_url(pod)
+        return (f"{base}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
+                f"{quote(container, safe='')}?{urlencode(params)}")
+
+    async def node_base_url(self, pod: Obj) -> str:
+        """`https://<host IP>:<kubelet port>` of the node the pod is bound to (the Kubernetes error
+        when it has none)."""
+        name = objmeta.name_of(pod)
         node_name = str(objmeta.d(pod.get("spec")).get("nodeName") or "")
         if not node_name:
             raise bad_request(f"pod {name} does not have a host assigned")
-        params = _agent_query(query)
         host_ip = str(objmeta.d(pod.get("status")).get("hostIP") or "")
         port = DEFAULT_KUBELET_PORT
         try:
@@ -137,8 +145,7 @@ class ExecProxy:
                               f"InternalIP address")
         host = f"[{host_ip}]" if ":" in host_ip else host_ip
         scheme = "https" if self.kubelet_tls is not None else "http"
-        return (f"{scheme}://{host}:{port}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
-                f"{quote(container, safe='')}?{urlencode(params)}")
+        return f"{scheme}://{host}:{port}"
 
     async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
         url = await self.target(ns, name, request.query)

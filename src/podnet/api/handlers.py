@@ -12,6 +12,7 @@ from podnet.api.deletion import DeleteOptions, Deleter
 from podnet.api.errors import APIError, bad_request, method_not_allowed, too_large
 from podnet.api.exec_proxy import ExecProxy
 from podnet.api.logs import LogProxy
+from podnet.api.portforward import PortForwardProxy
 from podnet.api.registry import Registry
 from podnet.api.selection import make_filter
 from podnet.api.subresources import Subresources
@@ -144,6 +145,7 @@ class ResourceHandler:
         self.watcher = watcher
         self.logs = logs
         self.execs = ExecProxy(registry)
+        self.forwards = PortForwardProxy(self.execs)
 
     async def handle(self, request: web.Request, t: routing.Target) -> web.StreamResponse:
         if t.rt.namespaced and t.namespace is None and t.name:
@@ -289,6 +291,9 @@ class ResourceHandler:
         elif sub == "exec" and rt is kinds.PODS:
             if method in ("GET", "POST"):
                 return await self.execs.serve(request, ns, name)
+        elif sub == "portforward" and rt is kinds.PODS:
+            if method in ("GET", "POST"):
+                return await self.forwards.serve(request, ns, name)
         elif sub == "attach" and rt is kinds.PODS:
             raise bad_request("pods/attach is not supported by podnet: containers have no console to attach "
                               "to; use `kubectl exec` or `kubectl logs -f` instead")

@@ -42,8 +42,14 @@ def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
     """Call `fn()` in network namespace `name` (None: the current one) and return its result."""
     if name is None:
         return fn()
+    return run_in_netns_at(netns_path(name), fn, label=name)
+
+
+def run_in_netns_at(path: str, fn: Callable[[], T], label: str = "") -> T:
+    """Call `fn()` in the network namespace bound at `path` (/run/netns/X or /proc/PID/ns/net)."""
+    name = label or path
     try:
-        target = os.open(netns_path(name), os.O_RDONLY)
+        target = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise NotFoundError(f"network namespace {name!r} does not exist") from None
     box: dict[str, object] = {}
