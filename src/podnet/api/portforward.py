@@ -30,8 +30,7 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from podnet.api import objmeta
-from podnet.api import spdy
+from podnet.api import objmeta, spdy
 from podnet.api.errors import APIError, bad_request
 from podnet.api.exec_proxy import ExecProxy, offered_protocols
 from podnet.model import kinds
