@@ -188,14 +188,16 @@ class Agent:
 
     async def register(self) -> None:
         o = self.opts
-        status = nodemod.node_status(o.node_name, o.node_ip, self.kubelet_port, self._conditions())
+        status = nodemod.node_status(o.node_name, o.node_ip, self.kubelet_port, self._conditions(),
+                                     self.config.max_pods)
         try:
             existing = await self.client.get(NODES, o.node_name)
         except ApiError as e:
             if e.code != 404:
                 raise
             try:
-                fresh = nodemod.new_node(o.node_name, o.node_ip, self.kubelet_port, self._conditions())
+                fresh = nodemod.new_node(o.node_name, o.node_ip, self.kubelet_port, self._conditions(),
+                                         self.config.max_pods)
                 created = await self.client.create(NODES, fresh)
                 self.pod_cidr = nodemod.pod_cidr_of(created)
                 await self._patch_status("nodes", o.node_name, None, status)  # status is ignored on create

@@ -49,8 +49,8 @@ def node_labels(name: str) -> dict[str, str]:
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch()}
 
 
-def capacity() -> dict[str, str]:
-    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": str(MAX_PODS),
+def capacity(max_pods: int = MAX_PODS) -> dict[str, str]:
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": str(max_pods),
             "ephemeral-storage": "0", "hugepages-2Mi": "0"}
 
 
@@ -96,8 +96,9 @@ class NodeConditions:
         ]
 
 
-def node_status(name: str, ip: str, kubelet_port: int, conditions: list[Obj]) -> Obj:
-    cap = capacity()
+def node_status(name: str, ip: str, kubelet_port: int, conditions: list[Obj],
+                max_pods: int = MAX_PODS) -> Obj:
+    cap = capacity(max_pods)
     return {
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
         "capacity": cap,
@@ -109,13 +110,13 @@ def node_status(name: str, ip: str, kubelet_port: int, conditions: list[Obj]) ->
     }
 
 
-def new_node(name: str, ip: str, kubelet_port: int, conditions: list[Obj]) -> Obj:
+def new_node(name: str, ip: str, kubelet_port: int, conditions: list[Obj], max_pods: int = MAX_PODS) -> Obj:
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": node_labels(name),
                          "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                                          "podnet.io/host": socket.gethostname()}},
             "spec": {},
-            "status": node_status(name, ip, kubelet_port, conditions)}
+            "status": node_status(name, ip, kubelet_port, conditions, max_pods)}
 
 
 def pod_cidr_of(node: Obj) -> str:

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--node-grace", type=float, default=DEFAULT_NODE_GRACE_SECONDS, metavar="SECONDS",
                    help="how long a node may miss heartbeats before it is NotReady "
                    f"(default {DEFAULT_NODE_GRACE_SECONDS:g})")
+    p.add_argument("--max-pods", type=int, default=110, metavar="N",
+                   help="pods each node accepts (the kubelet's maxPods; default 110)")
     p.add_argument("--images", choices=("auto", "real", "builtin"), default="auto",
                    help="auto (default): pull real images, podnet's built-in stand-in where one cannot be "
                    "pulled; real: real images only (ErrImagePull otherwise); builtin: stand-ins only")
@@ -155,6 +157,7 @@ def run_up(args: argparse.Namespace) -> int:
                        "must be more than 0 seconds")
     opts.images, opts.insecure_registries = args.images, list(args.insecure_registry)
     opts.image_pull_timeout = args.image_pull_timeout
+    opts.max_pods = args.max_pods
     if args.wait_timeout <= 0:
         raise CLIError(f"invalid --wait-timeout {args.wait_timeout}: must be more than 0 seconds")
     ops = RealNetOps()

@@ -82,6 +82,7 @@ class UpOptions:
     lb_pool: str = ""
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
     node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS
+    max_pods: int = 110
     images: str = "auto"
     insecure_registries: list[str] = field(default_factory=list)
     image_pull_timeout: float = 120.0
@@ -195,6 +196,9 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
         raise UpError(f"invalid --images {opts.images!r}: must be one of auto, real, builtin")
     cfg.images, cfg.insecure_registries = opts.images, list(opts.insecure_registries)
     cfg.image_pull_timeout = opts.image_pull_timeout
+    if not 1 <= opts.max_pods <= 10000:
+        raise UpError(f"invalid --max-pods {opts.max_pods}: must be between 1 and 10000")
+    cfg.max_pods = opts.max_pods
     return cfg
 
 

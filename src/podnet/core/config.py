@@ -71,6 +71,7 @@ class ClusterConfig:
     dns: bool = True  # run the cluster DNS Deployment (the kube-dns Service exists either way)
     dns_replicas: int = 1
     dns_upstream: str = "none"  # where the DNS pods forward names outside the cluster domain
+    max_pods: int = 110  # each node's allocatable pods (the kubelet's maxPods), `podnet up --max-pods`
     images: str = "auto"  # `podnet up --images`: auto | real | builtin
     insecure_registries: list[str] = field(default_factory=list)  # plain HTTP / unverified TLS allowed
     image_pull_timeout: float = 120.0
