@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 SHIM = str(Path(__file__).with_name("shim.py"))
+OCI_SHIM = str(Path(__file__).with_name("ocishim.py"))
 
 
 @dataclass
@@ -202,19 +203,21 @@ class ShimLauncher:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         for stale in ("pid.json", "exit.json"):
             (spec.run_dir / stale).unlink(missing_ok=True)
-        argv = [sys.executable, "-I", SHIM, "--dir", str(spec.run_dir), "--log", str(spec.log_path)]
-        for flag, value in (("--netns", spec.netns_path), ("--hostname", spec.hostname),
-                            ("--resolv", spec.resolv_conf), ("--hosts", spec.hosts),
-                            ("--cwd", spec.working_dir)):
-            if value:
-                argv += [flag, value]
         if spec.oci is not None:
             o = spec.oci
-            argv += ["--bundle", str(o.bundle), "--lower", str(o.lower), "--runtime", o.runtime,
-                     "--runtime-root", str(o.runtime_root), "--id", o.container_id]
+            argv = [sys.executable, "-I", "-S", OCI_SHIM, "--dir", str(spec.run_dir),
+                    "--log", str(spec.log_path), "--bundle", str(o.bundle), "--lower", str(o.lower),
+                    "--runtime", o.runtime, "--runtime-root", str(o.runtime_root), "--id", o.container_id]
             if o.oom_file:
                 argv += ["--oom", o.oom_file]
-        argv += ["--", *spec.argv]
+        else:
+            argv = [sys.executable, "-I", SHIM, "--dir", str(spec.run_dir), "--log", str(spec.log_path)]
+            for flag, value in (("--netns", spec.netns_path), ("--hostname", spec.hostname),
+                                ("--resolv", spec.resolv_conf), ("--hosts", spec.hosts),
+                                ("--cwd", spec.working_dir)):
+                if value:
+                    argv += [flag, value]
+            argv += ["--", *spec.argv]
         with open(spec.run_dir / "shim.err", "ab") as err:
             popen = subprocess.Popen(argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                      start_new_session=True, close_fds=True)

@@ -13,14 +13,7 @@ an agent crash does not touch it. It:
 The shim ignores SIGTERM/SIGINT/SIGHUP so a signal sent to the group reaches the container
 while the shim keeps logging; the container gets default signal handling back before exec,
 and PR_SET_PDEATHSIG: if the shim is killed, so is the container.
-
-With `--bundle` the container comes from a real image and runs under an OCI runtime (runc):
-the shim becomes a child subreaper, mounts the container's root filesystem (an overlay of the
-image's shared unpacked root and a writable layer in the bundle) in a mount namespace of its
-own (so the mount goes away with the shim, whatever happens to the agent), starts the container
-detached (`runc run -d`) with the log pipes as its stdout/stderr, and waits for it as its parent.
-After the exit it reads the memory cgroup's OOM-kill count (reason OOMKilled) and has the runtime
-delete the container's state and cgroups.
+A container from a real image has its own, leaner shim (ocishim.py).
 """
 
 from __future__ import annotations
@@ -42,7 +35,6 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MAX_LINE = 16 * 1024
 PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def rfc3339nano(t: float | None = None) -> str:
@@ -220,141 +212,6 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
     return 0
 
 
-def _oom_kills(path: str) -> int:
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _runc_error(log_path: str) -> str:
-    """The last error runc logged (its --log file, JSON lines)."""
-    msg = ""
-    try:
-        with open(log_path) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("level") in ("error", "fatal"):
-                    msg = str(rec.get("msg", ""))
-    except OSError:
-        pass
-    return msg or "the OCI runtime failed to start the container"
-
-
-def _proc_start(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def run_oci(opts: dict[str, str]) -> int:
-    d = opts["dir"]
-    bundle = opts["bundle"]
-    runc = [opts["runtime"], "--root", opts["runtime-root"]]
-    cid = opts["id"]
-    if os.getpgid(0) != os.getpid():
-        os.setsid()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
-    log = LogWriter(opts["log"])
-    started = time.time()
-    libc = _libc()
-
-    def fail(msg: str) -> int:
-        log.feed("stderr", msg.encode() + b"\n")
-        write_json(os.path.join(d, "exit.json"), {"exitCode": 128, "reason": "StartError", "message": msg,
-                                                  "startedAt": started, "finishedAt": time.time()})
-        return 0
-
-    try:
-        _check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
-        _check(libc.unshare(CLONE_NEWNS), "unshare")
-        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-        rootfs = os.path.join(bundle, "rootfs")
-        for sub in ("upper", "work", "rootfs"):
-            os.makedirs(os.path.join(bundle, sub), exist_ok=True)
-        data = f"lowerdir={opts['lower']},upperdir={bundle}/upper,workdir={bundle}/work".encode()
-        _check(libc.mount(b"overlay", rootfs.encode(), b"overlay", 0, data), "mount overlay root filesystem")
-    except OSError as e:
-        return fail(str(e))
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid_file = os.path.join(bundle, "container.pid")
-    runc_log = os.path.join(bundle, "runtime.log")
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    import subprocess
-
-    p = subprocess.Popen([*runc, "--log", runc_log, "--log-format", "json", "run", "-d",
-                          "--pid-file", pid_file, "--bundle", bundle, cid],
-                         stdin=devnull, stdout=out_w, stderr=err_w, close_fds=True)
-    os.close(out_w)
-    os.close(err_w)
-    os.close(devnull)
-    rc = p.wait()
-    if rc != 0:
-        subprocess.run([*runc, "delete", "--force", cid], capture_output=True)
-        os.close(out_r)
-        os.close(err_r)
-        return fail(_runc_error(runc_log))
-    try:
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError):
-        subprocess.run([*runc, "delete", "--force", cid], capture_output=True)
-        return fail("the OCI runtime left no container pid")
-    write_json(os.path.join(d, "pid.json"), {"pid": pid, "startedAt": started, "pidStart": _proc_start(pid),
-                                              "oci": 1})
-    streams = {out_r: "stdout", err_r: "stderr"}
-    status: int | None = None
-    drain_deadline = 0.0
-    while True:
-        while True:  # reap: the container, and anything else reparented to us
-            try:
-                wpid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if wpid == 0:
-                break
-            if wpid == pid:
-                status = st
-                drain_deadline = time.time() + 0.5
-        if status is not None and (not streams or time.time() > drain_deadline):
-            break
-        if not streams:
-            time.sleep(0.2)
-            continue
-        ready, _, _ = select.select(list(streams), [], [], 0.2)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            if chunk:
-                log.feed(streams[fd], chunk)
-            else:
-                del streams[fd]
-                os.close(fd)
-    log.flush()
-    result: dict[str, object] = {"startedAt": started, "finishedAt": time.time()}
-    if os.WIFSIGNALED(status):
-        result["signal"] = os.WTERMSIG(status)
-        result["exitCode"] = 128 + os.WTERMSIG(status)
-    else:
-        result["exitCode"] = os.WEXITSTATUS(status)
-    if opts.get("oom") and _oom_kills(opts["oom"]) > 0:
-        result["reason"] = "OOMKilled"
-    subprocess.run([*runc, "delete", "--force", cid], capture_output=True)
-    write_json(os.path.join(d, "exit.json"), result)
-    return 0
-
-
 def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
     if "--" not in args:
         raise SystemExit("usage: shim.py --dir D --log L [--netns P] [--hostname H] [--resolv R] "
@@ -369,4 +226,4 @@ def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 if __name__ == "__main__":
     o, cmd = parse_args(sys.argv[1:])
-    sys.exit(run_oci(o) if o.get("bundle") else run(o, cmd))
+    sys.exit(run(o, cmd))

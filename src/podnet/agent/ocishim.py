@@ -1,0 +1,266 @@
+"""The shim of a container from a real image: one small process per container start, run by an OCI
+runtime (runc). Run as a file, `python -I -S ocishim.py --dir D --log L --bundle B --lower L
+--runtime R --runtime-root S --id ID [--oom F]`; kept lean on purpose (no `json`, `signal`,
+`subprocess` or `ctypes.util` imports: a few MiB per pod, see BENCHMARKS.md). It:
+
+  1. becomes a child subreaper, ignores SIGTERM/SIGINT/SIGHUP/SIGPIPE, enters a mount namespace of
+     its own and mounts the container's root filesystem there (an overlay: the image's shared
+     unpacked root below, the bundle's writable layer above), so the mount goes away with the shim;
+  2. starts the container detached (`runc run -d`) with the log pipes as its stdout/stderr; the
+     container is then the shim's child (subreaper), and `<dir>/pid.json` names it;
+  3. relays stdout/stderr to the log file in CRI format (`<RFC3339Nano> <stream> <P|F> <line>`);
+  4. when the container exits: the exit code or signal, OOMKilled when the memory cgroup counted an
+     OOM kill, in `<dir>/exit.json`; then `runc delete --force` removes the runtime's state and cgroups.
+A runtime failure before the start is exit.json reason StartError with the runtime's own message.
+"""
+
+import ctypes
+import os
+import select
+import sys
+import time
+
+CLONE_NEWNS = 0x00020000
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_CHILD_SUBREAPER = 36
+SIG_IGN = 1
+SIGKILL = 9
+MAX_LINE = 16 * 1024
+
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def rfc3339nano(t: float) -> str:
+    secs = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
+
+
+def jstr(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def write_json(path: str, fields: list[tuple[str, object]]) -> None:
+    body = ", ".join(jstr(k) + ": " + (jstr(v) if isinstance(v, str) else repr(v)) for k, v in fields)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("{" + body + "}")
+    os.replace(tmp, path)
+
+
+def check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, what + ": " + os.strerror(err))
+
+
+class LogWriter:
+    def __init__(self, path: str):
+        self.f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the shim
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def emit(self, stream: str, tag: str, line: bytes) -> None:
+        self.f.write((rfc3339nano(time.time()) + " " + stream + " " + tag + " ").encode() + line + b"\n")
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.partial[stream] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self.emit(stream, "F", buf[:nl])
+            buf = buf[nl + 1:]
+        while len(buf) >= MAX_LINE:
+            self.emit(stream, "P", buf[:MAX_LINE])
+            buf = buf[MAX_LINE:]
+        self.partial[stream] = buf
+
+    def flush(self) -> None:
+        for stream, buf in self.partial.items():
+            if buf:
+                self.emit(stream, "F", buf)
+        self.partial = {"stdout": b"", "stderr": b""}
+
+
+def spawn(argv: list[str], out: int, err: int) -> int:
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    try:
+        return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
+            (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
+    finally:
+        os.close(devnull)
+
+
+def run_quiet(argv: list[str]) -> int:
+    null = os.open("/dev/null", os.O_WRONLY)
+    try:
+        pid = spawn(argv, null, null)
+    finally:
+        os.close(null)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def oom_kills(path: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def runtime_error(log_path: str) -> str:
+    """The last error the runtime logged (`--log-format json`: one object per line, "msg" field)."""
+    msg = ""
+    try:
+        with open(log_path) as f:
+            for line in f:
+                if '"level":"error"' not in line and '"level":"fatal"' not in line:
+                    continue
+                i = line.find('"msg":"')
+                if i >= 0:
+                    raw = line[i + 7:]
+                    j = 0
+                    text = []
+                    while j < len(raw) and raw[j] != '"':
+                        if raw[j] == "\\" and j + 1 < len(raw):
+                            j += 1
+                            text.append({"n": "\n", "t": "\t"}.get(raw[j], raw[j]))
+                        else:
+                            text.append(raw[j])
+                        j += 1
+                    msg = "".join(text)
+    except OSError:
+        pass
+    return msg or "the OCI runtime failed to start the container"
+
+
+def proc_start(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def main(opts: dict[str, str]) -> int:
+    d, bundle, cid = opts["dir"], opts["bundle"], opts["id"]
+    runc = [opts["runtime"], "--root", opts["runtime-root"]]
+    if os.getpgid(0) != os.getpid():
+        os.setsid()
+    for sig in (1, 2, 13, 15):  # HUP, INT, PIPE, TERM: signals for the container reach it directly
+        libc.signal(sig, SIG_IGN)
+    log = LogWriter(opts["log"])
+    started = time.time()
+
+    def fail(msg: str) -> int:
+        log.feed("stderr", msg.encode() + b"\n")
+        write_json(os.path.join(d, "exit.json"), [("exitCode", 128), ("reason", "StartError"),
+                                                  ("message", msg), ("startedAt", started),
+                                                  ("finishedAt", time.time())])
+        return 0
+
+    try:
+        check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+        check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+        rootfs = os.path.join(bundle, "rootfs")
+        for sub in ("upper", "work", "rootfs"):
+            os.makedirs(os.path.join(bundle, sub), exist_ok=True)
+        data = f"lowerdir={opts['lower']},upperdir={bundle}/upper,workdir={bundle}/work".encode()
+        check(libc.mount(b"overlay", rootfs.encode(), b"overlay", 0, data), "mount overlay root filesystem")
+    except OSError as e:
+        return fail(str(e))
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid_file = os.path.join(bundle, "container.pid")
+    runtime_log = os.path.join(bundle, "runtime.log")
+    runc_pid = spawn([*runc, "--log", runtime_log, "--log-format", "json", "run", "-d",
+                      "--pid-file", pid_file, "--bundle", bundle, cid], out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    rc = os.waitstatus_to_exitcode(os.waitpid(runc_pid, 0)[1])
+    pid = 0
+    if rc == 0:
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            pid = 0
+    if not pid:
+        run_quiet([*runc, "delete", "--force", cid])
+        os.close(out_r)
+        os.close(err_r)
+        return fail(runtime_error(runtime_log) if rc != 0 else "the OCI runtime left no container pid")
+    write_json(os.path.join(d, "pid.json"), [("pid", pid), ("startedAt", started),
+                                              ("pidStart", proc_start(pid)), ("oci", 1)])
+    streams = {out_r: "stdout", err_r: "stderr"}
+    status: int | None = None
+    drain_deadline = 0.0
+    while True:
+        while True:  # reap the container, and whatever else was reparented to us
+            try:
+                wpid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == 0:
+                break
+            if wpid == pid:
+                status = st
+                drain_deadline = time.time() + 0.5
+        if status is not None and (not streams or time.time() > drain_deadline):
+            break
+        if not streams:
+            time.sleep(0.2)
+            continue
+        ready, _, _ = select.select(list(streams), [], [], 0.5)
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                log.feed(streams[fd], chunk)
+            else:
+                del streams[fd]
+                os.close(fd)
+    log.flush()
+    assert status is not None
+    fields: list[tuple[str, object]] = [("startedAt", started), ("finishedAt", time.time())]
+    if os.WIFSIGNALED(status):
+        fields += [("signal", os.WTERMSIG(status)), ("exitCode", 128 + os.WTERMSIG(status))]
+    else:
+        fields.append(("exitCode", os.WEXITSTATUS(status)))
+    if opts.get("oom") and oom_kills(opts["oom"]) > 0:
+        fields.append(("reason", "OOMKilled"))
+    run_quiet([*runc, "delete", "--force", cid])
+    write_json(os.path.join(d, "exit.json"), fields)
+    return 0
+
+
+def parse_args(args: list[str]) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    it = iter(args)
+    for k in it:
+        if k == "--":
+            break
+        opts[k.lstrip("-")] = next(it)
+    for need in ("dir", "log", "bundle", "lower", "runtime", "runtime-root", "id"):
+        if need not in opts:
+            raise SystemExit("usage: ocishim.py --dir D --log L --bundle B --lower DIR --runtime R "
+                             "--runtime-root S --id ID [--oom FILE]")
+    return opts
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args(sys.argv[1:])))
