@@ -225,3 +225,57 @@ def registry(work: Path, **kw: str) -> Iterator[Registry]:
         yield r
     finally:
         r.stop()
+
+
+def unique_image(layout: Path, work: Path, tag: str) -> Path:
+    """A copy of image httpd with one more layer whose content no other image has."""
+    import uuid
+
+    out = work / "oci"
+    work.mkdir(parents=True, exist_ok=True)
+    _run("skopeo", "copy", "--quiet", f"oci:{layout}:httpd", f"oci:{out}:{tag}")
+    b = work / "b"
+    _run("umoci", "unpack", "--rootless", "--image", f"{out}:{tag}", str(b))
+    (b / "rootfs" / "www" / "unique.bin").write_bytes(uuid.uuid4().bytes * 4096)
+    _run("umoci", "repack", "--image", f"{out}:{tag}", str(b))
+    return out
+
+
+@contextlib.contextmanager
+def fault_server(mode: str) -> Iterator[int]:
+    """A registry stand-in on 127.0.0.1 that answers every request 500 ("500"), or accepts connections
+    and never answers ("hang"). Runs in a thread of the test; stopped on exit."""
+    import http.server
+    import threading
+
+    if mode == "500":
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b'{"errors":[{"code":"UNKNOWN","message":"internal trouble"}]}'
+                self.send_response(500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            yield int(srv.server_address[1])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        return
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections complete in the kernel's backlog and are never read
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()

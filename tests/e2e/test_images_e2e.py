@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 from cluster_support import Cluster, http_get, running_cluster, wait_for
-from image_support import build_layout, docker_archive, oci_archive, registry, tools_missing
+from image_support import (
+    build_layout,
+    docker_archive,
+    fault_server,
+    oci_archive,
+    registry,
+    tools_missing,
+    unique_image,
+)
 
 pytestmark = [
     pytest.mark.kernel,
@@ -51,7 +59,7 @@ def env() -> Iterator[Env]:
             reg.push(layout, "multi", "app/multi:1.0")
             reg.push(layout, "escape", "app/escape:1.0")
             areg.push(layout, "httpd", "private/httpd:1.0")
-            with running_cluster("img", "--nodes", "2") as c:
+            with running_cluster("img", "--nodes", "2", "--image-pull-timeout", "6") as c:
                 yield Env(c, work, layout, reg, areg, digest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -208,6 +216,54 @@ def test_unpullable_image_backs_off_with_kubernetes_reasons(env: Env) -> None:
     assert note in p["status"].get("message", "")
     events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=standin").stdout
     assert "started podnet's built-in stand-in for nginx" in events
+
+
+def wait_pull_error(c: Cluster, name: str, timeout: float = 60) -> str:
+    def err() -> str:
+        reason, msg = waiting_reason(c, name)
+        return msg if reason in ("ErrImagePull", "ImagePullBackOff") else ""
+
+    return str(wait_for(f"{name}: ErrImagePull", err, timeout))
+
+
+def test_a_blob_whose_digest_does_not_match_is_refused(env: Env) -> None:
+    c = env.c
+    layout = unique_image(env.layout, env.work / "corrupt", "corrupt")
+    with registry(env.work / "badreg") as reg:
+        reg.push(layout, "corrupt", "app/corrupt:1.0")
+        blobs = list((env.work / "badreg" / "data").rglob("blobs/sha256/*/*/data"))
+        layers = [b for b in blobs if b.stat().st_size > 1000]
+        assert layers
+        for b in layers:
+            data = bytearray(b.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            b.write_bytes(bytes(data))
+        image = f"{reg.host}/app/corrupt:1.0"
+        c.apply(pod("corrupt", image))
+        msg = wait_pull_error(c, "corrupt")
+        assert "digest" in msg.lower(), msg
+        names = {i["name"] for i in json.loads(c.podnet("image", "ls", "-o", "json").stdout)}
+        assert image not in names
+
+
+@pytest.mark.parametrize(("mode", "expect"), [("500", "500"), ("hang", "")])
+def test_registry_errors_and_hangs_are_err_image_pull_within_the_timeout(env: Env, mode: str,
+                                                                         expect: str) -> None:
+    c = env.c
+    with fault_server(mode) as port:
+        name = f"fault-{mode}"
+        t0 = time.monotonic()
+        c.apply(pod(name, f"127.0.0.1:{port}/app/x:1"))
+        msg = wait_pull_error(c, name, timeout=40)
+        took = time.monotonic() - t0
+        assert f'Failed to pull image "127.0.0.1:{port}/app/x:1": ' in msg, msg
+        if expect:
+            assert expect in msg, msg
+        else:  # the cluster's --image-pull-timeout (6 s) bounds a registry that never answers
+            assert "timeout" in msg.lower() or "deadline" in msg.lower() or "no answer" in msg, msg
+            assert took < 30
+        # other pods are unaffected meanwhile
+        assert running(c, "shell")
 
 
 def test_down_after_kill_9_removes_containers_and_keeps_the_image_store(env: Env) -> None:

@@ -208,6 +208,10 @@ def main(opts: dict[str, str]) -> int:
     write_json(os.path.join(d, "pid.json"), [("pid", pid), ("startedAt", started),
                                               ("pidStart", proc_start(pid)), ("oci", 1)])
     streams = {out_r: "stdout", err_r: "stderr"}
+    try:  # readable once the container exits: the shim sleeps in select() until something happens
+        exit_fd = os.pidfd_open(pid)
+    except OSError:
+        exit_fd = -1
     status: int | None = None
     drain_deadline = 0.0
     while True:
@@ -223,17 +227,23 @@ def main(opts: dict[str, str]) -> int:
                 drain_deadline = time.time() + 0.5
         if status is not None and (not streams or time.time() > drain_deadline):
             break
-        if not streams:
+        watch = list(streams) + ([exit_fd] if exit_fd >= 0 and status is None else [])
+        if not watch:
             time.sleep(0.2)
             continue
-        ready, _, _ = select.select(list(streams), [], [], 0.5)
+        timeout = 0.1 if status is not None else (60.0 if exit_fd >= 0 else 0.5)
+        ready, _, _ = select.select(watch, [], [], timeout)
         for fd in ready:
+            if fd == exit_fd:
+                continue  # the reaping above picks it up
             chunk = os.read(fd, 65536)
             if chunk:
                 log.feed(streams[fd], chunk)
             else:
                 del streams[fd]
                 os.close(fd)
+    if exit_fd >= 0:
+        os.close(exit_fd)
     log.flush()
     assert status is not None
     fields: list[tuple[str, object]] = [("startedAt", started), ("finishedAt", time.time())]
