@@ -266,6 +266,23 @@ def test_registry_errors_and_hangs_are_err_image_pull_within_the_timeout(env: En
         assert running(c, "shell")
 
 
+def test_an_agent_restarted_by_the_supervisor_still_pulls_from_the_machine(env: Env) -> None:
+    c = env.c
+    nodes = sorted(c.node_ips())
+    for node in nodes:
+        os.kill(c.journal_pid(f"agent-{node}"), signal.SIGKILL)
+    olds = {n: c.journal_pid(f"agent-{n}") for n in nodes}
+    wait_for("agents restarted", lambda: all(c.journal_pid(f"agent-{n}") != olds[n] for n in nodes), 30)
+    wait_for("nodes Ready", lambda: all(c.node_ready(n) == "True" for n in nodes), 60)
+    image = f"{env.reg.host}/app/multi:1.0"
+    c.apply(pod("after-restart", image, container={"imagePullPolicy": "Always",
+                                                   "command": ["sleep", "3600"]}))
+    st = wait_for("pulled by a restarted agent", lambda: running(c, "after-restart"), 60)
+    assert st["imageID"].startswith(f"{env.reg.host}/app/multi@sha256:")
+    events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=after-restart").stdout
+    assert f'Successfully pulled image "{image}"' in events
+
+
 def test_down_after_kill_9_removes_containers_and_keeps_the_image_store(env: Env) -> None:
     c = env.c
     pids = []

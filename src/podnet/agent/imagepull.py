@@ -56,7 +56,7 @@ class ImageSettings:
     mode: str = "auto"
     insecure_registries: tuple[str, ...] = ()
     pull_timeout: float = 120.0
-    host_netns: str = ""  # run skopeo here (the machine's own network namespace)
+    host_netns: Callable[[], str] = lambda: ""  # where skopeo runs (the machine's own network namespace)
     unreachable_ttl: float = 60.0
 
 
@@ -152,7 +152,7 @@ class ImageManager:
         try:
             opts = PullOptions(insecure_registries=self.settings.insecure_registries,
                                auths=await self._pull_secret_auths(pod), timeout=self.settings.pull_timeout,
-                               host_netns=self.settings.host_netns)
+                               host_netns=self.settings.host_netns())
             img = await pull_async(image, self.store, opts)
             fut.set_result(img)
             return img

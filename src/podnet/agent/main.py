@@ -153,13 +153,27 @@ class Agent:
         from podnet.images.store import ImageStore
 
         cfg = self.config
-        host_netns = ""
+        settings = ImageSettings(mode=cfg.images, insecure_registries=tuple(cfg.insecure_registries),
+                                 pull_timeout=cfg.image_pull_timeout, host_netns=self.host_netns)
+        return ImageManager(ImageStore(), settings, self.get_secret)
+
+    def host_netns(self) -> str:
+        """The machine's own network namespace, where image pulls run (nodes have no route off the machine):
+        the descriptor `podnet up` handed over, else that of the cluster's control plane or supervisor
+        (both run in it), from the journal; "" = this agent's own (a node on a machine of its own)."""
         fd = os.environ.get("PODNET_HOST_NETNS_FD", "")
         if fd.isdigit() and os.path.exists(f"/proc/self/fd/{fd}"):
-            host_netns = f"/proc/{os.getpid()}/fd/{fd}"
-        settings = ImageSettings(mode=cfg.images, insecure_registries=tuple(cfg.insecure_registries),
-                                 pull_timeout=cfg.image_pull_timeout, host_netns=host_netns)
-        return ImageManager(ImageStore(), settings, self.get_secret)
+            return f"/proc/{os.getpid()}/fd/{fd}"
+        from podnet.core import journal as jr
+
+        mine = _ns_id("/proc/self/ns/net")
+        for e in reversed(jr.Journal(self.opts.state_dir).entries(jr.PROCESS)):
+            pid = e.attrs.get("pid")
+            if e.name in ("controlplane", "supervisor") and isinstance(pid, int) and pid > 1:
+                theirs = _ns_id(f"/proc/{pid}/ns/net")
+                if theirs and theirs != mine:
+                    return f"/proc/{pid}/ns/net"
+        return ""
 
     def runtime_choice(self) -> RuntimeChoice:
         if self._runtime is None:
@@ -440,6 +454,13 @@ class Agent:
         if self.kubelet is not None:
             await self.kubelet.stop()
         await self.client.close()
+
+
+def _ns_id(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 async def run_agent(opts: AgentOptions) -> None:
