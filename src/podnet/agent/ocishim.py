@@ -128,11 +128,12 @@ def runtime_error(log_path: str) -> str:
     try:
         with open(log_path) as f:
             for line in f:
-                if '"level":"error"' not in line and '"level":"fatal"' not in line:
+                flat = line.replace('": "', '":"')  # compact or not, as logrus or json.dumps write it
+                if '"level":"error"' not in flat and '"level":"fatal"' not in flat:
                     continue
-                i = line.find('"msg":"')
+                i = flat.find('"msg":"')
                 if i >= 0:
-                    raw = line[i + 7:]
+                    raw = flat[i + 7:]
                     j = 0
                     text = []
                     while j < len(raw) and raw[j] != '"':

@@ -1,0 +1,62 @@
+"""The lean shim's own pieces (it avoids json/signal imports, so its JSON and log framing are its own)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SHIM = Path(__file__).resolve().parents[3] / "src" / "podnet" / "agent" / "ocishim.py"
+
+
+@pytest.fixture(scope="module")
+def shim() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ocishim_under_test", SHIM)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_its_json_is_json(shim: ModuleType, tmp_path: Path) -> None:
+    path = str(tmp_path / "exit.json")
+    msg = 'exec: "nope": executable file not found in $PATH\n\ttab \\ back'
+    shim.write_json(path, [("exitCode", 128), ("reason", "StartError"), ("message", msg), ("startedAt", 1.5)])
+    assert json.loads(Path(path).read_text()) == {"exitCode": 128, "reason": "StartError", "message": msg,
+                                                  "startedAt": 1.5}
+
+
+def test_cri_log_lines(shim: ModuleType, tmp_path: Path) -> None:
+    log = shim.LogWriter(str(tmp_path / "log"))
+    log.feed("stdout", b"one\ntw")
+    log.feed("stderr", b"err\n")
+    log.feed("stdout", b"o\n" + b"x" * (shim.MAX_LINE + 5))
+    log.flush()
+    lines = (tmp_path / "log").read_bytes().split(b"\n")[:-1]
+    pat = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) ")
+    assert all(pat.match(line) for line in lines)
+    body = [line.split(b" ", 3)[1:] for line in lines]
+    assert body[:3] == [[b"stdout", b"F", b"one"], [b"stderr", b"F", b"err"], [b"stdout", b"F", b"two"]]
+    assert body[3][:2] == [b"stdout", b"P"] and len(body[3][2]) == shim.MAX_LINE
+    assert body[4] == [b"stdout", b"F", b"xxxxx"]
+
+
+def test_runtime_error_is_the_last_error_runc_logged(shim: ModuleType, tmp_path: Path) -> None:
+    log = tmp_path / "runtime.log"
+    log.write_text(json.dumps({"level": "warning", "msg": "ignored"}) + "\n"
+                   + json.dumps({"level": "error", "msg": 'runc run failed: exec: "x": not found'}) + "\n")
+    assert shim.runtime_error(str(log)) == 'runc run failed: exec: "x": not found'
+    assert shim.runtime_error(str(tmp_path / "none")) == "the OCI runtime failed to start the container"
+
+
+def test_usage_names_what_is_missing(shim: ModuleType) -> None:
+    with pytest.raises(SystemExit, match=r"usage: ocishim\.py"):
+        shim.parse_args(["--dir", "d"])
+    assert shim.parse_args(["--dir", "d", "--log", "l", "--bundle", "b", "--lower", "r", "--runtime", "runc",
+                            "--runtime-root", "s", "--id", "c"])["runtime-root"] == "s"
+    assert sys.modules.get("ocishim_under_test") is None  # loaded from its file, as the launcher runs it
