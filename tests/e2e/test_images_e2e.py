@@ -154,6 +154,56 @@ def test_exec_logs_environment_and_whiteout_in_a_real_image(env: Env) -> None:
     assert fail.returncode == 7
 
 
+def terminated(c: Cluster, name: str) -> dict[str, Any] | None:
+    p = c.get_json("pod", name)
+    st = (p.get("status", {}).get("containerStatuses") or [{}])[0]
+    t = st.get("state", {}).get("terminated")
+    return t if t else None
+
+
+def test_exit_codes_and_reasons_completed_error_oomkilled(env: Env) -> None:
+    c = env.c
+    image = f"{env.reg.host}/app/httpd:1.0"
+    c.apply(pod("done-ok", image, restartPolicy="Never", container={"command": ["sh", "-c", "exit 0"]}))
+    c.apply(pod("done-err", image, restartPolicy="Never", container={"command": ["sh", "-c", "exit 3"]}))
+    c.apply(pod("oom", image, restartPolicy="Never", container={
+        "command": ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=4"],
+        "resources": {"limits": {"memory": "16Mi"}}}))
+    ok = wait_for("done-ok terminated", lambda: terminated(c, "done-ok"), 60)
+    assert (ok["exitCode"], ok["reason"]) == (0, "Completed")
+    err = wait_for("done-err terminated", lambda: terminated(c, "done-err"), 60)
+    assert (err["exitCode"], err["reason"]) == (3, "Error")
+    oom = wait_for("oom terminated", lambda: terminated(c, "oom"), 60)
+    assert (oom["exitCode"], oom["reason"]) == (137, "OOMKilled"), oom
+    assert c.get_json("pod", "done-ok")["status"]["phase"] == "Succeeded"
+    assert c.get_json("pod", "done-err")["status"]["phase"] == "Failed"
+
+
+def test_security_context_user_read_only_root_and_run_as_non_root(env: Env) -> None:
+    c = env.c
+    image = f"{env.reg.host}/app/httpd:1.0"
+    c.apply(pod("locked", image, container={
+        "command": ["sleep", "3600"],
+        "securityContext": {"runAsUser": 33, "runAsGroup": 33, "allowPrivilegeEscalation": False}}))
+    c.apply(pod("readonly", image, container={
+        "command": ["sleep", "3600"], "securityContext": {"readOnlyRootFilesystem": True}}))
+    wait_for("locked running", lambda: running(c, "locked"), 60)
+    out = c.kubectl("exec", "locked", "--", "sh", "-c",
+                    "id -u; id -g; grep -E 'CapEff|NoNewPrivs' /proc/1/status").stdout
+    assert out.startswith("33\n33\n"), out
+    assert "CapEff:\t0000000000000000" in out, out  # not root: no effective capabilities
+    assert "NoNewPrivs:\t1" in out, out
+    wait_for("readonly running", lambda: running(c, "readonly"), 60)
+    out = c.kubectl("exec", "readonly", "--", "sh", "-c", "touch /www/x 2>&1; echo rc=$?").stdout
+    assert "Read-only file system" in out and "rc=1" in out, out
+    c.apply(pod("nonroot", image, container={"securityContext": {"runAsNonRoot": True}}))
+    _, msg = wait_for("runAsNonRoot refused", lambda: waiting_reason(c, "nonroot")[0] ==
+                           "CreateContainerConfigError" and waiting_reason(c, "nonroot"), 60)
+    uid = c.get_json("pod", "nonroot")["metadata"]["uid"]
+    assert msg == ('container has runAsNonRoot and image will run as root '
+                   f'(pod: "nonroot_default({uid})", container: main)'), msg
+
+
 def test_image_pull_secret_against_the_authenticated_registry(env: Env) -> None:
     c = env.c
     image = f"{env.auth_reg.host}/private/httpd:1.0"

@@ -28,14 +28,30 @@ def _ns(pid: int | str, kind: str) -> str:
         return ""
 
 
+def _ids(pid: int) -> tuple[int, int] | None:
+    """(uid, gid) the process runs as (a command exec'd into its container runs as the same user)."""
+    uid = gid = -1
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+            elif line.startswith("Gid:"):
+                gid = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (uid, gid) if uid >= 0 and gid >= 0 else None
+
+
 def nsenter_argv(pid: int, cmd: list[str]) -> list[str]:
     """nsenter into the container's namespaces. A container from a real image (own PID namespace,
     own root) is also entered in its PID and IPC namespaces, root directory and working directory."""
     nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
     own_pid_ns = _ns(pid, "pid") not in ("", _ns("self", "pid"))
     if own_pid_ns:
+        user = _ids(pid)
+        as_user = [f"--setuid={user[0]}", f"--setgid={user[1]}"] if user and user != (0, 0) else []
         return [nsenter, f"--target={pid}", "--net", "--mount", "--uts", "--ipc", "--pid", "--root", "--wd",
-                "--", *cmd]
+                *as_user, "--", *cmd]
     return [nsenter, f"--target={pid}", "--net", "--mount", "--uts", "--", *cmd]
 
 
