@@ -108,9 +108,11 @@ class Bench:
         per_node = -(-self.a.target // self.a.nodes) + 20
         out = self.podnet("up", "--name", self.name, "--nodes", str(self.a.nodes),
                           "--max-pods", str(per_node))
-        runtime = next((ln.split("Container runtime: ", 1)[1] for ln in out.splitlines()
-                        if "Container runtime: " in ln), "")
-        self.r.info["runtime"] = runtime.split(" (")[0]
+        del out
+        from podnet.images.runtimes import choose
+        from podnet.images.store import ImageStore
+
+        self.r.info["runtime"] = choose(ImageStore(self.root / "images")).describe()  # as `podnet up` chose it
         cfg = ClusterConfig.from_json((self.root / "clusters" / self.name / "config.json").read_text())
         self.state_dir = cfg.state_dir if str(cfg.state_dir).startswith(str(self.root)) else \
             self.root / "clusters" / self.name
@@ -236,7 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a short run: few pods")
     ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--nodes", type=int, default=5,
+                    help="nodes (each node's podCIDR is a /24: 253 pods at most per node)")
     ap.add_argument("--serial", type=int, default=20, help="pods of each kind created one at a time")
     ap.add_argument("--step", type=int, default=100, help="capacity: pods added per step")
     ap.add_argument("--target", type=int, default=1000, help="capacity: stop once this many pods Run")
