@@ -112,7 +112,7 @@ class Bench:
         from podnet.images.runtimes import choose
         from podnet.images.store import ImageStore
 
-        self.r.info["runtime"] = choose(ImageStore(self.root / "images")).describe()  # as `podnet up` chose it
+        self.r.info["runtime"] = choose(ImageStore(self.root / "images")).describe()  # as `up` chose it
         cfg = ClusterConfig.from_json((self.root / "clusters" / self.name / "config.json").read_text())
         self.state_dir = cfg.state_dir if str(cfg.state_dir).startswith(str(self.root)) else \
             self.root / "clusters" / self.name
