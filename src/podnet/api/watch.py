@@ -48,20 +48,22 @@ class Watcher:
                     table: TableFn | None, send_initial_events: bool = False) -> web.StreamResponse:
         scope = ns if rt.namespaced and ns else None
         initial: list[Obj] = []
-        known: set[tuple[str, str]] = set()
         if resource_version in ("", "0") or send_initial_events:
             items, start_rv = await self.store.list(rt.key, scope)
             initial = [o for o in items if flt.matches(o)]
-            known = {(objmeta.namespace_of(o), objmeta.name_of(o)) for o in initial}
+            state = _MatchState({_key(o) for o in initial}, start_rv)
         else:
             try:
                 start_rv = int(resource_version)
             except ValueError:
                 raise APIError(400, "BadRequest", f'resourceVersion: Invalid value: "{resource_version}": '
                                f"must be a number") from None
+            state = _MatchState(set(), start_rv)
             if flt.active:
-                items, _ = await self.store.list(rt.key, scope)
-                known = {(objmeta.namespace_of(o), objmeta.name_of(o)) for o in items if flt.matches(o)}
+                # what matches now is what matched before each live event; replayed events (from
+                # start_rv to now) are judged against the object as it was (WatchEvent.prev)
+                items, now_rv = await self.store.list(rt.key, scope)
+                state = _MatchState({_key(o) for o in items if flt.matches(o)}, now_rv)
 
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                        "Cache-Control": "no-cache, private"})
@@ -103,7 +105,7 @@ class Watcher:
                     break
                 ev: WatchEvent = item
                 last_rv = ev.resource_version
-                for typ, obj in _filtered(ev, flt, known):
+                for typ, obj in _filtered(ev, flt, state):
                     await send.event(typ, obj)
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             pass
@@ -138,23 +140,57 @@ def _gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _filtered(ev: WatchEvent, flt: Filter, known: set[tuple[str, str]]) -> list[tuple[str, Obj]]:
+def _key(obj: Obj) -> tuple[str, str]:
+    return objmeta.namespace_of(obj), objmeta.name_of(obj)
+
+
+class _MatchState:
+    """Which objects matched the selector just before the next event, as far as this stream knows.
+
+    `seen` holds the answer for every object an event of this stream touched. For the others:
+    after `known_rv` (a list taken at that resourceVersion) the answer is `known`; an event at or
+    before it (history replayed from an older resourceVersion) is judged by the object as it was
+    before that event when the store says (WatchEvent.prev), else by the event itself: ADDED did
+    not exist, DELETED carries its last state, a MODIFIED object counts as having matched (a
+    DELETED the client may not need beats an object it would keep for ever)."""
+
+    def __init__(self, known: set[tuple[str, str]], known_rv: int):
+        self.known = known
+        self.known_rv = known_rv
+        self.seen: dict[tuple[str, str], bool] = {}
+
+    def matched_before(self, ev: WatchEvent, flt: Filter) -> bool:
+        key = _key(ev.object)
+        if key in self.seen:
+            return self.seen[key]
+        if ev.resource_version > self.known_rv:
+            return key in self.known
+        if ev.type == "ADDED":
+            return False
+        if ev.prev is not None:
+            return flt.matches(ev.prev)
+        return True if ev.type == "MODIFIED" else flt.matches(ev.object)
+
+
+def _filtered(ev: WatchEvent, flt: Filter, state: _MatchState) -> list[tuple[str, Obj]]:
+    """kube-apiserver's cacheWatcher.convertToWatchEvent: the event judged against the object
+    before and after it. Starts matching: ADDED; keeps matching: MODIFIED; stops matching (or
+    deleted while matching): DELETED carrying the object as it last matched, at the event's
+    resourceVersion."""
     if not flt.active:
         return [(ev.type, ev.object)]
-    key = (objmeta.namespace_of(ev.object), objmeta.name_of(ev.object))
-    if ev.type == "DELETED":
-        if key in known:
-            known.discard(key)
-            return [("DELETED", ev.object)]
+    before = state.matched_before(ev, flt)
+    now = ev.type != "DELETED" and flt.matches(ev.object)
+    state.seen[_key(ev.object)] = now
+    if now:
+        return [("MODIFIED" if before else "ADDED", ev.object)]
+    if not before:
         return []
-    if flt.matches(ev.object):
-        typ = ev.type if key in known else "ADDED"
-        known.add(key)
-        return [(typ, ev.object)]
-    if key in known:
-        known.discard(key)
-        return [("DELETED", ev.object)]
-    return []
+    last = ev.prev if ev.prev is not None and flt.matches(ev.prev) else ev.object
+    if last is not ev.object:
+        last = dict(last)
+        last["metadata"] = {**objmeta.d(last.get("metadata")), "resourceVersion": str(ev.resource_version)}
+    return [("DELETED", last)]
 
 
 class _Sender:

@@ -151,4 +151,5 @@ class HubStore(Store, abc.ABC):
 
 
 def _copy_event(event: WatchEvent) -> WatchEvent:
-    return WatchEvent(event.type, clone_obj(event.object), event.resource_version, event.key)
+    prev = clone_obj(event.prev) if event.prev is not None else None
+    return WatchEvent(event.type, clone_obj(event.object), event.resource_version, event.key, prev)

@@ -58,6 +58,7 @@ class WatchEvent:
     object: Obj  # for DELETED: the last state, with the deletion's resourceVersion
     resource_version: int
     key: str  # store key of the resource, e.g. "services"
+    prev: Obj | None = None  # the object before this event, where the store knows it (None: unknown)
 
 
 class Store(abc.ABC):

@@ -29,10 +29,10 @@ class MemoryStore(HubStore):
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _commit(self, type_: EventType, key: str, obj: Obj) -> WatchEvent:
+    def _commit(self, type_: EventType, key: str, obj: Obj, prev: Obj | None = None) -> WatchEvent:
         self._rv += 1
         stamp(obj, self._rv)
-        event = WatchEvent(type_, obj, self._rv, key)
+        event = WatchEvent(type_, obj, self._rv, key, prev)
         self._history_events.append(event)
         self._publish(event)
         return event
@@ -62,7 +62,7 @@ class MemoryStore(HubStore):
         if expected_rv is not None and rv_of(current) != expected_rv:
             raise Conflict(key, *ident)
         stored = clone_obj(obj)
-        self._commit("MODIFIED", key, stored)
+        self._commit("MODIFIED", key, stored, current)
         objects[ident] = stored
         return clone_obj(stored)
 
@@ -75,7 +75,7 @@ class MemoryStore(HubStore):
             raise Conflict(key, namespace, name)
         del objects[(namespace, name)]
         last = clone_obj(current)
-        self._commit("DELETED", key, last)
+        self._commit("DELETED", key, last, current)
         return clone_obj(last)
 
     # -- reads ------------------------------------------------------------------------------

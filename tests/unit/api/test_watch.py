@@ -176,3 +176,62 @@ async def test_watch_with_a_negative_timeout_ends_at_once(api: Api) -> None:
     async with api.client.get(SVC_PATH, params={"watch": "1", "timeoutSeconds": "-5"}) as resp:
         assert resp.status == 200
         assert await asyncio.wait_for(resp.read(), 3) == b""
+
+
+async def _watch_lines(api: Api, params: dict[str, str], count: int) -> list[dict[str, Any]]:
+    async with api.client.get(SVC_PATH, params={"watch": "1", **params}) as resp:
+        assert resp.status == 200
+        return [await next_event(resp) for _ in range(count)]
+
+
+async def test_label_selected_watch_from_an_old_rv_judges_each_event_by_the_object_then(api: Api) -> None:
+    # kube-apiserver's cacheWatcher.convertToWatchEvent: prev and current object against the selector
+    for name, app in (("gone", "w"), ("moves-away", "w"), ("moves-in", "other")):
+        body = {**service(name), "metadata": {"name": name, "labels": {"app": app}}}
+        await api.call("POST", SVC_PATH, body)
+    _, lst = await api.call("GET", SVC_PATH, params={"labelSelector": "app=w"})
+    old_rv = lst["metadata"]["resourceVersion"]
+    merge = "application/merge-patch+json"
+    await api.call("DELETE", SVC_PATH + "/gone")
+    await api.call("PATCH", SVC_PATH + "/moves-away", {"metadata": {"labels": {"app": "x"}}}, ctype=merge)
+    await api.call("PATCH", SVC_PATH + "/moves-in", {"metadata": {"labels": {"app": "w"}}}, ctype=merge)
+    await api.call("POST", SVC_PATH, {**service("new"), "metadata": {"name": "new", "labels": {"app": "w"}}})
+    await api.call("POST", SVC_PATH, {**service("unrelated"), "metadata": {"name": "unrelated"}})
+    events = await _watch_lines(api, {"labelSelector": "app=w", "resourceVersion": old_rv}, 4)
+    got = [(e["type"], e["object"]["metadata"]["name"], e["object"]["metadata"]["labels"]["app"])
+           for e in events]
+    # before: the DELETED of "gone" was dropped (chosen from the current objects)
+    assert got == [("DELETED", "gone", "w"), ("DELETED", "moves-away", "w"), ("ADDED", "moves-in", "w"),
+                   ("ADDED", "new", "w")]
+    # the stop-matching DELETED carries the object as it last matched, at the event's resourceVersion
+    _, now = await api.call("GET", SVC_PATH + "/moves-away")
+    assert events[1]["object"]["metadata"]["resourceVersion"] == now["metadata"]["resourceVersion"]
+    # live events after the watch started follow the same rules
+    params = {"watch": "1", "labelSelector": "app=w", "resourceVersion": now["metadata"]["resourceVersion"]}
+    async with api.client.get(SVC_PATH, params=params) as resp:
+        first = [await next_event(resp) for _ in range(2)]  # replay: moves-in, new
+        assert [e["type"] for e in first] == ["ADDED", "ADDED"]
+        await api.call("PATCH", SVC_PATH + "/new", {"metadata": {"labels": {"app": "y"}}}, ctype=merge)
+        ev = await next_event(resp)
+        assert (ev["type"], ev["object"]["metadata"]["name"]) == ("DELETED", "new")
+
+
+async def test_label_selected_watch_from_an_old_rv_on_sqlite_sees_the_delete(tmp_path: Any) -> None:
+    from podnet.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.db")
+    server = APIServer(store)
+    await server.bootstrap()
+    client = TestClient(TestServer(server.make_app()))
+    await client.start_server()
+    api = Api(client, server, store)  # type: ignore[arg-type]
+    try:
+        await api.call("POST", SVC_PATH, service("a"))
+        _, lst = await api.call("GET", SVC_PATH, params={"labelSelector": "app=a"})
+        await api.call("DELETE", SVC_PATH + "/a")
+        events = await _watch_lines(api, {"labelSelector": "app=a",
+                                          "resourceVersion": lst["metadata"]["resourceVersion"]}, 1)
+        assert (events[0]["type"], events[0]["object"]["metadata"]["name"]) == ("DELETED", "a")
+    finally:
+        await client.close()
+        await store.close()
