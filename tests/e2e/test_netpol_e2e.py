@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -244,3 +245,25 @@ def test_show_prints_both_matrices_readably(model: Model) -> None:
     got[("x/a", "y/b")] = False
     text = show(got, want, model.names)
     assert "x!" in text and text.count("!") == 2  # the cell, and the legend
+
+
+def test_policy_check_trace_and_top_name_the_rule_and_the_policies(model: Model) -> None:
+    c, x, y, z = model.cluster, model.ns["x"], model.ns["y"], model.ns["z"]
+    deny = netpol("deny-all", x, {"podSelector": {}})
+    from_y = netpol("from-y", x, {"podSelector": {"matchLabels": {"pod": "a"}},
+                                  "ingress": [{"from": [ns_peer("y")]}]})
+    with policies(model, deny, from_y):
+        check(model, expect(model, lambda s, d: ns_of(d) != "x" or (d == "x/a" and ns_of(s) == "y")))
+        ok = c.podnet("policy", "check", "--name", c.name, f"{y}/b", f"{x}/a", "80").stdout
+        assert f"ingress: allowed by {x}/from-y ingress[0]" in ok and "verdict: allowed" in ok
+        bad = c.podnet("policy", "check", "--name", c.name, f"{z}/b", f"{x}/a", "80").stdout
+        assert (f"dropped: pod {x}/a is selected by policies {x}/deny-all, {x}/from-y in direction ingress "
+                f"and none allows TCP port 80 from {z}/b") in " ".join(bad.split()), bad
+        assert "verdict: dropped" in bad
+        own = c.podnet("policy", "check", "--name", c.name, f"{x}/a", f"{x}/a", "80").stdout
+        assert "reaching itself is always allowed" in own
+        traced = c.podnet("trace", "--name", c.name, "--from", f"{z}/b", f"{x}/a:80").stdout
+        assert f"dropped: pod {x}/a is selected by policies" in " ".join(traced.split()), traced
+        top = json.loads(c.podnet("top", "--name", c.name, "-o", "json").stdout)
+        drops = {d["policy"]: d["packets"] for d in top["policy_drops"]}
+        assert drops.get(f"{x}/deny-all ingress", 0) > 0, drops

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from podnet.cli.cmd_policy import LiveTables, drop_counters, judge
 from podnet.cli.common import add_name_flag, client_for, load_config
 from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, console, emit, err_console
@@ -165,6 +166,8 @@ def run_trace(args: argparse.Namespace) -> int:
     local_ips, routes = node_routing(netns, node_ip(entry_node))
     res = rules.trace(Packet(src, dst, port, args.proto, entry=kind), local_ips=local_ips, routes=routes)
     ex = explain(res, src=src, dst=dst, port=port, proto=args.proto, entry_node=entry, pods=pods, nodes=nodes)
+    add_policy_step(ex.lines, ex.data, cfg, pods, nodes, src,
+                    [] if ex.data.get("reason") else (list(res.candidates) or [(dst, port)]), args.proto)
     if args.output == "json":
         json.dump(ex.data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -172,6 +175,21 @@ def run_trace(args: argparse.Namespace) -> int:
         for line in ex.lines:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def add_policy_step(lines: list[str], data: dict[str, Any], cfg: ClusterConfig, pods: list[Obj],
+                    nodes: list[Obj], src: str, targets: list[tuple[str, int]], proto: str) -> None:
+    """NetworkPolicy's verdict on the packet as it reaches each possible pod (after DNAT)."""
+    tables = LiveTables(cfg)
+    data["policy"] = []
+    for ip, p in targets:
+        try:
+            v = judge(tables, pods, nodes, src, ip, p, proto)
+        except CLIError as e:
+            lines.append(f"policy: unknown ({e})")
+            continue
+        lines.extend(v.lines)
+        data["policy"].append(v.data)
 
 
 def node_routing(netns: str, ip: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
@@ -201,9 +219,10 @@ def gather_counters(cfg: ClusterConfig, nodes: list[str]) -> dict[str, Any]:
                 acc = dst.setdefault(k, [0, 0])
                 acc[0] += pk
                 acc[1] += by
+    drops, perrors = drop_counters(cfg, nodes)
     return {"services": [{"service": k, "packets": v[0], "bytes": v[1]} for k, v in sorted(svcs.items())],
             "endpoints": [{"endpoint": k, "packets": v[0], "bytes": v[1]} for k, v in sorted(eps.items())],
-            "errors": errors}
+            "policy_drops": drops, "errors": errors + perrors}
 
 
 def run_top(args: argparse.Namespace) -> int:
@@ -215,6 +234,7 @@ def run_top(args: argparse.Namespace) -> int:
         rows: list[list[Any]] = [["service", d["service"], d["packets"], d["bytes"]]
                                  for d in data["services"]]
         rows += [["endpoint", d["endpoint"], d["packets"], d["bytes"]] for d in data["endpoints"]]
+        rows += [["policy drops", d["policy"], d["packets"], d["bytes"]] for d in data["policy_drops"]]
         if args.watch and args.output != "json":
             console.clear()
         emit(args, data, ("KIND", "NAME", "PACKETS", "BYTES"), rows, title=f"traffic of cluster {cfg.name}")

@@ -23,12 +23,13 @@ def _command_modules() -> tuple[ModuleType, ...]:
         cmd_image,  # image pull/load/ls/rm/prune: the machine's image store
         cmd_join,  # token create/list/revoke, join, leave: nodes on other machines
         cmd_kubectl,  # kubectl passthrough
+        cmd_policy,  # policy check: NetworkPolicy verdicts from the live rules
         cmd_status,  # status
         cmd_trace,  # trace, top/traffic
     )
 
     return (cmd_cluster, cmd_kubectl, cmd_apply, cmd_exec, cmd_status, cmd_trace, cmd_demo, cmd_daemons,
-            cmd_agent, cmd_join, cmd_image)
+            cmd_agent, cmd_join, cmd_image, cmd_policy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,15 @@ class RealPolicyNft:
         data: dict[str, Any] = json.loads(out)
         return data
 
+    def list_text(self) -> str:
+        """The table as nft lists it (with counter values), "" when there is none."""
+        try:
+            return self._run(["list", "table", FAMILY, TABLE])
+        except PolicyNftError as e:
+            if "No such file or directory" in str(e):
+                return ""
+            raise
+
     def delete_table(self) -> None:
         self.apply(f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
 
