@@ -164,3 +164,28 @@ def test_exec_outlives_the_clients_websocket_heartbeat(cluster: Cluster) -> None
     res = cluster.kubectl("exec", POD, "--", "sh", "-c", "echo start; sleep 7; echo done")
     assert res.stdout == "start\ndone\n"
     assert time.monotonic() - start >= 7
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["text-frames", "binary-frames"])
+def test_python_client_stdin_as_text_and_binary_frames(cluster: Cluster, as_text: bool) -> None:
+    # the client sends stdin given as str in WebSocket TEXT frames, bytes in BINARY frames: both are stdin
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import stream
+
+    api_client = kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
+    try:
+        core = kubernetes.client.CoreV1Api(api_client)
+        resp = stream(core.connect_get_namespaced_pod_exec, POD, "default",
+                      command=["sh", "-c", "read x; echo got:$x"],
+                      stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+        line = "hello-from-stdin\n"
+        resp.write_stdin(line if as_text else line.encode())
+        deadline = time.monotonic() + 20
+        out = ""
+        while resp.is_open() and time.monotonic() < deadline and "got:" not in out:
+            resp.update(timeout=1)
+            out += resp.read_stdout() or ""
+        assert out == "got:hello-from-stdin\n"
+        resp.close()
+    finally:
+        api_client.close()

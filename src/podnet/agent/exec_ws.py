@@ -65,9 +65,12 @@ async def serve_exec(request: web.Request, pid: int) -> web.StreamResponse:
 
     async def feed() -> None:
         async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            # the channel protocols carry the same bytes in TEXT frames as in BINARY ones (the kubelet reads
+            # both into a byte slice): the Python client sends stdin given as str in TEXT frames
+            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
                 continue
-            ch, payload = msg.data[0], msg.data[1:]
+            ch, payload = data[0], data[1:]
             if ch == STDIN and proc.stdin is not None:
                 proc.stdin.write(payload)
                 with contextlib.suppress(ConnectionError):
