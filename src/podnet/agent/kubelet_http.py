@@ -11,7 +11,10 @@ and requires a client certificate from the cluster CA; of those, only the API se
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +27,7 @@ from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import ContainerRunner
 from podnet.agent.portforward import serve_port_forward
 from podnet.agent.runtime import PodRuntime
+from podnet.agent.usage import UsageSampler, process_tree
 from podnet.core.tls import is_kubelet_client
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,6 +70,9 @@ class KubeletServer:
     def __init__(self, runtime: PodRuntime):
         self.runtime = runtime
         self._runner: web.AppRunner | None = None
+        self.usage = UsageSampler()
+        self._sampling: asyncio.Task[None] | None = None
+        self._latest: dict[str, object] = {"node": None, "pods": []}
 
     def app(self, authenticate: bool = False) -> web.Application:
         app = web.Application(middlewares=[_only_the_api_server] if authenticate else [])
@@ -76,6 +83,7 @@ class KubeletServer:
         app.router.add_get("/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
+        app.router.add_get("/stats/usage", self.stats_usage)
         return app
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
@@ -85,9 +93,15 @@ class KubeletServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
+        self._sampling = asyncio.ensure_future(self._sample_forever())
         return next((int(a[1]) for a in self._runner.addresses if isinstance(a, tuple)), port)
 
     async def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampling
+            self._sampling = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -170,6 +184,42 @@ class KubeletServer:
             raise web.HTTPNotFound(text=f'pod "{pod}" in namespace "{ns}" is not running on this node')
         netns = w.deps.network.netns_path(w.uid) if w.deps.use_netns and not w.host_network else ""
         return await serve_port_forward(request, port, w.uid, netns)
+
+    def sample_usage(self) -> dict[str, object]:
+        """CPU (nanocores; None until a second sample) and memory (bytes) of every running container and
+        of the node (the agent and every container), as `/stats/usage` serves it (api/metrics.py)."""
+        pods: list[dict[str, object]] = []
+        node_pids = set(process_tree(os.getpid()))
+        keys: set[str] = {"node"}
+        for w in list(self.runtime.workers.values()):
+            containers = []
+            for r in w.runners:
+                pid = r.proc.container_pid() if r.proc is not None else None
+                if pid is None:
+                    continue
+                pids = process_tree(pid)
+                node_pids.update(pids)
+                key = f"{w.uid}/{r.name}"
+                keys.add(key)
+                u = self.usage.sample(key, pids)
+                containers.append({"name": r.name, "cpu": u.nanocores, "memory": u.memory_bytes,
+                                   "timestamp": u.timestamp, "window": u.window})
+            if containers:
+                pods.append({"namespace": w.namespace, "name": w.name, "uid": w.uid,
+                             "containers": containers})
+        u = self.usage.sample("node", sorted(node_pids))
+        self.usage.forget_except(keys)
+        return {"node": {"cpu": u.nanocores, "memory": u.memory_bytes, "timestamp": u.timestamp,
+                         "window": u.window}, "pods": pods}
+
+    async def _sample_forever(self, every: float = 5.0) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self._latest = await asyncio.to_thread(self.sample_usage)
+            await asyncio.sleep(every)
+
+    async def stats_usage(self, request: web.Request) -> web.Response:
+        return web.json_response(self._latest)
 
     async def run(self, request: web.Request) -> web.Response:
         """kubelet's /run: run `cmd` (query, space-separated, or JSON list body) in the container."""

@@ -128,21 +128,26 @@ class ExecProxy:
         if not node_name:
             raise bad_request(f"pod {name} does not have a host assigned")
         host_ip = str(objmeta.d(pod.get("status")).get("hostIP") or "")
-        port = DEFAULT_KUBELET_PORT
         try:
             node: Obj | None = await self.registry.get(kinds.NODES, "", node_name)
         except APIError:
             node = None
-        if node is not None:
-            status = objmeta.d(node.get("status"))
-            ep = objmeta.d(objmeta.d(status.get("daemonEndpoints")).get("kubeletEndpoint"))
-            port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
-            if not host_ip:
-                host_ip = next((str(a.get("address")) for a in status.get("addresses") or []
-                                if isinstance(a, dict) and a.get("type") == "InternalIP"), "")
-        if not host_ip:
+        try:
+            return await self.node_url(node or {"metadata": {"name": node_name}}, host_ip)
+        except APIError:
             raise bad_request(f'pod {name} has no host IP yet: node "{node_name}" reports no '
-                              f"InternalIP address")
+                              f"InternalIP address") from None
+
+    async def node_url(self, node: Obj, host_ip: str = "") -> str:
+        """`https://<node IP>:<kubelet port>` of a Node object (its InternalIP unless `host_ip`)."""
+        status = objmeta.d(node.get("status"))
+        ep = objmeta.d(objmeta.d(status.get("daemonEndpoints")).get("kubeletEndpoint"))
+        port = int(ep.get("Port") or DEFAULT_KUBELET_PORT)
+        if not host_ip:
+            host_ip = next((str(a.get("address")) for a in status.get("addresses") or []
+                            if isinstance(a, dict) and a.get("type") == "InternalIP"), "")
+        if not host_ip:
+            raise bad_request(f'node "{objmeta.name_of(node)}" reports no InternalIP address')
         host = f"[{host_ip}]" if ":" in host_ip else host_ip
         scheme = "https" if self.kubelet_tls is not None else "http"
         return f"{scheme}://{host}:{port}"

@@ -31,6 +31,7 @@ from podnet.api.handlers import ResourceHandler, json_response, status_response
 from podnet.api.hooks import ResourceHooks
 from podnet.api.identity import ADMIN, USER_KEY, Identity
 from podnet.api.logs import LogProxy
+from podnet.api.metrics import MetricsApi
 from podnet.api.registry import Registry
 from podnet.api.sa_tokens import looks_like_jwt
 from podnet.api.subresources import Subresources
@@ -80,6 +81,7 @@ class APIServer:
         self.logs = LogProxy(self.registry)
         self.resources = ResourceHandler(self.registry, self.deleter, self.subresources, self.watcher,
                                          self.logs)
+        self.metrics = MetricsApi(self.resources.execs)  # metrics.k8s.io, from the node agents
         self._runner: web.AppRunner | None = None
         self.server_address = "127.0.0.1:6443"
 
@@ -169,6 +171,8 @@ class APIServer:
             return json_response(self._discovery(target))
         if Identity.handles(target):
             return await self.identity.serve(request, target, None)
+        if MetricsApi.handles(target):
+            return await self.metrics.serve(request, target)
         return await self.resources.handle(request, target)
 
     def _discovery(self, d: routing.Discovery) -> dict[str, object]:

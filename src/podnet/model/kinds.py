@@ -147,9 +147,16 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
 """Every stored built-in resource (the review resources are served but never stored)."""
 SERVED_REVIEWS: tuple[ResourceType, ...] = REVIEWS
 
+_METRICS = "metrics.k8s.io"
+NODEMETRICS = ResourceType(_METRICS, "v1beta1", "NodeMetrics", "nodes", "", False, verbs=("get", "list"))
+PODMETRICS = ResourceType(_METRICS, "v1beta1", "PodMetrics", "pods", "", True, verbs=("get", "list"))
+METRICS: tuple[ResourceType, ...] = (NODEMETRICS, PODMETRICS)
+"""metrics.k8s.io, as metrics-server serves it: computed from the node agents per request, never stored."""
+
 
 def _group(name: str, version: str) -> APIGroup:
-    members = tuple(r for r in (*ALL_RESOURCES, *SERVED_REVIEWS) if r.group == name and r.version == version)
+    members = tuple(r for r in (*ALL_RESOURCES, *SERVED_REVIEWS, *METRICS)
+                    if r.group == name and r.version == version)
     return APIGroup(name, version, members)
 
 
@@ -165,12 +172,13 @@ GROUPS: tuple[APIGroup, ...] = (
     _group("apiregistration.k8s.io", "v1"),
     _group("apiextensions.k8s.io", "v1"),
     *((_group(_AUTHZ, "v1"), _group("authentication.k8s.io", "v1")) if SERVED_REVIEWS else ()),
+    _group(_METRICS, "v1beta1"),
 )
 
 _BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r
                                                  for r in (*ALL_RESOURCES, *SERVED_REVIEWS)}
 _BY_PLURAL: dict[tuple[str, str], ResourceType] = {(r.group, r.plural): r
-                                                   for r in (*ALL_RESOURCES, *SERVED_REVIEWS)}
+                                                   for r in (*ALL_RESOURCES, *SERVED_REVIEWS, *METRICS)}
 _CUSTOM: dict[tuple[str, str], ResourceType] = {}  # (group, plural) -> served custom resource
 
 
