@@ -3,6 +3,7 @@ except reading manifest files.
 
 Entry points:
 - `defaults.apply_defaults(obj)`, `validation.validate(obj, old=None)` (+ `wiretypes.decode_error`)
+- `services`: what Services mean beyond their fields (headless, the EndpointSlice labels)
 - `selectors.from_map`, `from_label_selector`, `parse`, `parse_field_selector`, `field_value`
 - `manifests.load_manifests(source, text=None)` and `manifests.ManifestError`
 
