@@ -8,7 +8,7 @@ Phases (each bounded; the cluster is removed at the end, also on failure or Ctrl
   memory       sum of RSS and PSS of every process in the idle cluster's cgroup, per process kind,
                next to k3s's *published* ~500 MB idle
   startup      pod create -> Running and -> Ready: pods one by one, then a Deployment scaled 0 -> N (burst)
-  throughput   iperf3 pod -> pod across nodes, direct vs through a ClusterIP (alternating rounds), ratio
+  throughput   iperf3 pod -> pod across nodes, direct vs via a ClusterIP (6 rounds, order alternating), ratio
   connlat      TCP connect latency pod -> ClusterIP -> pod (other node) with few Services, direct pod IP as
                the baseline; repeated after the bulk Services exist
   programming  for each size in --services (e.g. 1000,10000): grow to that many Services (in namespace
@@ -641,23 +641,29 @@ class Bench:
     async def phase_throughput(self) -> None:
         await self.setup_network()
         rounds, secs = (1, 2) if self.a.quick else (self.a.iperf_rounds, self.a.iperf_seconds)
-        direct, via = [], []
-        for _ in range(rounds):
-            direct.append(await self.iperf(self.ips["iperf"], secs))
-            await asyncio.sleep(0.5)
-            via.append(await self.iperf(self.ips["svc-iperf"], secs))
-            await asyncio.sleep(0.5)
+        direct: list[float] = []
+        via: list[float] = []
+        for i in range(rounds):
+            # alternate which path goes first (ABBA...), so a drift in the machine's load hits both alike
+            order = (("direct", direct), ("clusterip", via))
+            for what, into in order if i % 2 == 0 else order[::-1]:
+                into.append(await self.iperf(self.ips["iperf" if what == "direct" else "svc-iperf"], secs))
+                await asyncio.sleep(0.5)
+            print(f"  round {i + 1}: direct {direct[-1]:.2f}, ClusterIP {via[-1]:.2f} Gbit/s "
+                  f"(ratio {via[-1] / direct[-1]:.3f})", file=sys.stderr, flush=True)
+        pair_ratios = [v / d for v, d in zip(via, direct, strict=True) if d]
         self.r.add(
             Figure(
                 "throughput",
-                f"iperf3 pod -> ClusterIP -> pod, other node (median of {rounds} x {secs}s)",
+                f"iperf3 pod -> ClusterIP -> pod, other node (median, {rounds} alternating rounds x {secs}s)",
                 p50(via),
                 "Gbit/s",
                 p50(direct),
                 "direct pod -> pod, same run",
                 higher_is_better=True,
-                note="target ratio >= 0.98; kube-proxy iptables published 0.96",
-                extra={"direct": direct, "clusterip": via},
+                note=f"median of per-round ratios {p50(pair_ratios):.3f}; target >= 0.98; "
+                "kube-proxy iptables published 0.96",
+                extra={"direct": direct, "clusterip": via, "round_ratios": pair_ratios},
             )
         )
 
@@ -1047,7 +1053,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--idle", type=float, default=5.0, help="seconds the cluster idles before memory is read")
     ap.add_argument("--serial-pods", type=int, default=20)
     ap.add_argument("--burst-pods", type=int, default=100)
-    ap.add_argument("--iperf-rounds", type=int, default=3)
+    ap.add_argument("--iperf-rounds", type=int, default=6)
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--connects", type=int, default=400)
     ap.add_argument(
@@ -1070,7 +1076,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--up-rounds": (a.up_rounds, 1, 10),
         "--serial-pods": (a.serial_pods, 1, 500),
         "--burst-pods": (a.burst_pods, 1, 500),
-        "--iperf-rounds": (a.iperf_rounds, 1, 10),
+        "--iperf-rounds": (a.iperf_rounds, 1, 20),
         "--iperf-seconds": (a.iperf_seconds, 1, 30),
         "--connects": (a.connects, 2, 5000),
         "--trials": (a.trials, 1, 200),
