@@ -609,6 +609,11 @@ class Bench:
 
     # -- phase: throughput --
     async def iperf(self, ip: str, seconds: int) -> float:
+        return (await self.iperf_cost(ip, seconds))[0]
+
+    async def iperf_cost(self, ip: str, seconds: int) -> tuple[float, float]:
+        """(received Gbit/s, CPU seconds per GB of sender + receiver): the CPU cost moves far less than
+        the rate when other processes take turns on the cores."""
         netns = self.client_poller().netns
         for attempt in range(3):
             p = await asyncio.create_subprocess_exec(
@@ -629,7 +634,13 @@ class Bench:
             out, _ = await asyncio.wait_for(p.communicate(), seconds + 20)
             try:
                 d = json.loads(out)
-                return float(d["end"]["sum_received"]["bits_per_second"]) / 1e9
+                end = d["end"]
+                gbps = float(end["sum_received"]["bits_per_second"]) / 1e9
+                cpu = end.get("cpu_utilization_percent") or {}
+                secs = float(end["sum_received"]["seconds"])
+                gb = float(end["sum_received"]["bytes"]) / 1e9
+                cost = (float(cpu.get("host_total", 0)) + float(cpu.get("remote_total", 0))) / 100 * secs / gb
+                return gbps, cost
             except (ValueError, KeyError):
                 if attempt == 2:
                     raise RuntimeError(
@@ -643,15 +654,33 @@ class Bench:
         rounds, secs = (1, 2) if self.a.quick else (self.a.iperf_rounds, self.a.iperf_seconds)
         direct: list[float] = []
         via: list[float] = []
+        costs: dict[str, list[float]] = {"direct": [], "clusterip": []}
         for i in range(rounds):
             # alternate which path goes first (ABBA...), so a drift in the machine's load hits both alike
             order = (("direct", direct), ("clusterip", via))
             for what, into in order if i % 2 == 0 else order[::-1]:
-                into.append(await self.iperf(self.ips["iperf" if what == "direct" else "svc-iperf"], secs))
+                target = self.ips["iperf" if what == "direct" else "svc-iperf"]
+                rate, cost = await self.iperf_cost(target, secs)
+                into.append(rate)
+                costs[what].append(cost)
                 await asyncio.sleep(0.5)
             print(f"  round {i + 1}: direct {direct[-1]:.2f}, ClusterIP {via[-1]:.2f} Gbit/s "
-                  f"(ratio {via[-1] / direct[-1]:.3f})", file=sys.stderr, flush=True)
+                  f"(ratio {via[-1] / direct[-1]:.3f}); iperf3 CPU per GB direct "
+                  f"{costs['direct'][-1]:.3f} s, ClusterIP {costs['clusterip'][-1]:.3f} s",
+                  file=sys.stderr, flush=True)
         pair_ratios = [v / d for v, d in zip(via, direct, strict=True) if d]
+        self.r.add(
+            Figure(
+                "throughput",
+                f"iperf3 CPU s per GB (sender + receiver) via a ClusterIP (median, {rounds} rounds)",
+                p50(costs["clusterip"]),
+                "s/GB",
+                p50(costs["direct"]),
+                "direct pod -> pod, same run",
+                note="the work per byte; less sensitive to other processes than the rate",
+                extra=costs,
+            )
+        )
         self.r.add(
             Figure(
                 "throughput",
