@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def test_credential_files_and_the_state_directory_are_root_only(cluster: Cluster
     res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
                           "cat", str(d / "config.json")], capture_output=True, text=True, timeout=10)
     assert res.returncode != 0 and "Permission denied" in res.stderr
+    # and podnet says so instead of "no clusters"
+    res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                          sys.executable, "-m", "podnet.cli.main", "list"], env=cluster.env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1
+    assert "the clusters' state is readable by root only; run this as root" in res.stderr
 
 
 def _curl(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:

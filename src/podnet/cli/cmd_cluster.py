@@ -271,7 +271,11 @@ def run_stop(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from podnet.cluster.status import list_clusters
+    from podnet.core.config import state_root
 
+    for d in (state_root(), state_root() / "clusters"):
+        if d.exists() and not os.access(d, os.R_OK | os.X_OK):
+            raise CLIError(f"cannot read {d}: the clusters' state is readable by root only; run this as root")
     clusters = list_clusters()
     rows = [(c.name, c.status, len(c.nodes), c.network, c.node_network, c.api) for c in clusters]
     emit(args, [c.to_dict() for c in clusters], ["NAME", "STATUS", "NODES", "NETWORK", "NODE NETWORK", "API"],
