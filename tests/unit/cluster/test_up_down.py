@@ -62,6 +62,14 @@ def test_plan_defaults(state_root: Path) -> None:
     assert [n.ip for n in plan_nodes(cfg)] == ["172.30.0.2", "172.30.0.3"]
 
 
+def test_plan_keeps_the_image_settings_and_max_pods(state_root: Path) -> None:
+    cfg = plan_config(UpOptions(name="imgs", images="real", insecure_registries=["reg.lan:5000"],
+                                image_pull_timeout=9.0, max_pods=400), HOST)
+    assert (cfg.images, cfg.insecure_registries, cfg.image_pull_timeout, cfg.max_pods) == \
+        ("real", ["reg.lan:5000"], 9.0, 400)
+    assert ClusterConfig.from_json(cfg.to_json()).insecure_registries == ["reg.lan:5000"]
+
+
 @pytest.mark.parametrize(
     ("opts", "msg"),
     [
@@ -83,6 +91,8 @@ def test_plan_defaults(state_root: Path) -> None:
             "the node network 192.0.2.0/24 collides with the host route '192.0.2.0/24 dev eth0'",
         ),
         (UpOptions(node_port_range="1-x"), "invalid node port range '1-x'"),
+        (UpOptions(max_pods=0), "invalid --max-pods 0: must be between 1 and 10000"),
+        (UpOptions(images="docker"), "invalid --images 'docker': must be one of auto, real, builtin"),
         (
             UpOptions(lb_pool="172.30.0.3-172.30.0.9"),
             "LoadBalancer pool 172.30.0.3-172.30.0.9 (--lb-pool) overlaps the node IPs 172.30.0.2-172.30.0.4",
