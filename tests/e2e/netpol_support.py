@@ -27,6 +27,9 @@ targets, proto, port, timeout = json.loads(sys.argv[1]), sys.argv[2], int(sys.ar
 async def tcp(ip):
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+        if proto == "tcp-connect":  # a server that does not speak first (TLS): the handshake is the answer
+            w.close()
+            return True
         data = await asyncio.wait_for(r.read(200), timeout)
         w.close()
         return bool(data)
@@ -52,7 +55,7 @@ async def udp(ip):
     finally:
         t.close()
 async def main():
-    fn = tcp if proto == "tcp" else udp
+    fn = udp if proto == "udp" else tcp
     res = await asyncio.gather(*(fn(ip) for ip in targets))
     print(json.dumps(res))
 asyncio.run(main())

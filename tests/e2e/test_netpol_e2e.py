@@ -10,13 +10,15 @@ import contextlib
 import ipaddress
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cluster_support import Cluster, running_cluster
-from netpol_support import Matrix, Model, check, expect, netpol, probe, setup_model, show
+from netpol_support import Matrix, Model, check, expect, netpol, pod_manifest, probe, setup_model, show
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, nftables)")
 
@@ -267,3 +269,46 @@ def test_policy_check_trace_and_top_name_the_rule_and_the_policies(model: Model)
         top = json.loads(c.podnet("top", "--name", c.name, "-o", "json").stdout)
         drops = {d["policy"]: d["packets"] for d in top["policy_drops"]}
         assert drops.get(f"{x}/deny-all ingress", 0) > 0, drops
+
+
+def test_an_agent_restart_keeps_enforcing(model: Model) -> None:
+    c, x = model.cluster, model.ns["x"]
+    node = c.get_json("pod", "-n", x, "a")["spec"]["nodeName"]
+    with policies(model, netpol("deny-all", x, {"podSelector": {}})):
+        want = expect(model, lambda s, d: ns_of(d) != "x")
+        check(model, want)
+        old = c.journal_pid(f"agent-{node}")
+        os.kill(old, signal.SIGKILL)  # the supervisor starts a new agent; the rules stay in the kernel
+        for _ in range(3):
+            assert probe(model, "tcp", 80) == want
+        deadline = time.monotonic() + 60
+        while c.journal_pid(f"agent-{node}") == old:
+            assert time.monotonic() < deadline, "the agent was not restarted"
+            time.sleep(0.5)
+        time.sleep(2)  # the new agent's first full sync replaces the table
+        check(model, want)
+    check(model, expect(model, lambda s, d: True))
+
+
+def test_a_new_pod_under_a_deny_policy_is_never_reachable(model: Model) -> None:
+    """Probe the new pod's IP from the moment it has one until it has served for a while: with a
+    deny-all policy in place first, no probe may ever get an answer."""
+    c, x = model.cluster, model.ns["x"]
+    with policies(model, netpol("deny-all", x, {"podSelector": {}})):
+        check(model, expect(model, lambda s, d: ns_of(d) != "x"))
+        c.apply(pod_manifest(x, "late"))
+        ip, deadline = "", time.monotonic() + 60
+        while not ip:
+            assert time.monotonic() < deadline, "the new pod got no IP"
+            ip = (c.get_json("pod", "-n", x, "late").get("status") or {}).get("podIP") or ""
+        answered = []
+        ready_seen = 0
+        while ready_seen < 3 and time.monotonic() < deadline:
+            got = probe(model, "tcp", 80, {"late": ip})
+            answered += [s for (s, _), ok in got.items() if ok]
+            pod = c.get_json("pod", "-n", x, "late")
+            conditions = pod["status"].get("conditions", [])
+            if any(cd["type"] == "Ready" and cd["status"] == "True" for cd in conditions):
+                ready_seen += 1
+        assert ready_seen == 3 and answered == [], answered
+        c.kubectl("delete", "pod", "-n", x, "late", "--wait=false")
