@@ -30,7 +30,7 @@ from podnet.agent.runtime import PodRuntime
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.core import naming
-from podnet.core.config import ClusterConfig
+from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
 from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
@@ -51,7 +51,7 @@ class AgentOptions:
     server: str
     token: str
     state_dir: Path
-    kubelet_port: int = 10250
+    kubelet_port: int = DEFAULT_KUBELET_PORT
     heartbeat_seconds: float = 5.0
     pod_cidr_timeout: float = 120.0
     run_proxy: bool = True

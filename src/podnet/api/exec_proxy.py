@@ -31,6 +31,7 @@ from aiohttp import WSMsgType, web
 from podnet.api import objmeta
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
+from podnet.core.config import DEFAULT_KUBELET_PORT
 from podnet.model import kinds
 from podnet.model.kinds import Obj
 
@@ -42,7 +43,6 @@ PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STATUS_CHANNEL = 3
 LOST_STATUS = {"metadata": {}, "status": "Failure", "reason": "InternalError",
                "message": "the node agent closed the exec stream without an exit status"}
-DEFAULT_KUBELET_PORT = 10250
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 TRUE = ("1", "true", "True")
 CONNECT_TIMEOUT = 10.0

@@ -16,10 +16,10 @@ from aiohttp import web
 from podnet.api import objmeta
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
+from podnet.core.config import DEFAULT_KUBELET_PORT
 from podnet.model import kinds
 from podnet.model.kinds import Obj
 
-DEFAULT_KUBELET_PORT = 10250
 _BOOL_PARAMS = ("follow", "timestamps", "previous", "insecureSkipTLSVerifyBackend")
 _INT_PARAMS = ("tailLines", "sinceSeconds", "limitBytes")
 

@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 from podnet.cli.main import CLIError
+from podnet.core.config import DEFAULT_KUBELET_PORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "kubeconfig); default: the PODNET_API_TOKEN environment variable (never the command "
                    "line)")
     p.add_argument("--state-dir", required=True, help="the cluster's state directory")
-    p.add_argument("--kubelet-port", type=int, default=10250, help="kubelet-style endpoint port (10250)")
+    p.add_argument("--kubelet-port", type=int, default=DEFAULT_KUBELET_PORT,
+                   help=f"kubelet-style endpoint port ({DEFAULT_KUBELET_PORT})")
     p.add_argument("--no-proxy", action="store_true", help="do not run the service proxy")
     p.add_argument("--no-routes", action="store_true", help="do not program routes to other nodes")
     p.set_defaults(func=run)

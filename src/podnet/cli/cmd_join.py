@@ -10,6 +10,7 @@ from pathlib import Path
 from podnet.cli.common import add_name_flag, load_config
 from podnet.cli.main import CLIError
 from podnet.cli.output import add_output_flag, emit, err_console
+from podnet.core.config import DEFAULT_KUBELET_PORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="where the node keeps its state (default: $PODNET_STATE_ROOT/joined/<cluster>)")
     j.add_argument("--network", choices=("host-gw", "vxlan"), default="",
                    help="how pods reach other nodes (default: the cluster's mode)")
-    j.add_argument("--kubelet-port", type=int, default=10250, help="the node's kubelet endpoint (10250)")
+    j.add_argument("--kubelet-port", type=int, default=DEFAULT_KUBELET_PORT,
+                   help=f"the node's kubelet endpoint ({DEFAULT_KUBELET_PORT})")
     j.add_argument("--background", action="store_true",
                    help="run the agent in the background (PID in the state directory) and return once the "
                    "node is Ready")

@@ -42,7 +42,13 @@ from cryptography.hazmat.primitives import serialization
 from podnet.api.auth import CLUSTER_INFO_NAME, CLUSTER_INFO_NS, TOKEN_RE, node_credential
 from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
 from podnet.core import journal as jr
-from podnet.core.config import ClusterConfig, make_private_dir, state_root, write_private
+from podnet.core.config import (
+    DEFAULT_KUBELET_PORT,
+    ClusterConfig,
+    make_private_dir,
+    state_root,
+    write_private,
+)
 from podnet.model.kinds import Obj
 
 CLUSTER_INFO_PATH = f"/api/v1/namespaces/{CLUSTER_INFO_NS}/configmaps/{CLUSTER_INFO_NAME}"
@@ -129,7 +135,7 @@ class JoinOptions:
     node_ip: str = ""
     state_dir: str = ""
     network: str = ""
-    kubelet_port: int = 10250
+    kubelet_port: int = DEFAULT_KUBELET_PORT
     background: bool = False
     wait_timeout: float = 60.0
 
@@ -143,7 +149,7 @@ class JoinPlan:
     state_dir: Path
     config: ClusterConfig
     ca_pem: bytes
-    kubelet_port: int = 10250
+    kubelet_port: int = DEFAULT_KUBELET_PORT
 
     @property
     def ca_path(self) -> Path:

@@ -25,10 +25,14 @@ from podnet.controllers.endpoint_ports import (
     selected_pods,
 )
 from podnet.model.kinds import ENDPOINTSLICES, Obj
-from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL, without_cluster_ip
+from podnet.model.services import (
+    ENDPOINTSLICE_CONTROLLER,
+    HEADLESS_LABEL,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    without_cluster_ip,
+)
 
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-MANAGED_BY = "endpointslice-controller.k8s.io"
 MAX_ENDPOINTS_PER_SLICE = 100
 
 PortsKey = str
@@ -37,7 +41,7 @@ PortsKey = str
 def is_managed_slice_of(slice_: Obj, ns: str, svc_name: str) -> bool:
     lab = objects.labels(slice_)
     return (objects.namespace(slice_) == ns and lab.get(SERVICE_NAME_LABEL) == svc_name
-            and lab.get(MANAGED_BY_LABEL) == MANAGED_BY)
+            and lab.get(MANAGED_BY_LABEL) == ENDPOINTSLICE_CONTROLLER)
 
 
 def _ports_key(ports: list[dict[str, Any]]) -> PortsKey:
@@ -66,7 +70,7 @@ def desired_labels(svc: Obj) -> dict[str, str]:
     lab = {k: v for k, v in objects.labels(svc).items()
            if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)}
     lab[SERVICE_NAME_LABEL] = objects.name(svc)
-    lab[MANAGED_BY_LABEL] = MANAGED_BY
+    lab[MANAGED_BY_LABEL] = ENDPOINTSLICE_CONTROLLER
     if without_cluster_ip(svc):
         lab[HEADLESS_LABEL] = ""
     return lab

@@ -32,8 +32,6 @@ from podnet.controllers.deployment import reconcile_deployment
 from podnet.controllers.endpoint_ports import has_selector
 from podnet.controllers.endpoints import cleanup_endpoints, reconcile_endpoints
 from podnet.controllers.endpointslices import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     cleanup_slices,
     reconcile_endpoint_slices,
 )
@@ -62,7 +60,7 @@ from podnet.model.kinds import (
     ResourceType,
 )
 from podnet.model.selectors import Selector, SelectorError, from_label_selector, from_map
-from podnet.model.services import SERVICE_NAME_LABEL
+from podnet.model.services import ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +174,8 @@ class ControllerManager:
                 self.svc_index.put(k, objects.namespace(obj), (obj.get("spec") or {}).get("selector"))
         elif rt.key == ENDPOINTSLICES.key:
             lab = objects.labels(obj) if obj is not None else {}
-            if obj is not None and lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
+            if (obj is not None and lab.get(MANAGED_BY_LABEL) == ENDPOINTSLICE_CONTROLLER
+                    and lab.get(SERVICE_NAME_LABEL)):
                 self.slice_index.put(k, (objects.namespace(obj), lab[SERVICE_NAME_LABEL]))
             else:
                 self.slice_index.drop(k)
@@ -315,7 +314,7 @@ class ControllerManager:
     @staticmethod
     def _slice_service(etype: str, sl: Obj, old: Obj | None) -> list[str]:
         lab = objects.labels(sl)
-        if lab.get(MANAGED_BY_LABEL) == MANAGED_BY and lab.get(SERVICE_NAME_LABEL):
+        if lab.get(MANAGED_BY_LABEL) == ENDPOINTSLICE_CONTROLLER and lab.get(SERVICE_NAME_LABEL):
             return [f"{objects.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}"]
         return []
 

@@ -25,9 +25,9 @@ from podnet.controllers import objects
 from podnet.controllers.actions import Action
 from podnet.controllers.events import make_event
 from podnet.controllers.timeutil import rfc3339, utcnow
+from podnet.model.defaults import DEFAULT_SCHEDULER
 from podnet.model.kinds import EVENTS, PODS, Obj
 
-SCHEDULER_NAME = "default-scheduler"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -38,7 +38,7 @@ R_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 
 def wants_scheduling(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
-    return (not spec.get("nodeName") and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME
+    return (not spec.get("nodeName") and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
             and not objects.is_deleting(pod) and not objects.pod_is_terminal(pod))
 
 
@@ -206,7 +206,7 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
                                         objects.name(n)))
         target = objects.name(best)
         ev = make_event(pod, "Scheduled", f"Successfully assigned {objects.key(pod)} to {target}",
-                        component=SCHEDULER_NAME, now=now)
+                        component=DEFAULT_SCHEDULER, now=now)
         return [Action("bind", PODS, binding(pod, target), then_event=ev)]
     message = unschedulable_message(reasons, len(live))
     current = objects.condition(pod, "PodScheduled")
@@ -219,7 +219,7 @@ def schedule(pod: Obj, nodes: list[Obj], pods: list[Obj], now: dt.datetime | Non
                   "lastProbeTime": None, "lastTransitionTime": rfc3339(now)})
     new["status"]["conditions"] = conds
     new["status"].setdefault("phase", "Pending")
-    ev = make_event(pod, "FailedScheduling", message, type="Warning", component=SCHEDULER_NAME, now=now)
+    ev = make_event(pod, "FailedScheduling", message, type="Warning", component=DEFAULT_SCHEDULER, now=now)
     return [Action("update_status", PODS, new), Action("event", EVENTS, ev)]
 
 
@@ -235,4 +235,4 @@ def missing_node_event(pod: Obj, nodes: list[Obj], now: dt.datetime | None = Non
     msg = (f'node "{want}" not found: the pod stays Pending until a node with that name joins '
            "the cluster")
     return [Action("event", EVENTS, make_event(pod, "NodeNotFound", msg, type="Warning",
-                                               component=SCHEDULER_NAME, now=now))]
+                                               component=DEFAULT_SCHEDULER, now=now))]

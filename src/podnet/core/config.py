@@ -46,6 +46,8 @@ DEFAULT_NODE_CIDR_MASK = 24
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_KUBELET_PORT = 10250
+"""The port of a node's kubelet-style endpoint (logs, exec), as the kubelet's."""
 DEFAULT_NODE_GRACE_SECONDS = 20.0
 """How long a node may miss heartbeats before the node lifecycle controller marks it NotReady."""
 

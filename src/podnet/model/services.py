@@ -12,6 +12,11 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 """On an EndpointSlice: the Service it belongs to."""
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+"""On an EndpointSlice: the controller that manages it."""
+
+ENDPOINTSLICE_CONTROLLER = "endpointslice-controller.k8s.io"
+"""The MANAGED_BY_LABEL value of the slices the EndpointSlice controller makes (the ones a proxy uses)."""
 """On an EndpointSlice (and Endpoints) of a headless Service."""
 
 NONE_IP = "None"

@@ -14,13 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from podnet.model.kinds import Obj
-from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
+from podnet.model.services import (
+    ENDPOINTSLICE_CONTROLLER,
+    HEADLESS_LABEL,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+)
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_SLICE_PORTS = 100  # discovery/v1 validation: at most 100 ports per EndpointSlice
 MAX_SLICE_ENDPOINTS = 1000
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
 
@@ -167,7 +170,7 @@ def _slice_endpoints(sl: Obj, port_name: str, protocol: str, node: NodeFacts,
         return []
     # slices of the EndpointSlice controller hold pod IPs; others (the `kubernetes` Service,
     # hand-made slices of selectorless Services) may point anywhere routable
-    managed = (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+    managed = (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == ENDPOINTSLICE_CONTROLLER
     eps = sl.get("endpoints") or []
     if len(eps) > MAX_SLICE_ENDPOINTS:
         problems.append(f"{where}: {len(eps)} endpoints, at most {MAX_SLICE_ENDPOINTS} allowed: "

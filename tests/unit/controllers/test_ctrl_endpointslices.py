@@ -7,13 +7,12 @@ import copy
 from _ctrl_factories import pod, service
 
 from podnet.controllers.endpointslices import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     cleanup_slices,
     reconcile_endpoint_slices,
 )
 from podnet.model.kinds import Obj
-from podnet.model.services import SERVICE_NAME_LABEL
+from podnet.model.services import ENDPOINTSLICE_CONTROLLER as MANAGED_BY
+from podnet.model.services import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 
 SEL = {"app": "web"}
 
