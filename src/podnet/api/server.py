@@ -22,7 +22,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from podnet.api import bodies, discovery, listen, routing
+from podnet.api import bodies, discovery, listen, openapi, routing
 from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
 from podnet.api.errors import APIError, internal_error, unauthorized
@@ -160,7 +160,14 @@ class APIServer:
         if path == "/openapi/v2":
             return web.Response(body=b"", headers={"Content-Type": OPENAPI_V2_TYPE})
         if path == "/openapi/v3":
-            return json_response({"paths": {}})
+            return json_response(openapi.index())
+        if path.startswith("/openapi/v3/"):
+            doc = openapi.document(path[len("/openapi/v3/"):])
+            if doc is None:
+                raise _not_found()
+            return web.Response(body=doc, content_type="application/json",
+                                headers={"Cache-Control": "public, immutable" if request.query.get("hash")
+                                         else "no-cache, private"})
         target = routing.parse_path(path)
         if target is None:
             raise _not_found()
