@@ -58,13 +58,18 @@ async def test_scale_subresource_is_autoscaling_v1_scale(api: Api) -> None:
     assert [r["name"] for r in body["resources"]] == ["endpointslices"]
 
 
-async def test_openapi_v2_is_empty_protobuf_and_v3_has_no_paths(api: Api) -> None:
+async def test_openapi_v2_is_empty_protobuf_and_v3_serves_each_group_version(api: Api) -> None:
     resp = await api.client.get("/openapi/v2")
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
     assert await resp.read() == b""
     code, body = await api.call("GET", "/openapi/v3")
-    assert (code, body) == (200, {"paths": {}})
+    assert code == 200
+    url = body["paths"]["api/v1"]["serverRelativeURL"]
+    code, doc = await api.call("GET", url)
+    assert code == 200 and "io.k8s.api.core.v1.Service" in doc["components"]["schemas"]
+    code, _ = await api.call("GET", "/openapi/v3/apis/nosuch.example.com/v1")
+    assert code == 404
 
 
 async def test_unknown_resource_group_and_version_are_404_status(api: Api) -> None:
