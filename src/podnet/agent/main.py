@@ -12,6 +12,8 @@ import contextlib
 import logging
 import os
 import signal
+import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -463,6 +465,18 @@ def _ns_id(path: str) -> str:
         return ""
 
 
+def _dump_tracemalloc(where: Path) -> None:
+    """Write a tracemalloc snapshot (for finding memory growth: compare two with tracemalloc)."""
+    path = where / f"tracemalloc-{os.getpid()}-{int(time.time())}.snap"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        tracemalloc.take_snapshot().dump(str(path))
+        log.info("tracemalloc snapshot written to %s", path)
+    except OSError as e:
+        log.warning("tracemalloc snapshot: %s", e)
+
+
 async def run_agent(opts: AgentOptions) -> None:
     """Run the agent until SIGTERM/SIGINT."""
     agent = Agent(opts)
@@ -480,6 +494,11 @@ async def run_agent(opts: AgentOptions) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    if tracemalloc.is_tracing():  # started with PYTHONTRACEMALLOC=N: SIGUSR2 writes a snapshot
+        def on_usr2(signum: int, frame: object) -> None:
+            if os.getpid() == me:
+                loop.call_soon_threadsafe(_dump_tracemalloc, agent.node_dir)
+        signal.signal(signal.SIGUSR2, on_usr2)
     try:
         starting = asyncio.create_task(agent.start())
         waiter = asyncio.create_task(stop.wait())
