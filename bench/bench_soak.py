@@ -41,15 +41,17 @@ def service(name: str) -> Obj:
             "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
 
-def agent_memory(cluster: str) -> tuple[int, int, int]:
-    """(agents, RSS KiB, PSS KiB) summed over the cluster's agent processes."""
+def agent_memory(cluster: str) -> tuple[list[int], int, int]:
+    """(each agent's RSS KiB, RSS KiB, PSS KiB) summed over the cluster's agent processes."""
     cg = ClusterCgroup.for_cluster(cluster)
-    n = rss = pss = 0
+    each: list[int] = []
+    rss = pss = 0
     for pid in cg.pids() if cg is not None else []:
         if " agent " in " ".join(proc_cmdline(pid)):
             r, p = proc_mem_kib(pid)
-            n, rss, pss = n + 1, rss + r, pss + p
-    return n, rss, pss
+            each.append(r)
+            rss, pss = rss + r, pss + p
+    return each, rss, pss
 
 
 class Soak:
@@ -63,11 +65,11 @@ class Soak:
         self.deadline = time.monotonic() + a.time_limit
 
     def sample(self, t0: float) -> None:
-        n, rss, pss = agent_memory(self.name)
+        each, rss, pss = agent_memory(self.name)
         self.samples.append((self.done, time.monotonic() - t0, rss, pss))
-        print(f"  {self.done:>6} cycles  {time.monotonic() - t0:7.1f}s  agents x{n}: "
-              f"RSS {rss / 1024:7.1f} MiB"
-              f"  PSS {pss / 1024:7.1f} MiB", file=sys.stderr, flush=True)
+        print(f"  {self.done:>6} cycles  {time.monotonic() - t0:7.1f}s  agents x{len(each)}: "
+              f"RSS {rss / 1024:7.1f} MiB  PSS {pss / 1024:7.1f} MiB  (RSS each "
+              f"{' '.join(f'{r / 1024:.1f}' for r in each)})", file=sys.stderr, flush=True)
 
     async def churn(self, c: ApiClient, worker: int, t0: float) -> None:
         i = worker

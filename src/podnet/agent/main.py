@@ -34,13 +34,14 @@ from podnet.client.informer import Informer
 from podnet.core import naming
 from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
 from podnet.images.runtimes import RuntimeChoice
-from podnet.model.kinds import CONFIGMAPS, NODES, PODS, SERVICES, Obj
+from podnet.model.kinds import CONFIGMAPS, ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.net.ops import NetOps
 from podnet.policy.runner import PolicyRunner, make_runner
+from podnet.proxy.compact import compact_service, compact_slice
 from podnet.proxy.health import ProxyStatusServer, node_eligible
 from podnet.proxy.metrics import METRICS
-from podnet.proxy.runner import run_proxy
+from podnet.proxy.runner import ProxyInformers, run_proxy
 
 log = logging.getLogger("podnet.agent")
 
@@ -86,8 +87,11 @@ class Agent:
         self.events = EventRecorder(self.client, opts.node_name)
         self.pod_cidr = ""
         self.network_ok = False
+        # one informer per resource for the whole agent (the proxy and the pods' environment share
+        # them), caching compact copies of Services and EndpointSlices
         self.nodes = Informer(self.client, NODES)
-        self.services = Informer(self.client, SERVICES)
+        self.services = Informer(self.client, SERVICES, transform=compact_service)
+        self.slices = Informer(self.client, ENDPOINTSLICES, transform=compact_slice)
         self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={opts.node_name}")
         self.runtime: PodRuntime | None = None
         self.kubelet: KubeletServer | None = None
@@ -304,7 +308,8 @@ class Agent:
             while True:
                 try:
                     await run_proxy(self.client, node_name=self.opts.node_name, node_ip=self.opts.node_ip,
-                                    config=self.config)
+                                    config=self.config,
+                                    informers=ProxyInformers(self.services, self.slices, self.nodes))
                     return
                 except asyncio.CancelledError:
                     raise
@@ -416,6 +421,7 @@ class Agent:
             self._tasks.append(asyncio.create_task(self.route_loop(), name="routes"))
         self._tasks.append(asyncio.create_task(self.heartbeat(), name="heartbeat"))
         if o.run_proxy:
+            self._tasks.append(self.slices.start())
             self._tasks.append(asyncio.create_task(self.proxy_loop(), name="proxy"))
             self.policy = make_runner(self.client, o.node_name)
             self._tasks.append(asyncio.create_task(self.policy_loop(), name="policy"))
@@ -447,7 +453,7 @@ class Agent:
         """Stop the agent; the pods' processes keep running for the next agent to adopt."""
         if self.runtime is not None:
             await self.runtime.close()
-        for inf in (self.pods, self.nodes, self.services):
+        for inf in (self.pods, self.nodes, self.services, self.slices):
             await inf.stop()
         for t in self._tasks:
             t.cancel()

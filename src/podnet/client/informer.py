@@ -31,13 +31,18 @@ def obj_key(obj: Obj) -> str:
 
 class Informer:
     def __init__(self, client: ApiClient, rt: ResourceType, namespace: str | None = None, *,
-                 label_selector: str = "", field_selector: str = ""):
+                 label_selector: str = "", field_selector: str = "",
+                 transform: Callable[[Obj], Obj] | None = None):
         self.client = client
         self.rt = rt
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
-        self.cache: dict[str, Obj] = {}
+        # applied to every object before it is cached (as client-go's SetTransform): a compact copy
+        # holding only what the informer's users read; the key fields (metadata name, namespace,
+        # resourceVersion) must stay
+        self.transform = transform
+        self.cache: dict[str, Obj] = {}  # one dict for the informer's life: relists update it in place
         self.handlers: list[Handler] = []
         self.synced = asyncio.Event()
         self.resource_version = ""
@@ -45,6 +50,11 @@ class Informer:
 
     def add_handler(self, handler: Handler) -> None:
         self.handlers.append(handler)
+
+    def remove_handler(self, handler: Handler) -> None:
+        """Stop calling `handler` (users of a shared informer that stop before it does)."""
+        with contextlib.suppress(ValueError):
+            self.handlers.remove(handler)
 
     def list(self) -> list[Obj]:
         return list(self.cache.values())
@@ -64,22 +74,34 @@ class Informer:
     async def _relist(self) -> None:
         lst = await self.client.list(self.rt, self.namespace, label_selector=self.label_selector,
                                      field_selector=self.field_selector)
-        fresh = {obj_key(o): o for o in lst.get("items") or []}
-        for o in fresh.values():
+        items = lst.get("items") or []
+        for o in items:
             o.setdefault("apiVersion", self.rt.api_version)
             o.setdefault("kind", self.rt.kind)
-        old_cache = self.cache
-        self.cache = fresh
-        self.resource_version = str(lst.get("metadata", {}).get("resourceVersion", ""))
+        fresh = {obj_key(o): self._shape(o) for o in items}
+        del items, lst["items"]
+        # update the cache in place (users may hold it): changed entries keep their position,
+        # new ones are appended, vanished ones removed; then the events, as client-go's Replace
+        cache = self.cache
+        events: list[tuple[str, Obj, Obj | None]] = []
         for k, o in fresh.items():
-            prev = old_cache.get(k)
+            prev = cache.get(k)
             if prev is None:
-                await self._emit("ADDED", o, None)
+                events.append(("ADDED", o, None))
             elif prev.get("metadata", {}).get("resourceVersion") != o["metadata"].get("resourceVersion"):
-                await self._emit("MODIFIED", o, prev)
-        for k, prev in old_cache.items():
-            if k not in fresh:
-                await self._emit("DELETED", prev, prev)
+                events.append(("MODIFIED", o, prev))
+            else:
+                continue
+            cache[k] = o
+        gone = [k for k in cache if k not in fresh]
+        for k in gone:
+            events.append(("DELETED", cache.pop(k), None))
+        self.resource_version = str(lst.get("metadata", {}).get("resourceVersion", ""))
+        for etype, o, prev in events:
+            await self._emit(etype, o, o if etype == "DELETED" else prev)
+
+    def _shape(self, obj: Obj) -> Obj:
+        return self.transform(obj) if self.transform is not None else obj
 
     async def run(self) -> None:
         backoff = 0.1
@@ -101,6 +123,7 @@ class Informer:
                     if ev.type == "BOOKMARK":
                         self.resource_version = rv or self.resource_version
                         continue
+                    obj = self._shape(obj)
                     k = obj_key(obj)
                     prev = self.cache.get(k)
                     if ev.type == "DELETED":
