@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from podnet.model.kinds import Obj
-from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
-from podnet.proxy.serviceports import MANAGED_BY_LABEL, PROXY_NAME_LABEL
+from podnet.model.services import HEADLESS_LABEL, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from podnet.proxy.serviceports import PROXY_NAME_LABEL
 
 _SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 _TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
