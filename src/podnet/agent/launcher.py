@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -196,8 +197,68 @@ class ShimProcess:
             os.killpg(self.shim_pid, sig)
 
 
+class ShimServer:
+    """The node's shim server (ocishim.py --serve): forks the shim of each real-image container start, so
+    shims share one interpreter's pages. Started on first use, recorded in the journal, and reused by a
+    restarted agent; when it cannot be reached, the launcher starts the shim directly instead."""
+
+    def __init__(self, sock: Path, log: Path, record: Callable[[int, int], None] | None = None):
+        self.sock = sock
+        self.log = log
+        self.record = record
+
+    def _ask(self, args: list[str]) -> tuple[int, int] | None:
+        import socket
+
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.settimeout(5.0)
+                c.connect(str(self.sock))
+                c.sendall("\0".join(args).encode())
+                c.shutdown(socket.SHUT_WR)
+                answer = b""
+                while not answer.endswith(b"\n"):
+                    chunk = c.recv(256)
+                    if not chunk:
+                        break
+                    answer += chunk
+        except OSError:
+            return None
+        parts = answer.decode(errors="replace").split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            return None
+        return int(parts[0]), int(parts[1])
+
+    def _start_server(self) -> None:
+        if len(str(self.sock)) > 100:  # beyond what a unix socket address holds
+            return
+        self.sock.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            p = subprocess.Popen([sys.executable, "-I", "-S", OCI_SHIM, "--serve", str(self.sock)],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                 close_fds=True)
+        p.returncode = 0  # it outlives this agent; do not warn about it
+        if self.record is not None:
+            self.record(p.pid, proc_start_time(p.pid) or 0)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not self.sock.exists():
+            time.sleep(0.01)
+
+    def spawn(self, args: list[str]) -> tuple[int, int] | None:
+        """(pid, start time) of a shim forked by the server with `args`; None when there is no server."""
+        got = self._ask(args)
+        if got is None:
+            self._start_server()
+            got = self._ask(args)
+        return got
+
+
 class ShimLauncher:
-    """Runs each container start as `python -I shim.py ...` in a new session."""
+    """Runs each container start as `python -I shim.py ...` in a new session (a real-image container's
+    shim is forked by the node's shim server when there is one)."""
+
+    def __init__(self, server: ShimServer | None = None):
+        self.server = server
 
     def start(self, spec: LaunchSpec) -> ShimProcess:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +271,10 @@ class ShimLauncher:
                     "--runtime", o.runtime, "--runtime-root", str(o.runtime_root), "--id", o.container_id]
             if o.oom_file:
                 argv += ["--oom", o.oom_file]
+            if self.server is not None:
+                got = self.server.spawn(argv[4:])
+                if got is not None:
+                    return ShimProcess(spec.run_dir, got[0], got[1], None)
         else:
             argv = [sys.executable, "-I", SHIM, "--dir", str(spec.run_dir), "--log", str(spec.log_path)]
             for flag, value in (("--netns", spec.netns_path), ("--hostname", spec.hostname),

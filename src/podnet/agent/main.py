@@ -23,7 +23,7 @@ from podnet.agent.events import EventRecorder
 from podnet.agent.imagepull import ImageManager
 from podnet.agent.kubelet_http import KubeletServer
 from podnet.agent.kubelet_tls import KubeletTLSError, kubelet_server_context
-from podnet.agent.launcher import Launcher, ShimLauncher
+from podnet.agent.launcher import Launcher, ShimLauncher, ShimServer
 from podnet.agent.network import CniPodNetwork, JournalWriter, PodNetwork, make_journal
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import PodDeps
@@ -162,6 +162,12 @@ class Agent:
         settings = ImageSettings(mode=cfg.images, insecure_registries=tuple(cfg.insecure_registries),
                                  pull_timeout=cfg.image_pull_timeout, host_netns=self.host_netns)
         return ImageManager(ImageStore(), settings, self.get_secret)
+
+    def shim_server(self) -> ShimServer:
+        def record(pid: int, starttime: int) -> None:
+            self.journal.record("process", f"shim-server-{self.opts.node_name}", pid=pid, starttime=starttime)
+
+        return ShimServer(self.node_dir / "shim.sock", self.node_dir / "shim-server.log", record)
 
     def host_netns(self) -> str:
         """The machine's own network namespace, where image pulls run (nodes have no route off the machine):
@@ -395,7 +401,7 @@ class Agent:
                                     mtu=self.pod_mtu)
         return PodDeps(
             node_name=o.node_name, node_ip=o.node_ip, dirs=PodDirs(self.node_dir / "pods"), network=network,
-            launcher=o.launcher or ShimLauncher(), push_status=self.push_pod_status,
+            launcher=o.launcher or ShimLauncher(self.shim_server()), push_status=self.push_pod_status,
             finish_delete=self.finish_delete, get_configmap=self.get_configmap,
             services=self.services.list,
             service_env=lambda svcs, pod: envvars.pod_service_env_vars(pod, svcs),

@@ -259,6 +259,81 @@ def main(opts: dict[str, str]) -> int:
     return 0
 
 
+def serve(sock_path: str) -> int:
+    """The node's shim server: one long-lived process that forks a shim per container start.
+
+    A forked shim shares the server's interpreter pages (copy-on-write), so each costs well under a
+    MiB of its own instead of a whole interpreter. A request is one connection on the 0600 unix socket:
+    the shim's arguments, NUL-separated, then EOF; the answer is "<pid> <start time>\\n". Each shim
+    is its own session and writes its own pid.json/exit.json, so it outlives this server and the agent.
+    """
+    import socket
+
+    for sig in (1, 2, 13):  # HUP, INT, PIPE; TERM ends the server (its shims live on)
+        libc.signal(sig, SIG_IGN)
+    try:
+        os.unlink(sock_path)
+    except FileNotFoundError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        srv.bind(sock_path)
+    finally:
+        os.umask(old)
+    srv.listen(64)
+    import gc
+
+    gc.freeze()  # what exists now stays out of the collector's way: forked shims do not copy its pages
+    while True:
+        while True:
+            try:
+                wpid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == 0:
+                break
+        ready, _, _ = select.select([srv], [], [], 1.0)
+        if not ready:
+            continue
+        conn, _ = srv.accept()
+        try:
+            conn.settimeout(5.0)
+            data = b""
+            while len(data) < 1 << 16:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                opts = parse_args(data.decode().split("\0"))
+            except SystemExit as e:
+                conn.sendall(f"error {e}\n".encode())
+                continue
+            pid = os.fork()
+            if pid == 0:
+                rc = 1
+                try:
+                    gc.disable()  # a shim makes no reference cycles worth collecting
+                    srv.close()
+                    conn.close()
+                    os.setsid()
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                    err = os.open(os.path.join(opts["dir"], "shim.err"), flags, 0o600)
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.dup2(err, 1)
+                    os.dup2(err, 2)
+                    rc = main(opts)
+                finally:
+                    os._exit(rc)
+            conn.sendall(f"{pid} {proc_start(pid)}\n".encode())
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 def parse_args(args: list[str]) -> dict[str, str]:
     opts: dict[str, str] = {}
     it = iter(args)
@@ -274,4 +349,6 @@ def parse_args(args: list[str]) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"] and len(sys.argv) == 3:
+        sys.exit(serve(sys.argv[2]))
     sys.exit(main(parse_args(sys.argv[1:])))
