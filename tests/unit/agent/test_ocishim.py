@@ -60,3 +60,32 @@ def test_usage_names_what_is_missing(shim: ModuleType) -> None:
     assert shim.parse_args(["--dir", "d", "--log", "l", "--bundle", "b", "--lower", "r", "--runtime", "runc",
                             "--runtime-root", "s", "--id", "c"])["runtime-root"] == "s"
     assert sys.modules.get("ocishim_under_test") is None  # loaded from its file, as the launcher runs it
+
+
+def test_shim_server_refuses_bad_requests_and_the_launcher_falls_back(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from podnet.agent.launcher import OCI_SHIM, ShimServer
+
+    sock = tmp_path / "shim.sock"
+    proc = subprocess.Popen([sys.executable, "-I", "-S", OCI_SHIM, "--serve", str(sock)])
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(str(sock))
+            c.sendall(b"--dir\0d")
+            c.shutdown(socket.SHUT_WR)
+            assert c.recv(200).startswith(b"error usage: ocishim.py")
+        assert ShimServer(sock, tmp_path / "log")._ask(["--dir", "d"]) is None
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    # no server, and none can be started on a path too long for a unix socket: no shim from it
+    far = tmp_path / ("x" * 120) / "shim.sock"
+    assert ShimServer(far, tmp_path / "log").spawn(["--dir", "d"]) is None
