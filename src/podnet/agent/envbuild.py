@@ -6,6 +6,7 @@ Order (later wins): a minimal base (PATH, HOSTNAME), service environment variabl
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,16 +54,14 @@ def field_ref_value(pod: Obj, path: str, *, pod_ip: str, host_ip: str) -> str:
 
 
 def resource_field_value(container: Obj, ref: Obj) -> str:
-    res = ref.get("resource", "")
-    kind, _, what = str(res).partition(".")
-    value = ((container.get("resources") or {}).get(kind) or {}).get(what)
-    if value is None:
-        return "0"
-    return str(value)
+    from podnet.agent.volumes import resource_value  # one rendering for env and downwardAPI files
+
+    return resource_value(container, ref)
 
 
 async def build_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, service_env: dict[str, str],
-                    get_configmap: ConfigMapGetter, extra: dict[str, str] | None = None) -> dict[str, str]:
+                    get_configmap: ConfigMapGetter, extra: dict[str, str] | None = None,
+                    get_secret: ConfigMapGetter | None = None) -> dict[str, str]:
     meta = pod.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
     hostname = str((pod.get("spec") or {}).get("hostname") or meta.get("name", ""))[:63]
@@ -80,8 +79,15 @@ async def build_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, serv
                 raise EnvError(f'configmap "{ref.get("name", "")}" not found')
             for k, v in (cm.get("data") or {}).items():
                 env[prefix + k] = str(v)
-        elif src.get("secretRef") and not src["secretRef"].get("optional"):
-            raise EnvError(f'secret "{src["secretRef"].get("name", "")}" not found')
+        elif src.get("secretRef"):
+            sref = src["secretRef"]
+            secret = await get_secret(ns, str(sref.get("name", ""))) if get_secret is not None else None
+            if secret is None:
+                if sref.get("optional"):
+                    continue
+                raise EnvError(f'secret "{sref.get("name", "")}" not found')
+            for k, v in _secret_data(secret).items():
+                env[prefix + k] = v
     for item in container.get("env") or []:
         name = str(item.get("name", ""))
         if "value" in item or "valueFrom" not in item:
@@ -105,7 +111,25 @@ async def build_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, serv
                 raise EnvError(f'couldn\'t find key {key} in ConfigMap {ns}/{ref.get("name", "")}')
             env[name] = str(cm["data"][key])
         elif "secretKeyRef" in vf:
-            if vf["secretKeyRef"].get("optional"):
-                continue
-            raise EnvError(f'secret "{vf["secretKeyRef"].get("name", "")}" not found')
+            ref = vf["secretKeyRef"]
+            secret = await get_secret(ns, str(ref.get("name", ""))) if get_secret is not None else None
+            key = str(ref.get("key", ""))
+            data = _secret_data(secret) if secret is not None else {}
+            if secret is None or key not in data:
+                if ref.get("optional"):
+                    continue
+                if secret is None:
+                    raise EnvError(f'secret "{ref.get("name", "")}" not found')
+                raise EnvError(f'couldn\'t find key {key} in Secret {ns}/{ref.get("name", "")}')
+            env[name] = data[key]
     return env
+
+
+def _secret_data(secret: Obj) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (secret.get("data") or {}).items():
+        try:
+            out[str(k)] = base64.b64decode(str(v)).decode("utf-8", errors="replace")
+        except ValueError:
+            continue
+    return out

@@ -47,6 +47,8 @@ class LaunchSpec:
     hosts: str = ""
     working_dir: str = ""
     oci: OciLaunch | None = None
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list)
+    """Volume bind mounts for the built-in runtime: (destination, host source, read-only)."""
 
 
 @dataclass
@@ -282,6 +284,10 @@ class ShimLauncher:
                                 ("--cwd", spec.working_dir)):
                 if value:
                     argv += [flag, value]
+            if spec.mounts:
+                mounts_file = spec.run_dir / "mounts.json"
+                mounts_file.write_text(json.dumps([list(m) for m in spec.mounts]))
+                argv += ["--mounts", str(mounts_file)]
             argv += ["--", *spec.argv]
         with open(spec.run_dir / "shim.err", "ab") as err:
             popen = subprocess.Popen(argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import PodDeps
 from podnet.agent.podstate import PodDirs
 from podnet.agent.runtime import PodRuntime
+from podnet.agent.volumes import VolumeSources
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.core import naming
@@ -153,6 +155,35 @@ class Agent:
             if e.code == 404:
                 return None
             raise
+
+    async def request_token(self, pod: Obj, audience: str, seconds: int) -> tuple[str, float] | None:
+        """A ServiceAccount token bound to pod (TokenRequest), as the kubelet gets it for projected
+        volumes; None when this node may not ask for one (it then mounts no token)."""
+        meta = pod.get("metadata") or {}
+        ns = str(meta.get("namespace") or "default")
+        sa = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        spec: Obj = {"expirationSeconds": max(600, seconds),
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name"),
+                                        "uid": meta.get("uid")}}
+        if audience:
+            spec["audiences"] = [audience]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        try:
+            tr: Obj = await self.client.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token",
+                                                body=body)
+        except ApiError as e:
+            if e.code == 403:
+                log.warning("pod %s/%s: not allowed to request a ServiceAccount token: %s", ns,
+                            meta.get("name"), e)
+                return None
+            raise
+        status = tr.get("status") or {}
+        try:
+            expiry = dt.datetime.strptime(str(status.get("expirationTimestamp")), "%Y-%m-%dT%H:%M:%SZ")
+            when = expiry.replace(tzinfo=dt.UTC).timestamp()
+        except ValueError:
+            when = time.time() + seconds
+        return str(status.get("token") or ""), when
 
     def image_manager(self) -> ImageManager:
         from podnet.agent.imagepull import ImageSettings
@@ -409,7 +440,10 @@ class Agent:
             journal=self.journal, backoff_scale=o.backoff_scale, record_event=self.events.record,
             images=self.image_manager() if o.real_images else None,
             runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name,
-            admit_network=self.admit_pod_network if self.policy is not None else None)
+            admit_network=self.admit_pod_network if self.policy is not None else None,
+            volume_sources=VolumeSources(self.get_configmap, self.get_secret, self.request_token,
+                                         Path("/dev/shm/podnet") / cfg.name),
+            get_secret=self.get_secret)
 
     # ---- life ----
     async def start(self) -> None:

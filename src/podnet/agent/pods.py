@@ -24,6 +24,7 @@ from podnet.agent.network import JournalWriter, NullJournal, PodNetwork
 from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
 from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
 from podnet.agent.status import ContainerView, build_status, rfc3339
+from podnet.agent.volumes import PodVolumes, VolumeError, VolumeSources
 from podnet.images.ocispec import ConfigError, Mount
 from podnet.images.registry import CommandError, container_argv, image_id
 from podnet.images.runtimes import RuntimeChoice
@@ -65,6 +66,10 @@ class PodDeps:
     volume_mounts: Callable[[Obj, Obj], list[Mount]] = lambda pod, container: []
     # programs the pod's NetworkPolicy state (pod, IP) before its containers start: no window
     admit_network: Callable[[Obj, str], Awaitable[None]] | None = None
+    # volumes (podnet.agent.volumes) and Secrets for env; None: pods get no volumes, as before
+    volume_sources: VolumeSources | None = None
+    get_secret: ConfigMapGetter | None = None
+    volume_refresh_seconds: float = 2.0
 
 
 def pod_key(pod: Obj) -> str:
@@ -221,7 +226,7 @@ class ContainerRunner:
             svc_env = w.deps.service_env(w.deps.services(), w.pod) if w.deps.service_env else {}
             env = await build_env(w.pod, self.spec, pod_ip=w.rec.pod_ip, host_ip=w.deps.node_ip,
                                   service_env=svc_env, get_configmap=w.deps.get_configmap,
-                                  extra=w.deps.extra_env(w.pod))
+                                  extra=w.deps.extra_env(w.pod), get_secret=w.deps.get_secret)
         except CommandError as e:
             if self.view.state.get("waiting", {}).get("reason") != e.reason:
                 self.event("Warning", "Failed", e.message)
@@ -257,7 +262,9 @@ class ContainerRunner:
                           netns_path=netns_path,
                           hostname=w.hostname, resolv_conf=str(w.resolv_path) if w.resolv_path else "",
                           hosts=str(w.hosts_path) if w.hosts_path else "",
-                          working_dir=str(self.spec.get("workingDir") or ""), oci=oci)
+                          working_dir=str(self.spec.get("workingDir") or ""), oci=oci,
+                          mounts=[(m.destination, m.source, m.readonly)
+                                  for m in w.container_mounts(self.spec)])
         label = f"container {w.key} {self.name} {self.rec.attempt} {w.uid}"
         w.deps.journal.record("process", label, argv=argv, pod=w.key)
         if w.deps.images is None:
@@ -288,7 +295,7 @@ class ContainerRunner:
                               hosts=str(w.hosts_path) if w.hosts_path else "", cluster=w.deps.cluster,
                               container_id=f"{w.uid}-{self.name}-{attempt}", runtime=w.deps.runtime(),
                               runtime_root=w.deps.runtime_root,
-                              extra_mounts=w.deps.volume_mounts(w.pod, self.spec))
+                              extra_mounts=w.container_mounts(self.spec))
         return write_bundle(w.deps.images.store, img, inputs)
 
     async def _watch(self, proc: ContainerProcess) -> ExitInfo:
@@ -527,6 +534,9 @@ class PodWorker:
             for c in (pod.get("spec") or {}).get("containers") or []]
         if not self.init_runners:
             self.rec.init_done = True
+        self.volumes: PodVolumes | None = None
+        if deps.volume_sources is not None:
+            self.volumes = PodVolumes(deps.dirs.pod_dir(self.uid), deps.volume_sources)
         self.task: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
 
@@ -667,7 +677,61 @@ class PodWorker:
         self.changed()
         return True
 
+    def container_mounts(self, container: Obj) -> list[Mount]:
+        """The container's volume mounts (what both runtimes bind into it)."""
+        mounts = list(self.deps.volume_mounts(self.pod, container))
+        if self.volumes is not None:
+            mounts += self.volumes.mounts(self.pod, container)
+        return mounts
+
+    async def _prepare_volumes(self) -> bool:
+        """Set the volumes up, retrying while a ConfigMap/Secret is missing (the pod stays in
+        ContainerCreating with kubelet's FailedMount event); False when the pod is stopping."""
+        if self.volumes is None:
+            return True
+        told = ""
+        while not self.stopping:
+            try:
+                await self.volumes.setup(self.pod)
+                return True
+            except VolumeError as e:
+                msg = str(e)
+            except Exception as e:  # the API away: try again
+                msg = f"MountVolume.SetUp failed: {type(e).__name__}"
+                log.warning("pod %s: volume setup: %s", self.key, e)
+            if msg != told:
+                self.deps.record_event(self.pod, "Warning", "FailedMount", msg, "")
+                told = msg
+            for r in [*self.init_runners, *self.runners]:
+                r._set_waiting("ContainerCreating", "")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), 2.0)
+        return False
+
+    async def _refresh_volumes(self) -> None:
+        """Bring configMap/secret/projected/downwardAPI contents up to date (the kubelet's periodic sync)."""
+        assert self.volumes is not None
+        while True:
+            await asyncio.sleep(self.deps.volume_refresh_seconds)
+            try:
+                changed = await self.volumes.refresh(self.pod)
+                if changed:
+                    log.info("pod %s: volumes updated: %s", self.key, ", ".join(changed))
+            except Exception as e:
+                log.debug("pod %s: volume refresh: %s", self.key, e)
+
     async def _run_containers(self) -> None:
+        if not await self._prepare_volumes():
+            return
+        refresher = asyncio.create_task(self._refresh_volumes(), name=f"volumes-{self.key}") \
+            if self.volumes is not None else None
+        try:
+            await self._run_all_containers()
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+
+    async def _run_all_containers(self) -> None:
         if not self.rec.init_done:
             for r in self.init_runners:
                 if r.rec.done and r.view.terminated and r.view.terminated.get("exitCode") == 0:
@@ -690,6 +754,8 @@ class PodWorker:
                 await in_netlink_thread(self.deps.network.teardown, self.uid)
         except Exception as e:
             log.error("pod %s: network teardown failed: %s", self.key, e)
+        if self.volumes is not None:
+            self.volumes.cleanup(self.pod)
         self.deps.dirs.remove(self.uid)
         try:
             await self.deps.finish_delete(self.pod)

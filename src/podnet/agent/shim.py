@@ -53,6 +53,34 @@ def _check(rc: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+MS_RDONLY = 1
+MS_REMOUNT = 32
+
+
+def _mount_point(src: str, dst: str) -> str:
+    """The real path to mount on, made (an empty directory or file, like the source) when missing."""
+    real = os.path.realpath(dst)
+    if not os.path.lexists(real):
+        if os.path.isdir(src):
+            os.makedirs(real, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(real), exist_ok=True)
+            with open(real, "a"):
+                pass
+    return real
+
+
+def bind_volumes(volumes: list[tuple[str, str, bool]]) -> None:
+    """Bind each volume source (a host path) on its destination, read-only where asked."""
+    libc = _libc()
+    for dst, src, readonly in volumes:
+        real = _mount_point(src, dst)
+        _check(libc.mount(src.encode(), real.encode(), None, MS_BIND | MS_REC, None), f"bind {src} on {dst}")
+        if readonly:
+            _check(libc.mount(None, real.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None),
+                   f"remount {dst} read-only")
+
+
 def enter_sandbox(netns: str, hostname: str, binds: list[tuple[str, str]]) -> None:
     libc = _libc()
     if netns:
@@ -136,6 +164,9 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
             binds = [(opts[k], dst) for k, dst in (("resolv", "/etc/resolv.conf"), ("hosts", "/etc/hosts"))
                      if opts.get(k)]
             enter_sandbox(opts.get("netns", ""), opts.get("hostname", ""), binds)
+            if opts.get("mounts"):
+                with open(opts["mounts"]) as f:
+                    bind_volumes([(str(d), str(s), bool(r)) for d, s, r in json.load(f)])
             if opts.get("cwd"):
                 try:
                     os.chdir(opts["cwd"])

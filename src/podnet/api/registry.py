@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.api import bodies, objmeta, strategy
+from podnet.api.admission import admit_pod
 from podnet.api.errors import (
     APIError,
     already_exists,
@@ -109,7 +110,15 @@ class Registry:
         meta["creationTimestamp"] = objmeta.rfc3339(objmeta.now())
         objmeta.with_type(rt, obj)
         strategy.prepare_for_create(rt, obj)
+        if rt is kinds.PODS:
+            await admit_pod(obj, self._service_account)
         return await self.create_prepared(rt, obj, dry_run=dry_run)
+
+    async def _service_account(self, ns: str, name: str) -> Obj | None:
+        try:
+            return await self.store.get(kinds.SERVICEACCOUNTS.key, ns, name)
+        except store_base.NotFound:
+            return None
 
     async def create_prepared(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
         strategy.apply_defaults(obj)

@@ -100,7 +100,8 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
         sock.unlink()
     # TCP is TLS-only: kubectl sends bearer tokens only over https. The unix socket (reachable
     # only by root on this machine, from any network namespace) is plain HTTP.
-    hosts = ["127.0.0.1", "localhost"] + ([host_ip] if host_ip else [])
+    # the `kubernetes` Service IP too: in-cluster clients connect to KUBERNETES_SERVICE_HOST
+    hosts = ["127.0.0.1", "localhost", cfg.kubernetes_service_ip] + ([host_ip] if host_ip else [])
     # `podnet up --listen ADDR:PORT`: other machines join here
     listen_addr, listen_port = parse_listen(cfg.listen) if cfg.listen else ("", 0)
     if listen_addr:
@@ -113,6 +114,11 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
     if listen_addr:
         await server.add_listener(listen_addr, listen_port, ssl_context=tls)
         log.info("API server also on https://%s:%s", listen_addr, listen_port)
+    if host_ip and (host_ip, cfg.api_port) != (listen_addr, listen_port):
+        # in-cluster clients reach the API through the `kubernetes` Service, whose endpoint is
+        # host_ip:api_port on podnet's own node network (TLS, and every request needs a token)
+        await server.add_listener(host_ip, cfg.api_port, ssl_context=tls)
+        log.info("API server also on https://%s:%s for pods", host_ip, cfg.api_port)
     log.info("API server on https://127.0.0.1:%s and %s", cfg.api_port, sock)
 
     client = ApiClient(f"unix://{sock}", token=cfg.token)
