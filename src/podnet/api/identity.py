@@ -17,9 +17,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
 from aiohttp import web
 
-from podnet.api import routing
+from podnet.api import protobuf, routing
 from podnet.api.auth import forbidden_for, request_attributes
 from podnet.api.errors import APIError, bad_request, invalid, not_found, unauthorized
 from podnet.api.rbac import BOOTSTRAP, RBACAuthorizer, Request
@@ -149,10 +150,19 @@ class Identity:
             raise APIError(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
             )
+        raw = await request.read()
         try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError as e:
-            raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
+            if "protobuf" in request.content_type:
+                body = protobuf.decode(raw)
+            else:
+                body = yaml.safe_load(raw.decode("utf-8")) if "yaml" in request.content_type else \
+                    json.loads(raw or b"{}")
+        except protobuf.ProtobufError as e:
+            raise APIError(415, "UnsupportedMediaType", str(e), {}) from None
+        except (ValueError, yaml.YAMLError) as e:
+            why = " ".join(str(e).split())
+            raise bad_request(f"couldn't get version/kind; json parse error: {why}") from None
+        body = body if body is not None else {}
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         if target.rt is kinds.SERVICEACCOUNTS:

@@ -177,7 +177,65 @@ DEPLOYMENT_SPEC = {1: F("replicas", "i", keep_zero=True), 2: F("selector", "msg"
                    5: F("minReadySeconds", "i"), 6: F("revisionHistoryLimit", "i", keep_zero=True),
                    7: F("paused", "b"), 9: F("progressDeadlineSeconds", "i")}
 
+POLICY_RULE = {1: F("verbs", "rs"), 2: F("apiGroups", "rs"), 3: F("resources", "rs"),
+               4: F("resourceNames", "rs"), 5: F("nonResourceURLs", "rs")}
+SUBJECT = {1: F("kind", "s"), 2: F("apiGroup", "s"), 3: F("name", "s"), 4: F("namespace", "s")}
+ROLE_REF = {1: F("apiGroup", "s"), 2: F("kind", "s"), 3: F("name", "s")}
+JOB_SPEC = {1: F("parallelism", "i", keep_zero=True), 2: F("completions", "i", keep_zero=True),
+            3: F("activeDeadlineSeconds", "i"), 4: F("selector", "msg", LABEL_SELECTOR),
+            5: F("manualSelector", "b"), 6: F("template", "msg", POD_TEMPLATE),
+            7: F("backoffLimit", "i", keep_zero=True), 8: F("ttlSecondsAfterFinished", "i", keep_zero=True),
+            9: F("completionMode", "s"), 10: F("suspend", "b")}
+CRONJOB_SPEC = {1: F("schedule", "s"), 2: F("startingDeadlineSeconds", "i"), 3: F("concurrencyPolicy", "s"),
+                4: F("suspend", "b"), 5: F("jobTemplate", "msg", {1: F("metadata", "msg", META),
+                                                                  2: F("spec", "msg", JOB_SPEC)}),
+                6: F("successfulJobsHistoryLimit", "i", keep_zero=True),
+                7: F("failedJobsHistoryLimit", "i", keep_zero=True), 8: F("timeZone", "s")}
+RESOURCE_ATTRIBUTES = {1: F("namespace", "s"), 2: F("verb", "s"), 3: F("group", "s"), 4: F("version", "s"),
+                       5: F("resource", "s"), 6: F("subresource", "s"), 7: F("name", "s")}
+ACCESS_REVIEW_SPEC = {1: F("resourceAttributes", "msg", RESOURCE_ATTRIBUTES),
+                      2: F("nonResourceAttributes", "msg", {1: F("path", "s"), 2: F("verb", "s")}),
+                      3: F("user", "s"), 4: F("groups", "rs"), 6: F("uid", "s")}
+
 SCHEMAS: dict[tuple[str, str], dict[int, F]] = {
+    ("v1", "Secret"): {1: F("metadata", "msg", META), 2: F("data", "bmap"), 3: F("type", "s"),
+                       4: F("stringData", "map"), 5: F("immutable", "b", keep_zero=True)},
+    ("v1", "ServiceAccount"): {1: F("metadata", "msg", META),
+                               2: F("secrets", "rmsg", {3: F("name", "s"), 1: F("kind", "s"),
+                                                        2: F("namespace", "s")}),
+                               3: F("imagePullSecrets", "rmsg", {1: F("name", "s")}),
+                               4: F("automountServiceAccountToken", "b", keep_zero=True)},
+    ("rbac.authorization.k8s.io/v1", "Role"): {1: F("metadata", "msg", META),
+                                               2: F("rules", "rmsg", POLICY_RULE)},
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): {
+        1: F("metadata", "msg", META), 2: F("rules", "rmsg", POLICY_RULE),
+        3: F("aggregationRule", "msg", {1: F("clusterRoleSelectors", "rmsg", LABEL_SELECTOR)})},
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): {1: F("metadata", "msg", META),
+                                                      2: F("subjects", "rmsg", SUBJECT),
+                                                      3: F("roleRef", "msg", ROLE_REF)},
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): {1: F("metadata", "msg", META),
+                                                             2: F("subjects", "rmsg", SUBJECT),
+                                                             3: F("roleRef", "msg", ROLE_REF)},
+    ("batch/v1", "Job"): {1: F("metadata", "msg", META), 2: F("spec", "msg", JOB_SPEC)},
+    ("batch/v1", "CronJob"): {1: F("metadata", "msg", META), 2: F("spec", "msg", CRONJOB_SPEC)},
+    ("policy/v1", "PodDisruptionBudget"): {1: F("metadata", "msg", META), 2: F("spec", "msg", {
+        1: F("minAvailable", "ios"), 2: F("selector", "msg", LABEL_SELECTOR), 3: F("maxUnavailable", "ios"),
+        4: F("unhealthyPodEvictionPolicy", "s")})},
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): {1: F("metadata", "msg", META),
+                                                            2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): {1: F("metadata", "msg", META),
+                                                        2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): {1: F("metadata", "msg", META),
+                                                             2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): {1: F("metadata", "msg", META),
+                                                           2: F("spec", "msg", {1: F("namespace", "s")})},
+    ("authentication.k8s.io/v1", "TokenRequest"): {1: F("metadata", "msg", META), 2: F("spec", "msg", {
+        1: F("audiences", "rs"), 4: F("expirationSeconds", "i"),
+        3: F("boundObjectRef", "msg", {1: F("kind", "s"), 2: F("apiVersion", "s"), 3: F("name", "s"),
+                                       4: F("uid", "s")})})},
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): {1: F("metadata", "msg", META)},
+    ("authentication.k8s.io/v1", "TokenReview"): {1: F("metadata", "msg", META), 2: F("spec", "msg", {
+        1: F("token", "s"), 2: F("audiences", "rs")})},
     ("v1", "Namespace"): {1: F("metadata", "msg", META), 2: F("spec", "msg", {1: F("finalizers", "rs")})},
     ("v1", "ConfigMap"): {1: F("metadata", "msg", META), 2: F("data", "map"), 3: F("binaryData", "bmap"),
                           4: F("immutable", "b", keep_zero=True)},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from podnet.client.client import ApiClient, ApiError
 from podnet.core.config import ClusterConfig
-from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, SERVICES, Obj, ResourceType
+from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, ENDPOINTSLICES, SERVICES, Obj, ResourceType
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
 
@@ -28,6 +28,18 @@ def kubernetes_endpoints(cfg: ClusterConfig, host_ip: str) -> Obj:
                      "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": host_ip}],
                      "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}]}],
+    }
+
+
+def kubernetes_endpoint_slice(cfg: ClusterConfig, host_ip: str) -> Obj:
+    """The slice kube-apiserver keeps for itself: what service proxies read to reach the API."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host_ip], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}],
     }
 
 
@@ -96,6 +108,7 @@ async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig, host_
     await _ensure(client, SERVICES, kubernetes_service(cfg))
     if host_ip:
         await _ensure(client, ENDPOINTS, kubernetes_endpoints(cfg, host_ip))
+        await _ensure(client, ENDPOINTSLICES, kubernetes_endpoint_slice(cfg, host_ip))
     await _ensure(client, SERVICES, dns_service(cfg))
     if cfg.dns:
         await _ensure(client, DEPLOYMENTS, dns_deployment(cfg))

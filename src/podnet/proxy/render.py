@@ -181,6 +181,9 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     post += [
         f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade",
         "ct status dnat ip saddr . ip daddr @hairpin masquerade",
+        # pods reaching an endpoint off the pod network (the API server on the host's node-network
+        # address, behind the `kubernetes` Service): the host has no route back to pod IPs
+        f"ct status dnat ip saddr {st.cluster_cidr} ip daddr != {st.cluster_cidr} masquerade",
     ]
     common = [
         f"ct state new {FE_EXPR} vmap @no-endpoints",
