@@ -61,6 +61,8 @@ BENCHES = [
                                              "--update-rounds", "5"], 300, 120),
     Bench("proxy", "bench_proxy.py", True, [], ["--max-services", "10000", "--kube-proxy-max", "1000",
                                                   "--connects", "100"], 900, 300),
+    Bench("policy", "bench_policy.py", True, [], ["--policies", "200", "--pods", "300", "--connects", "100",
+                                                  "--seconds", "1", "--rounds", "1"], 600, 180),
     Bench("api_bodies", "bench_api_bodies.py", False, [], ["--uploads", "2", "--rounds", "1"], 300, 120,
           ["-o", "json"]),
     Bench("up", "bench_up.py", True, [], ["--rounds", "1", "--idle", "2"], 600, 180),

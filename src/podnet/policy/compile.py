@@ -15,6 +15,7 @@ The state is map-shaped, as the service proxy's is:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -101,9 +102,26 @@ class PodInfo:
     ports: tuple[tuple[str, str, int], ...]  # (name, protocol, number) of named container ports
 
 
+_INFO_MEMO: dict[tuple[str, str, str, str], PodInfo | None] = {}
+
+
 def pod_info(pod: Obj) -> PodInfo | None:
     """The facts policy needs from a pod, or None for pods that do not take part (no IP yet,
-    host network, finished)."""
+    host network, finished). Memoized per stored version of the pod (its resourceVersion)."""
+    meta = _d(pod.get("metadata"))
+    rv = str(meta.get("resourceVersion") or "")
+    if not rv:
+        return _pod_info(pod)
+    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""), rv,
+           str(_d(pod.get("status")).get("podIP") or ""))
+    if key not in _INFO_MEMO:
+        if len(_INFO_MEMO) > 200_000:
+            _INFO_MEMO.clear()
+        _INFO_MEMO[key] = _pod_info(pod)
+    return _INFO_MEMO[key]
+
+
+def _pod_info(pod: Obj) -> PodInfo | None:
     meta, spec, status = _d(pod.get("metadata")), _d(pod.get("spec")), _d(pod.get("status"))
     ip = str(status.get("podIP") or "")
     if not ip or spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
@@ -128,6 +146,7 @@ class Index:
 
     def __init__(self, pods: Iterable[PodInfo], namespaces: Iterable[Obj]):
         self.by_ns: dict[str, list[PodInfo]] = {}
+        self.by_label: dict[tuple[str, str, str], list[PodInfo]] = {}  # (namespace, key, value) → pods
         self.all: list[PodInfo] = []
         seen: set[str] = set()
         for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
@@ -135,6 +154,8 @@ class Index:
                 continue
             seen.add(p.ip)
             self.by_ns.setdefault(p.namespace, []).append(p)
+            for k, v in p.labels.items():
+                self.by_label.setdefault((p.namespace, k, v), []).append(p)
             self.all.append(p)
         self.ns_labels: dict[str, dict[str, str]] = {}
         for ns in namespaces:
@@ -165,25 +186,40 @@ class Index:
         got = self._pod_memo.get(key)
         if got is None:
             s = self.selector(sel, path)
-            got = self._pod_memo[key] = tuple(p for ns in namespaces for p in self.by_ns.get(ns, ())
-                                              if s.matches(p.labels))
+            eq = next((r for r in s.requirements if r.op in ("=", "==", "in")), None)
+            out: list[PodInfo] = []
+            for ns in namespaces:
+                if eq is not None:  # candidates from the label index, in the namespace's order
+                    cands = [p for v in eq.values for p in self.by_label.get((ns, eq.key, v), ())]
+                    if len(eq.values) > 1:
+                        cands.sort(key=lambda p: p.name)
+                else:
+                    cands = self.by_ns.get(ns, [])
+                out.extend(p for p in cands if s.matches(p.labels))
+            got = self._pod_memo[key] = tuple(out)
         return got
 
 
 def cidr_ranges(blocks: Iterable[dict[str, Any]]) -> list[str]:
     """IPv4 ipBlocks with their excepts cut out, merged: the elements of an interval set."""
+    key = tuple((str(b.get("cidr") or ""), tuple(str(e) for e in b.get("except") or [])) for b in blocks)
+    return list(_cidr_ranges(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cidr_ranges(blocks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...]:
     nets: list[ipaddress.IPv4Network] = []
-    for b in blocks:
+    for cidr, excepts in blocks:
         try:
-            net = ipaddress.ip_network(str(b.get("cidr") or ""), strict=False)
+            net = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             continue
         if not isinstance(net, ipaddress.IPv4Network):
             continue  # the policy table is IPv4, as podnet's pod network is
         parts = [net]
-        for ex in b.get("except") or []:
+        for ex in excepts:
             try:
-                exn = ipaddress.ip_network(str(ex), strict=False)
+                exn = ipaddress.ip_network(ex, strict=False)
             except ValueError:
                 continue
             if not isinstance(exn, ipaddress.IPv4Network):
@@ -198,7 +234,7 @@ def cidr_ranges(blocks: Iterable[dict[str, Any]]) -> list[str]:
                     nxt.append(p)
             parts = nxt
         nets.extend(parts)
-    return [str(n) for n in ipaddress.collapse_addresses(nets)]
+    return tuple(str(n) for n in ipaddress.collapse_addresses(nets))
 
 
 def port_intervals(ports: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -83,6 +83,23 @@ def can_delta(old: PolicyState | None, new: PolicyState) -> bool:
     return old is not None and old.structure() == new.structure()
 
 
+def carry_over(old: PolicyState, new: PolicyState) -> PolicyState:
+    """`new` plus the chains, sets and counters only `old` has (a class no pod is in any more, the
+    sets of a rule no local pod needs): when nothing else changed structurally, the sync stays a
+    delta. What is carried is referenced by no map element; the next full sync drops it."""
+    if not (set(new.chains) - set(old.chains) or set(new.sets) - set(old.sets)
+            or set(new.counters) - set(old.counters)):
+        merged = PolicyState(sets={**old.sets, **new.sets}, elements=dict(new.elements),
+                             chains={**old.chains, **new.chains}, counters={**old.counters, **new.counters},
+                             classes={**old.classes, **new.classes}, problems=new.problems)
+        for name in old.sets:
+            if name not in new.sets:
+                merged.elements[name] = old.elements.get(name) or {}
+        if merged.structure() == old.structure():
+            return merged
+    return new
+
+
 def render_delta(old: PolicyState, new: PolicyState) -> str:
     """Element adds/deletes from `old` to `new`, or the full ruleset when the structure changed
     ("" when nothing changed)."""

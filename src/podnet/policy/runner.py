@@ -25,7 +25,7 @@ from podnet.client.informer import Informer
 from podnet.model.kinds import NAMESPACES, NETWORKPOLICIES, PODS, Obj
 from podnet.policy.compile import PolicyState, build_state, pod_info, policy_key
 from podnet.policy.nft import PolicyNft, PolicyNftError, RealPolicyNft
-from podnet.policy.render import is_full, render_delta, render_full
+from podnet.policy.render import carry_over, is_full, render_delta, render_full
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class PolicyRunner:
             start = time.monotonic()
             new = self.compute()
             old = None if self.need_full else self.state
+            if old is not None:
+                new = carry_over(old, new)
             text = render_full(new) if old is None else render_delta(old, new)
             try:
                 if text:

@@ -73,7 +73,7 @@ def test_run_all_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> No
         run_all.main(["--only", "nope"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert ("unknown benchmark(s) nope: choose from store, endpoints, dns, proxy, api_bodies, up, "
+    assert ("unknown benchmark(s) nope: choose from store, endpoints, dns, proxy, policy, api_bodies, up, "
             "cluster") in err
     with pytest.raises(SystemExit):
         run_all.main(["--args", "cluster"])

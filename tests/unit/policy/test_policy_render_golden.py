@@ -8,7 +8,7 @@ from pathlib import Path
 from policy_fixtures import NAMESPACES, PODS, netpol, pod
 
 from podnet.policy.compile import build_state
-from podnet.policy.render import is_full, render_delta, render_full
+from podnet.policy.render import carry_over, is_full, render_delta, render_full
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -57,3 +57,14 @@ def test_same_inputs_render_nothing_and_new_policy_renders_full() -> None:
     assert render_delta(old, build_state(POLICIES, PODS, NAMESPACES, "n1")) == ""
     more = [*POLICIES, netpol("x", "another", ingress=[{}])]
     assert is_full(render_delta(old, build_state(more, PODS, NAMESPACES, "n1")))
+
+
+def test_a_pod_leaving_its_class_for_an_existing_one_stays_a_delta() -> None:
+    pods = [*PODS, pod("x", "b2", "10.244.1.98", "n1", {"pod": "b"})]
+    old = build_state(POLICIES, pods, NAMESPACES, "n1")
+    moved = [*PODS, pod("x", "b2", "10.244.1.98", "n1", {"pod": "a"})]  # joins x/a's class; its own empties
+    new = carry_over(old, build_state(POLICIES, moved, NAMESPACES, "n1"))
+    text = render_delta(old, new)
+    assert not is_full(text)
+    assert "10.244.1.98 : jump in-" in text and "delete element ip podnet-policy ingress-class" in text
+    assert set(new.chains) == set(old.chains)  # the empty class's chain waits for the next full sync
