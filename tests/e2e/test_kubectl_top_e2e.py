@@ -81,8 +81,12 @@ def test_python_client_reads_pod_metrics(cluster: Cluster) -> None:
     api_client = kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
     try:
         api = kubernetes.client.CustomObjectsApi(api_client)
-        got = api.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default", "pods",
-                                               label_selector="top=burner")
+        def burner() -> dict[str, object] | None:
+            got = api.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default", "pods",
+                                                   label_selector="top=burner")
+            return got if got["items"] else None  # no CPU rate between two samples yet
+
+        got = wait_for("the burner's metrics", burner, timeout=30, interval=1)
         assert got["kind"] == "PodMetricsList"
         assert [i["metadata"]["name"] for i in got["items"]] == ["burner"]
         usage = got["items"][0]["containers"][0]["usage"]
