@@ -351,9 +351,11 @@ def write_state(plan: JoinPlan) -> jr.Journal:
     journal = jr.Journal(d)
     # what the agent makes in this namespace without journaling it itself
     from podnet.net.nodenet import VXLAN_IF
+    from podnet.policy import render as policy_render
     from podnet.proxy.render import FAMILY, TABLE
 
     journal.record(jr.NFT, f"{FAMILY} {TABLE}", netns=None)
+    journal.record(jr.NFT, f"{policy_render.FAMILY} {policy_render.TABLE}", netns=None)
     journal.record(jr.LINK, VXLAN_IF, netns=None)
     journal.record("podroutes", plan.config.pod_cidr, netns=None)
     return journal
