@@ -204,6 +204,31 @@ def test_security_context_user_read_only_root_and_run_as_non_root(env: Env) -> N
                    f'(pod: "nonroot_default({uid})", container: main)'), msg
 
 
+def test_probes_restart_and_graceful_stop_of_a_real_image(env: Env) -> None:
+    c = env.c
+    image = f"{env.reg.host}/app/httpd:1.0"
+    c.apply(pod("probed", image, container={
+        "readinessProbe": {"exec": {"command": ["cat", "/www/index.html"]}, "periodSeconds": 1},
+        "livenessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1}}))
+    wait_for("probed Ready", lambda: any(cond["type"] == "Ready" and cond["status"] == "True" for cond in
+                                         c.get_json("pod", "probed")["status"].get("conditions", [])), 60)
+    # a liveness probe that fails: the container is restarted, lastState says why it ended
+    c.apply(pod("unlive", image, container={
+        "livenessProbe": {"httpGet": {"path": "/", "port": 8081}, "periodSeconds": 1,
+                          "failureThreshold": 1}}))
+
+    def restarted() -> dict[str, Any] | None:
+        st = (c.get_json("pod", "unlive")["status"].get("containerStatuses") or [{}])[0]
+        return st if st.get("restartCount", 0) >= 1 and st.get("lastState", {}).get("terminated") else None
+
+    st = wait_for("restart after failed liveness", restarted, 60)
+    assert st["lastState"]["terminated"]["exitCode"] == 137  # httpd as PID 1 ignores SIGTERM: SIGKILL
+    # graceful stop: SIGTERM, then SIGKILL after terminationGracePeriodSeconds (2 s here)
+    t0 = time.monotonic()
+    c.kubectl("delete", "pod", "probed", "--wait=true", timeout=60)
+    assert time.monotonic() - t0 < 20
+
+
 def test_image_pull_secret_against_the_authenticated_registry(env: Env) -> None:
     c = env.c
     image = f"{env.auth_reg.host}/private/httpd:1.0"
