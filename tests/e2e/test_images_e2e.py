@@ -376,3 +376,19 @@ def test_down_after_kill_9_removes_containers_and_keeps_the_image_store(env: Env
     assert not list(Path("/sys/fs/cgroup").glob(f"*/podnet-{c.name}"))
     names = {i["name"] for i in json.loads(c.podnet("image", "ls", "-o", "json").stdout)}
     assert f"{env.reg.host}/app/httpd:1.0" in names
+
+
+def test_images_real_mode_has_no_stand_ins() -> None:
+    """`podnet up --images real`: an image that cannot be pulled is ErrImagePull, then ImagePullBackOff,
+    even where podnet has a stand-in for it; `podnet up` chose the runtime (runc on this machine)."""
+    with running_cluster("imgr", "--nodes", "1", "--images", "real") as c:
+        c.apply(pod("web", "nginx:1.25"))
+        wait_for("ImagePullBackOff", lambda: waiting_reason(c, "web")[0] == "ImagePullBackOff", 60)
+        _, msg = waiting_reason(c, "web")
+        assert msg.startswith('Back-off pulling image "nginx:1.25": ErrImagePull: Failed to pull image '
+                              '"nginx:1.25": '), msg
+        assert "stand-in" not in msg
+        events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=web").stdout
+        assert 'Back-off pulling image "nginx:1.25"' in events and "BuiltinStandIn" not in events
+        chosen = json.loads((Path(c.root) / "images" / "runtime.json").read_text())["choice"]
+        assert chosen["name"] == "runc"  # what `podnet up` printed as "Container runtime: runc ..."
