@@ -17,6 +17,7 @@ import hmac
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
@@ -114,6 +115,19 @@ class APIServer:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if log.isEnabledFor(logging.DEBUG):
+            return await self._logged(request, handler)
+        return await self._answer(request, handler)
+
+    async def _logged(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Requests are logged at debug level only (`podnet controlplane` logs at info)."""
+        start = time.monotonic()
+        resp = await self._answer(request, handler)
+        log.debug("%s %s %d %.1fms", request.method, request.path_qs, resp.status,
+                  (time.monotonic() - start) * 1000)
+        return resp
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except APIError as e:

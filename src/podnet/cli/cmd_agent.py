@@ -13,6 +13,7 @@ from pathlib import Path
 
 from podnet.cli.main import CLIError
 from podnet.core.config import DEFAULT_KUBELET_PORT
+from podnet.core.logfiles import rotate_stderr_log
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    rotate_stderr_log(logging.DEBUG if args.verbose else logging.INFO)  # the agent's log: bounded
     for h in logging.getLogger().handlers:
         h.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("podnet.agent").info("%s", mount_note)

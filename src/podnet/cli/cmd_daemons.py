@@ -15,6 +15,7 @@ import signal
 from podnet.cli.common import add_name_flag, load_config
 from podnet.cli.main import CLIError
 from podnet.core.config import ClusterConfig, make_private_dir
+from podnet.core.logfiles import rotate_stderr_log
 
 log = logging.getLogger("podnet.controlplane")
 
@@ -49,6 +50,7 @@ def run_supervise(args: argparse.Namespace) -> int:
     os.umask(0o077)
     cfg = load_config(args.name)
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
+    rotate_stderr_log(logging.INFO)
     run_supervisor(cfg)
     return 0
 
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     os.umask(0o077)  # the store, its WAL, the socket, keys: readable by root only
     cfg = load_config(args.name)
     logging.getLogger().setLevel(logging.INFO)
+    rotate_stderr_log(logging.INFO)  # controlplane.log: 10 MiB, then .1 .. .3 (requests: debug level)
     asyncio.run(serve(cfg, controllers=not args.no_controllers))
     return 0
 

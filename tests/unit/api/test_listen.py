@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,3 +78,19 @@ async def test_long_headers_are_served_and_too_long_ones_get_a_status(
             assert st["kind"] == "Status" and st["reason"] == "BadRequest" and st["code"] == 400
             assert st["message"] == ("Request Header Fields Too Large: a request line or header may take "
                                      "at most 1048576 bytes")
+
+
+async def test_requests_are_logged_at_debug_level_only(tls_server: tuple[int, ssl.SSLContext, str],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    port, ctx, _ = tls_server
+    url = f"https://127.0.0.1:{port}/api/v1/namespaces/default"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with caplog.at_level(logging.INFO):
+        async with aiohttp.ClientSession(headers=headers) as s, s.get(url, ssl=ctx) as r:
+            assert r.status == 200
+    assert not [r for r in caplog.records if "/api/v1/namespaces/default" in r.getMessage()]
+    with caplog.at_level(logging.DEBUG, logger="podnet.api.server"):
+        async with aiohttp.ClientSession(headers=headers) as s, s.get(url, ssl=ctx) as r:
+            assert r.status == 200
+    assert [r for r in caplog.records if r.levelno == logging.DEBUG
+            and r.getMessage().startswith("GET /api/v1/namespaces/default 200 ")]
