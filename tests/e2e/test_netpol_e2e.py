@@ -292,7 +292,9 @@ def test_an_agent_restart_keeps_enforcing(model: Model) -> None:
 
 def test_a_new_pod_under_a_deny_policy_is_never_reachable(model: Model) -> None:
     """Probe the new pod's IP from the moment it has one until it has served for a while: with a
-    deny-all policy in place first, no probe may ever get an answer."""
+    deny-all policy in place first, no probe may ever get an answer. (With real packets this also
+    passes when the informer alone catches the pod before its server listens; the ordering itself —
+    rules programmed before any container starts — is pinned by tests/unit/agent/test_pod_worker.py.)"""
     c, x = model.cluster, model.ns["x"]
     with policies(model, netpol("deny-all", x, {"podSelector": {}})):
         check(model, expect(model, lambda s, d: ns_of(d) != "x"))

@@ -75,3 +75,15 @@ def test_a_refused_transaction_leaves_the_table_as_it_was(netns: str) -> None:
     with pytest.raises(PolicyNftError, match=r"Error"):
         nft.apply(render_full(st).replace("typeof ip saddr;", "typeof ip bogus;", 1))
     assert nft.list_json() == before
+
+
+def test_ten_thousand_rules_in_one_policy_apply_and_judge(netns: str) -> None:
+    big = netpol("x", "big", ingress=[{"from": [{"podSelector": {}}], "ports": [{"port": 1000 + i}]}
+                                      for i in range(10_000)])
+    nft = RealPolicyNft(netns)
+    nft.apply(render_full(build_state([big, *POLICIES], PODS, NAMESPACES, "n1")))
+    live = parse_table(subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip",
+                                       "podnet-policy"], capture_output=True, text=True, check=True).stdout)
+    judge = judge_direction
+    assert judge(live, "ingress", Packet(IPS["x/b"], IPS["x/a"], "tcp", 10_999)).rule == "x/big ingress[9999]"
+    assert judge(live, "ingress", Packet(IPS["x/b"], IPS["x/a"], "tcp", 11_000)).verdict == "dropped"

@@ -290,3 +290,35 @@ async def test_status_changed_by_someone_else_is_pushed_again(parts) -> None:
     await asyncio.sleep(0.1)
     assert len(api.statuses) == pushes + 1
     await stop(w)
+
+
+async def test_network_policy_is_programmed_before_any_container_starts(parts) -> None:
+    api, launcher, _net, deps = parts
+    order: list[str] = []
+
+    async def admit(pod: dict[str, Any], ip: str) -> None:
+        order.append(f"admit {ip} {pod['metadata']['name']} containers={len(launcher.started)}")
+
+    deps.admit_network = admit
+    w = PodWorker(mkpod(), deps)
+    w.start()
+    await api.wait("running", lambda s: "running" in cs(s)["state"])
+    assert order == ["admit 10.244.1.2 web containers=0"]
+    await stop(w)
+
+
+async def test_a_pod_whose_policy_cannot_be_programmed_does_not_start(parts) -> None:
+    api, launcher, _net, deps = parts
+
+    async def admit(pod: dict[str, Any], ip: str) -> None:
+        raise TimeoutError("the policy rules were not synced")
+
+    deps.admit_network = admit
+    w = PodWorker(mkpod(), deps)
+    w.start()
+    st = await api.wait("waiting", lambda s: "message" in cs(s)["state"].get("waiting", {}))
+    assert cs(st)["state"]["waiting"]["reason"] == "ContainerCreating"
+    assert "failed to program NetworkPolicy for the pod" in cs(st)["state"]["waiting"]["message"]
+    assert launcher.started == []
+    assert any(e[1] == "FailedCreatePodSandBox" for e in api.events)
+    await stop(w)

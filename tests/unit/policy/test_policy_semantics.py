@@ -174,3 +174,10 @@ def test_a_policy_with_a_broken_selector_is_skipped_and_reported(bad: Obj) -> No
     st = build_state([obj, good], PODS, NAMESPACES, "n1")
     assert any("x/broken" in p for p in st.problems)
     assert st.elements["ingress-class"]  # the other policy still isolates x/a
+
+
+def test_a_named_port_no_pod_defines_allows_nothing_and_a_policy_selecting_nothing_changes_nothing() -> None:
+    unknown = netpol("x", "unknown-port", ingress=[{"ports": [{"port": "no-such-port"}]}])
+    assert reach([unknown]) == expect(lambda s, d: ns_of(d) != "x")
+    nobody = netpol("x", "nobody", podSelector={"matchLabels": {"pod": "nobody"}})
+    assert reach([nobody]) == expect(lambda s, d: True)
