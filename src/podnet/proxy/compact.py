@@ -5,8 +5,9 @@ An agent holds every Service and EndpointSlice of the cluster; as they come from
 they cost ~13 KB per Service with its slice. These transforms (`Informer(transform=...)`) keep only
 what the proxy (`proxy/serviceports.py`, `proxy/lbip.py`) and the pods' service environment variables
 (`dns/envvars.py`) read, share repeated strings (`sys.intern`) and the few distinct endpoint
-condition maps, and use tuples for lists. The copies are read-only by convention, as every
-informer cache is.
+condition maps, and use tuples for lists; an endpoint's targetRef becomes the "namespace/name"
+string the proxy shows, a slice's last-change-trigger-time annotation a float. The copies are
+read-only by convention, as every informer cache is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from podnet.model.kinds import Obj
 from podnet.model.services import HEADLESS_LABEL, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
-from podnet.proxy.serviceports import PROXY_NAME_LABEL
+from podnet.proxy.serviceports import POD_KEY, PROXY_NAME_LABEL
+from podnet.proxy.tracker import TRIGGER_KEY, trigger_time
 
 _SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 _TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
@@ -102,15 +104,18 @@ def _endpoint(e: Any) -> Any:
         out["nodeName"] = _s(e["nodeName"])
     ref = e.get("targetRef")
     if isinstance(ref, dict) and ref.get("name"):
-        out["targetRef"] = {"namespace": _s(ref.get("namespace", "")), "name": ref["name"]}
+        out[POD_KEY] = _s(f"{ref.get('namespace', '')}/{ref['name']}")  # all the proxy reads of it
     return out
 
 
 def compact_slice(sl: Obj) -> Obj:
     """What the proxy reads of an EndpointSlice."""
-    out: Obj = {"kind": "EndpointSlice",
-                "metadata": _meta(sl.get("metadata") or {}, _SLICE_LABELS, (_TRIGGER_ANNOTATION,)),
+    meta = sl.get("metadata") or {}
+    out: Obj = {"kind": "EndpointSlice", "metadata": _meta(meta, _SLICE_LABELS, ()),
                 "addressType": _s(sl.get("addressType", "IPv4"))}
+    t = trigger_time(sl)
+    if t is not None:
+        out[TRIGGER_KEY] = t
     ports = sl.get("ports")
     if ports:
         out["ports"] = tuple(_port(p, ("name", "port", "protocol")) for p in ports) \

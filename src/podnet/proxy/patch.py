@@ -56,14 +56,14 @@ def _unclaim(claims: dict[K, list[tuple[Pos, V]]], key: K, svc: str) -> list[Pos
     return gone
 
 
-@dataclass
+@dataclass(slots=True)
 class _Owned:
-    """What one Service claims in the state (to undo it)."""
+    """What one Service claims in the state (to undo it); tuples, as there is one per Service."""
 
     ports: list[ServicePortInfo]
-    frontends: set[FrontendKey] = field(default_factory=set)
-    pod_ips: set[str] = field(default_factory=set)
-    hc_ports: set[int] = field(default_factory=set)
+    frontends: tuple[FrontendKey, ...] = ()
+    pod_ips: tuple[str, ...] = ()
+    hc_ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -106,7 +106,9 @@ class StateIndex:
 
     def _add(self, svc: str, ports: list[ServicePortInfo], ids: Mapping[str, int], node: NodeFacts,
              memo: Memo | None) -> _Owned:
-        own = _Owned(ports)
+        frontends: set[FrontendKey] = set()
+        pod_ips: set[str] = set()
+        hc_ports: set[int] = set()
         for pi, sp in enumerate(ports):
             sid = ids[sp.key]
             hit = memo.get(id(sp)) if memo is not None else None
@@ -117,14 +119,15 @@ class StateIndex:
             for ei, e in enumerate(sp.endpoints):
                 if e.pod:
                     _claim(self.pod_claims, e.ip, (svc, pi, ei), e.pod)
-                    own.pod_ips.add(e.ip)
+                    pod_ips.add(e.ip)
             for fi, fe in enumerate(fes):
                 _claim(self.fe_claims, fe.key, (svc, pi, fi), fe)
-                own.frontends.add(fe.key)
+                frontends.add(fe.key)
             if sp.health_check_node_port and sp.etp_local:
                 n_local = len(external_endpoints(sp, node.name))
                 _claim(self.hc_claims, sp.health_check_node_port, (svc, pi, 0), (sp.svc_name, n_local))
-                own.hc_ports.add(sp.health_check_node_port)
+                hc_ports.add(sp.health_check_node_port)
+        own = _Owned(ports, tuple(frontends), tuple(pod_ips), tuple(hc_ports))
         if ports:
             self.owned[svc] = own
         return own
@@ -163,14 +166,14 @@ class StateIndex:
                 _unclaim(self.pod_claims, ip, s)
             for port in o.hc_ports:
                 _unclaim(self.hc_claims, port, s)
-            touched_fe |= o.frontends
-            touched_pods |= o.pod_ips
-            touched_hc |= o.hc_ports
+            touched_fe.update(o.frontends)
+            touched_pods.update(o.pod_ips)
+            touched_hc.update(o.hc_ports)
         for s, ps in changes.items():
             own = self._add(s, ps, new.svc_ids, node, memo)
-            touched_fe |= own.frontends
-            touched_pods |= own.pod_ips
-            touched_hc |= own.hc_ports
+            touched_fe.update(own.frontends)
+            touched_pods.update(own.pod_ips)
+            touched_hc.update(own.hc_ports)
         changed: list[tuple[Frontend | None, Frontend | None]] = []
         for key in sorted(touched_fe):
             fo = old.frontends.get(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_SLICE_PORTS = 100  # discovery/v1 validation: at most 100 ports per EndpointSlice
 MAX_SLICE_ENDPOINTS = 1000
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+POD_KEY = "podnet.pod"  # in compact endpoints: "<namespace>/<name>" of targetRef
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class NodeFacts:
     service_cidr: str = ""  # the cluster's service range: traffic to its unallocated IPs is dropped
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class EndpointInfo:
     ip: str
     port: int
@@ -182,6 +184,7 @@ def _slice_endpoints(sl: Obj, port_name: str, protocol: str, node: NodeFacts,
         if not addrs:
             continue
         ip = _ipv4(addrs[0])
+        ip = sys.intern(ip) if ip is not None else None  # the same pod IP in many frontends
         if ip is None:
             problems.append(f"{where}: endpoint address {addrs[0]!r} is not an IPv4 address: skipped")
             continue
@@ -196,8 +199,10 @@ def _slice_endpoints(sl: Obj, port_name: str, protocol: str, node: NodeFacts,
         ready = cond.get("ready") is not False
         serving = cond["serving"] if cond.get("serving") is not None else ready
         terminating = bool(cond.get("terminating"))
-        ref = e.get("targetRef") or {}
-        pod = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+        pod = e.get(POD_KEY) or ""  # a compact cache copy (proxy/compact.py) holds it ready
+        if not pod:
+            ref = e.get("targetRef") or {}
+            pod = sys.intern(f"{ref.get('namespace', '')}/{ref.get('name', '')}") if ref.get("name") else ""
         out.append(EndpointInfo(ip, number, str(e.get("nodeName") or ""), ready, bool(serving),
                                 terminating, pod))
     return out

@@ -24,7 +24,7 @@ from podnet.proxy.serviceports import (
 FrontendKey = tuple[str, str, int]  # (ip, "tcp"/"udp"/"sctp", port)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frontend:
     ip: str
     proto: str  # nft spelling: tcp / udp / sctp

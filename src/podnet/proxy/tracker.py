@@ -22,7 +22,12 @@ from podnet.model.services import HEADLESS_LABEL, SERVICE_NAME_LABEL
 TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
+TRIGGER_KEY = "podnet.triggerTime"  # in compact copies (proxy/compact.py): the annotation, parsed
+
+
 def trigger_time(obj: Obj) -> float | None:
+    if TRIGGER_KEY in obj:
+        return float(obj[TRIGGER_KEY])
     ann = (obj.get("metadata") or {}).get("annotations") or {}
     v = ann.get(TRIGGER_ANNOTATION)
     if not v:
@@ -61,7 +66,7 @@ class ChangeTracker:
     service_keys: set[str] = field(default_factory=set)
     slice_seq: dict[str, int] = field(default_factory=dict)  # slice key → position in the cache's order
     slice_group: dict[str, str] = field(default_factory=dict)  # slice key → the Service key it serves
-    group_slices: dict[str, set[str]] = field(default_factory=dict)  # Service key → its slice keys
+    group_slices: dict[str, list[str]] = field(default_factory=dict)  # Service key → its slice keys
     next_seq: int = 0
 
     # ---- events -------------------------------------------------------------------------
@@ -93,7 +98,7 @@ class ChangeTracker:
             svc = slice_service(obj)
             if svc is not None:
                 self.slice_group[key] = svc
-                self.group_slices.setdefault(svc, set()).add(key)
+                self.group_slices.setdefault(svc, []).append(key)
                 self.pending.add(svc)
         self._trigger(obj)
 
@@ -104,7 +109,8 @@ class ChangeTracker:
     def _ungroup(self, key: str, svc: str) -> None:
         group = self.group_slices.get(svc)
         if group is not None:
-            group.discard(key)
+            if key in group:
+                group.remove(key)
             if not group:
                 del self.group_slices[svc]
 
@@ -139,7 +145,7 @@ class ChangeTracker:
             svc = slice_service(sl)
             if svc is not None:
                 self.slice_group[key] = svc
-                self.group_slices.setdefault(svc, set()).add(key)
+                self.group_slices.setdefault(svc, []).append(key)
         self.next_seq = len(self.slice_seq)
         self.service_keys = set(services)
 
