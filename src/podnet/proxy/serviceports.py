@@ -8,7 +8,6 @@ never fall back to other nodes. Topology hints are ignored.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import sys
 from collections.abc import Iterable
@@ -56,7 +55,7 @@ class EndpointInfo:
         return self.node_name == node
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePortInfo:
     namespace: str
     name: str
@@ -74,11 +73,11 @@ class ServicePortInfo:
     health_check_node_port: int = 0
     svc_type: str = "ClusterIP"
     endpoints: tuple[EndpointInfo, ...] = ()
+    # `ns/name:port-name/PROTO` (port name may be empty): stable identity of a service port
+    key: str = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property
-    def key(self) -> str:
-        """`ns/name:port-name/PROTO` (port name may be empty): stable identity of a service port."""
-        return f"{self.namespace}/{self.name}:{self.port_name}/{self.protocol}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.namespace}/{self.name}:{self.port_name}/{self.protocol}")
 
     @property
     def svc_name(self) -> str:
