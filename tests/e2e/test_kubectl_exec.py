@@ -189,3 +189,40 @@ def test_python_client_stdin_as_text_and_binary_frames(cluster: Cluster, as_text
         resp.close()
     finally:
         api_client.close()
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_exec_it_gives_an_interactive_terminal(cluster: Cluster) -> None:
+    session = f"pnexec{os.getpid()}"
+    kubectl = (f"kubectl --kubeconfig {cluster.kubeconfig} --cache-dir {cluster.root}/kcache "
+               f"exec -it {POD} -- sh")
+    _tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+          f"{kubectl}; echo KUBECTL-EXIT=$?; sleep 60")
+    try:
+        def screen() -> str:
+            return _tmux("capture-pane", "-p", "-t", session)
+
+        def wait_screen(text: str, timeout: float = 20) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                s = screen()
+                if text in s:
+                    return s
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} not on the screen:\n{screen()}")
+
+        wait_screen("#")  # the shell's prompt: it runs on a terminal
+        _tmux("send-keys", "-t", session, "tty; echo sum-$((40+2)); stty size", "Enter")
+        s = wait_screen("sum-42")
+        assert "/dev/pts/" in s  # its stdin is a terminal
+        assert "tty; echo sum-$((40+2)); stty size" in s  # what was typed is echoed by the terminal
+        assert "30 100" in s or "29 100" in s  # kubectl sent the window's size
+        _tmux("send-keys", "-t", session, "exit 3", "Enter")
+        s = wait_screen("KUBECTL-EXIT=")
+        assert "KUBECTL-EXIT=3" in s, s
+    finally:
+        _tmux("kill-session", "-t", session)

@@ -5,7 +5,10 @@ Kubernetes `channel.k8s.io` framing (what `kubectl exec` speaks), so the API ser
 GET /exec/<ns>/<pod>/<container>?command=sh&command=-c&command=...&stdin=1&stdout=1&stderr=1
 Subprotocols v5.channel.k8s.io (stdin close on channel 255) and v4.channel.k8s.io.
 Each binary message is one channel byte + payload: 0 stdin, 1 stdout, 2 stderr, 3 status
-(a metav1.Status JSON), 4 resize (ignored: no TTY), 255 close. No TTY: `-t` runs without one.
+(a metav1.Status JSON), 4 resize (`{"Width": W, "Height": H}`), 255 close. With `tty=true` the command
+runs on a pseudo-terminal (its controlling terminal, TERM=xterm unless the container sets one): stdout
+carries everything it writes, stdin goes to the terminal, resize messages set the window size
+(agent/tty.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 from aiohttp import WSMsgType, web
 
 from podnet.agent.nsexec import container_environ, nsenter_argv
+from podnet.agent.tty import serve_tty
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -42,6 +46,12 @@ async def serve_exec(request: web.Request, pid: int) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
     await ws.prepare(request)
     want_in, want_out, want_err = _flag(request, "stdin"), _flag(request, "stdout"), _flag(request, "stderr")
+    if _flag(request, "tty"):
+        code = await serve_tty(ws, nsenter_argv(pid, cmd), container_environ(pid), want_in)
+        if code is not None and not ws.closed:
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(code)).encode())
+        await ws.close()
+        return ws
     try:
         proc = await asyncio.create_subprocess_exec(
             *nsenter_argv(pid, cmd), env=container_environ(pid) or None,
