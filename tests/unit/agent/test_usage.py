@@ -17,7 +17,7 @@ def test_a_busy_child_shows_in_the_tree_and_its_cpu_rate() -> None:
         assert child.pid in process_tree(os.getpid())
         s = UsageSampler()
         first = s.sample("c", [child.pid])
-        assert first.nanocores is None and first.memory_bytes > 1 << 20  # no rate from one sample
+        assert first.nanocores is None and first.memory_bytes > 0  # no rate from one sample yet
         time.sleep(1.2)
         second = s.sample("c", [child.pid])
         assert second.nanocores is not None and second.nanocores > 50_000_000  # > 50m of one busy loop
