@@ -47,6 +47,7 @@ from aiohttp import web
 from podnet.api import routing
 from podnet.api.errors import APIError, unauthorized
 from podnet.api.hooks import NoReservation, Reservation
+from podnet.api.node_graph import secrets_used_by, service_account_of
 from podnet.core.tls import SERVING_CERT_ANNOTATION, SERVING_CSR_ANNOTATION, load_ca, sign_kubelet_serving_csr
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
@@ -389,6 +390,16 @@ class NodeAuthorizer:
             for pod in await self.list_node_pods(me):
                 ns = (pod.get("metadata") or {}).get("namespace")
                 if ns == a.namespace and a.name in configmaps_used_by(pod):
+                    return
+            raise forbidden_for(user, a, f"no relationship found between node '{me}' and this object")
+        if (a.rt is kinds.SECRETS and a.verb == "get" and a.name and not a.subresource) or \
+                (a.rt is kinds.SERVICEACCOUNTS and a.verb == "create" and a.subresource == "token"):
+            self._require_bound(ident, bound, a)
+            for pod in await self.list_node_pods(me):
+                if (pod.get("metadata") or {}).get("namespace") != a.namespace:
+                    continue
+                used = secrets_used_by(pod) if a.rt is kinds.SECRETS else {service_account_of(pod)}
+                if a.name in used:
                     return
             raise forbidden_for(user, a, f"no relationship found between node '{me}' and this object")
         if a.rt is kinds.NODES:

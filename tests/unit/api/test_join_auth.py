@@ -314,3 +314,35 @@ async def test_a_node_gets_a_serving_certificate_for_its_own_name_and_address_on
         assert list(usage) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
     finally:
         await a.client.close()
+
+
+async def test_secrets_and_service_account_tokens_only_for_its_pods(api: Api, tmp_path: Path) -> None:
+    me = bearer(node_credential(JoinTokens(tmp_path).create(), "m1"))
+    assert (await api.call("POST", NODES, node("m1"), headers=me))[0] == 201
+    for name in ("used", "other"):
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"k": "v"}}
+        assert (await api.call("POST", "/api/v1/namespaces/default/secrets", body, headers=ADMIN))[0] == 201
+    for sa in ("runner", "bystander"):
+        code, _ = await api.call(
+            "POST", "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": sa}}, headers=ADMIN
+        )
+        assert code == 201
+    p = pod("withsecret", node="m1")
+    p["spec"]["serviceAccountName"] = "runner"
+    p["spec"]["containers"][0]["env"] = [
+        {"name": "K", "valueFrom": {"secretKeyRef": {"name": "used", "key": "k"}}}
+    ]
+    code, created = await api.call("POST", POD_PATH, p, headers=ADMIN)
+    assert code == 201
+    assert (await api.call("GET", "/api/v1/namespaces/default/secrets/used", headers=me))[0] == 200
+    code, body = await api.call("GET", "/api/v1/namespaces/default/secrets/other", headers=me)
+    assert code == 403 and body["message"].startswith(
+        'secrets "other" is forbidden: User "system:node:m1" cannot get resource "secrets"'
+    )
+    ref = {"kind": "Pod", "apiVersion": "v1", "name": "withsecret", "uid": created["metadata"]["uid"]}
+    tr = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"boundObjectRef": ref}}
+    path = "/api/v1/namespaces/default/serviceaccounts/{}/token"
+    code, out = await api.call("POST", path.format("runner"), tr, headers=me)
+    assert code == 201 and out["status"]["token"]
+    code, _ = await api.call("POST", path.format("bystander"), tr, headers=me)
+    assert code == 403
