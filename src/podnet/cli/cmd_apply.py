@@ -23,7 +23,7 @@ from podnet.model.defaults import apply_defaults
 from podnet.model.errors import FieldError
 from podnet.model.kinds import Obj
 from podnet.model.manifest_text import snippet
-from podnet.model.manifests import ManifestError, load_manifests
+from podnet.model.manifests import ManifestError, load_manifests, read_manifest_text
 from podnet.model.validation import validate
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -173,7 +173,7 @@ def check_manifests(files: list[Path], namespace: str,
         except ManifestError as e:
             problems.append(str(e))
             continue
-        text = f.read_text(encoding="utf-8")
+        text = read_manifest_text(f)
         for obj in objs:
             count += 1
             for field in fieldcheck.unknown_fields(obj):

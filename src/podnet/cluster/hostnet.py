@@ -55,12 +55,42 @@ def parse_cidr(label: str, flag: str, value: str) -> ipaddress.IPv4Network:
                                "10.244.0.0/16") from None
 
 
+MIN_SERVICE_ADDRESSES = 8  # a /29: network and broadcast, the `kubernetes` Service, and a few more
+MAX_SERVICE_PREFIX = 12  # kube-apiserver: "the mask must be >= 12" for IPv4 service ranges
+
+
+def _special_use(net: ipaddress.IPv4Network) -> str:
+    """What kind of address range this is, when it cannot carry pods, Services or nodes ("" if fine)."""
+    checks = [(net.is_loopback, "a loopback range (127.0.0.0/8)"),
+              (net.is_link_local, "a link-local range (169.254.0.0/16)"),
+              (net.is_multicast, "a multicast range (224.0.0.0/4)"),
+              (net.overlaps(ipaddress.IPv4Network("0.0.0.0/8")), "in 0.0.0.0/8 ('this network')"),
+              (net.overlaps(ipaddress.IPv4Network("240.0.0.0/4")), "reserved (240.0.0.0/4)")]
+    return next((what for hit, what in checks if hit), "")
+
+
 def check_ranges(*, pod_cidr: str, service_cidr: str, node_network: str, routes: Sequence[Route]) -> None:
-    """Refuse ranges that overlap each other or a route the host already has."""
+    """Refuse ranges that overlap each other or a route the host already has, special-use ranges
+    (loopback, link-local, multicast, ...), and a service CIDR too small or too large."""
     ranges = [("pod CIDR", "--pod-cidr", pod_cidr, True),
               ("service CIDR", "--service-cidr", service_cidr, True),
               ("node network", "--node-network", node_network, False)]
     nets = [(label, flag, parse_cidr(label, flag, v)) for label, flag, v, _ in ranges]
+    examples = {"--pod-cidr": "10.244.0.0/16", "--service-cidr": "10.96.0.0/16",
+                "--node-network": "172.30.0.0/24"}
+    for label, flag, net in nets:
+        what = _special_use(net)
+        if what:
+            raise AddressPlanError(f"the {label} {net} ({flag}) is {what}: choose a private range such as "
+                                   f"{examples[flag]}")
+    svc = nets[1][2]
+    if svc.num_addresses < MIN_SERVICE_ADDRESSES:
+        raise AddressPlanError(f"the service CIDR {svc} (--service-cidr) is too small: it has "
+                               f"{svc.num_addresses} address(es), Services need at least "
+                               f"{MIN_SERVICE_ADDRESSES} (a /29 or larger, e.g. 10.96.0.0/16)")
+    if svc.prefixlen < MAX_SERVICE_PREFIX:
+        raise AddressPlanError(f"the service CIDR {svc} (--service-cidr) is too large: for 32-bit "
+                               f"addresses the mask must be >= {MAX_SERVICE_PREFIX}")
     for i, (la, fa, a) in enumerate(nets):
         for lb, fb, b in nets[i + 1:]:
             if a.overlaps(b):

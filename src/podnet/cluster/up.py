@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from podnet.cluster.cgroup import ClusterCgroup
 from podnet.cluster.hostnet import (
@@ -108,9 +109,26 @@ def _check_store(url: str, cluster: str) -> str:
         except ValueError as e:
             raise UpError(f"invalid --store {url!r}: {e}") from None
         if endpoints:
+            _check_etcd_reachable(url, endpoints)
             return url if "/" in url[len("etcd://"):] else f"{url}/podnet/{cluster}"
     raise UpError(f"invalid --store {url!r}: use 'sqlite' (the default: one file in the state directory) "
                   "or 'etcd://HOST:PORT[,HOST:PORT...]'")
+
+
+def _check_etcd_reachable(url: str, endpoints: list[str], timeout: float = 3.0) -> None:
+    """Before anything is built: at least one etcd endpoint of --store accepts a TCP connection."""
+    from podnet.store.etcd_http import normalize_endpoint
+
+    errors = []
+    for endpoint in endpoints:
+        parts = urlsplit(normalize_endpoint(endpoint))
+        try:
+            with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=timeout):
+                return
+        except OSError as e:
+            errors.append(f"{endpoint}: {e.strerror or e}")
+    raise UpError(f"etcd of --store {url!r} is unreachable ({'; '.join(errors)}): start etcd first, or "
+                  "leave out --store to keep the cluster's objects in SQLite")
 
 
 def controlplane_argv(cfg: ClusterConfig) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -349,27 +350,60 @@ def _load_yaml(text: str, filename: str, lines: list[str]) -> list[Obj]:
     return _check_objects(docs, filename, lines)
 
 
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # YAML's non-printables
+
+
+def read_manifest_text(source: str | pathlib.Path) -> str:
+    """A manifest file's text: at most MAX_MANIFEST_BYTES (so /dev/zero or a huge file ends with an
+    error, not with all memory), UTF-8. Raises ManifestError."""
+    filename = str(source)
+    try:
+        with open(source, "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise ManifestError(
+            "no such file", filename, hint="check the path; it is relative to the current directory."
+        ) from None
+    except IsADirectoryError:
+        raise ManifestError("is a directory, not a manifest file", filename) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read: {exc.strerror}", filename) from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"is larger than {MAX_MANIFEST_BYTES // 2**20} MiB; a manifest file is "
+                            "text, and the API server takes at most 3 MiB per object", filename)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError("is not UTF-8 text (is it a binary file?)", filename) from None
+
+
+def _check_characters(text: str, filename: str, lines: list[str]) -> None:
+    """YAML and JSON allow no control characters but tab and newlines: name the first one, located."""
+    m = _FORBIDDEN.search(text)
+    if m is None:
+        return
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    code = ord(m.group())
+    what = "a NUL byte" if code == 0 else f"the control character U+{code:04X}"
+    raise ManifestError(f"{what} (U+{code:04X}) is not allowed in YAML or JSON", filename, line, col,
+                        snippet(lines, line, col),
+                        "is it a binary file? Remove the character, or write it as an escape (\\u0000) "
+                        "inside a double-quoted string.")
+
+
 def load_manifests(source: str | pathlib.Path, text: str | None = None) -> list[Obj]:
     """Load every object from a manifest file (or from `text`, with `source` naming it in errors)."""
     filename = str(source)
     if text is None:
-        try:
-            text = pathlib.Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ManifestError(
-                "no such file", filename, hint="check the path; it is relative to the current directory."
-            ) from None
-        except IsADirectoryError:
-            raise ManifestError("is a directory, not a manifest file", filename) from None
-        except UnicodeDecodeError:
-            raise ManifestError("is not UTF-8 text (is it a binary file?)", filename) from None
-        except OSError as exc:
-            raise ManifestError(f"cannot read: {exc.strerror}", filename) from None
+        text = read_manifest_text(source)
     lines = text.splitlines()
+    _check_characters(text, filename, lines)
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):
         return _load_json(text, filename, lines)
     return _load_yaml(text, filename, lines)
 
 
-__all__ = ["ManifestError", "load_manifests"]
+__all__ = ["ManifestError", "load_manifests", "read_manifest_text"]

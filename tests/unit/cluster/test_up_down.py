@@ -91,6 +91,20 @@ def test_plan_keeps_the_image_settings_and_max_pods(state_root: Path) -> None:
             "the node network 192.0.2.0/24 collides with the host route '192.0.2.0/24 dev eth0'",
         ),
         (UpOptions(node_port_range="1-x"), "invalid node port range '1-x'"),
+        (UpOptions(service_cidr="10.96.0.0/31"),
+         "the service CIDR 10.96.0.0/31 (--service-cidr) is too small: it has 2 address(es), Services need "
+         "at least 8 (a /29 or larger, e.g. 10.96.0.0/16)"),
+        (UpOptions(service_cidr="10.0.0.0/8"),
+         "the service CIDR 10.0.0.0/8 (--service-cidr) is too large: for 32-bit addresses the mask must be "
+         ">= 12"),
+        (UpOptions(node_network="127.0.0.0/24"),
+         "the node network 127.0.0.0/24 (--node-network) is a loopback range (127.0.0.0/8): choose a "
+         "private range such as 172.30.0.0/24"),
+        (UpOptions(pod_cidr="169.254.0.0/16"),
+         "the pod CIDR 169.254.0.0/16 (--pod-cidr) is a link-local range (169.254.0.0/16)"),
+        (UpOptions(store="etcd://127.0.0.1:1"),
+         "etcd of --store 'etcd://127.0.0.1:1' is unreachable (127.0.0.1:1: Connection refused): start "
+         "etcd first, or leave out --store to keep the cluster's objects in SQLite"),
         (UpOptions(max_pods=0), "invalid --max-pods 0: must be between 1 and 10000"),
         (UpOptions(images="docker"), "invalid --images 'docker': must be one of auto, real, builtin"),
         (

@@ -7,6 +7,7 @@ import pathlib
 
 import pytest
 
+from podnet.model import manifests
 from podnet.model.manifests import ManifestError, load_manifests
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -254,3 +255,20 @@ def test_shipped_examples_load_and_validate() -> None:
             if obj["kind"] == "Service" and obj["spec"].get("type") != "ExternalName":
                 obj["spec"].setdefault("clusterIP", "10.96.0.50")
             assert validate(obj) == [], (path, [e.error() for e in validate(obj)])
+
+
+def test_a_nul_byte_is_a_located_error(tmp_path: pathlib.Path) -> None:
+    f = tmp_path / "nul.yaml"
+    f.write_bytes(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\x00b\n")
+    with pytest.raises(ManifestError) as e:
+        load_manifests(f)
+    assert (e.value.line, e.value.column) == (4, 10)
+    assert str(e.value).startswith(f"{f}:4:10: a NUL byte (U+0000) is not allowed in YAML or JSON")
+
+
+def test_an_endless_file_is_refused_after_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifests, "MAX_MANIFEST_BYTES", 1024 * 1024)
+    with pytest.raises(ManifestError) as e:
+        load_manifests("/dev/zero")
+    assert str(e.value) == ("/dev/zero: is larger than 1 MiB; a manifest file is text, and the API server "
+                            "takes at most 3 MiB per object")
