@@ -88,18 +88,21 @@ class PolicyRunner:
         self.dirty.set()
 
     # ---- syncing ---------------------------------------------------------------------
-    def compute(self) -> PolicyState:
-        listed = {str((p.get("status") or {}).get("podIP") or "") for p in self.pods.list()
+    async def compute(self) -> PolicyState:
+        """The node's state from snapshots of the caches, computed on a thread so the agent's event
+        loop (heartbeats, probes, status) keeps running meanwhile."""
+        pods = self.pods.list()
+        listed = {str((p.get("status") or {}).get("podIP") or "") for p in pods
                   if (p.get("spec") or {}).get("nodeName") == self.node_name}
         for ip in [ip for ip in self.admitted if ip in listed]:
             del self.admitted[ip]  # the informer knows the pod's IP now
-        return build_state(self.policies.list(), self.pods.list(), self.namespaces.list(), self.node_name,
-                           self.admitted, broken=self.broken)
+        return await asyncio.to_thread(build_state, self.policies.list(), pods, self.namespaces.list(),
+                                       self.node_name, dict(self.admitted), broken=set(self.broken))
 
     async def sync_once(self) -> None:
         async with self._lock:
             start = time.monotonic()
-            new = self.compute()
+            new = await self.compute()
             old = None if self.need_full else self.state
             if old is not None:
                 new = carry_over(old, new)
@@ -113,7 +116,7 @@ class PolicyRunner:
                 self.need_full = True
                 log.error("policy: nft sync failed: %s", e)
                 if await self._isolate_broken():
-                    new = self.compute()
+                    new = await self.compute()
                     await asyncio.to_thread(self.nft.apply, render_full(new))
                     text = "full"
                 else:
