@@ -6,4 +6,6 @@ set -euo pipefail
 . "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The example runs images podnet has built in; with PODNET_IMAGES=auto (or real) it would pull them instead.
+export PODNET_IMAGES="${PODNET_IMAGES:-builtin}"
 exec .venv/bin/podnet demo "$@"

@@ -59,21 +59,10 @@ def env() -> Iterator[Env]:
             reg.push(layout, "multi", "app/multi:1.0")
             reg.push(layout, "escape", "app/escape:1.0")
             areg.push(layout, "httpd", "private/httpd:1.0")
-            with running_cluster("img", "--nodes", "2", "--image-pull-timeout", "6") as c:
+            with running_cluster("img", "--nodes", "2", "--image-pull-timeout", "6", "--images", "auto") as c:
                 yield Env(c, work, layout, reg, areg, digest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def docker_hub_reachable() -> bool:
-    """The stand-in checks need Docker Hub out of reach (as on the machines these tests were written on)."""
-    import socket
-
-    try:
-        socket.getaddrinfo("registry-1.docker.io", 443)
-    except OSError:
-        return False
-    return True
 
 
 def pod(name: str, image: str, **extra: Any) -> dict[str, Any]:
@@ -294,13 +283,12 @@ def test_unpullable_image_backs_off_with_kubernetes_reasons(env: Env) -> None:
     want = f'Back-off pulling image "{image}": ErrImagePull: Failed to pull image "{image}"'
     assert msg.startswith(want), msg
     assert "manifest unknown" in msg
-    if docker_hub_reachable():
-        return  # nginx would be pulled for real: no stand-in to see
-    # nginx cannot be pulled here (no network): the cluster (--images auto) runs the stand-in, and says so
-    c.apply(pod("standin", "nginx:1.25"))
+    # nginx is not in the store and may not be pulled (tests never reach registries outside this machine):
+    # the cluster (--images auto) runs the stand-in, and says so
+    c.apply(pod("standin", "nginx:1.25", container={"imagePullPolicy": "Never"}))
     wait_for("stand-in running", lambda: running(c, "standin"), 60)
     p = c.get_json("pod", "standin")
-    note = "started podnet's built-in stand-in for nginx: registry not reachable"
+    note = "started podnet's built-in stand-in for nginx: image not present and imagePullPolicy is Never"
     assert note in p["status"].get("message", "")
     events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=standin").stdout
     assert "started podnet's built-in stand-in for nginx" in events
@@ -392,18 +380,15 @@ def test_down_after_kill_9_removes_containers_and_keeps_the_image_store(env: Env
 
 
 def test_images_real_mode_has_no_stand_ins() -> None:
-    """`podnet up --images real`: an image that cannot be pulled is ErrImagePull, then ImagePullBackOff,
-    even where podnet has a stand-in for it; `podnet up` chose the runtime (runc on this machine)."""
-    if docker_hub_reachable():
-        pytest.skip("Docker Hub is reachable from this machine: nginx would be pulled")
+    """`podnet up --images real`: an image that is not there is refused with Kubernetes' reason even where
+    podnet has a stand-in for it (nginx; imagePullPolicy Never: tests reach no registry outside this
+    machine); `podnet up` chose the runtime (runc on this machine)."""
     with running_cluster("imgr", "--nodes", "1", "--images", "real") as c:
-        c.apply(pod("web", "nginx:1.25"))
-        wait_for("ImagePullBackOff", lambda: waiting_reason(c, "web")[0] == "ImagePullBackOff", 60)
+        c.apply(pod("web", "nginx:1.25", container={"imagePullPolicy": "Never"}))
+        wait_for("ErrImageNeverPull", lambda: waiting_reason(c, "web")[0] == "ErrImageNeverPull", 60)
         _, msg = waiting_reason(c, "web")
-        assert msg.startswith('Back-off pulling image "nginx:1.25": ErrImagePull: Failed to pull image '
-                              '"nginx:1.25": '), msg
-        assert "stand-in" not in msg
+        assert msg == 'Container image "nginx:1.25" is not present with pull policy of Never', msg
         events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=web").stdout
-        assert 'Back-off pulling image "nginx:1.25"' in events and "BuiltinStandIn" not in events
+        assert "BuiltinStandIn" not in events and "stand-in" not in events
         chosen = json.loads((Path(c.root) / "images" / "runtime.json").read_text())["choice"]
         assert chosen["name"] == "runc"  # what `podnet up` printed as "Container runtime: runc ..."

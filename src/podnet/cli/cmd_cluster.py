@@ -23,6 +23,15 @@ from podnet.core.config import (
     DEFAULT_SERVICE_CIDR,
 )
 
+IMAGE_MODES = ("auto", "real", "builtin")
+
+
+def _images_default() -> str:
+    """`--images` unless given: $PODNET_IMAGES (podnet's own test suite and demo set `builtin`, so they never
+    contact a registry outside the machine), else auto."""
+    mode = os.environ.get("PODNET_IMAGES", "").strip()
+    return mode if mode in IMAGE_MODES else "auto"
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -58,9 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    f"(default {DEFAULT_NODE_GRACE_SECONDS:g})")
     p.add_argument("--max-pods", type=int, default=110, metavar="N",
                    help="pods each node accepts (the kubelet's maxPods; default 110)")
-    p.add_argument("--images", choices=("auto", "real", "builtin"), default="auto",
-                   help="auto (default): pull real images, podnet's built-in stand-in where one cannot be "
-                   "pulled; real: real images only (ErrImagePull otherwise); builtin: stand-ins only")
+    p.add_argument("--images", choices=IMAGE_MODES, default=_images_default(),
+                   help="auto (default, or $PODNET_IMAGES): pull real images, podnet's built-in stand-in "
+                   "where one cannot be pulled; real: real images only (ErrImagePull otherwise); builtin: "
+                   "stand-ins only, no registry is ever contacted")
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="a registry reachable over plain HTTP or unverified TLS (repeatable); "
                    "localhost and 127.0.0.1 always are")
