@@ -51,7 +51,7 @@ OUT_IP = f"{NET}.1"  # the first host of the node network: where `podnet trace -
 NODE_IPS = {"n1": f"{NET}.11", "n2": f"{NET}.12"}
 NODE_CIDRS = {"n1": "10.244.1.0/24", "n2": "10.244.2.0/24"}
 POD_IPS = {"a": ("n1", "10.244.1.10"), "client": ("n1", "10.244.1.20"), "c": ("n2", "10.244.2.10")}
-LB_IP, FW_IP = f"{NET}.200", f"{NET}.201"
+LB_IP, FW_IP, EXT_IP = f"{NET}.200", f"{NET}.201", f"{NET}.150"
 SVC_CIDR = "10.96.0.0/12"
 
 SERVER = textwrap.dedent("""
@@ -145,10 +145,14 @@ SERVICES_ = [
     svc_obj("far", "10.96.0.27"),  # only c: DNAT to a pod on the other node
     svc_obj("fw", "10.96.0.28", type_="LoadBalancer", node_port=30091, lb_ip=FW_IP,
             loadBalancerSourceRanges=["10.0.0.0/8"]),
+    svc_obj("sticky", "10.96.0.29", sessionAffinity="ClientIP",
+            sessionAffinityConfig={"clientIP": {"timeoutSeconds": 300}}),
+    svc_obj("ext", "10.96.0.30", externalIPs=[EXT_IP]),  # an external IP no node holds: reached via a node
 ]
 SLICES = [slice_obj("web", ["a", "c"]), slice_obj("local", ["c"]), slice_obj("self", ["a"]),
           slice_obj("itp", ["c"]), slice_obj("lb", ["a", "c"]), slice_obj("near", ["a"]),
-          slice_obj("far", ["c"]), slice_obj("fw", ["a"])]
+          slice_obj("far", ["c"]), slice_obj("fw", ["a"]), slice_obj("sticky", ["a", "c"]),
+          slice_obj("ext", ["a"])]
 
 
 @dataclass
@@ -310,6 +314,8 @@ CASES: list[tuple[str, str, int, int, object]] = [
     ("n1", "10.96.0.24", 80, 1, "timeout"),
     ("n1", "10.96.0.99", 80, 1, "timeout"),
     ("n2", "10.96.0.24", 80, 1, {"c"}),  # the ITP Local Service from the node that has its endpoint
+    ("n1", N1, 30082, 2, {"c"}),  # externalTrafficPolicy Local from the node itself: every endpoint
+    ("client", EXT_IP, 80, 2, {"a"}),  # an external IP, from a pod (the pod's node DNATs it)
     ("outside", N1, 30080, 6, {"a", "c"}),  # NodePort, externalTrafficPolicy Cluster: masqueraded
     ("outside", N1, 30082, 1, "timeout"),  # NodePort, externalTrafficPolicy Local, no local endpoint: drop
     ("outside", N2, 30082, 2, {"c"}),  # ... with a local endpoint: the client address is kept
@@ -361,3 +367,15 @@ async def test_every_path_trace_says_what_the_kernel_does(api: Lab) -> None:
                 failures.append(f"{what}: {pod} saw the client as {peer}; trace says masquerade="
                                 f"{cand['masquerade']} (so {expect_peer})")
     assert failures == []
+
+
+async def test_session_affinity_trace_follows_the_kernels_sticky_choice(api: Lab) -> None:
+    """After a client's first connections, the kernel's affinity entry (read back by trace) names
+    the one pod every later connection of that client reaches."""
+    lab = api
+    seen = await asyncio.to_thread(lab.connect, "client", "10.96.0.29", 80, 6)
+    pods = {str(r.get("ok", "")).split()[0] for r in seen}
+    assert len(pods) == 1 and pods <= {"a", "c"}, seen
+    tr = await trace(lab, "client", "10.96.0.29", 80)
+    assert [c["ip"] for c in tr["candidates"]] == [POD_IPS[pods.pop()][1]], tr
+    assert any("session-affinity" in step or "affinity" in step for step in tr["steps"]), tr["steps"]
