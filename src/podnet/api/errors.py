@@ -17,17 +17,20 @@ Status = dict[str, Any]
 
 
 class APIError(Exception):
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        self.metadata = metadata  # the Status' ListMeta, e.g. {"continue": ...}
 
     def status(self) -> Status:
         """The metav1.Status, its keys in the struct's field order with empty ones left out
         (`omitempty`), as kube-apiserver's JSON serializer writes it."""
-        st: Status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        st: Status = {"kind": "Status", "apiVersion": "v1", "metadata": dict(self.metadata or {}),
+                      "status": "Failure"}
         if self.message:
             st["message"] = self.message
         if self.reason:
@@ -108,6 +111,19 @@ def bad_request(message: str) -> APIError:
 
 def gone(requested: str, current: str) -> APIError:
     return APIError(410, "Expired", f"too old resource version: {requested} ({current})")
+
+
+# apiserver pkg/storage/etcd3/errors.go (inconsistentContinue), with a token to go on at the latest version
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
+    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "now may show up in the list.")
+
+
+def continue_expired(new_token: str) -> APIError:
+    return APIError(410, "Expired", INCONSISTENT_CONTINUE, metadata={"continue": new_token})
 
 
 def unauthorized() -> APIError:

@@ -25,6 +25,7 @@ from podnet.api.errors import (
     already_exists,
     bad_request,
     conflict,
+    continue_expired,
     invalid,
     namespace_not_found,
     namespace_terminating,
@@ -85,7 +86,14 @@ class Registry:
             all_items, rv_int = await self.store.list(rt.key, scope)
             rv, items = str(rv_int), all_items
         items = [objmeta.with_type(rt, o) for o in items if flt.matches(o)]
-        start = _decode_continue(cont) if cont else None
+        start = None
+        if cont:
+            token_rv, start = _decode_continue(cont)
+            if token_rv != "-1":
+                try:
+                    await self.store.check_retained(int(token_rv))
+                except store_base.Expired:
+                    raise continue_expired(_encode_continue("-1", start)) from None
         if start is not None:
             items = [o for o in items if (objmeta.namespace_of(o), objmeta.name_of(o)) > start]
         if limit > 0 and len(items) > limit:
@@ -380,11 +388,14 @@ def _encode_continue(rv: str, start: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
+    """(the resourceVersion of the first page, the last key it returned)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
         ns, name = data["start"]
-        return str(ns), str(name)
-    except (binascii.Error, ValueError, KeyError, TypeError) as e:
+        rv = str(data.get("rv", "-1"))
+        int(rv)
+        return rv, (str(ns), str(name))
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError) as e:
         raise bad_request(f"continue key is not valid: {e}") from None

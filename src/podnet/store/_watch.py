@@ -113,6 +113,9 @@ class HubStore(Store, abc.ABC):
     async def current_rv(self) -> int:
         return self._rv
 
+    async def check_retained(self, rv: int) -> None:
+        self._check_watchable(rv)
+
     async def watch(self, key: str, namespace: str | None, from_rv: int) -> AsyncIterator[WatchEvent]:
         if self._hub.closed:
             return

@@ -96,6 +96,10 @@ class Store(abc.ABC):
     async def current_rv(self) -> int:
         """The latest resourceVersion handed out (0 for an empty store)."""
 
+    async def check_retained(self, rv: int) -> None:  # noqa: B027 - optional
+        """Raise Expired when changes after rv are no longer known (compacted history); stores that
+        cannot tell do nothing."""
+
     async def compact(self, keep_from_rv: int) -> None:  # noqa: B027 - optional
         """Drop watch history older than keep_from_rv (later watches from before it get Expired)."""
 

@@ -203,3 +203,41 @@ async def test_dry_run_create_does_not_store(api: Api) -> None:
     assert code == 201 and body["metadata"]["name"] == "dry"
     code, _ = await api.call("GET", SVC_PATH + "/dry")
     assert code == 404
+
+
+async def test_a_continue_token_older_than_the_history_is_410_with_a_token_to_go_on() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from podnet.api.server import APIServer
+    from podnet.store.memory import MemoryStore
+
+    store = MemoryStore(history=5)
+    server = APIServer(store)
+    await server.bootstrap()
+    client = TestClient(TestServer(server.make_app()))
+    await client.start_server()
+    try:
+        for i in range(6):
+            await client.post(SVC_PATH, json=service(f"s{i:02d}"))
+        first = await (await client.get(SVC_PATH, params={"limit": "2"})).json()
+        assert [o["metadata"]["name"] for o in first["items"]] == ["s00", "s01"]
+        token = first["metadata"]["continue"]
+        fresh = await (await client.get(SVC_PATH, params={"limit": "2", "continue": token})).json()
+        assert [o["metadata"]["name"] for o in fresh["items"]] == ["s02", "s03"]  # still in the history
+        for i in range(6, 12):  # the history window (5 events) moves past the first page's version
+            await client.post(SVC_PATH, json=service(f"s{i:02d}"))
+        resp = await client.get(SVC_PATH, params={"limit": "2", "continue": token})
+        assert resp.status == 410
+        st = await resp.json()
+        # apiserver pkg/storage/etcd3/errors.go: inconsistentContinue, with a token for the latest version
+        assert (st["reason"], st["code"]) == ("Expired", 410)
+        assert st["message"] == (
+            "The provided continue parameter is too old to display a consistent list result. You can start "
+            "a new list without the continue parameter, or use the continue token in this response to "
+            "retrieve the remainder of the results. Continuing with the provided token results in an "
+            "inconsistent list - objects that were created, modified, or deleted between the time the first "
+            "chunk was returned and now may show up in the list.")
+        rest = await (await client.get(SVC_PATH, params={"continue": st["metadata"]["continue"]})).json()
+        assert [o["metadata"]["name"] for o in rest["items"]] == [f"s{i:02d}" for i in range(2, 12)]
+    finally:
+        await client.close()
