@@ -19,6 +19,7 @@ import asyncio
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -294,7 +295,10 @@ def main() -> int:
         sh("ip", "netns", "del", scratch, check=False)
     tmp = Path(f"/tmp/{TAG}")
     tmp.mkdir(exist_ok=True)
-    data = bench_datapath(tmp, args.connects, args.policies, args.pods, args.seconds, args.rounds)
+    try:
+        data = bench_datapath(tmp, args.connects, args.policies, args.pods, args.seconds, args.rounds)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     t = Table(title=f"Policy sync: {args.policies:,} policies over {args.pods:,} pods (100 on the node)")
     for c in ("what", "ms", "parts (ms)", "size"):
         t.add_column(c)
