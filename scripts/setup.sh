@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(nftables iproute2 conntrack iperf3 curl dnsutils procps util-linux etcd-server
-          skopeo umoci runc crun busybox-static docker-registry apache2-utils tmux)
+          skopeo umoci runc crun busybox-static docker-registry apache2-utils tmux
+          chromium chromium-driver)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -184,7 +184,8 @@ def run_up(args: argparse.Namespace) -> int:
                       f"{cfg.nodes} node(s) on {cfg.node_network} ({cfg.network}), API {cfg.api_url}")
     name_flag = "" if cfg.name == "podnet" else f" --name {cfg.name}"
     err_console.print(f"  export KUBECONFIG={kc}\n  kubectl get nodes\n"
-                      f"or: podnet kubectl{name_flag} get nodes")
+                      f"or: podnet kubectl{name_flag} get nodes\n"
+                      f"See it live in a browser: podnet ui{name_flag}  (prints a one-time link)")
     if cfg.listen:
         from podnet.api.auth import JoinTokens
         from podnet.cluster.join import join_command

@@ -225,6 +225,7 @@ def _report(data: dict[str, Any], console: Console) -> None:
     console.print(f"\nLook closer:  podnet status --name {name}\n"
                   f"              podnet trace --name {name} --from outside <node-ip>:{NODE_PORT}\n"
                   f"              podnet top --name {name}\n"
+                  f"See it live:  podnet ui --name {name}   (web page on 127.0.0.1, one-time link)\n"
                   f"Clean up:     podnet down --name {name}")
 
 

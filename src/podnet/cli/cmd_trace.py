@@ -20,7 +20,7 @@ from podnet.core.naming import node_netns
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 from podnet.net.ops import NetOpsError
 from podnet.net.real import RealNetOps
-from podnet.proxy.explain import counters_from_json, explain, node_ip
+from podnet.proxy.explain import Explanation, counters_from_json, explain, node_ip
 from podnet.proxy.lbip import lb_owner
 from podnet.proxy.nft import NftError, RealNft
 from podnet.proxy.nft_interp import Packet, RuleInterpreter
@@ -146,10 +146,10 @@ def _lb_entry(ip: str, svcs: list[Obj], slices: list[Obj], nodes: list[Obj],
     return None
 
 
-def run_trace(args: argparse.Namespace) -> int:
-    cfg = load_config(args.name)
+def trace_connection(cfg: ClusterConfig, source: str, dest: str, proto: str) -> Explanation:
+    """`podnet trace`'s engine: the explanation of one connection (lines for people, data for JSON)."""
     nodes, pods, svcs, slices = asyncio.run(_fetch(cfg))
-    src, entry, dst, port, kind = resolve(args.source, args.dest, nodes, pods, svcs, cfg, slices)
+    src, entry, dst, port, kind = resolve(source, dest, nodes, pods, svcs, cfg, slices)
     netns = node_netns(cfg.name, entry)
     try:
         text = RealNft(netns).list_table_text(stateless=True)
@@ -164,10 +164,16 @@ def run_trace(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot interpret the rules of node {entry}: {e}") from e
     entry_node = next(n for n in nodes if n["metadata"]["name"] == entry)
     local_ips, routes = node_routing(netns, node_ip(entry_node))
-    res = rules.trace(Packet(src, dst, port, args.proto, entry=kind), local_ips=local_ips, routes=routes)
-    ex = explain(res, src=src, dst=dst, port=port, proto=args.proto, entry_node=entry, pods=pods, nodes=nodes)
+    res = rules.trace(Packet(src, dst, port, proto, entry=kind), local_ips=local_ips, routes=routes)
+    ex = explain(res, src=src, dst=dst, port=port, proto=proto, entry_node=entry, pods=pods, nodes=nodes)
     add_policy_step(ex.lines, ex.data, cfg, pods, nodes, src,
-                    [] if ex.data.get("reason") else (list(res.candidates) or [(dst, port)]), args.proto)
+                    [] if ex.data.get("reason") else (list(res.candidates) or [(dst, port)]), proto)
+    return ex
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    cfg = load_config(args.name)
+    ex = trace_connection(cfg, args.source, args.dest, args.proto)
     if args.output == "json":
         json.dump(ex.data, sys.stdout, indent=2)
         sys.stdout.write("\n")

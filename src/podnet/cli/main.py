@@ -26,10 +26,11 @@ def _command_modules() -> tuple[ModuleType, ...]:
         cmd_policy,  # policy check: NetworkPolicy verdicts from the live rules
         cmd_status,  # status
         cmd_trace,  # trace, top/traffic
+        cmd_ui,  # ui: the live web view
     )
 
     return (cmd_cluster, cmd_kubectl, cmd_apply, cmd_exec, cmd_status, cmd_trace, cmd_demo, cmd_daemons,
-            cmd_agent, cmd_join, cmd_image, cmd_policy)
+            cmd_agent, cmd_join, cmd_image, cmd_policy, cmd_ui)
 
 
 def build_parser() -> argparse.ArgumentParser:
