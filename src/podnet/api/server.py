@@ -13,17 +13,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import logging
 import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from podnet.api import bodies, discovery, listen, openapi, routing
+from podnet.api.audit import AuditLog
 from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
 from podnet.api.errors import APIError, internal_error, unauthorized
@@ -63,8 +66,10 @@ def _not_found() -> APIError:
 class APIServer:
     def __init__(self, store: Store, *, hooks: Mapping[str, ResourceHooks] | None = None,
                  tokens: Collection[str] = (), version: str = "v1.32.0",
-                 authorizer: TokenAuthorizer | None = None, sa_key: bytes | None = None):
+                 authorizer: TokenAuthorizer | None = None, sa_key: bytes | None = None,
+                 audit_log: Path | None = None):
         self.store = store
+        self.audit = AuditLog(audit_log) if audit_log is not None else None
         self.tokens = [t for t in tokens if t]
         # requests whose bearer token is not one of `tokens` (join tokens: podnet.api.auth)
         self.authorizer = authorizer
@@ -115,16 +120,23 @@ class APIServer:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if log.isEnabledFor(logging.DEBUG):
+        if self.audit is not None or log.isEnabledFor(logging.DEBUG):
             return await self._logged(request, handler)
         return await self._answer(request, handler)
 
     async def _logged(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Requests are logged at debug level only (`podnet controlplane` logs at info)."""
+        """Requests are logged at debug level only (`podnet controlplane` logs at info), and to the
+        audit log when there is one."""
         start = time.monotonic()
+        received = dt.datetime.now(dt.UTC)
         resp = await self._answer(request, handler)
         log.debug("%s %s %d %.1fms", request.method, request.path_qs, resp.status,
                   (time.monotonic() - start) * 1000)
+        if self.audit is not None:
+            try:
+                self.audit.record(request, resp.status, received)
+            except Exception:
+                log.exception("audit log write failed")
         return resp
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

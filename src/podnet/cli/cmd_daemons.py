@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 from podnet.cli.common import add_name_flag, load_config
 from podnet.cli.main import CLIError
@@ -29,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     add_name_flag(p)
     p.add_argument("--no-controllers", action="store_true", help="serve the API only")
+    p.add_argument("--audit-log", default="", metavar="PATH",
+                   help="also write an audit log: one JSON line per request (audit.k8s.io/v1 Event, level "
+                   "Metadata), rotated at 100 MiB; default: none")
     p.set_defaults(func=run)
 
     p = sub.add_parser(
@@ -60,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.name)
     logging.getLogger().setLevel(logging.INFO)
     rotate_stderr_log(logging.INFO)  # controlplane.log: 10 MiB, then .1 .. .3 (requests: debug level)
-    asyncio.run(serve(cfg, controllers=not args.no_controllers))
+    audit = Path(args.audit_log).resolve() if args.audit_log else None
+    asyncio.run(serve(cfg, controllers=not args.no_controllers, audit_log=audit))
     return 0
 
 
-async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
+async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path | None = None) -> None:
     from podnet.allocators.service_hooks import ServiceHooks
     from podnet.api.auth import node_authorizer
     from podnet.api.server import APIServer
@@ -92,7 +97,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True) -> None:
 
     # ServiceAccount tokens stay valid across control-plane restarts: one signing key per cluster
     server = APIServer(store, hooks={"services": hooks}, tokens=[cfg.token],
-                       sa_key=load_or_create_key(cfg.state_dir))
+                       sa_key=load_or_create_key(cfg.state_dir), audit_log=audit_log)
     host_ip = cfg.host_ip
     reserved = {host_ip: "the host's address on the node network"} if host_ip else {}
     # join tokens and NodeRestriction (podnet.api.auth)
