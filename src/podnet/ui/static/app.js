@@ -52,7 +52,9 @@ function render(view) {
   const columns = [...podsByNode.keys()];
   const tallest = Math.max(1, ...[...podsByNode.values()].map(l => l.length));
   const nodeH = 48 + tallest * (POD_H + 6);
-  const width = Math.max(800, columns.length * (NODE_W + GAP) + GAP * 2);
+  // wide enough for every node side by side and up to 6 Services in one row
+  const width = Math.max(800, columns.length * (NODE_W + GAP) + GAP * 2,
+                         Math.min(6, view.services.length) * (SVC_W + GAP) + GAP);
   const frag = document.createDocumentFragment();
   const podPos = new Map();
 
