@@ -54,7 +54,8 @@ class AuditLog:
         user = user_of(request)
         if user is not None:
             event["user"] = {"username": user.name, "groups": list(user.groups)}
-        event["sourceIPs"] = [request.remote or ""]
+        if request.remote:  # none on the unix socket
+            event["sourceIPs"] = [request.remote]
         if request.headers.get("User-Agent"):
             event["userAgent"] = request.headers["User-Agent"]
         target = routing.parse_path(request.path)

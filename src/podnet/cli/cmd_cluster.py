@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--node-grace", type=float, default=DEFAULT_NODE_GRACE_SECONDS, metavar="SECONDS",
                    help="how long a node may miss heartbeats before it is NotReady "
                    f"(default {DEFAULT_NODE_GRACE_SECONDS:g})")
+    p.add_argument("--audit-log", default="", metavar="PATH",
+                   help="the API server also writes an audit log there: one JSON line per request "
+                   "(audit.k8s.io/v1 Event, level Metadata), rotated at 100 MiB; default: none")
     p.add_argument("--max-pods", type=int, default=110, metavar="N",
                    help="pods each node accepts (the kubelet's maxPods; default 110)")
     p.add_argument("--images", choices=IMAGE_MODES, default=_images_default(),
@@ -159,7 +162,7 @@ def run_up(args: argparse.Namespace) -> int:
                      service_cidr=args.service_cidr, node_network=args.node_network, lb_pool=args.lb_pool,
                      node_port_range=args.node_port_range, wait_timeout=args.wait_timeout,
                      start_agents=not args.no_agents, listen=args.listen, store=args.store,
-                     node_grace_seconds=args.node_grace)
+                     node_grace_seconds=args.node_grace, audit_log=args.audit_log)
     if args.node_grace <= 0:
         raise CLIError(f"invalid --node-grace {args.node_grace:g}: must be more than 0 seconds")
     if args.image_pull_timeout <= 0:

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.name)
     logging.getLogger().setLevel(logging.INFO)
     rotate_stderr_log(logging.INFO)  # controlplane.log: 10 MiB, then .1 .. .3 (requests: debug level)
-    audit = Path(args.audit_log).resolve() if args.audit_log else None
+    path = args.audit_log or cfg.audit_log  # the flag, else what `podnet up --audit-log` recorded
+    audit = Path(path).resolve() if path else None
     asyncio.run(serve(cfg, controllers=not args.no_controllers, audit_log=audit))
     return 0
 

@@ -90,6 +90,7 @@ class UpOptions:
     wait_timeout: float = 90.0
     start_agents: bool = True
     listen: str = ""  # ADDR[:PORT]: the API also listens there (TLS) for machines that `podnet join`
+    audit_log: str = ""  # PATH: the API server writes an audit log there
     store: str = ""  # "" = SQLite in the state dir; "etcd://HOST:PORT[,HOST:PORT...][/prefix]"
     # how to start the processes; tests may replace them
     controlplane_argv: Callable[[ClusterConfig], list[str]] | None = None
@@ -210,6 +211,7 @@ def plan_config(opts: UpOptions, host_routes: list[Route]) -> ClusterConfig:
     if opts.store:
         cfg.store = _check_store(opts.store, opts.name)
     cfg.node_grace_seconds = opts.node_grace_seconds
+    cfg.audit_log = str(Path(opts.audit_log).resolve()) if opts.audit_log else ""
     if opts.images not in ("auto", "real", "builtin"):
         raise UpError(f"invalid --images {opts.images!r}: must be one of auto, real, builtin")
     cfg.images, cfg.insecure_registries = opts.images, list(opts.insecure_registries)

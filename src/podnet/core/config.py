@@ -70,6 +70,7 @@ class ClusterConfig:
     token: str = ""
     store: str = "sqlite"
     node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS  # `podnet up --node-grace`
+    audit_log: str = ""  # `podnet up --audit-log PATH`: the API server's audit log ("" = none)
     dns: bool = True  # run the cluster DNS Deployment (the kube-dns Service exists either way)
     dns_replicas: int = 1
     dns_upstream: str = "none"  # where the DNS pods forward names outside the cluster domain

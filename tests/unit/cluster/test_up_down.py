@@ -203,3 +203,9 @@ def test_list_status_running_stopped_broken(state_root: Path) -> None:
     j.record(jr.PROCESS, "container default/web", pid=dead.pid, starttime=1)  # containers do not count
     j.record(jr.PROCESS, "controlplane", pid=me, starttime=proc_starttime(me))
     assert cluster_status(cfg).status == "broken"  # processes alive, but no API answers on port 0
+
+
+def test_plan_records_the_audit_log_path(state_root: Path) -> None:
+    assert plan_config(UpOptions(name="noaudit"), HOST).audit_log == ""
+    cfg = plan_config(UpOptions(name="audited", audit_log="rel/audit.log"), HOST)
+    assert cfg.audit_log == str(Path("rel/audit.log").resolve())
