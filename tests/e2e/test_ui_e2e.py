@@ -203,6 +203,8 @@ def test_trace_from_outside_to_the_node_port_ends_on_front_end_pods(cluster: Clu
     wait_for("the candidate pods highlighted",
              lambda: {e["data-name"] for e in _drawn(page, "g.pod.hl")} == front, 5)
     assert len(_drawn(page, f'path.edge.hl[data-svc="{SVC}"]')) == 3
+    entry = [name for name, addr in cluster.node_ips().items() if addr == ip]  # the node the packet enters
+    assert [n["data-name"] for n in _drawn(page, "g.node.hl")] == entry
     _shot(page, "trace")
 
 
@@ -222,6 +224,7 @@ def test_everything_shown_is_escaped(cluster: Cluster, page: Any) -> None:
         assert "name: ui-escape" in text
         assert text.count("<script>window.__pwned=1</script><img src=x onerror=") >= 2, text
         assert "sleep 3600" in text
+        assert "# Events" in text
         assert page.find_elements(By.CSS_SELECTOR, "#object-yaml *") == []  # no element made from data
         assert page.execute_script("return window.__pwned === undefined")
         _shot(page, "escaping")

@@ -16,8 +16,8 @@ from podnet.cli.common import add_name_flag, client_for, load_config
 from podnet.cli.main import CLIError
 from podnet.client.client import ApiClient, ApiError
 from podnet.core.config import ClusterConfig
-from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
-from podnet.ui.model import build_view
+from podnet.model.kinds import ENDPOINTSLICES, EVENTS, NODES, PODS, SERVICES
+from podnet.ui.model import build_view, events_text
 from podnet.ui.server import LOOPBACK, Auth, UIError, make_app
 
 COUNTER_TTL = 0.5  # seconds: several open pages share one read of the nftables counters
@@ -84,7 +84,14 @@ class ClusterBackend:
         except ApiError as e:
             raise UIError(f"{kind} {namespace}/{name}: {e}") from e
         text: str = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=10_000)
-        return text
+        kind_name = "Pod" if kind == "pod" else "Service"
+        try:
+            events = (await self.client.list(
+                EVENTS, namespace, field_selector=f"involvedObject.kind={kind_name},"
+                f"involvedObject.name={name}")).get("items") or []
+        except ApiError as e:
+            return text + f"\n# Events: cannot list them: {e}\n"
+        return text + "\n# Events\n" + events_text(events)
 
 
 async def serve(cfg: ClusterConfig, port: int, ready: asyncio.Event | None = None) -> None:

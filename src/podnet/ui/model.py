@@ -104,3 +104,20 @@ def build_view(nodes: list[Obj], pods: list[Obj], services: list[Obj], slices: l
         })
     return {"nodes": out_nodes, "pods": out_pods, "services": out_svcs,
             "counterErrors": list(counters.get("errors") or [])}
+
+
+def events_text(events: list[Obj]) -> str:
+    """`kubectl describe`'s Events section as plain lines, oldest first: TYPE REASON (xCOUNT) MESSAGE."""
+    if not events:
+        return "<none>\n"
+
+    def when(e: Obj) -> str:
+        return str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
+                   or (e.get("metadata") or {}).get("creationTimestamp") or "")
+
+    lines = []
+    for e in sorted(events, key=when):
+        count = int(e.get("count") or 1)
+        lines.append(f"{when(e)}  {e.get('type', 'Normal')}  {e.get('reason', '')}"
+                     + (f" (x{count})" if count > 1 else "") + f"  {e.get('message', '')}")
+    return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podnet.ui.model import build_view
+from podnet.ui.model import build_view, events_text
 
 
 def _node(name: str, ip: str, cidr: str, ready: bool = True) -> dict[str, Any]:
@@ -68,3 +68,13 @@ def test_no_counters_and_a_deleting_pod() -> None:
     assert [(p["name"], p["deleting"], p["phase"]) for p in v["pods"]] == [
         ("new", False, "Pending"), ("old", True, "Running")]
     assert v["services"][0]["endpoints"] == [] and v["services"][0]["packets"] == 0
+
+
+def test_events_as_lines_oldest_first() -> None:
+    assert events_text([]) == "<none>\n"
+    evs = [{"type": "Warning", "reason": "BackOff", "count": 3, "message": "restarting <b>",
+            "lastTimestamp": "2026-01-01T00:00:09Z"},
+           {"type": "Normal", "reason": "Scheduled", "message": "assigned to n1",
+            "lastTimestamp": "2026-01-01T00:00:01Z"}]
+    assert events_text(evs) == ("2026-01-01T00:00:01Z  Normal  Scheduled  assigned to n1\n"
+                                "2026-01-01T00:00:09Z  Warning  BackOff (x3)  restarting <b>\n")

@@ -4,7 +4,7 @@
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const NODE_W = 262, POD_W = 242, POD_H = 34, GAP = 16, SVC_W = 240, SVC_H = 50;
-const state = { prev: new Map(), rates: new Map(), highlight: new Set(), hlService: "", selected: "",
+const state = { prev: new Map(), rates: new Map(), highlight: new Set(), hlService: "", hlNode: "", selected: "",
                 sources: "", lastRender: 0, lastSig: "", moving: false };
 
 function el(tag, attrs, text) {
@@ -65,7 +65,8 @@ function render(view) {
   columns.forEach((name, i) => {
     const x = GAP + i * (NODE_W + GAP), y = 32;
     const node = view.nodes.find(n => n.name === name);
-    const g = el("g", { class: "node" + (node && !node.ready ? " notready" : ""), "data-name": name });
+    const g = el("g", { class: "node" + (node && !node.ready ? " notready" : "") + (name && state.hlNode === name ? " hl" : ""),
+                        "data-name": name });
     g.append(el("rect", { x, y, width: NODE_W, height: nodeH, rx: 6 }));
     g.append(el("text", { x: x + 8, y: y + 16, class: "title" },
                 node ? name + (node.ready ? "" : " (NotReady)") : "not scheduled"));
@@ -158,7 +159,7 @@ async function poll() {
     if (!resp.ok) throw new Error(body.error || ("HTTP " + resp.status));
     document.getElementById("cluster").textContent = body.cluster || "";
     // redraw only when something changed (or rates must decay): keeps clicked elements in place
-    const sig = JSON.stringify([body.nodes, body.pods, body.services, [...state.highlight], state.hlService,
+    const sig = JSON.stringify([body.nodes, body.pods, body.services, [...state.highlight], state.hlService, state.hlNode,
                                 state.selected]);
     if (sig !== state.lastSig || state.moving) render(body);
     state.lastSig = sig;
@@ -196,12 +197,14 @@ async function trace(ev) {
   const res = await resp.json().catch(() => ({ error: "HTTP " + resp.status }));
   state.highlight = new Set();
   state.hlService = "";
+  state.hlNode = "";
   if (!resp.ok) {
     out.textContent = "error: " + (res.error || resp.status);
     out.setAttribute("data-done", "error");
     return;
   }
   for (const c of res.data.candidates || []) if (c.pod) state.highlight.add(c.pod);
+  state.hlNode = res.data.entryNode || "";
   const svc = res.data.service || "";
   if (svc) state.hlService = svc.split(":")[0];
   out.textContent = res.lines.join("\n");
@@ -221,7 +224,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("topology").addEventListener("click", onPictureClick);
   document.getElementById("trace-form").addEventListener("submit", trace);
   document.getElementById("trace-clear").addEventListener("click", () => {
-    state.highlight = new Set(); state.hlService = "";
+    state.highlight = new Set(); state.hlService = ""; state.hlNode = "";
     document.getElementById("trace-out").textContent = "";
   });
   poll();
