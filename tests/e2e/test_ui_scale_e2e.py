@@ -57,11 +57,12 @@ def _objects(nodes: int, pods: int, services: int) -> tuple[list[Any], list[Any]
 
 
 class SyntheticBackend:
-    def __init__(self, nodes: int, pods: int, services: int):
+    def __init__(self, nodes: int, pods: int, services: int, counters: dict[str, Any] | None = None):
         self.objects = _objects(nodes, pods, services)
+        self.counters = counters or {}
 
     async def view(self) -> dict[str, Any]:
-        v = build_view(*self.objects, {})
+        v = build_view(*self.objects, self.counters)
         v.update(cluster="synthetic", nodeNetwork="172.30.9.0/24", time=time.time())
         return v
 
@@ -152,3 +153,20 @@ def test_render_time_at_300_pods_and_1000_services(browser: Any) -> None:
     # responsive: each redraw fits well inside the 1 s poll, and a new pod shows within 2 s
     assert big["render_ms"] < 1000
     assert big["appear_max_s"] < 2
+
+
+def test_policy_drops_and_services_without_endpoints_are_marked(browser: Any) -> None:
+    drops = {"policy_drops": [{"policy": "default/deny-<b>all</b> ingress", "packets": 7, "bytes": 420}]}
+    backend = SyntheticBackend(2, 4, 3, drops)
+    backend.objects[3].pop()  # svc-2 loses its EndpointSlice: no ready endpoint
+    server = Server(backend)
+    try:
+        browser.get(server.link())
+        script = "return [...document.querySelectorAll('text.drop')].map(e => e.textContent)"
+        texts = wait_for("the drop counter", lambda: browser.execute_script(script), 10)
+        assert texts == ["dropped by NetworkPolicy default/deny-<b>all</b> ingress: 7 pk"]
+        marked = browser.execute_script(
+            "return [...document.querySelectorAll('g.svc.noeps')].map(e => e.getAttribute('data-name'))")
+        assert marked == ["default/svc-2"]
+    finally:
+        server.close()

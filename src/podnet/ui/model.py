@@ -102,7 +102,9 @@ def build_view(nodes: list[Obj], pods: list[Obj], services: list[Obj], slices: l
             "lbIPs": [i for i in ingress if i], "externalIPs": list(spec.get("externalIPs") or []),
             "endpoints": eps, "packets": svc_pk.get(f"{ns}/{name}", 0),
         })
-    return {"nodes": out_nodes, "pods": out_pods, "services": out_svcs,
+    drops = [{"policy": str(d.get("policy", "")), "packets": int(d.get("packets", 0))}
+             for d in counters.get("policy_drops") or []]
+    return {"nodes": out_nodes, "pods": out_pods, "services": out_svcs, "policyDrops": drops,
             "counterErrors": list(counters.get("errors") or [])}
 
 

@@ -38,7 +38,8 @@ SLICE = {"metadata": {"name": "web-abc", "namespace": "default",
 COUNTERS = {"services": [{"service": "default/web:80/TCP", "packets": 12, "bytes": 900}],
             "endpoints": [{"endpoint": "10.244.1.5:8080/tcp (default/web-1)", "packets": 7, "bytes": 500},
                           {"endpoint": "10.244.2.5:8080/tcp (default/web-2)", "packets": 5, "bytes": 400}],
-            "policy_drops": [], "errors": ["n3: no such netns"]}
+            "policy_drops": [{"policy": "default/deny-all ingress", "packets": 4, "bytes": 240}],
+            "errors": ["n3: no such netns"]}
 
 
 def test_nodes_pods_and_services_with_their_addresses() -> None:
@@ -59,6 +60,7 @@ def test_nodes_pods_and_services_with_their_addresses() -> None:
     assert svc["endpoints"] == [{"ip": "10.244.1.5", "pod": "web-1", "node": "n1", "packets": 7}]
     assert svc["packets"] == 12
     assert v["counterErrors"] == ["n3: no such netns"]
+    assert v["policyDrops"] == [{"policy": "default/deny-all ingress", "packets": 4}]
 
 
 def test_no_counters_and_a_deleting_pod() -> None:

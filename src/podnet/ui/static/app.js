@@ -124,8 +124,19 @@ function render(view) {
   });
   frag.append(edges, svcs);
   const rows = Math.ceil(view.services.length / perRow);
+  // packets NetworkPolicy dropped, per policy and direction, in their own colour under the Services
+  const dropsTop = top + rows * (SVC_H + GAP) + GAP;
+  const drops = el("g", { class: "drops" });
+  (view.policyDrops || []).forEach((d, i) => {
+    const r = rate("drop " + d.policy, d.packets, now);
+    drops.append(el("text", { class: "drop", x: GAP, y: dropsTop + i * 16, "data-policy": d.policy,
+                              "data-packets": d.packets },
+                    "dropped by NetworkPolicy " + d.policy + ": " + d.packets + " pk" +
+                    (r ? " (" + r.toFixed(1) + "/s)" : "")));
+  });
+  frag.append(drops);
   svg.setAttribute("width", width);
-  svg.setAttribute("height", top + rows * (SVC_H + GAP) + GAP);
+  svg.setAttribute("height", dropsTop + (view.policyDrops || []).length * 16 + GAP);
   svg.replaceChildren(frag);
   state.moving = [...state.rates.values()].some(r => r > 0);
   state.lastRender = performance.now() - t0;
@@ -159,7 +170,7 @@ async function poll() {
     if (!resp.ok) throw new Error(body.error || ("HTTP " + resp.status));
     document.getElementById("cluster").textContent = body.cluster || "";
     // redraw only when something changed (or rates must decay): keeps clicked elements in place
-    const sig = JSON.stringify([body.nodes, body.pods, body.services, [...state.highlight], state.hlService, state.hlNode,
+    const sig = JSON.stringify([body.nodes, body.pods, body.services, body.policyDrops, [...state.highlight], state.hlService, state.hlNode,
                                 state.selected]);
     if (sig !== state.lastSig || state.moving) render(body);
     state.lastSig = sig;
