@@ -11,6 +11,7 @@ credentials stay with `podnet.api.auth.NodeAuthorizer`.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import json
@@ -23,6 +24,7 @@ from aiohttp import web
 from podnet.api import protobuf, routing
 from podnet.api.auth import forbidden_for, request_attributes
 from podnet.api.errors import APIError, bad_request, invalid, not_found, unauthorized
+from podnet.api.hooks import NoReservation, Reservation
 from podnet.api.rbac import BOOTSTRAP, RBACAuthorizer, Request
 from podnet.api.registry import Registry
 from podnet.api.sa_tokens import (
@@ -64,7 +66,8 @@ class Identity:
     def __init__(self, registry: Registry, key: bytes):
         self.registry = registry
         self.issuer = TokenIssuer(key)
-        self.authn = ServiceAccountAuthenticator(self.issuer, self._get_sa, self._get_pod)
+        self.authn = ServiceAccountAuthenticator(self.issuer, self._get_sa, self._get_pod, self._get_secret)
+        self.ca_pem = ""  # the cluster CA, put in token Secrets (set by the control plane)
         self.rbac = RBACAuthorizer(self._list, self._get)
 
     # ---- lookups -----------------------------------------------------------------------------
@@ -79,6 +82,9 @@ class Identity:
 
     async def _get_sa(self, ns: str, name: str) -> Obj | None:
         return await self._get(kinds.SERVICEACCOUNTS, ns, name)
+
+    async def _get_secret(self, ns: str, name: str) -> Obj | None:
+        return await self._get(kinds.SECRETS, ns, name)
 
     async def _get_pod(self, ns: str, name: str) -> Obj | None:
         return await self._get(kinds.PODS, ns, name)
@@ -354,3 +360,54 @@ def _allow_reason(user: UserInfo) -> str:
     if "system:masters" in user.groups:
         return ""
     return "RBAC: allowed"
+
+
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+
+
+class TokenSecretHooks:
+    """The tokens controller's work on `kubernetes.io/service-account-token` Secrets, done as the
+    Secret is written: `data.token` (a long-lived token valid while this Secret and its
+    ServiceAccount exist), `data.ca.crt`, `data.namespace` and the ServiceAccount's uid annotation.
+    A Secret naming a ServiceAccount that does not exist stays without a token."""
+
+    def __init__(self, identity: Identity):
+        self.identity = identity
+
+    async def load(self, store: Any) -> None:
+        return None
+
+    async def _fill(self, obj: Obj) -> None:
+        if obj.get("type") != "kubernetes.io/service-account-token":
+            return
+        meta = _d(obj.get("metadata"))
+        annotations = meta.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else None
+        data = _d(obj.get("data"))
+        if annotations is None or not annotations.get(SA_NAME_ANNOTATION) or data.get("token"):
+            return
+        ns, sa_name = str(meta.get("namespace") or ""), str(annotations[SA_NAME_ANNOTATION])
+        sa = await self.identity._get_sa(ns, sa_name)
+        if sa is None:
+            return
+        sa_uid = str(_d(sa.get("metadata")).get("uid") or "")
+        if annotations.get(SA_UID_ANNOTATION) and annotations[SA_UID_ANNOTATION] != sa_uid:
+            return
+        annotations[SA_UID_ANNOTATION] = sa_uid
+        token = self.identity.issuer.issue_legacy(ns, sa_name, sa_uid, str(meta.get("name") or ""))
+        filled = {"token": token, "namespace": ns}
+        if self.identity.ca_pem:
+            filled["ca.crt"] = self.identity.ca_pem
+        obj["data"] = {**data, **{k: base64.b64encode(v.encode()).decode() for k, v in filled.items()}}
+
+    async def before_create(self, rt: ResourceType, obj: Obj) -> Reservation:
+        await self._fill(obj)
+        return NoReservation()
+
+    async def before_update(self, rt: ResourceType, new: Obj, old: Obj) -> Reservation:
+        await self._fill(new)
+        return NoReservation()
+
+    async def after_delete(self, rt: ResourceType, obj: Obj) -> None:
+        return None

@@ -25,6 +25,8 @@ from typing import Any
 from podnet.model.kinds import Obj
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+LEGACY_ISSUER = "kubernetes/serviceaccount"  # tokens kept in `kubernetes.io/service-account-token` Secrets
+LEGACY_PREFIX = "kubernetes.io/serviceaccount/"
 DEFAULT_AUDIENCES = (ISSUER,)
 DEFAULT_EXPIRATION = 3600
 MIN_EXPIRATION = 600
@@ -122,6 +124,22 @@ class TokenIssuer:
         sig = _b64(hmac.new(self.key, f"{header}.{body}".encode(), hashlib.sha256).digest())
         return f"{header}.{body}.{sig}", exp
 
+    def issue_legacy(self, namespace: str, sa_name: str, sa_uid: str, secret_name: str) -> str:
+        """A non-expiring token for a `kubernetes.io/service-account-token` Secret (the tokens
+        controller's legacy claims); valid while the Secret and the ServiceAccount exist."""
+        claims = {"iss": LEGACY_ISSUER, "sub": f"system:serviceaccount:{namespace}:{sa_name}",
+                  f"{LEGACY_PREFIX}namespace": namespace, f"{LEGACY_PREFIX}secret.name": secret_name,
+                  f"{LEGACY_PREFIX}service-account.name": sa_name,
+                  f"{LEGACY_PREFIX}service-account.uid": sa_uid}
+        return self._sign(claims)
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        head = {"alg": "HS256", "kid": self._kid(), "typ": "JWT"}
+        header = _b64(json.dumps(head, separators=(",", ":")).encode())
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        sig = _b64(hmac.new(self.key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+        return f"{header}.{body}.{sig}"
+
     def _kid(self) -> str:
         return hashlib.sha256(self.key).hexdigest()[:16]
 
@@ -137,6 +155,8 @@ class TokenIssuer:
             claims = json.loads(_unb64(parts[1]))
         except ValueError:
             return None
+        if isinstance(claims, dict) and claims.get("iss") == LEGACY_ISSUER:
+            return claims
         if not isinstance(claims, dict) or claims.get("iss") != self.issuer:
             return None
         t = now if now is not None else time.time()
@@ -148,10 +168,30 @@ class TokenIssuer:
 
 
 class ServiceAccountAuthenticator:
-    def __init__(self, issuer: TokenIssuer, get_service_account: Lookup, get_pod: Lookup):
+    def __init__(self, issuer: TokenIssuer, get_service_account: Lookup, get_pod: Lookup,
+                 get_secret: Lookup | None = None):
         self.issuer = issuer
         self.get_service_account = get_service_account
         self.get_pod = get_pod
+        self.get_secret = get_secret
+
+    async def _legacy(self, token: str, claims: dict[str, Any]) -> UserInfo | None:
+        ns = str(claims.get(f"{LEGACY_PREFIX}namespace") or "")
+        sa_name = str(claims.get(f"{LEGACY_PREFIX}service-account.name") or "")
+        sa_uid = str(claims.get(f"{LEGACY_PREFIX}service-account.uid") or "")
+        found = await self.get_service_account(ns, sa_name)
+        if found is None or str((found.get("metadata") or {}).get("uid") or "") != sa_uid:
+            return None
+        if self.get_secret is None:
+            return None
+        secret = await self.get_secret(ns, str(claims.get(f"{LEGACY_PREFIX}secret.name") or ""))
+        stored = str(((secret or {}).get("data") or {}).get("token") or "")
+        try:
+            if secret is None or base64.b64decode(stored).decode() != token:
+                return None  # the Secret was deleted (or its token replaced)
+        except ValueError:
+            return None
+        return service_account_user(ns, sa_name, sa_uid)
 
     async def authenticate(
         self, token: str, audiences: tuple[str, ...] = DEFAULT_AUDIENCES
@@ -159,6 +199,8 @@ class ServiceAccountAuthenticator:
         claims = self.issuer.claims(token)
         if claims is None:
             return None
+        if claims.get("iss") == LEGACY_ISSUER:
+            return await self._legacy(token, claims)
         aud = claims.get("aud")
         if isinstance(aud, list) and audiences and not set(aud) & set(audiences):
             return None

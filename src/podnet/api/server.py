@@ -33,7 +33,7 @@ from podnet.api.errors import APIError, internal_error, unauthorized
 from podnet.api.gc import GarbageCollector
 from podnet.api.handlers import ResourceHandler, json_response, status_response
 from podnet.api.hooks import ResourceHooks
-from podnet.api.identity import ADMIN, USER_KEY, Identity
+from podnet.api.identity import ADMIN, USER_KEY, Identity, TokenSecretHooks
 from podnet.api.logs import LogProxy
 from podnet.api.metrics import MetricsApi
 from podnet.api.registry import Registry
@@ -79,6 +79,7 @@ class APIServer:
         self.registry.hooks.setdefault(kinds.CUSTOMRESOURCEDEFINITIONS.key, self.crd_hooks)
         # ServiceAccount tokens, RBAC, impersonation, access reviews (podnet.api.identity)
         self.identity = Identity(self.registry, sa_key if sa_key is not None else secrets.token_bytes(32))
+        self.registry.hooks.setdefault(kinds.SECRETS.key, TokenSecretHooks(self.identity))
         self.deleter = Deleter(self.registry)
         self.subresources = Subresources(self.registry)
         self.gc = GarbageCollector(self.deleter)

@@ -117,6 +117,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
         hosts.append(listen_addr)
     ca, crt, key = ensure_ca_and_cert(cfg.state_dir, hosts)
     tls = server_ssl_context(crt, key)
+    server.identity.ca_pem = ca.read_text()  # what token Secrets carry as ca.crt
     # pods/log and pods/exec reach node endpoints over mutual TLS (podnet.core.tls)
     server.use_kubelet_tls(kubelet_client_ssl_context(ca, *ensure_kubelet_client_cert(cfg.state_dir)))
     await server.start("127.0.0.1", cfg.api_port, unix_path=str(sock), ssl_context=tls)

@@ -3,6 +3,7 @@ impersonation, through the API with authentication on."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import pytest
@@ -229,3 +230,24 @@ async def test_bootstrap_cluster_roles_exist(secured: Api) -> None:
     _, body = await secured.call("GET", f"{RBAC}/clusterroles", headers=ADMIN)
     names = {i["metadata"]["name"] for i in body["items"]}
     assert {"cluster-admin", "admin", "edit", "view", "system:discovery"} <= names
+
+
+async def test_service_account_token_secret_is_filled_and_revoked_with_it(secured: Api) -> None:
+    await sa_token(secured)  # makes ServiceAccount bot
+    annotations = {"kubernetes.io/service-account.name": "bot"}
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": "bot-token", "annotations": annotations}}
+    code, secret = await secured.call("POST", "/api/v1/namespaces/default/secrets", body, headers=ADMIN)
+    assert code == 201
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"]
+    assert base64.b64decode(secret["data"]["namespace"]).decode() == "default"
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    await grant_pod_reader(secured)
+    assert (await secured.call("GET", "/api/v1/namespaces/default/pods", headers=bearer(token)))[0] == 200
+    code, _ = await secured.call("DELETE", "/api/v1/namespaces/default/secrets/bot-token", headers=ADMIN)
+    assert code == 200
+    assert (await secured.call("GET", "/api/v1/namespaces/default/pods", headers=bearer(token)))[0] == 401
+    ghost = {"kubernetes.io/service-account.name": "ghost"}
+    body["metadata"] = {"name": "nobody-token", "annotations": ghost}
+    code, secret = await secured.call("POST", "/api/v1/namespaces/default/secrets", body, headers=ADMIN)
+    assert code == 201 and "token" not in (secret.get("data") or {})
