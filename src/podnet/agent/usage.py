@@ -67,23 +67,27 @@ class Usage:
 
 
 class UsageSampler:
-    """Keeps the last sample of each key (a container, the node) to turn CPU time into a rate."""
+    """Keeps the last sample of each key (a container, the node) to turn CPU time into a rate.
+
+    CPU is counted per process: the rate is the CPU time each process present in both samples used in
+    between, plus all the CPU time of a process new since the last sample. A process that exited takes
+    only its last interval with it, so the rate never jumps back to "unknown" when a child ends."""
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[float, float]] = {}  # key -> (monotonic time, cpu seconds)
+        self._last: dict[str, tuple[float, dict[int, float]]] = {}  # key -> (monotonic time, pid -> cpu s)
         self._rate: dict[str, tuple[int, float]] = {}  # key -> (nanocores, window)
 
     def sample(self, key: str, pids: list[int]) -> Usage:
         now = time.monotonic()
-        cpu = sum(cpu_seconds(p) for p in pids)
+        cpu = {p: cpu_seconds(p) for p in pids}
         mem = sum(resident_bytes(p) for p in pids)
         last = self._last.get(key)
-        if last is None or cpu < last[1]:  # first sample, or the process tree restarted
+        if last is None:
             self._last[key] = (now, cpu)
-            self._rate.pop(key, None)
         elif now - last[0] >= MIN_WINDOW:
             window = now - last[0]
-            self._rate[key] = (int((cpu - last[1]) / window * 1e9), window)
+            used = sum(max(0.0, t - last[1].get(p, 0.0)) for p, t in cpu.items())
+            self._rate[key] = (int(used / window * 1e9), window)
             self._last[key] = (now, cpu)
         rate = self._rate.get(key)
         return Usage(rate[0] if rate else None, mem, time.time(), rate[1] if rate else 0.0)

@@ -32,3 +32,22 @@ def test_forgotten_keys_start_again_without_a_rate() -> None:
     s.sample("gone", [os.getpid()])
     s.forget_except(set())
     assert s.sample("gone", [os.getpid()]).nanocores is None
+
+
+def test_a_child_that_exits_does_not_make_the_rate_unknown() -> None:
+    loop = "import time\nend = time.time() + 1\nwhile time.time() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", loop])
+    idle = subprocess.Popen(["sleep", "10"])
+    try:
+        s = UsageSampler()
+        s.sample("node", [busy.pid, idle.pid])
+        time.sleep(1.1)
+        assert (s.sample("node", [busy.pid, idle.pid]).nanocores or 0) > 10_000_000
+        busy.wait()
+        time.sleep(1.1)
+        after = s.sample("node", [idle.pid])  # the busy one is gone and its CPU time with it
+        assert after.nanocores is not None and after.nanocores < 10_000_000
+    finally:
+        for p in (busy, idle):
+            p.kill()
+            p.wait()
