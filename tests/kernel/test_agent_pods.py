@@ -32,7 +32,7 @@ from podnet.client.client import ApiClient, ApiError
 from podnet.core import naming
 from podnet.core.journal import Journal
 from podnet.core.tls import ensure_ca_and_cert, ensure_kubelet_client_cert
-from podnet.model.kinds import EVENTS, NODES, PODS
+from podnet.model.kinds import CONFIGMAPS, EVENTS, NODES, PODS, SERVICEACCOUNTS
 from podnet.net.nodenet import setup_node_netns
 from podnet.net.real import RealNetOps
 from podnet.store.memory import MemoryStore
@@ -123,6 +123,11 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         "name": cluster, "network": "host-gw", "api_port": port, "token": TOKEN,
         "node_network": "172.31.250.0/24"}))
     client = ApiClient(f"unix://{sock}", TOKEN)
+    # what kube-controller-manager's ServiceAccount and root-CA publisher controllers make in every
+    # namespace of a cluster `podnet up` made: every pod mounts its ServiceAccount's token and the CA
+    await client.create(SERVICEACCOUNTS, {"metadata": {"name": "default", "namespace": "default"}})
+    await client.create(CONFIGMAPS, {"metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
+                                     "data": {"ca.crt": (state_dir / "ca.crt").read_text()}})
     log = tmp_path / "agent.log"
     procs: list[subprocess.Popen[bytes]] = []
 
