@@ -66,8 +66,11 @@ def test_top_pods_shows_the_real_cpu_and_memory_use(cluster: Cluster) -> None:
 
 
 def test_top_nodes_and_a_missing_pod(cluster: Cluster) -> None:
-    res = cluster.kubectl("top", "nodes", "--no-headers")
-    name, cpu, cpu_pct, mem = res.stdout.split()[:4]
+    def nodes() -> str | None:  # "metrics not available yet" until the agent has two samples
+        res = cluster.kubectl("top", "nodes", "--no-headers", check=False)
+        return res.stdout if res.returncode == 0 else None
+
+    name, cpu, cpu_pct, mem = wait_for("node metrics", nodes, timeout=30, interval=2).split()[:4]
     assert name.startswith(cluster.name) and cpu.endswith("m") and int(cpu[:-1]) >= 100
     assert cpu_pct.endswith("%") and mem.endswith("Mi") and int(mem[:-2]) >= 64
     res = cluster.kubectl("top", "pod", "no-such-pod", check=False)

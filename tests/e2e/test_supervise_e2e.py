@@ -91,6 +91,7 @@ def test_stop_and_start_bring_the_cluster_back_with_its_objects_and_pods(cluster
              "spec": {"containers": [{"name": "app", "image": AGNHOST,
                                       "args": ["netexec", "--http-port=8080", "--udp-port=-1"]}]}})
     c.wait_ready("app=keeper", 1)
+    c.kubectl("create", "configmap", "kept-over-stop", "--from-literal=k=v")
     c.podnet("stop", "--name", c.name)
     st = _status(c)
     assert st["status"] == "stopped" and st["processes_alive"] == 0 and st["supervised"] is False
@@ -100,7 +101,7 @@ def test_stop_and_start_bring_the_cluster_back_with_its_objects_and_pods(cluster
     c.podnet("start", "--name", c.name, timeout=180)
     print(f"podnet start took {time.monotonic() - t0:.1f}s")
     assert _status(c)["status"] == "running"
-    assert c.get_json("configmap", "before")["data"] == {"k": "v"}
+    assert c.get_json("configmap", "kept-over-stop")["data"] == {"k": "v"}
     assert all(c.node_ready(n) == "True" for n in c.node_ips())
     c.wait_ready("app=keeper", 1, timeout=120)
     assert Path(c.state_dir, "store.db").exists()
