@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -55,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--requests", type=int, default=12,
                    help="requests per entry point (each node's NodePort, the LB IP); default 12")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the app (default 180)")
+    p.add_argument("--ui-minutes", type=float, default=0.0, metavar="MINUTES",
+                   help="afterwards, serve the live web view (podnet ui) and keep one request per second "
+                   "flowing to each entry point for this many minutes (Ctrl-C stops; default 0: off)")
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.set_defaults(func=run)
 
@@ -229,10 +233,39 @@ def _report(data: dict[str, Any], console: Console) -> None:
                   f"Clean up:     podnet down --name {name}")
 
 
+MAX_UI_MINUTES = 120.0
+
+
+async def live(cfg: ClusterConfig, urls: list[str], minutes: float, console: Console,
+               every: float = 1.0) -> int:
+    """The web view on 127.0.0.1 while one request per `every` seconds goes to each entry point, for
+    `minutes` (bounded in time and count); the number of requests sent."""
+    from podnet.cli import cmd_ui
+
+    targets = [(u, u) for u in urls]
+    server = asyncio.ensure_future(cmd_ui.serve(cfg, 0))
+    sent = 0
+    deadline = time.monotonic() + minutes * 60
+    console.print(f"Traffic keeps flowing for {minutes:g} min: one request per second to each of "
+                  f"{', '.join(urls)} (Ctrl-C stops).")
+    try:
+        while time.monotonic() < deadline and not server.done():
+            sent += len(await _send(targets, 1))
+            await asyncio.sleep(every)
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+    return sent
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=args.output == "json")
     if args.requests < 1 or args.requests > 200:
         raise CLIError(f"--requests: Invalid value: {args.requests}: must be between 1 and 200")
+    if not 0 <= args.ui_minutes <= MAX_UI_MINUTES:
+        raise CLIError(f"--ui-minutes: Invalid value: {args.ui_minutes:g}: must be between 0 and "
+                       f"{MAX_UI_MINUTES:g}")
     cfg = _ensure_cluster(args, console)
     _apply(cfg, console)
     data = asyncio.run(_demo(args, cfg, console))
@@ -241,4 +274,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _report(data, console)
+    if args.ui_minutes > 0:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(live(cfg, data["targets"], args.ui_minutes, console))
     return 0 if all(r["ok"] for r in data["results"]) else 1
