@@ -116,8 +116,14 @@ def _shown_pods(driver: Any, prefix: str) -> dict[str, str]:
 
 
 def _svc(driver: Any) -> dict[str, str]:
-    (svc,) = _drawn(driver, f'g.svc[data-name="{SVC}"]')
-    return svc
+    """myapp-service as drawn (waiting for the page's next picture if it is not drawn at this instant)."""
+    def one() -> dict[str, str] | None:
+        found = _drawn(driver, f'g.svc[data-name="{SVC}"]')
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+    drawn: dict[str, str] = wait_for(f"{SVC} drawn", one, 10, interval=0.2)
+    return drawn
 
 
 def _edges(driver: Any) -> list[dict[str, str]]:
