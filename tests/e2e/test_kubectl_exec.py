@@ -217,7 +217,8 @@ def test_exec_it_gives_an_interactive_terminal(cluster: Cluster) -> None:
 
         wait_screen("#")  # the shell's prompt: it runs on a terminal
         _tmux("send-keys", "-t", session, "tty; echo sum-$((40+2)); stty size", "Enter")
-        s = wait_screen("sum-42")
+        wait_screen("sum-42")
+        s = wait_screen(" 100\n")  # `stty size` prints "<rows> <columns>" after the sum
         assert "/dev/pts/" in s  # its stdin is a terminal
         assert "tty; echo sum-$((40+2)); stty size" in s  # what was typed is echoed by the terminal
         assert "30 100" in s or "29 100" in s  # kubectl sent the window's size
