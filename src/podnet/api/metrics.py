@@ -22,6 +22,7 @@ from aiohttp import web
 from podnet.api import objmeta, routing
 from podnet.api.errors import APIError, method_not_allowed
 from podnet.api.exec_proxy import ExecProxy
+from podnet.api.handlers import json_response
 from podnet.api.selection import make_filter
 from podnet.model import kinds
 from podnet.model.kinds import Obj
@@ -86,8 +87,6 @@ class MetricsApi:
         return list(zip(nodes, usages, strict=True))
 
     async def serve(self, request: web.Request, target: routing.Target) -> web.StreamResponse:
-        from podnet.api.handlers import json_response
-
         if request.method != "GET" or target.subresource:
             raise method_not_allowed()
         q = request.query
