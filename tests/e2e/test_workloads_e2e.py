@@ -249,6 +249,14 @@ spec:
         lambda: in_pod(c, "wl-reader", "cat /etc/wl-settings/mode").stdout.strip() == "green",
         30,
     )
+    # the built-in runtime made the mount points on the host's filesystem; they go with the pod
+    assert os.path.isdir("/etc/wl-settings")
+    c.kubectl("delete", "pod", "wl-reader", "--grace-period=1")
+    wait_for(
+        "the mount points made for the pod are removed",
+        lambda: not os.path.exists("/etc/wl-settings") and not os.path.exists("/etc/wl-creds"),
+        30,
+    )
 
 
 def test_missing_configmap_holds_pod_in_container_creating(cluster: Cluster) -> None:

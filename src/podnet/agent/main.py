@@ -25,14 +25,16 @@ from podnet.agent.imagepull import ImageManager
 from podnet.agent.kubelet_http import KubeletServer
 from podnet.agent.kubelet_tls import KubeletTLSError, kubelet_server_context
 from podnet.agent.launcher import Launcher, ShimLauncher, ShimServer
+from podnet.agent.mountpoints import MountPointRegistry
 from podnet.agent.network import CniPodNetwork, JournalWriter, PodNetwork, make_journal
 from podnet.agent.nsexec import exec_in
 from podnet.agent.pods import PodDeps
 from podnet.agent.podstate import PodDirs
 from podnet.agent.runtime import PodRuntime
-from podnet.agent.volumes import VolumeSources
+from podnet.agent.volumes import MEMORY_VOLUME_ROOT, VolumeSources
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
+from podnet.core import journal as jr
 from podnet.core import naming
 from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
 from podnet.images.runtimes import RuntimeChoice
@@ -207,8 +209,6 @@ class Agent:
         fd = os.environ.get("PODNET_HOST_NETNS_FD", "")
         if fd.isdigit() and os.path.exists(f"/proc/self/fd/{fd}"):
             return f"/proc/{os.getpid()}/fd/{fd}"
-        from podnet.core import journal as jr
-
         mine = _ns_id("/proc/self/ns/net")
         for e in reversed(jr.Journal(self.opts.state_dir).entries(jr.PROCESS)):
             pid = e.attrs.get("pid")
@@ -442,8 +442,14 @@ class Agent:
             runtime=self.runtime_choice, runtime_root=o.state_dir / "runc", cluster=cfg.name,
             admit_network=self.admit_pod_network if self.policy is not None else None,
             volume_sources=VolumeSources(self.get_configmap, self.get_secret, self.request_token,
-                                         Path("/dev/shm/podnet") / cfg.name),
-            get_secret=self.get_secret)
+                                         self.memory_volume_root()),
+            get_secret=self.get_secret, mountpoints=MountPointRegistry(o.state_dir))
+
+    def memory_volume_root(self) -> Path:
+        """Where memory emptyDirs live (journaled: `podnet down` removes it after a crash)."""
+        root = MEMORY_VOLUME_ROOT / self.config.name
+        self.journal.record(jr.DIR, str(root))
+        return root
 
     # ---- life ----
     async def start(self) -> None:

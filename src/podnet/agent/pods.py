@@ -20,6 +20,7 @@ from podnet.agent import backoff as backoff_mod
 from podnet.agent.envbuild import ConfigMapGetter, EnvError, build_env
 from podnet.agent.imagepull import ImageManager, ImageUnavailable
 from podnet.agent.launcher import ContainerProcess, ExitInfo, Launcher, LaunchSpec, OciLaunch
+from podnet.agent.mountpoints import MountPointRegistry
 from podnet.agent.network import JournalWriter, NullJournal, PodNetwork
 from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
 from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
@@ -70,6 +71,8 @@ class PodDeps:
     volume_sources: VolumeSources | None = None
     get_secret: ConfigMapGetter | None = None
     volume_refresh_seconds: float = 2.0
+    # mount points the built-in runtime makes on the host's filesystem (None: the shim makes them, untracked)
+    mountpoints: MountPointRegistry | None = None
 
 
 def pod_key(pod: Obj) -> str:
@@ -265,6 +268,9 @@ class ContainerRunner:
                           working_dir=str(self.spec.get("workingDir") or ""), oci=oci,
                           mounts=[(m.destination, m.source, m.readonly)
                                   for m in w.container_mounts(self.spec)])
+        if oci is None and spec.mounts and w.deps.mountpoints is not None:
+            await asyncio.to_thread(w.deps.mountpoints.claim, w.uid,
+                                    [(dst, src) for dst, src, _ro in spec.mounts])
         label = f"container {w.key} {self.name} {self.rec.attempt} {w.uid}"
         w.deps.journal.record("process", label, argv=argv, pod=w.key)
         if w.deps.images is None:
@@ -756,6 +762,11 @@ class PodWorker:
             log.error("pod %s: network teardown failed: %s", self.key, e)
         if self.volumes is not None:
             self.volumes.cleanup(self.pod)
+        if self.deps.mountpoints is not None:
+            try:
+                await asyncio.to_thread(self.deps.mountpoints.release, self.uid)
+            except OSError as e:
+                log.warning("pod %s: mount point cleanup failed: %s", self.key, e)
         self.deps.dirs.remove(self.uid)
         try:
             await self.deps.finish_delete(self.pod)

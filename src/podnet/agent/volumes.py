@@ -51,6 +51,7 @@ PLUGINS = {
     "hostPath": "host-path",
 }
 READ_ONLY_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+MEMORY_VOLUME_ROOT = Path("/dev/shm/podnet")  # + /<cluster>/<pod uid>/<volume>
 
 
 class VolumeError(Exception):
@@ -62,7 +63,7 @@ class VolumeSources:
     get_configmap: Getter
     get_secret: Getter
     request_token: TokenRequester | None = None
-    shm_root: Path = Path("/dev/shm/podnet")
+    shm_root: Path = MEMORY_VOLUME_ROOT
 
 
 def _d(v: Any) -> dict[str, Any]:

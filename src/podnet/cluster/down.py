@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podnet.agent.mountpoints import MountPointRegistry
+from podnet.agent.volumes import MEMORY_VOLUME_ROOT
 from podnet.cluster.cgroup import ClusterCgroup, remove_container_cgroups
 from podnet.cluster.procs import stop_processes
 from podnet.cluster.supervise import SUPERVISOR
@@ -129,7 +131,16 @@ def teardown(name: str, ops: NetOps, *, keep_state: bool = False, grace: float =
             except (NetOpsError, OSError) as ex:
                 rep.problems.append(f"route {e.name}: {ex}")
 
-    # 5. the state directory
+    # 5. what the built-in runtime made on the host filesystem: memory volumes, mount points no one uses
+    for e in entries:
+        if e.kind == jr.DIR and Path(e.name).parent == MEMORY_VOLUME_ROOT and Path(e.name).name == name:
+            shutil.rmtree(e.name, ignore_errors=True)
+    try:
+        MountPointRegistry(state_dir).release_scope()
+    except OSError as ex:
+        rep.problems.append(f"mount points: {ex}")
+
+    # 6. the state directory
     if not keep_state and not rep.problems:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(state_dir)

@@ -15,6 +15,7 @@ Kinds used by podnet (others may be added; `down` skips kinds it does not know):
   process  name = a label, attrs: pid, starttime, argv
   nft      name = "<family> <table>", attrs: netns (None = host)
   cgroup   name = cgroup directory path
+  dir      name = a directory podnet made for the cluster (e.g. /dev/shm/podnet/<cluster>), removed whole
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ROUTE = "route"
 PROCESS = "process"
 NFT = "nft"
 CGROUP = "cgroup"
+DIR = "dir"
 
 JOURNAL_FILE = "journal.jsonl"
 
