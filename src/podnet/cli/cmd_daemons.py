@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_supervise(args: argparse.Namespace) -> int:
+    from podnet.cluster.forkstart import ForkStarter
     from podnet.cluster.supervise import run_supervisor
 
     if os.geteuid() != 0:
@@ -55,8 +56,45 @@ def run_supervise(args: argparse.Namespace) -> int:
     cfg = load_config(args.name)
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
     rotate_stderr_log(logging.INFO)
-    run_supervisor(cfg)
+    # the supervisor is the daemons' fork server: they share the modules it imported (forkstart.py)
+    starter = ForkStarter(_run_podnet, {"controlplane": _preload_controlplane, "agent": _preload_agent})
+    run_supervisor(cfg, starter.start)
     return 0
+
+
+def _run_podnet(args: list[str]) -> int:
+    """`podnet ARGS` in a daemon forked by the supervisor."""
+    from podnet.cli import main
+
+    return main.main(args)
+
+
+def _preload_controlplane() -> None:
+    """What `podnet controlplane` imports (see `serve`), for the supervisor to share with it."""
+    import podnet.allocators.service_hooks
+    import podnet.api.auth
+    import podnet.api.sa_tokens
+    import podnet.api.server
+    import podnet.client.client
+    import podnet.cluster.bootstrap
+    import podnet.cluster.join
+    import podnet.controllers.runner
+    import podnet.core.tls
+    import podnet.store
+    import podnet.store.sqlite  # noqa: F401
+
+
+def _preload_agent() -> None:
+    """What `podnet agent` imports, for the supervisor to share with the agents it forks."""
+    import podnet.agent.hostmount
+    import podnet.agent.main
+    import podnet.cli.cmd_agent
+    import podnet.dns.envvars
+    import podnet.dns.podconfig
+    import podnet.images.runtimes
+    import podnet.images.store
+    import podnet.net.nodenet
+    import podnet.net.real  # noqa: F401
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,7 +33,20 @@ def _command_modules() -> tuple[ModuleType, ...]:
             cmd_agent, cmd_join, cmd_image, cmd_policy, cmd_ui)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _daemon_modules(command: str | None) -> tuple[ModuleType, ...] | None:
+    """The one module a daemon's command needs: daemons import nothing of the other commands (memory)."""
+    if command == "agent":
+        from podnet.cli import cmd_agent
+
+        return (cmd_agent,)
+    if command in ("controlplane", "supervise"):
+        from podnet.cli import cmd_daemons
+
+        return (cmd_daemons,)
+    return None
+
+
+def build_parser(modules: tuple[ModuleType, ...] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podnet",
         description="Kubernetes networking made real on this machine: pods, nodes and Services "
@@ -42,13 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"podnet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in _command_modules():
+    for mod in modules or _command_modules():
         mod.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_daemon_modules(next((a for a in argv if not a.startswith("-")), None)))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

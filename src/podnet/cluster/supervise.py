@@ -20,12 +20,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.procs import is_same_process, start_process
+from podnet.cluster.procs import Started, is_same_process, start_process
 from podnet.core import journal as jr
 from podnet.core.config import ClusterConfig
 from podnet.core.layout import host_cidr, plan_nodes
@@ -33,6 +34,14 @@ from podnet.net.nodenet import setup_node_netns
 from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
 
 log = logging.getLogger("podnet.supervisor")
+
+
+class Starter(Protocol):
+    """How the supervisor starts a daemon: `procs.start_process` or `forkstart.ForkStarter.start`."""
+
+    def __call__(self, journal: jr.Journal, label: str, argv: Sequence[str], log: Path, /, *,
+                 cgroup: ClusterCgroup | None = None) -> Started: ...
+
 
 SUPERVISOR = "supervisor"
 FIRST_BACKOFF = 1.0
@@ -61,10 +70,11 @@ def backoff(failures: int) -> float:
 
 class Supervisor:
     def __init__(self, journal: jr.Journal, cgroup: ClusterCgroup | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, starter: Starter = start_process):
         self.journal = journal
         self.cgroup = cgroup
         self.clock = clock
+        self.starter = starter
         self.tracks: dict[str, _Track] = {}
         self.restarts = 0
 
@@ -92,19 +102,24 @@ class Supervisor:
                 continue
             if now < t.next_start:
                 continue
+            first = "pid" not in e.attrs  # recorded to be started (`podnet up`), not one that died
             if now - t.started >= STABLE_AFTER:
                 t.failures = 0
-            t.failures += 1
+            if not first:
+                t.failures += 1
             t.next_start = now + backoff(t.failures + 1)
             cg = self.cgroup if self.cgroup is not None and self.cgroup.path.exists() else None
             try:
-                proc = start_process(self.journal, e.name, [str(a) for a in argv], Path(logfile), cgroup=cg)
+                proc = self.starter(self.journal, e.name, [str(a) for a in argv], Path(logfile), cgroup=cg)
             except OSError as ex:
                 log.error("cannot restart %s: %s", e.name, ex)
                 continue
             t.pid, t.started = proc.pid, now
-            self.restarts += 1
             restarted.append(e.name)
+            if first:
+                log.info("started %s (pid %d)", e.name, proc.pid)
+                continue
+            self.restarts += 1
             log.warning("%s was not running: restarted it (pid %d, restart %d in a row; next wait %.0fs)",
                         e.name, proc.pid, t.failures, backoff(t.failures + 1))
         return restarted
@@ -126,8 +141,9 @@ def _reap_children() -> None:
             return
 
 
-def run_supervisor(cfg: ClusterConfig) -> None:
-    """`podnet supervise`: watch cluster `cfg.name` until SIGTERM/SIGINT."""
+def run_supervisor(cfg: ClusterConfig, starter: Starter = start_process) -> None:
+    """`podnet supervise`: watch cluster `cfg.name` until SIGTERM/SIGINT, starting daemons with `starter`
+    (`forkstart.ForkStarter.start`: by fork from this process's preloaded modules)."""
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -139,7 +155,7 @@ def run_supervisor(cfg: ClusterConfig) -> None:
     cg = ClusterCgroup.for_cluster(cfg.name)
     cg = cg if cg is not None and cg.usable else None
     log.info("supervising cluster %s (state in %s)", cfg.name, cfg.state_dir)
-    Supervisor(jr.Journal(cfg.state_dir), cg).run(lambda: stopping)
+    Supervisor(jr.Journal(cfg.state_dir), cg, starter=starter).run(lambda: stopping)
     log.info("supervisor stopped")
 
 

@@ -35,7 +35,7 @@ from podnet.cluster.hostnet import (
     parse_port_range,
 )
 from podnet.cluster.procs import Started, is_same_process, start_process
-from podnet.cluster.supervise import start_supervisor
+from podnet.cluster.supervise import start_supervisor, supervisor_alive
 from podnet.core import journal as jr
 from podnet.core import naming
 from podnet.core.config import (
@@ -275,6 +275,27 @@ def api_answers(port: int, timeout: float = 2.0) -> bool:
     return False
 
 
+def start_supervised(journal: jr.Journal, label: str, argv: list[str], log: Path, cg: ClusterCgroup | None, *,
+                     env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (),
+                     timeout: float = 30.0) -> Started:
+    """Have the cluster's supervisor start daemon `label`: recorded in the journal with its argv and
+    log and no PID, which the supervisor starts at its next check (by fork, sharing its modules) and
+    records. Without a live supervisor, started here (with `env` and `pass_fds`)."""
+    if not supervisor_alive(journal):
+        return start_process(journal, label, argv, log, cgroup=cg, env=env, pass_fds=pass_fds)
+    journal.record(jr.PROCESS, label, argv=list(argv), log=str(log))
+    deadline = time.monotonic() + timeout
+    while True:
+        e = next((e for e in journal.entries(jr.PROCESS) if e.name == label), None)
+        pid, st = (e.attrs.get("pid"), e.attrs.get("starttime")) if e is not None else (None, None)
+        if isinstance(pid, int) and pid > 1:
+            return Started(label=label, pid=pid, starttime=st if isinstance(st, int) else None, log=log)
+        if time.monotonic() > deadline or not supervisor_alive(journal):
+            raise UpError(f"the supervisor did not start {label} within {timeout:.0f}s; its log: "
+                          f"{log.parent / 'supervisor.log'}")
+        time.sleep(0.02)
+
+
 def wait_api_ready(cfg: ClusterConfig, proc: Started, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{cfg.api_port}/readyz"
@@ -408,9 +429,12 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         _add_guard_route(ops, journal, cfg.pod_cidr, metric)
         _add_guard_route(ops, journal, cfg.service_cidr, metric)
 
+    # The supervisor starts first: it forks the control plane and the agents from the modules it has
+    # imported once (cluster/forkstart.py), so they share those pages, and restarts one that dies.
+    start_supervisor(cfg, journal, cg)
     with step(f"Control plane: API on https://127.0.0.1:{cfg.api_port}"):
         argv = (opts.controlplane_argv or controlplane_argv)(cfg)
-        cp = start_process(journal, "controlplane", argv, logs / "controlplane.log", cgroup=cg)
+        cp = start_supervised(journal, "controlplane", argv, logs / "controlplane.log", cg)
         wait_api_ready(cfg, cp, min(opts.wait_timeout, 60.0))
 
     with step(f"{len(nodes)} node(s): " + ", ".join(n.ip for n in nodes)):
@@ -422,7 +446,6 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
 
     if not opts.start_agents:
         write_kubeconfig(cfg)
-        start_supervisor(cfg, journal, cg)
         return
     from podnet.images.runtimes import choose
 
@@ -441,12 +464,12 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         try:
             for n in nodes:
                 argv = netns_exec_argv(n.netns, make_argv(cfg, n))
-                agents[n.name] = start_process(journal, f"agent-{n.name}", argv, logs / f"agent-{n.name}.log",
-                                               cgroup=cg, env=env, pass_fds=(host_net,))
+                log = logs / f"agent-{n.name}.log"
+                agents[n.name] = start_supervised(journal, f"agent-{n.name}", argv, log, cg, env=env,
+                                                  pass_fds=(host_net,))
         finally:
             os.close(host_net)
     with step("Every node Ready"):
         wait_nodes_ready(cfg, agents, opts.wait_timeout, node_progress)
-    with step("Kubeconfig written; supervisor started (restarts a daemon that dies)"):
+    with step("Kubeconfig written; the supervisor restarts a daemon that dies"):
         write_kubeconfig(cfg)
-        start_supervisor(cfg, journal, cg)

@@ -4,10 +4,11 @@
                                 [--listen 0.0.0.0] [--port 53] [--upstream IP[:PORT][,...]|auto|none]
 
 Services, EndpointSlices and Pods are watched through `Informer`s (list once, then
-watch: no polling); every event updates the `DnsIndex` at once, so answers follow
-the API within milliseconds. Names in the cluster domain are answered from the
-index (SERVFAIL until the informers have synced); other names go to the upstream
-resolvers with a 2 s overall deadline, else SERVFAIL: a query never hangs.
+watch: no polling) that cache compact copies (`dns/compact.py`); every event
+updates the `DnsIndex` at once, so answers follow the API within milliseconds.
+Names in the cluster domain are answered from the index (SERVFAIL until the
+informers have synced); other names go to the upstream resolvers with a 2 s
+overall deadline, else SERVFAIL: a query never hangs.
 As CoreDNS: `/health` on :8080 answers 200 while the process runs, `/ready` on
 :8181 answers 200 once the informers have synced (503 before). Nothing is logged
 per query.
@@ -33,6 +34,7 @@ from dnslib import DNSRecord
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer
+from podnet.dns.compact import dns_pod, dns_service, dns_slice
 from podnet.dns.corefile import CorefileError, parse_corefile
 from podnet.dns.records import DnsIndex, PodsMode
 from podnet.dns.upstream import Forwarder, choose_upstreams
@@ -294,8 +296,9 @@ class ClusterDns:
         self.client = ApiClient(api_server, token)
         self.index = DnsIndex(cluster_domain, ttl=ttl, pods=pods, dns_ip=dns_ip)
         self.informers: list[Informer] = []
-        for rt in (SERVICES, ENDPOINTSLICES, PODS):
-            inf = Informer(self.client, rt)
+        # the caches hold compact copies: only the names, IPs and ports the index answers with
+        for rt, shape in ((SERVICES, dns_service), (ENDPOINTSLICES, dns_slice), (PODS, dns_pod)):
+            inf = Informer(self.client, rt, transform=shape)
             inf.add_handler(self._handler(rt.kind))
             self.informers.append(inf)
         upstreams = choose_upstreams(upstream, resolv_conf)

@@ -38,6 +38,12 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns failed: {os.strerror(err)}")
 
 
+def setns_net(fd: int) -> None:
+    """Move the calling thread (the whole process, while it has one thread) into the network
+    namespace open at `fd` (os.setns is Python >= 3.12)."""
+    _setns(fd)
+
+
 def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
     """Call `fn()` in network namespace `name` (None: the current one) and return its result."""
     if name is None:
