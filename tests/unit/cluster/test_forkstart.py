@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,7 +54,14 @@ def _fake_daemon(args: list[str]) -> int:
     return int(args[1])
 
 
-def test_a_forked_daemon_runs_in_its_own_session_with_its_log_and_journal_record(tmp_path: Path) -> None:
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earlier tests in this process may leave an idle thread behind; the supervisor has none."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
+def test_a_forked_daemon_runs_in_its_own_session_with_its_log_and_journal_record(tmp_path: Path,
+                                                                                  one_thread: None) -> None:
     loaded: list[str] = []
     starter = ForkStarter(_fake_daemon, {"fake": lambda: loaded.append("fake")}, enabled=True)
     j = jr.Journal(tmp_path)
@@ -73,11 +81,18 @@ def test_a_forked_daemon_runs_in_its_own_session_with_its_log_and_journal_record
     assert report["cmdline"][:3] == ["podnet", "fake", "7"] or report["cmdline"] == argv
     assert report["comm"] == "pn-fake"
     assert os.getsid(0) != started.pid  # this process is untouched
-    assert starter.start(j, "agent-n1", argv, log).pid != started.pid  # again: no second preload
-    assert loaded == ["fake"]
+    again = starter.start(j, "agent-n1", argv, log)
+    assert _wait_exit(again.pid) == 7 and again.pid != started.pid
+    assert loaded == ["fake"]  # no second preload
 
 
-def test_a_daemon_that_raises_exits_1_with_the_traceback_in_its_log(tmp_path: Path) -> None:
+def test_a_second_thread_makes_the_starter_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    starter = ForkStarter(_fake_daemon, {"fake": lambda: None}, enabled=True)
+    assert starter.forkable([PY, "-m", "podnet.cli.main", "fake"]) is None
+
+
+def test_a_daemon_that_raises_exits_1_with_the_traceback_in_its_log(tmp_path: Path, one_thread: None) -> None:
     def broken(args: list[str]) -> int:
         raise RuntimeError("boom in the child")
 
