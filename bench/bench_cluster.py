@@ -435,10 +435,13 @@ class Bench:
         kinds: dict[str, tuple[int, int, int]] = {}
         for pid in pids:
             argv = " ".join(proc_cmdline(pid))
+            # the daemons forked by the supervisor carry their own argv as a title ("podnet agent ...")
             if "controlplane" in argv:
                 kind = "control plane"
             elif " agent " in argv:
                 kind = "node agents"
+            elif " supervise " in argv:
+                kind = "supervisor"
             elif "shim.py" in argv:
                 kind = "container shims"
             elif "podnet.dns.server" in argv:

@@ -45,7 +45,7 @@ PodsMode = Literal["verified", "insecure", "disabled"]
 _TIER_NORMAL, _TIER_ENDPOINT, _TIER_POD = 0, 1, 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One resource record. `name` is lower-case and absolute (trailing dot).
 
