@@ -66,6 +66,9 @@ BENCHES = [
     Bench("api_bodies", "bench_api_bodies.py", False, [], ["--uploads", "2", "--rounds", "1"], 300, 120,
           ["-o", "json"]),
     Bench("up", "bench_up.py", True, [], ["--rounds", "1", "--idle", "2"], 600, 180),
+    Bench("idle_memory", "bench_idle_memory.py", True, [], ["--extra", "1", "--idle", "2"], 900, 400,
+          ["-o", "json"]),
+    Bench("dns_memory", "bench_dns_memory.py", False, [], ["--services", "1000"], 900, 180, ["-o", "json"]),
     Bench("cluster", "bench_cluster.py", True, [], ["--quick"], 1800, 400, ["-o", "json"]),
 ]
 

@@ -74,7 +74,7 @@ def test_run_all_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> No
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert ("unknown benchmark(s) nope: choose from store, endpoints, dns, proxy, policy, api_bodies, up, "
-            "cluster") in err
+            "idle_memory, dns_memory, cluster") in err
     with pytest.raises(SystemExit):
         run_all.main(["--args", "cluster"])
     assert "--args 'cluster': must be NAME=ARGS" in capsys.readouterr().err
@@ -83,7 +83,7 @@ def test_run_all_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> No
 def test_run_all_lists_every_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_all.main(["--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("store", "endpoints", "dns", "proxy", "up", "cluster"):
+    for name in ("store", "endpoints", "dns", "proxy", "up", "idle_memory", "dns_memory", "cluster"):
         assert f"\n{name} " in "\n" + out
     assert "Cluster-level benchmarks on a real `podnet up` cluster" in out
 
