@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from aiohttp import web
 from dnslib import DNSRecord
 
 from podnet.client.client import ApiClient
@@ -250,39 +249,67 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class HealthServer:
-    """CoreDNS-style probes: `/health` (liveness) and `/ready` (informers synced)."""
+    """CoreDNS-style probes: `/health` (liveness) and `/ready` (informers synced), each on its own port.
+
+    Two fixed answers need no web framework: a minimal HTTP/1.1 responder on asyncio streams (one
+    request per connection, `Connection: close`), which keeps aiohttp's server (~2.5 MiB) out of
+    the DNS pod's memory."""
+
+    MAX_HEAD = 8192
+    TIMEOUT = 5.0
 
     def __init__(self, is_ready: Callable[[], bool]):
         self.is_ready = is_ready
-        self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
 
-    async def _health(self, _req: web.Request) -> web.Response:
-        return web.Response(text="OK")
+    def _answer(self, what: str) -> tuple[int, str]:
+        if what == "ready" and not self.is_ready():
+            return 503, "kubernetes"
+        return 200, "OK"
 
-    async def _ready(self, _req: web.Request) -> web.Response:
-        if self.is_ready():
-            return web.Response(text="OK")
-        return web.Response(status=503, text="kubernetes")
+    async def _serve(self, what: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.TIMEOUT)
+            parts = head.split(b"\r\n", 1)[0].split()
+            if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+                status, text = 400, "400: Bad Request"
+            elif parts[0] not in (b"GET", b"HEAD"):
+                status, text = 405, "405: Method Not Allowed"
+            elif parts[1].split(b"?", 1)[0] != f"/{what}".encode():
+                status, text = 404, "404: Not Found"
+            else:
+                status, text = self._answer(what)
+            body = text.encode()
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                      503: "Service Unavailable"}[status]
+            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + (b"" if parts[:1] == [b"HEAD"] else body))
+            await asyncio.wait_for(writer.drain(), self.TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
+                ValueError):
+            pass
+        finally:
+            writer.close()
 
     async def start(self, host: str, health_port: int | None, ready_port: int | None) -> None:
-        probes = (("health", health_port, self._health), ("ready", ready_port, self._ready))
-        for what, port, handler in probes:
+        for what, port in (("health", health_port), ("ready", ready_port)):
             if port is None or port < 0:
                 continue
-            app = web.Application()
-            app.router.add_get(f"/{what}", handler)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            self._runners.append(runner)
-            self.ports[what] = next((int(a[1]) for a in runner.addresses if isinstance(a, tuple)), port)
+
+            async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter, what: str = what) -> None:
+                await self._serve(what, r, w)
+
+            server = await asyncio.start_server(serve, host, port, limit=self.MAX_HEAD)
+            self._servers.append(server)
+            self.ports[what] = int(server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        for r in self._runners:
-            await r.cleanup()
-        self._runners.clear()
+        for s in self._servers:
+            s.close()
+            await s.wait_closed()
+        self._servers.clear()
 
 
 class ClusterDns:

@@ -333,3 +333,42 @@ async def test_port_in_use_is_a_clear_error() -> None:
             await DnsServer(DnsIndex()).start("127.0.0.1", port)
     finally:
         busy.close()
+
+
+async def test_probe_server_speaks_plain_http_and_refuses_the_rest() -> None:
+    """The probes' minimal HTTP responder: the path of its port only, GET and HEAD, bounded requests."""
+    from podnet.dns.server import HealthServer
+
+    ready = False
+    h = HealthServer(lambda: ready)
+    await h.start("127.0.0.1", 0, 0)
+
+    async def raw(what: str, request: bytes) -> bytes:
+        r, w = await asyncio.open_connection("127.0.0.1", h.ports[what])
+        w.write(request)
+        await w.drain()
+        try:
+            return await asyncio.wait_for(r.read(), 5)
+        except ConnectionResetError:  # closed on us with the request unread
+            return b""
+        finally:
+            w.close()
+
+    try:
+        assert (await raw("ready", b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
+            b"HTTP/1.1 503 Service Unavailable\r\n")
+        ready = True
+        got = await raw("ready", b"GET /ready?verbose HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\nOK")
+        assert b"Content-Length: 2\r\n" in got and b"Connection: close\r\n" in got
+        head = await raw("health", b"HEAD /health HTTP/1.1\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+        assert (await raw("health", b"GET /ready HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404 Not Found")
+        assert (await raw("health", b"POST /health HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 405 ")
+        assert (await raw("health", b"hello\r\n\r\n")).startswith(b"HTTP/1.1 400 Bad Request")
+        assert await raw("health", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n") == b""  # too long: closed
+        url = f"http://127.0.0.1:{h.ports['health']}/health"
+        async with aiohttp.ClientSession() as s, s.get(url) as resp:  # a real client, as the agent's probes
+            assert (resp.status, await resp.text()) == (200, "OK")
+    finally:
+        await h.stop()
