@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "policy"))
-from policy_fixtures import IPS, NAMESPACES, PODS, netpol, pod
+from policy_fixtures import IPS, NAMESPACES, PODS, anp, banp, netpol, ns_sel, pod
 
 from podnet.policy.compile import build_state
 from podnet.policy.explain import Packet, judge_direction, parse_table
@@ -87,3 +87,44 @@ def test_ten_thousand_rules_in_one_policy_apply_and_judge(netns: str) -> None:
     judge = judge_direction
     assert judge(live, "ingress", Packet(IPS["x/b"], IPS["x/a"], "tcp", 10_999)).rule == "x/big ingress[9999]"
     assert judge(live, "ingress", Packet(IPS["x/b"], IPS["x/a"], "tcp", 11_000)).verdict == "dropped"
+
+
+def test_admin_policies_load_and_the_listing_judges_like_the_rendered_text(netns: str) -> None:
+    """Every shape policy/admin.py writes (Allow/Deny/Pass, pods/namespaces/nodes/networks peers, port
+    numbers, ranges and named ports, the BANP) is accepted by nft, and the kernel's listing gives the same
+    verdict, tier and rule as the rendered text for every pair of pods and a few ports."""
+    admins = [
+        anp("pass-y", 5, ns_sel("x"), ingress=[{"name": "to-np", "action": "Pass", "from": [ns_sel("y")]}]),
+        anp("mixed", 9, {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}},
+            ingress=[{"name": "ok-81", "action": "Allow", "from": [{"namespaces": {}}],
+                      "ports": [{"portNumber": {"port": 81}}, {"namedPort": "serve-80-udp"}]},
+                     {"name": "no-z", "action": "Deny", "from": [ns_sel("z")],
+                      "ports": [{"portRange": {"protocol": "TCP", "start": 70, "end": 90}}]}],
+            egress=[{"name": "no-net", "action": "Deny", "to": [{"networks": ["10.244.2.0/25"]},
+                                                                {"nodes": {}}]}]),
+        banp({"namespaces": {}}, ingress=[{"name": "no-x", "action": "Deny", "from": [ns_sel("x")]}],
+             egress=[{"name": "ok", "action": "Allow", "to": [{"namespaces": {}}]}]),
+    ]
+    nodes = [{"metadata": {"name": "n1"},
+              "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.2"}]}}]
+    nft = RealPolicyNft(netns)
+    st = build_state(POLICIES, PODS, NAMESPACES, "n1", admins=admins, nodes=nodes)
+    text = render_full(st)
+    nft.apply(text)
+    rendered = parse_table(text)
+    live = parse_table(subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip",
+                                       "podnet-policy"], capture_output=True, text=True, check=True).stdout)
+    seen = set()
+    for src in IPS.values():
+        for dst in IPS.values():
+            for proto, port in (("tcp", 80), ("tcp", 81), ("udp", 80)):
+                for direction in ("ingress", "egress"):
+                    pkt = Packet(src, dst, proto, port)
+                    want = judge_direction(rendered, direction, pkt)
+                    got = judge_direction(live, direction, pkt)
+                    assert (got.verdict, got.tier, got.rule, got.passed) == \
+                        (want.verdict, want.tier, want.rule, want.passed), (direction, pkt)
+                    seen.add((got.tier, got.verdict))
+    assert {("AdminNetworkPolicy", "allowed"), ("AdminNetworkPolicy", "dropped"),
+            ("NetworkPolicy", "allowed"), ("NetworkPolicy", "dropped"), ("BaselineAdminNetworkPolicy", "dropped"),
+            ("BaselineAdminNetworkPolicy", "allowed")} <= seen

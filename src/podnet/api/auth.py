@@ -60,9 +60,10 @@ NODE_CRED_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16}):([a-z0-9]([-a-z0-9.]{
 CLUSTER_INFO_NS = "kube-public"
 CLUSTER_INFO_NAME = "cluster-info"
 READABLE = (kinds.NODES, kinds.PODS, kinds.SERVICES, kinds.ENDPOINTS, kinds.ENDPOINTSLICES,
-            kinds.NAMESPACES, kinds.NETWORKPOLICIES)
-"""What a node's agent reads: its kubelet's, kube-proxy's and its network plugin's inputs (namespaces and
-NetworkPolicies are how the policy enforcer picks peers)."""
+            kinds.NAMESPACES, kinds.NETWORKPOLICIES, kinds.ADMINNETWORKPOLICIES,
+            kinds.BASELINEADMINNETWORKPOLICIES)
+"""What a node's agent reads: its kubelet's, kube-proxy's and its network plugin's inputs (namespaces,
+NetworkPolicies and the admin policies are how the policy enforcer picks peers)."""
 _ALPHABET = string.ascii_lowercase + string.digits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -549,3 +549,10 @@ def custom_printer(version: dict[str, Any]) -> TablePrinter:
         return row
 
     return TablePrinter(columns, cells)
+
+
+# The admin network policies are CRDs upstream (network-policy-api): their CRDs' printer columns.
+KIND_PRINTERS[kinds.ADMINNETWORKPOLICIES.key] = custom_printer({"additionalPrinterColumns": [
+    {"name": "Priority", "type": "string", "jsonPath": ".spec.priority"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]})
+KIND_PRINTERS[kinds.BASELINEADMINNETWORKPOLICIES.key] = custom_printer({})

@@ -1,4 +1,5 @@
-"""`podnet policy check FROM TO PORT`: would NetworkPolicy let this connection through? Answered from
+"""`podnet policy check FROM TO PORT`: would the policies (AdminNetworkPolicy, NetworkPolicy,
+BaselineAdminNetworkPolicy) let this connection through? Answered from
 the live `ip podnet-policy` tables of the nodes involved (the sender's for egress, the receiver's
 for ingress), without sending a packet. Also the policy step of `podnet trace` and the per-policy drop
 counters of `podnet top`."""
@@ -20,19 +21,34 @@ from podnet.client.client import ApiError
 from podnet.core.config import ClusterConfig
 from podnet.core.naming import node_netns
 from podnet.model.kinds import NODES, PODS, Obj
-from podnet.policy.explain import Packet, Table, describe, is_self, judge_direction, parse_table
+from podnet.policy.explain import (
+    ANP,
+    BANP,
+    AdminRule,
+    Packet,
+    Step,
+    Table,
+    describe,
+    is_self,
+    judge_direction,
+    parse_table,
+)
 from podnet.policy.nft import PolicyNftError, RealPolicyNft
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("policy", help="NetworkPolicy: would a connection be allowed, and by which rule",
-                       description="Questions about NetworkPolicy, answered from the live nftables rules.")
+    p = sub.add_parser("policy", help="NetworkPolicy and AdminNetworkPolicy: would a connection be allowed, "
+                       "and by which rule",
+                       description="Questions about NetworkPolicy, AdminNetworkPolicy and "
+                       "BaselineAdminNetworkPolicy, answered from the live nftables rules.")
     psub = p.add_subparsers(dest="policy_command", metavar="COMMAND")
     c = psub.add_parser(
         "check", help="would FROM reach TO on PORT? (from the live rules, no packet sent)",
         description="Judge a connection FROM → TO:PORT with the live policy rules of the nodes involved: "
-        "the sender's egress (on its node) and the receiver's ingress (on its node). Names the rule that "
-        "allows it, or the policies that drop it. No packet is sent.")
+        "the sender's egress (on its node) and the receiver's ingress (on its node), each in the order "
+        "AdminNetworkPolicies (by priority), NetworkPolicies, BaselineAdminNetworkPolicy. Names the rule "
+        "that allows it (for admin policies: policy, rule name, action), or what drops it. "
+        "No packet is sent.")
     add_name_flag(c)
     c.add_argument("source", metavar="FROM", help="a pod ([namespace/]name) or an IPv4 address")
     c.add_argument("dest", metavar="TO", help="a pod ([namespace/]name) or an IPv4 address")
@@ -99,6 +115,17 @@ def _node_ips(nodes: list[Obj]) -> dict[str, str]:
     return out
 
 
+def _step_data(step: Step, node: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"direction": step.direction, "node": node, "verdict": step.verdict,
+                           "rule": step.rule, "policies": list(step.policies), "tier": step.tier}
+    for key, comment in (("admin", step.rule if step.tier in (ANP, BANP) else ""), ("passedBy", step.passed)):
+        if comment:
+            r = AdminRule.parse(comment)
+            out[key] = {"kind": r.kind, "name": r.policy, "rule": r.where, "ruleName": r.name,
+                        "action": r.action}
+    return out
+
+
 def judge(tables: LiveTables, pods: list[Obj], nodes: list[Obj], src: str, dst: str, port: int,
           proto: str) -> Verdict:
     """Both sides of one connection, as the kernel judges it."""
@@ -117,8 +144,7 @@ def judge(tables: LiveTables, pods: list[Obj], nodes: list[Obj], src: str, dst: 
     if spod is not None and snode:
         step = judge_direction(tables.of(snode), "egress", pkt)
         v.lines.append(f"policy (node {snode}): {describe(step, pkt, names)}")
-        v.data["steps"].append({"direction": "egress", "node": snode, "verdict": step.verdict,
-                                "rule": step.rule, "policies": list(step.policies)})
+        v.data["steps"].append(_step_data(step, snode))
         v.allowed = v.allowed and step.verdict != "dropped"
     if dpod is not None and dnode:
         if _node_ips(nodes).get(src) == dnode:
@@ -129,8 +155,7 @@ def judge(tables: LiveTables, pods: list[Obj], nodes: list[Obj], src: str, dst: 
         else:
             step = judge_direction(tables.of(dnode), "ingress", pkt)
             v.lines.append(f"policy (node {dnode}): {describe(step, pkt, names)}")
-            v.data["steps"].append({"direction": "ingress", "node": dnode, "verdict": step.verdict,
-                                    "rule": step.rule, "policies": list(step.policies)})
+            v.data["steps"].append(_step_data(step, dnode))
             v.allowed = v.allowed and step.verdict != "dropped"
     if not v.data["steps"]:
         v.lines.append("policy: neither end is a pod: NetworkPolicy does not apply")

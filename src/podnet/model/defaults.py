@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from podnet.model.kinds import Obj
+from podnet.model.validation_anp import default_admin_policy
 from podnet.model.validation_netpol import default_network_policy
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -293,6 +294,8 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("apps/v1", "ReplicaSet"): default_replicaset,
     ("discovery.k8s.io/v1", "EndpointSlice"): default_endpointslice,
     ("networking.k8s.io/v1", "NetworkPolicy"): default_network_policy,
+    ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"): default_admin_policy,
+    ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"): default_admin_policy,
 }
 
 

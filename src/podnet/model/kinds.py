@@ -81,6 +81,13 @@ REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicase
                            ("all",), subresources=("status", "scale"))
 NETWORKPOLICIES = ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy",
                                True, ("netpol",))
+_ANP_GROUP = "policy.networking.k8s.io"
+ADMINNETWORKPOLICIES = ResourceType(_ANP_GROUP, "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies",
+                                    "adminnetworkpolicy", False, ("anp",), subresources=("status",))
+BASELINEADMINNETWORKPOLICIES = ResourceType(_ANP_GROUP, "v1alpha1", "BaselineAdminNetworkPolicy",
+                                            "baselineadminnetworkpolicies", "baselineadminnetworkpolicy",
+                                            False,
+                                            ("banp",), subresources=("status",))
 
 SECRETS = ResourceType("", _CORE, "Secret", "secrets", "secret", True)
 SERVICEACCOUNTS = ResourceType("", _CORE, "ServiceAccount", "serviceaccounts", "serviceaccount", True,
@@ -142,7 +149,7 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
     ENDPOINTSLICES, DEPLOYMENTS, REPLICASETS, DAEMONSETS, STATEFULSETS, CONTROLLERREVISIONS,
     JOBS, CRONJOBS, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
     PODDISRUPTIONBUDGETS, HORIZONTALPODAUTOSCALERS, APISERVICES, CUSTOMRESOURCEDEFINITIONS,
-    NETWORKPOLICIES,
+    NETWORKPOLICIES, ADMINNETWORKPOLICIES, BASELINEADMINNETWORKPOLICIES,
 )
 """Every stored built-in resource (the review resources are served but never stored)."""
 SERVED_REVIEWS: tuple[ResourceType, ...] = REVIEWS
@@ -165,6 +172,7 @@ GROUPS: tuple[APIGroup, ...] = (
     _group("apps", "v1"),
     _group("discovery.k8s.io", "v1"),
     _group("networking.k8s.io", "v1"),
+    _group(_ANP_GROUP, "v1alpha1"),
     _group("batch", "v1"),
     _group(_RBAC, "v1"),
     _group("policy", "v1"),

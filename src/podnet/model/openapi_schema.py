@@ -1,6 +1,7 @@
 """Validation and pruning of custom resources against their CRD's `openAPIV3Schema`, with
 apiextensions-apiserver's messages (structural schemas: type, properties, items, required, enum,
-minimum/maximum, minLength/maxLength, pattern, minItems/maxItems, format of int32/int64,
+minimum/maximum, minLength/maxLength, pattern, minItems/maxItems, minProperties/maxProperties,
+format of int32/int64,
 `x-kubernetes-preserve-unknown-fields`, `x-kubernetes-int-or-string`, `nullable`).
 
 `register(api_version, kind, schema)` records the schema of a served custom resource;
@@ -156,6 +157,11 @@ def _check(value: Any, schema: dict[str, Any], path: str, errs: list[FieldError]
             for i, item in enumerate(value):
                 _check(item, items, f"{path}[{i}]", errs)
     if isinstance(value, dict):
+        if isinstance(schema.get("maxProperties"), int) and len(value) > schema["maxProperties"]:
+            errs.append(too_many(path, len(value), schema["maxProperties"]))
+        if isinstance(schema.get("minProperties"), int) and len(value) < schema["minProperties"]:
+            errs.append(invalid(path, len(value),
+                                f"{path} in body should have at least {schema['minProperties']} properties"))
         for key in _list(schema.get("required")):
             if key not in value:
                 errs.append(required(f"{path}.{key}" if path else str(key), ""))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from podnet.model.errors import FieldError, required
 from podnet.model.kinds import Obj
 from podnet.model.openapi_schema import validate_custom
+from podnet.model.validation_anp import validate_admin_network_policy, validate_baseline_admin_network_policy
 from podnet.model.validation_apps import validate_deployment, validate_replicaset
 from podnet.model.validation_identity import (
     validate_cluster_role,
@@ -99,6 +100,9 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
     ("apiregistration.k8s.io/v1", "APIService"): validate_apiservice,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): validate_crd,
     ("networking.k8s.io/v1", "NetworkPolicy"): validate_network_policy,
+    ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"): validate_admin_network_policy,
+    ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"):
+        validate_baseline_admin_network_policy,
 }
 
 

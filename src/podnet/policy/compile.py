@@ -334,10 +334,15 @@ def _policy_types(spec: dict[str, Any]) -> list[str]:
 
 
 def build_state(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj], node: str,
-                extra_local: dict[str, Obj] | None = None, broken: Iterable[str] = ()) -> PolicyState:
+                extra_local: dict[str, Obj] | None = None, broken: Iterable[str] = (),
+                admins: Iterable[Obj] = (), nodes: Iterable[Obj] = ()) -> PolicyState:
     """The node's policy state. `extra_local` adds local pods by IP whose status does not carry
     the IP yet (a pod being started on this node: programmed before its containers run).
-    Policies in `broken` (nft refused them) still isolate their pods but allow nothing."""
+    Policies in `broken` (nft refused them) still isolate their pods but allow nothing.
+    `admins` are the AdminNetworkPolicies and the BaselineAdminNetworkPolicy (policy/admin.py);
+    `nodes` the Node objects their egress `nodes` peers choose from."""
+    from podnet.policy.admin import build_admin  # admin builds on this module's sets and index
+
     broken = set(broken)
     infos: list[PodInfo] = []
     listed: set[str] = set()
@@ -363,6 +368,16 @@ def build_state(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterab
     classes: dict[str, dict[str, list[str]]] = {INGRESS: {}, EGRESS: {}}  # direction → ip → policy keys
     rules: dict[tuple[str, str], list[CompiledRule]] = {}
     named_used: set[tuple[str, str, str]] = set()  # (side, proto, name)
+    admin, admin_maps = build_admin(admins, idx, local, list(nodes))
+    st.problems += admin.problems
+    st.sets.update(admin.sets)
+    for name, elems in admin.elements.items():
+        st.elements.setdefault(name, {}).update(elems)
+    st.elements.update(admin_maps)
+    st.chains.update(admin.chains)
+    st.classes.update(admin.classes)
+    st.counters.update(admin.counters)
+    named_used |= admin.named
     for np in sorted(policies, key=policy_key):
         key = policy_key(np)
         spec = _d(np.get("spec"))
@@ -417,5 +432,5 @@ def build_state(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterab
                 lines.append(" ".join([*counters, f"drop comment {why}"]))
                 st.chains[chain] = tuple(lines)
                 st.classes[chain] = members
-            st.elements[map_name][ip] = f"{ip} : jump {chain}"
+            st.elements[map_name][ip] = f"{ip} : goto {chain}"
     return st

@@ -130,7 +130,8 @@ def eval_rule(table: Table, rule: str, pkt: Packet) -> RuleResult:
     if cm:
         comment = cm.group(1)
         rule = rule[:cm.start()]
-    verdict = next((v for v in ("accept", "return", "drop") if re.search(rf"\b{v}\b", rule)), "")
+    verdict = next((v for v in ("goto", "accept", "return", "drop")
+                    if re.search(rf"(?<![-\w\"]){v}(?![-\w])", rule)), "")
     for exprs, target in _MATCH.findall(rule):
         values = [pkt.value(e.strip()) for e in exprs.split(" . ")]
         if target.startswith("@"):
@@ -149,6 +150,31 @@ class Step:
     verdict: str  # allowed, dropped, not-isolated
     rule: str  # the allowing rule's comment ("ns/name ingress[0]") or the drop rule's
     policies: tuple[str, ...] = ()
+    tier: str = ""  # who decided: "AdminNetworkPolicy", "NetworkPolicy", "BaselineAdminNetworkPolicy", ""
+    passed: str = ""  # the comment of the ANP Pass rule that handed the packet to NetworkPolicy
+
+
+@dataclass(frozen=True)
+class AdminRule:
+    """An ANP/BANP rule as its nft comment names it: "ANP name ingress[0] rule-name Allow"."""
+
+    kind: str  # AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    policy: str
+    where: str  # ingress[0]
+    name: str
+    action: str
+
+    @classmethod
+    def parse(cls, comment: str) -> AdminRule:
+        parts = comment.split(" ")
+        if len(parts) < 4 or parts[0] not in ("ANP", "BANP"):
+            return cls("", "", "", comment, "")
+        kind = "AdminNetworkPolicy" if parts[0] == "ANP" else "BaselineAdminNetworkPolicy"
+        return cls(kind, parts[1], parts[2], " ".join(parts[3:-1]), parts[-1])
+
+    def text(self) -> str:
+        rule = f'rule "{self.name}"' if self.name else "rule"
+        return f"{self.kind} {self.policy} {rule} ({self.where}, {self.action})"
 
 
 def _policies_of(table: Table, chain: str) -> tuple[str, ...]:
@@ -158,22 +184,44 @@ def _policies_of(table: Table, chain: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+ANP, NP, BANP = "AdminNetworkPolicy", "NetworkPolicy", "BaselineAdminNetworkPolicy"
+
+
 def judge_direction(table: Table, direction: str, pkt: Packet) -> Step:
-    """One side's verdict: the egress class of the sender or the ingress class of the receiver."""
-    map_name = "egress-class" if direction == "egress" else "ingress-class"
-    ip = pkt.src if direction == "egress" else pkt.dst
-    chain = table.maps.get(map_name, {}).get(int(ipaddress.IPv4Address(ip)))
-    if chain is None:
-        return Step(direction, "", "not-isolated", "")
-    for rule in table.chains.get(chain, []):
+    """One side's verdict, in the kernel's order: the pod's AdminNetworkPolicies (Allow / Deny decide,
+    Pass hands over), then its NetworkPolicy class, then (only when no NetworkPolicy selects the pod
+    in this direction) the BaselineAdminNetworkPolicy; nothing matched: allowed."""
+    ip = int(ipaddress.IPv4Address(pkt.src if direction == "egress" else pkt.dst))
+    passed = ""
+    chain = table.maps.get(f"anp-{direction}-class", {}).get(ip)
+    for rule in table.chains.get(chain or "", []):
         res = eval_rule(table, rule, pkt)
         if not res.matched:
             continue
-        if res.verdict in ("accept", "return"):
-            return Step(direction, chain, "allowed", res.comment, _policies_of(table, chain))
-        if res.verdict == "drop":
-            return Step(direction, chain, "dropped", res.comment, _policies_of(table, chain))
-    return Step(direction, chain, "allowed", "", _policies_of(table, chain))
+        if res.verdict in ("accept", "return", "drop"):
+            verdict = "dropped" if res.verdict == "drop" else "allowed"
+            return Step(direction, chain or "", verdict, res.comment, tier=ANP)
+        if res.verdict == "goto":
+            passed = res.comment
+            break
+    chain = table.maps.get(f"{direction}-class", {}).get(ip)
+    if chain is not None:
+        for rule in table.chains.get(chain, []):
+            res = eval_rule(table, rule, pkt)
+            if not res.matched:
+                continue
+            if res.verdict in ("accept", "return"):
+                return Step(direction, chain, "allowed", res.comment, _policies_of(table, chain), NP, passed)
+            if res.verdict == "drop":
+                return Step(direction, chain, "dropped", res.comment, _policies_of(table, chain), NP, passed)
+        return Step(direction, chain, "allowed", "", _policies_of(table, chain), NP, passed)
+    chain = table.maps.get(f"banp-{direction}-class", {}).get(ip)
+    for rule in table.chains.get(chain or "", []):
+        res = eval_rule(table, rule, pkt)
+        if res.matched and res.verdict in ("accept", "return", "drop"):
+            verdict = "dropped" if res.verdict == "drop" else "allowed"
+            return Step(direction, chain or "", verdict, res.comment, tier=BANP, passed=passed)
+    return Step(direction, "", "not-isolated", "", passed=passed)
 
 
 def is_self(table: Table, pkt: Packet) -> bool:
@@ -184,11 +232,18 @@ def describe(step: Step, pkt: Packet, names: dict[str, str] | None = None) -> st
     """One line a person reads: which rule allowed it, or who drops it and why."""
     names = names or {}
     src, dst = names.get(pkt.src, pkt.src), names.get(pkt.dst, pkt.dst)
-    if step.verdict == "not-isolated":
-        who = src if step.direction == "egress" else dst
-        return f"{step.direction}: allowed: pod {who} is selected by no policy for {step.direction}"
-    if step.verdict == "allowed":
-        return f"{step.direction}: allowed by {step.rule}"
     pod, peer, word = (src, dst, "to") if step.direction == "egress" else (dst, src, "from")
-    return (f"dropped: pod {pod} is selected by policies {', '.join(step.policies)} in direction "
-            f"{step.direction} and none allows {pkt.proto.upper()} port {pkt.port} {word} {peer}")
+    what = f"{pkt.proto.upper()} port {pkt.port} {word} {peer}"
+    before = f"passed by {AdminRule.parse(step.passed).text()}, then " if step.passed else ""
+    if step.tier in (ANP, BANP):
+        rule = AdminRule.parse(step.rule).text()
+        if step.verdict == "allowed":
+            return f"{step.direction}: {before}allowed by {rule}"
+        return f"{step.direction}: {before}dropped by {rule}: pod {pod}, {what}"
+    if step.verdict == "not-isolated":
+        return (f"{step.direction}: {before}allowed: pod {pod} is selected by no policy for {step.direction}"
+                + (" and no BaselineAdminNetworkPolicy rule matches" if before else ""))
+    if step.verdict == "allowed":
+        return f"{step.direction}: {before}allowed by {step.rule}"
+    return (f"{before}dropped: pod {pod} is selected by policies {', '.join(step.policies)} in direction "
+            f"{step.direction} and none allows {what}")

@@ -22,21 +22,38 @@ TABLE = "podnet-policy"
 FULL_MARK = f"delete table {FAMILY} {TABLE}\n"
 
 BASE_CHAINS = """\
+\tchain egress-np {
+\t\tip saddr vmap @egress-class
+\t\tip saddr vmap @banp-egress-class
+\t}
+\tchain egress-tiers {
+\t\tip saddr vmap @anp-egress-class
+\t\tgoto egress-np
+\t}
+\tchain ingress-np {
+\t\tip daddr vmap @ingress-class
+\t\tip daddr vmap @banp-ingress-class
+\t}
+\tchain ingress-tiers {
+\t\tip daddr vmap @anp-ingress-class
+\t\tgoto ingress-np
+\t}
 \tchain forward {
 \t\ttype filter hook forward priority filter; policy accept;
 \t\tct state established,related accept
 \t\tip saddr . ip daddr @self accept
-\t\tip saddr vmap @egress-class
-\t\tip daddr vmap @ingress-class
+\t\tjump egress-tiers
+\t\tjump ingress-tiers
 \t}
 \tchain input {
 \t\ttype filter hook input priority filter; policy accept;
 \t\tct state established,related accept
-\t\tip saddr vmap @egress-class
+\t\tjump egress-tiers
 \t}
 """
 
-MAPS = ("ingress-class", "egress-class")
+MAPS = ("ingress-class", "egress-class", "anp-ingress-class", "anp-egress-class", "banp-ingress-class",
+        "banp-egress-class")
 
 
 def _elements(values: list[str]) -> str:

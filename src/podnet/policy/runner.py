@@ -1,4 +1,5 @@
-"""The policy loop of a node agent: informers (NetworkPolicies, pods, namespaces) → one nft
+"""The policy loop of a node agent: informers (NetworkPolicies, AdminNetworkPolicies, the
+BaselineAdminNetworkPolicy, pods, namespaces, nodes) → one nft
 transaction per sync, into the table `ip podnet-policy` of the node's namespace.
 
 The first sync after a start replaces the table atomically (the previous agent's rules stay in the
@@ -22,7 +23,15 @@ from dataclasses import dataclass, field
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer
-from podnet.model.kinds import NAMESPACES, NETWORKPOLICIES, PODS, Obj
+from podnet.model.kinds import (
+    ADMINNETWORKPOLICIES,
+    BASELINEADMINNETWORKPOLICIES,
+    NAMESPACES,
+    NETWORKPOLICIES,
+    NODES,
+    PODS,
+    Obj,
+)
 from podnet.policy.compile import PolicyState, build_state, pod_info, policy_key
 from podnet.policy.nft import PolicyNft, PolicyNftError, RealPolicyNft
 from podnet.policy.render import carry_over, is_full, render_delta, render_full
@@ -58,6 +67,12 @@ class PolicyRunner:
         self.policies = Informer(self.client, NETWORKPOLICIES)
         self.pods = Informer(self.client, PODS)
         self.namespaces = Informer(self.client, NAMESPACES)
+        self.anps = Informer(self.client, ADMINNETWORKPOLICIES)
+        self.banps = Informer(self.client, BASELINEADMINNETWORKPOLICIES)
+        self.nodes = Informer(self.client, NODES)
+        self.anps.add_handler(self._on_admin)
+        self.banps.add_handler(self._on_admin)
+        self.nodes.add_handler(self._on_node)
         self.policies.add_handler(self._on_change)
         self.namespaces.add_handler(self._on_namespace)
         self.pods.add_handler(self._on_pod)
@@ -75,6 +90,26 @@ class PolicyRunner:
         if obj.get("kind") == "NetworkPolicy" or etype == "DELETED":
             self.broken.discard(policy_key(obj))
         self.dirty.set()
+
+    def _on_admin(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        if old is not None and etype == "MODIFIED" and old.get("spec") == obj.get("spec"):
+            return  # status or metadata only
+        self.dirty.set()
+
+    def _on_node(self, etype: str, obj: Obj, old: Obj | None) -> None:
+        def facts(n: Obj | None) -> object:  # what an ANP `nodes` peer looks at: labels, InternalIPs
+            n = n or {}
+            return ((n.get("metadata") or {}).get("labels"),
+                    [a for a in (n.get("status") or {}).get("addresses") or [] if isinstance(a, dict)
+                     and a.get("type") == "InternalIP"])
+        if etype == "MODIFIED" and facts(old) == facts(obj):
+            return  # heartbeats
+        if not self.anps.list():
+            return  # only ANP egress `nodes` peers look at nodes
+        self.dirty.set()
+
+    def admin_policies(self) -> list[Obj]:
+        return [*self.anps.list(), *self.banps.list()]
 
     def _on_namespace(self, etype: str, obj: Obj, old: Obj | None) -> None:
         if old is not None and etype != "DELETED" and \
@@ -97,7 +132,8 @@ class PolicyRunner:
         for ip in [ip for ip in self.admitted if ip in listed]:
             del self.admitted[ip]  # the informer knows the pod's IP now
         return await asyncio.to_thread(build_state, self.policies.list(), pods, self.namespaces.list(),
-                                       self.node_name, dict(self.admitted), broken=set(self.broken))
+                                       self.node_name, dict(self.admitted), broken=set(self.broken),
+                                       admins=self.admin_policies(), nodes=self.nodes.list())
 
     async def sync_once(self) -> None:
         async with self._lock:
@@ -140,7 +176,7 @@ class PolicyRunner:
             key = policy_key(np)
             if key in self.broken:
                 continue
-            st = build_state([np], pods, nss, self.node_name, self.admitted)
+            st = build_state([np], pods, nss, self.node_name, self.admitted)  # alone, without admin policies
             try:
                 await asyncio.to_thread(self.check_nft.apply, render_full(st))
             except PolicyNftError as e:
@@ -169,7 +205,7 @@ class PolicyRunner:
         self.dirty.set()
 
     async def run(self) -> None:
-        informers = (self.policies, self.pods, self.namespaces)
+        informers = (self.policies, self.pods, self.namespaces, self.anps, self.banps, self.nodes)
         tasks = [inf.start() for inf in informers]
         try:
             await asyncio.gather(*(inf.synced.wait() for inf in informers))

@@ -35,3 +35,32 @@ NAMESPACES = [ns("x"), ns("y"), ns("z")]
 PODS = [pod(n, p, f"10.244.{1 if p == 'a' else 2}.{10 * (i + 1) + j}", "n1" if p == "a" else "n2")
         for i, n in enumerate("xyz") for j, p in enumerate("abc")]
 IPS = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["status"]["podIP"] for p in PODS}
+
+
+def anp(name: str, priority: int, subject: Obj, ingress: list[Obj] | None = None,
+        egress: list[Obj] | None = None) -> Obj:
+    """An AdminNetworkPolicy, defaulted and checked by the model (so the tests only use valid ones)."""
+    from podnet.model.defaults import apply_defaults
+    from podnet.model.validation import validate
+
+    spec: Obj = {"priority": priority, "subject": subject}
+    if ingress is not None:
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["egress"] = egress
+    obj = apply_defaults({"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+                          "metadata": {"name": name}, "spec": spec})
+    assert validate(obj) == [], validate(obj)
+    return obj
+
+
+def banp(subject: Obj, ingress: list[Obj] | None = None, egress: list[Obj] | None = None) -> Obj:
+    obj = anp("default", 0, subject, ingress, egress)
+    obj["kind"] = "BaselineAdminNetworkPolicy"
+    del obj["spec"]["priority"]
+    return obj
+
+
+def ns_sel(name: str) -> Obj:
+    """`namespaces:` selecting one of x, y, z by its `ns` label."""
+    return {"namespaces": {"matchLabels": {"ns": name}}}

@@ -66,5 +66,5 @@ def test_a_pod_leaving_its_class_for_an_existing_one_stays_a_delta() -> None:
     new = carry_over(old, build_state(POLICIES, moved, NAMESPACES, "n1"))
     text = render_delta(old, new)
     assert not is_full(text)
-    assert "10.244.1.98 : jump in-" in text and "delete element ip podnet-policy ingress-class" in text
+    assert "10.244.1.98 : goto in-" in text and "delete element ip podnet-policy ingress-class" in text
     assert set(new.chains) == set(old.chains)  # the empty class's chain waits for the next full sync

@@ -22,10 +22,11 @@ def node_of(name: str) -> str:
 
 
 def reach(policies: list[Obj], proto: str = "tcp", port: int = 80, pods: list[Obj] | None = None,
-          namespaces: list[Obj] | None = None) -> set[tuple[str, str]]:
+          namespaces: list[Obj] | None = None, admins: list[Obj] | None = None) -> set[tuple[str, str]]:
     pods = pods if pods is not None else PODS
     namespaces = namespaces if namespaces is not None else NAMESPACES
-    tables = {n: parse_table(render_full(build_state(policies, pods, namespaces, n))) for n in ("n1", "n2")}
+    tables = {n: parse_table(render_full(build_state(policies, pods, namespaces, n, admins=admins or [])))
+              for n in ("n1", "n2")}
     ok = set()
     for s in NAMES:
         for d in NAMES:
