@@ -126,5 +126,5 @@ def test_admin_policies_load_and_the_listing_judges_like_the_rendered_text(netns
                         (want.verdict, want.tier, want.rule, want.passed), (direction, pkt)
                     seen.add((got.tier, got.verdict))
     assert {("AdminNetworkPolicy", "allowed"), ("AdminNetworkPolicy", "dropped"),
-            ("NetworkPolicy", "allowed"), ("NetworkPolicy", "dropped"), ("BaselineAdminNetworkPolicy", "dropped"),
-            ("BaselineAdminNetworkPolicy", "allowed")} <= seen
+            ("NetworkPolicy", "allowed"), ("NetworkPolicy", "dropped"),
+            ("BaselineAdminNetworkPolicy", "dropped"), ("BaselineAdminNetworkPolicy", "allowed")} <= seen
