@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from podnet.core.pacing import Pacer
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store.base import Conflict, Expired, NotFound, Store, StoreError, WatchEvent
@@ -66,11 +67,13 @@ class OwnerIndex:
         self._tasks = []
 
     async def _follow(self, rt: ResourceType, rv: int) -> None:
+        pacer = Pacer()
         while True:
             try:
                 async for ev in self.store.watch(rt.key, None, rv):
                     rv = ev.resource_version
                     self._apply(rt, ev)
+                    await pacer.tick()  # the store's watch does not suspend while events wait
                 return
             except (Expired, StoreError) as e:
                 if not isinstance(e, Expired):  # e.g. etcd unreachable: retry, then resync by a list

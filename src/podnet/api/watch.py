@@ -25,6 +25,7 @@ from aiohttp import web
 from podnet.api import objmeta
 from podnet.api.errors import APIError, gone
 from podnet.api.selection import Filter
+from podnet.core.pacing import Pacer
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store import base as store_base
 from podnet.store.base import Store, WatchEvent
@@ -36,6 +37,7 @@ _END = object()
 
 
 WATCH_QUEUE_MAX = 1000  # events in flight between the store's watch and one HTTP stream
+WRITE_BATCH = 100  # events at most in one write to the client
 
 class Watcher:
     def __init__(self, store: Store, stopping: asyncio.Event, *, bookmark_every: float = 30.0):
@@ -83,30 +85,46 @@ class Watcher:
             initial = []  # timeoutSeconds < 0: the stream ends at once
         try:
             for o in initial:
-                await send.event("ADDED", o)
+                await send.add_and_maybe_flush("ADDED", o)
             if send_initial_events and bookmarks:
                 await send.bookmark(start_rv, initial_events_end=True)
-            while not self.stopping.is_set():
+            await send.flush()
+            ended = False
+            while not ended and not self.stopping.is_set():
                 now = loop.time()
                 if now >= deadline or _gone(request):
                     break
-                wait = min(deadline - now, 1.0, max(next_bookmark - now, 0.0) if bookmarks else 1.0)
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(wait, 0.01))
-                except TimeoutError:
-                    if bookmarks and loop.time() >= next_bookmark:
-                        await send.bookmark(last_rv)
-                        next_bookmark = loop.time() + self.bookmark_every
-                    continue
-                if item is _END:
-                    break
-                if isinstance(item, store_base.Expired):
-                    await send.raw("ERROR", gone(str(item.requested), str(item.current)).status())
-                    break
-                ev: WatchEvent = item
-                last_rv = ev.resource_version
-                for typ, obj in _filtered(ev, flt, state):
-                    await send.event(typ, obj)
+                if queue.empty():
+                    wait = min(deadline - now, 1.0, max(next_bookmark - now, 0.0) if bookmarks else 1.0)
+                    try:
+                        first = await asyncio.wait_for(queue.get(), max(wait, 0.01))
+                    except TimeoutError:
+                        if bookmarks and loop.time() >= next_bookmark:
+                            await send.bookmark(last_rv)
+                            await send.flush()
+                            next_bookmark = loop.time() + self.bookmark_every
+                        continue
+                else:
+                    first = queue.get_nowait()
+                # what is queued already goes out in one write (a namespace of 1,000 Services
+                # deleted is thousands of events: one syscall each would hold the event loop)
+                item: Any = first
+                for _ in range(WRITE_BATCH):
+                    if item is _END:
+                        ended = True
+                        break
+                    if isinstance(item, store_base.Expired):
+                        send.add("ERROR", gone(str(item.requested), str(item.current)).status())
+                        ended = True
+                        break
+                    ev: WatchEvent = item
+                    last_rv = ev.resource_version
+                    for typ, obj in _filtered(ev, flt, state):
+                        send.add_event(typ, obj)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                await send.flush()
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -120,9 +138,11 @@ class Watcher:
     async def _read(self, rt: ResourceType, scope: str | None, start_rv: int,
                     queue: asyncio.Queue[Any]) -> None:
         agen = self.store.watch(rt.key, scope, start_rv)
+        pacer = Pacer()
         try:
             async for ev in agen:
                 await queue.put(ev)
+                await pacer.tick()  # the store's generator does not suspend while events wait
             await queue.put(_END)
         except store_base.Expired as e:
             await queue.put(e)
@@ -194,20 +214,39 @@ def _filtered(ev: WatchEvent, flt: Filter, state: _MatchState) -> list[tuple[str
 
 
 class _Sender:
+    """Event lines buffered with add*, written with flush (one write per batch)."""
+
+    FLUSH_BYTES = 64 * 1024
+
     def __init__(self, resp: web.StreamResponse, rt: ResourceType, table: TableFn | None):
         self.resp, self.rt, self.table = resp, rt, table
+        self._lines: list[str] = []
+        self._size = 0
 
-    async def event(self, typ: str, obj: Obj) -> None:
+    def add_event(self, typ: str, obj: Obj) -> None:
         obj = objmeta.with_type(self.rt, obj)
-        await self.raw(typ, self.table([obj]) if self.table is not None else obj)
+        self.add(typ, self.table([obj]) if self.table is not None else obj)
 
     async def bookmark(self, rv: int, initial_events_end: bool = False) -> None:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_events_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        await self.raw("BOOKMARK", {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
-                                    "metadata": meta})
+        self.add("BOOKMARK", {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": meta})
 
-    async def raw(self, typ: str, obj: Obj) -> None:
+    def add(self, typ: str, obj: Obj) -> None:
         line = json.dumps({"type": typ, "object": obj}, separators=(",", ":")) + "\n"
-        await self.resp.write(line.encode())
+        self._lines.append(line)
+        self._size += len(line)
+
+    async def add_and_maybe_flush(self, typ: str, obj: Obj) -> None:
+        self.add_event(typ, obj)
+        if self._size >= self.FLUSH_BYTES:
+            await self.flush()
+            await asyncio.sleep(0)  # a long initial list gives other requests their turn
+
+    async def flush(self) -> None:
+        if self._lines:
+            data = "".join(self._lines).encode()
+            self._lines.clear()
+            self._size = 0
+            await self.resp.write(data)

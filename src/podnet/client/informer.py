@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from podnet.client.client import ApiClient, ApiError
+from podnet.core.pacing import Pacer
 from podnet.model.kinds import Obj, ResourceType
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Informer:
     async def run(self) -> None:
         backoff = 0.1
         need_list = True
+        pacer = Pacer()
         while True:
             try:
                 if need_list:
@@ -132,6 +134,7 @@ class Informer:
                         self.cache[k] = obj
                     self.resource_version = rv or self.resource_version
                     await self._emit(ev.type, obj, prev)
+                    await pacer.tick()  # buffered watch lines are read without suspending
             except asyncio.CancelledError:
                 raise
             except ApiError as e:

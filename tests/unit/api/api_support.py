@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from podnet.api.server import APIServer
+from podnet.store.base import Store
 from podnet.store.memory import MemoryStore
 
 
@@ -16,7 +17,7 @@ from podnet.store.memory import MemoryStore
 class Api:
     client: TestClient  # type: ignore[type-arg]
     server: APIServer
-    store: MemoryStore
+    store: Store
 
     async def call(self, method: str, path: str, body: Any = None, *, ctype: str = "application/json",
                    headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
@@ -61,8 +62,10 @@ def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
                                   "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
 
 
-async def make_api(tokens: tuple[str, ...] = (), hooks: dict[str, Any] | None = None) -> Api:
-    store = MemoryStore()
+async def make_api(tokens: tuple[str, ...] = (), hooks: dict[str, Any] | None = None,
+                   store: Store | None = None) -> Api:
+    """An API server over `store` (a new MemoryStore by default) behind aiohttp's test client."""
+    store = store if store is not None else MemoryStore()
     server = APIServer(store, tokens=tokens, hooks=hooks)
     await server.bootstrap()
     client = TestClient(TestServer(server.make_app()))
