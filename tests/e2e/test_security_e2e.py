@@ -1,23 +1,30 @@
 """Security of a running cluster (issue 19): no credential on any process's command line, credential
 files and the state directory readable by root only, and the node endpoint on <nodeIP>:10250 refusing
-every caller but the API server (no client certificate: refused, also from a pod and as a non-root user).
+every caller but the API server (no client certificate: refused, also from a pod and as a non-root user);
+and `kubectl delete ns` of a big namespace neither hangs nor stalls other clients.
 
 Traffic goes only from the host to the node IPs on the cluster's own bridge, and inside its namespaces.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import ssl
 import stat
 import subprocess
 import sys
+import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_support import Cluster, running_cluster
+import yaml
+from cluster_support import Cluster, running_cluster, wait_for
 
 from podnet.core import journal as jr
 from podnet.core import naming
@@ -151,3 +158,78 @@ def test_the_node_endpoint_answers_only_the_api_server(cluster: Cluster, tmp_pat
     assert out == "through the API server\n"
     logs = cluster.kubectl("logs", "target").stdout
     assert "Started HTTP server on port 8080" in logs
+
+
+class _Prober(threading.Thread):
+    """GETs one small object over the cluster's TLS API port every 20 ms (one kept-alive connection,
+    as a client would) and records each latency in ms; bounded by `stop` and 600 samples per minute."""
+
+    def __init__(self, c: Cluster):
+        super().__init__(daemon=True)
+        kc = yaml.safe_load(Path(c.kubeconfig).read_text())
+        self.server = urllib.parse.urlparse(kc["clusters"][0]["cluster"]["server"])
+        self.token = kc["users"][0]["user"]["token"]
+        self.ctx = ssl.create_default_context(cafile=str(Path(c.state_dir, "ca.crt")))
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        conn = http.client.HTTPSConnection(self.server.hostname, self.server.port, context=self.ctx,
+                                           timeout=30)
+        auth = {"Authorization": f"Bearer {self.token}"}
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            t = time.perf_counter()
+            try:
+                conn.request("GET", "/api/v1/namespaces/default", headers=auth)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    self.errors.append(str(resp.status))
+            except (OSError, http.client.HTTPException) as e:
+                self.errors.append(repr(e))
+                conn.close()
+            self.latencies.append((time.perf_counter() - t) * 1000)
+            time.sleep(0.02)
+        conn.close()
+
+
+def test_kubectl_delete_of_a_namespace_with_a_thousand_services_returns_and_stalls_nobody(
+        cluster: Cluster) -> None:
+    """issue 19 #13: the real `kubectl delete ns` (which waits for the namespace's DELETED watch event)
+    of a namespace with 1,000 Services and 6 running pods returns within seconds, and a small GET
+    sent meanwhile by another client is never held up for long (the cleanup yields the event loop)."""
+    sel = {"app": "nsdel"}
+    items: list[dict[str, object]] = [{"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "nsdel"}}]
+    items += [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}", "namespace": "nsdel"},
+               "spec": {"selector": sel, "ports": [{"port": 80, "targetPort": 8080}]}} for i in range(1000)]
+    template = {"metadata": {"labels": sel},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}}
+    items.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "nsdel", "namespace": "nsdel"},
+                  "spec": {"replicas": 6, "selector": {"matchLabels": sel}, "template": template}})
+    cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
+    wait_for("6 running pods in nsdel", lambda: cluster.kubectl(
+        "get", "pods", "-n", "nsdel", "--no-headers").stdout.count("Running") >= 6, 120)
+    prober = _Prober(cluster)
+    prober.start()
+    try:
+        time.sleep(1)
+        t = time.monotonic()
+        res = cluster.kubectl("delete", "ns", "nsdel", timeout=120)
+        took = time.monotonic() - t
+    finally:
+        prober.stop.set()
+        prober.join(10)
+    assert res.stdout.strip() == 'namespace "nsdel" deleted'
+    assert took < 30, f"kubectl delete ns took {took:.1f} s"
+    gone = cluster.kubectl("get", "ns", "nsdel", check=False)
+    assert gone.returncode == 1 and 'namespaces "nsdel" not found' in gone.stderr
+    lat = sorted(prober.latencies)
+    assert not prober.errors and len(lat) > 20, (prober.errors, len(lat))
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    print(f"kubectl delete ns: {took:.2f} s; small GET meanwhile: {len(lat)} samples, "
+          f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
+    assert lat[-1] < 1500, f"a small GET waited {lat[-1]:.0f} ms during the namespace deletion"

@@ -26,6 +26,7 @@ import aiohttp
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.controllers.workqueue import WorkQueue
+from podnet.core.pacing import Pacer
 from podnet.model.kinds import Obj, ResourceType
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,9 @@ class ControllerRunner:
                 self.enqueue_everything()
 
     async def _worker(self, loop: ControlLoop) -> None:
+        pacer = Pacer()  # syncs with nothing to write (e.g. a deleted Service's) never suspend
         while True:
+            await pacer.tick()
             key = await loop.queue.get()
             try:
                 await loop.sync(str(key))
