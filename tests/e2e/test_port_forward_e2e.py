@@ -85,11 +85,15 @@ def cluster() -> Iterator[Cluster]:
 
 
 @contextlib.contextmanager
-def forward(c: Cluster, target: str, *ports: str) -> Iterator[tuple[list[int], subprocess.Popen[str]]]:
-    """`kubectl port-forward TARGET :REMOTE...`; yields the local ports kubectl picked and the process."""
+def forward(c: Cluster, target: str, *ports: str,
+            spdy: bool = False) -> Iterator[tuple[list[int], subprocess.Popen[str]]]:
+    """`kubectl port-forward TARGET :REMOTE...`; yields the local ports kubectl picked and the process.
+    spdy: with KUBECTL_PORT_FORWARD_WEBSOCKETS=false, a plain `Upgrade: SPDY/3.1` instead of SPDY tunnelled
+    in a WebSocket."""
     argv = ["kubectl", "--kubeconfig", c.kubeconfig, "--cache-dir", f"{c.root}/kcache", "port-forward",
             "--address", "127.0.0.1", target, *ports]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, KUBECTL_PORT_FORWARD_WEBSOCKETS="false") if spdy else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         local: list[int] = []
         deadline = time.monotonic() + 20
@@ -192,10 +196,11 @@ def test_a_100_mb_transfer_arrives_intact(cluster: Cluster) -> None:
     assert answer == [str(BIG), expected.hexdigest()]
 
 
-def test_nothing_listening_prints_kubernetes_connection_refused(cluster: Cluster) -> None:
+@pytest.mark.parametrize("spdy", [False, True], ids=["websocket", "plain-spdy"])
+def test_nothing_listening_prints_kubernetes_connection_refused(cluster: Cluster, spdy: bool) -> None:
     name = sorted(pod_names(cluster, "app=pf-web"))[0]
     uid = cluster.get_json("pod", name)["metadata"]["uid"]
-    with forward(cluster, f"pod/{name}", ":9999") as ([port], proc):
+    with forward(cluster, f"pod/{name}", ":9999", spdy=spdy) as ([port], proc):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.settimeout(10)
             assert s.recv(100) == b""  # closed without a byte
@@ -204,6 +209,33 @@ def test_nothing_listening_prints_kubernetes_connection_refused(cluster: Cluster
             "failed to connect to localhost:9999 inside namespace") in err
     assert "dial tcp4 127.0.0.1:9999: connect: connection refused" in err
     assert "error: lost connection to pod" in err
+
+
+def test_plain_spdy_forward_carries_bytes_intact_both_ways(cluster: Cluster) -> None:
+    """kubectl with KUBECTL_PORT_FORWARD_WEBSOCKETS=false: the API server answers the SPDY/3.1 upgrade."""
+    name = sorted(pod_names(cluster, "app=pf-web"))[0]
+    with forward(cluster, f"pod/{name}", ":8080", spdy=True) as ([port], _):
+        assert http(port, "/hostname") == name
+    with forward(cluster, "pod/pf-blob", ":7000", ":7001", spdy=True) as ([digest_port, blob_port], _):
+        def up(i: int) -> None:
+            payload = bytes((i + k) % 251 for k in range(4096)) * (64 + i)  # 256 KiB and more, per connection
+            with socket.create_connection(("127.0.0.1", digest_port), timeout=30) as s:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                answer = s.makefile().readline().split()
+            assert answer == [str(len(payload)), hashlib.sha256(payload).hexdigest()]
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            list(pool.map(up, range(12)))
+        expected, got, size = hashlib.sha256(), hashlib.sha256(), 0
+        with socket.create_connection(("127.0.0.1", blob_port), timeout=60) as s:
+            while chunk := s.recv(1 << 20):
+                got.update(chunk)
+                size += len(chunk)
+        for _ in range(BIG // len(PATTERN)):
+            expected.update(PATTERN)
+        assert size == BIG
+        assert got.hexdigest() == expected.hexdigest()
 
 
 def test_missing_pod_and_bad_protocol_are_kubernetes_errors(cluster: Cluster) -> None:

@@ -11,8 +11,10 @@ the client's upgrade answered, with the subprotocol the agent chose. Frames (cha
 go through unchanged both ways until one side closes; the agent's last frame on channel 3 is the
 metav1.Status carrying the exit code, which kubectl turns into its own exit code.
 
-A request without a WebSocket upgrade (kubectl's SPDY/3.1 fallback) gets the same pod and agent errors,
-and otherwise a 400 saying that podnet serves exec over WebSocket only.
+A plain `Upgrade: SPDY/3.1` request (kubectl with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, older kubectl,
+client-go's SPDY executor) gets the same pod and agent errors; otherwise the API server answers the upgrade
+itself once the agent accepted, and bridges the client's SPDY streams onto the same agent WebSocket
+(api/exec_spdy.py). A request that asks for no upgrade at all gets a 400 that says what is needed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from podnet.api import objmeta
+from podnet.api import exec_spdy, objmeta, upgrade
+from podnet.api.channels import AGENT_PROTOCOLS, LOST_STATUS, STATUS, StreamFlags
 from podnet.api.errors import APIError, bad_request
 from podnet.api.registry import Registry
 from podnet.core.config import DEFAULT_KUBELET_PORT
@@ -37,14 +40,12 @@ from podnet.model.kinds import Obj
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-"""The `channel.k8s.io` subprotocols the node agent speaks (podnet.agent.exec_ws)."""
+PROTOCOLS = AGENT_PROTOCOLS
+"""The WebSocket subprotocols of pods/exec: those the node agent speaks (podnet.agent.exec_ws)."""
 
-STATUS_CHANNEL = 3
-LOST_STATUS = {"metadata": {}, "status": "Failure", "reason": "InternalError",
-               "message": "the node agent closed the exec stream without an exit status"}
+SPDY = "SPDY/3.1"
+STATUS_CHANNEL = STATUS
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-TRUE = ("1", "true", "True")
 CONNECT_TIMEOUT = 10.0
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
 
@@ -94,12 +95,11 @@ def _agent_query(query: Any) -> list[tuple[str, str]]:
     command = [str(c) for c in query.getall("command", [])]
     if not command:
         raise bad_request("you must specify at least 1 command")
-    flags = {f: str(query.get(f, "")) in TRUE for f in ("stdin", "stdout", "stderr", "tty")}
-    if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+    flags = StreamFlags.from_query(query)
+    if not flags.any:
         raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
-    if flags["tty"]:
-        flags["stderr"] = False  # as the kubelet does: a TTY merges stderr into stdout
-    return [*(("command", c) for c in command), *((f, "true" if v else "false") for f, v in flags.items())]
+    values = {"stdin": flags.stdin, "stdout": flags.stdout, "stderr": flags.stderr, "tty": flags.tty}
+    return [*(("command", c) for c in command), *((f, "true" if v else "false") for f, v in values.items())]
 
 
 class ExecProxy:
@@ -154,20 +154,30 @@ class ExecProxy:
 
     async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
         url = await self.target(ns, name, request.query)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        connector = aiohttp.TCPConnector(ssl=self.kubelet_tls or False)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            if not is_websocket(request):
-                await self._agent_error(session, url)
-                raise bad_request("podnet serves pods/exec over WebSocket only (subprotocols "
-                                  f"{', '.join(PROTOCOLS)}); SPDY/3.1 is not supported: leave "
-                                  "KUBECTL_REMOTE_COMMAND_WEBSOCKETS unset or true")
+        spdy_protocol = ""
+        if is_websocket(request):
             offered = offered_protocols(request)
             wanted = [p for p in offered if p in PROTOCOLS]
             if not wanted:
                 supported = ", ".join(f'"{p}"' for p in PROTOCOLS)
                 raise bad_request(f'Sec-WebSocket-Protocol: Unsupported value: "{", ".join(offered)}": '
                                   f"supported values: {supported}")
+        elif upgrade.wants_upgrade(request, SPDY):
+            try:
+                spdy_protocol = upgrade.negotiate(request, exec_spdy.PROTOCOLS)
+            except upgrade.NegotiationError as e:
+                return e.response()
+            wanted = list(PROTOCOLS)
+        else:
+            wanted = []
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
+        connector = aiohttp.TCPConnector(ssl=self.kubelet_tls or False)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            if not wanted:
+                await self._agent_error(session, url)
+                raise bad_request("pods/exec needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol "
+                                  f"{', '.join(PROTOCOLS)}) or {SPDY} (X-Stream-Protocol-Version "
+                                  f"{', '.join(exec_spdy.PROTOCOLS)})")
             try:
                 upstream = await session.ws_connect(url, protocols=wanted, max_msg_size=0,
                                                     timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
@@ -179,6 +189,11 @@ class ExecProxy:
             except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 raise APIError(500, "InternalError", f"error dialing backend: {_why(e)}") from None
             try:
+                if spdy_protocol:
+                    conn = await upgrade.accept(request, SPDY, {upgrade.PROTOCOL_VERSION: spdy_protocol})
+                    flags = StreamFlags.from_query(request.query)
+                    await exec_spdy.serve(conn, upstream, spdy_protocol, flags)
+                    return conn.response
                 return await self._pipe(request, upstream)
             finally:
                 await upstream.close()

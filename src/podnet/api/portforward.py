@@ -12,9 +12,13 @@ Two client protocols arrive on the same URL, both as a WebSocket upgrade:
 Each forwarded connection is one WebSocket to the node agent's `/portForward/<ns>/<pod>?port=N`
 (agent/portforward.py), over the same mutual TLS as exec and logs.
 
+- a plain `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io` (kubectl with
+  KUBECTL_PORT_FORWARD_WEBSOCKETS=false, kubectl before v1.31, client-go's SPDY dialer): the API server
+  answers `101 Switching Protocols` itself and runs the same SPDY session as in the WebSocket tunnel on the
+  taken-over connection (api/upgrade.py).
 kubectl resolves `deployment/x` and `svc/x` to a pod (and a Service port to its target port) itself.
-kubectl's older plain SPDY upgrade (no WebSocket) is refused with a 400 that says so: kubectl v1.31+
-only falls back to it when the WebSocket upgrade itself fails.
+Streams without a `requestID` header (clients older than Kubernetes 1.6) are paired as the kubelet does:
+an error stream with id N and a data stream with id N+2.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from podnet.api import objmeta, spdy
+from podnet.api import objmeta, spdy, upgrade
 from podnet.api.errors import APIError, bad_request
 from podnet.api.exec_proxy import ExecProxy, offered_protocols
 from podnet.model import kinds
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 CHANNELS = "v4.channel.k8s.io"
 PROTOCOLS = (SPDY_TUNNEL, CHANNELS)
+SPDY = "SPDY/3.1"
+SPDY_PROTOCOLS = ("portforward.k8s.io",)  # X-Stream-Protocol-Version, as the kubelet's SupportedProtocols
 PAIR_TIMEOUT = 30.0  # kubelet's streamCreationTimeout
 
 
@@ -119,8 +125,17 @@ class PortForwardProxy:
             raise bad_request(f"cannot port-forward to a pod that has completed: pod {name} is {phase}")
         base = await self.nodes.node_base_url(pod)
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise bad_request("podnet serves pods/portforward over WebSocket only (subprotocols "
-                              f"{', '.join(PROTOCOLS)}); leave KUBECTL_PORT_FORWARD_WEBSOCKETS unset or true")
+            if not upgrade.wants_upgrade(request, SPDY):
+                raise bad_request("pods/portforward needs a connection upgrade: WebSocket "
+                                  f"(Sec-WebSocket-Protocol {', '.join(PROTOCOLS)}) or {SPDY} "
+                                  f"(X-Stream-Protocol-Version {', '.join(SPDY_PROTOCOLS)})")
+            try:
+                protocol = upgrade.negotiate(request, SPDY_PROTOCOLS)
+            except upgrade.NegotiationError as e:
+                return e.response()
+            conn = await upgrade.accept(request, SPDY, {upgrade.PROTOCOL_VERSION: protocol})
+            await self._serve_spdy(conn.write, conn.read, base, ns, name)
+            return conn.response
         offered = offered_protocols(request)
         chosen = next((p for p in offered if p in PROTOCOLS), "")
         if not chosen:
@@ -132,22 +147,24 @@ class PortForwardProxy:
         await client.prepare(request)
         try:
             if chosen == SPDY_TUNNEL:
-                await self._serve_spdy(client, base, ns, name)
+                await self._serve_spdy(client.send_bytes, _binary_messages(client), base, ns, name)
             else:
                 await self._serve_channels(client, base, ns, name, ports)
         finally:
             await client.close()
         return client
 
-    # ---- SPDY over WebSocket (kubectl) ---------------------------------------------------------------
+    # ---- SPDY, plain or tunnelled in a WebSocket (kubectl) ---------------------------------------------
 
-    async def _serve_spdy(self, client: web.WebSocketResponse, base: str, ns: str, name: str) -> None:
+    async def _serve_spdy(self, send: Callable[[bytes], Awaitable[None]],
+                          receive: Callable[[], Awaitable[bytes]], base: str, ns: str, name: str) -> None:
+        """One SPDY session: `receive()` gives the client's bytes (b"" at the end), `send` writes."""
         pairs: dict[str, dict[str, spdy.Stream]] = {}
         tasks: set[asyncio.Task[None]] = set()
 
         def on_stream(stream: spdy.Stream) -> None:
             kind = stream.header("streamType")
-            key = stream.header("requestID") or stream.header("port")
+            key = stream.header("requestID") or str(stream.id - 2 if kind == "data" else stream.id)
             if kind not in ("data", "error"):
                 task = asyncio.create_task(_refuse(stream, f'invalid stream type "{kind}"'))
             else:
@@ -160,12 +177,9 @@ class PortForwardProxy:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        session = spdy.Session(client.send_bytes, on_stream)
+        session = spdy.Session(send, on_stream)
         try:
-            async for msg in client:
-                if msg.type != WSMsgType.BINARY:
-                    break
-                await session.feed(msg.data)
+            await session.serve(receive)
         except spdy.ProtocolError as e:
             log.info("port-forward to %s/%s: %s", ns, name, e)
         finally:
@@ -256,6 +270,20 @@ class PortForwardProxy:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await reader
+
+
+def _binary_messages(client: web.WebSocketResponse) -> Callable[[], Awaitable[bytes]]:
+    """The WebSocket tunnel as a byte stream: the next binary message's bytes, b"" once it closes."""
+
+    async def receive() -> bytes:
+        while True:
+            msg = await client.receive()
+            if msg.type != WSMsgType.BINARY:
+                return b""
+            if msg.data:
+                return bytes(msg.data)
+
+    return receive
 
 
 async def _pipe(link: PodLink, read: Callable[[], Awaitable[bytes]],

@@ -4,8 +4,9 @@ kubectl (client-go's spdystream) opens streams with SYN_STREAM, expects a SYN_RE
 DATA frames and ends its side of a stream with an empty DATA frame carrying FLAG_FIN. Header blocks are
 zlib-compressed with SPDY/3's fixed dictionary, one compression context per direction for the whole
 connection (each block ends with a sync flush). spdystream keeps no flow-control windows, so neither
-does this session. The byte stream underneath is either an upgraded HTTP connection or, since kubectl
-v1.31, the binary messages of a WebSocket (`SPDY/3.1+portforward.k8s.io`); this module only sees bytes.
+does this session. The byte stream underneath is either a plain upgraded HTTP/1.1 connection (api/upgrade.py:
+`Upgrade: SPDY/3.1`, exec and port-forward) or, since kubectl v1.31, the binary messages of a WebSocket
+(`SPDY/3.1+portforward.k8s.io`); this module only sees bytes.
 
 Frame layout (all big-endian):
   control: 1 | version(15)=3 | type(16) | flags(8) | length(24) | payload
@@ -186,6 +187,7 @@ class Session:
         self._deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
         self._lock = asyncio.Lock()
         self.streams: dict[int, Stream] = {}
+        self.last_stream_id = 0  # the newest stream the client opened (GOAWAY's last-good-stream-id)
         self.closed = False
 
     async def send(self, raw: bytes) -> None:
@@ -222,6 +224,7 @@ class Session:
                 return
             stream = Stream(self, f.stream_id, headers)
             self.streams[f.stream_id] = stream
+            self.last_stream_id = max(self.last_stream_id, f.stream_id)
             await self.send(control_frame(SYN_REPLY, 0, struct.pack(">I", f.stream_id) + self._compress({})))
             if f.flags & FLAG_FIN:
                 stream._ended_by_peer()
@@ -252,6 +255,20 @@ class Session:
 
     async def _reset(self, stream_id: int, status: int) -> None:
         await self.send(control_frame(RST_STREAM, 0, struct.pack(">II", stream_id, status)))
+
+    async def serve(self, receive: Callable[[], Awaitable[bytes]]) -> None:
+        """Feed the session what `receive()` returns until it returns b"" (the peer closed the byte
+        stream); the session is closed when this returns (ProtocolError passes through)."""
+        try:
+            while chunk := await receive():
+                await self.feed(chunk)
+        finally:
+            self.close()
+
+    async def goaway(self) -> None:
+        """Tell the peer no more streams will be accepted (GOAWAY, status OK) before closing."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.send(control_frame(GOAWAY, 0, struct.pack(">II", self.last_stream_id, 0)))
 
     def forget(self, stream: Stream) -> None:
         self.streams.pop(stream.id, None)

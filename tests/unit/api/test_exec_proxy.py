@@ -11,8 +11,9 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from api_support import POD_PATH, Api, make_api, pod
+from spdy_client import SpdyClient, upgrade
 
-STDIN, STDOUT, STDERR, STATUS, CLOSE = 0, 1, 2, 3, 255
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 SUCCESS = {"metadata": {}, "status": "Success"}
 EXIT_3 = {"metadata": {}, "status": "Failure",
           "message": "command terminated with non-zero exit code: exit status 3", "reason": "NonZeroExitCode",
@@ -35,7 +36,8 @@ class FakeAgent:
 @pytest.fixture
 async def agent() -> AsyncIterator[FakeAgent]:
     """A node agent's /exec on 127.0.0.1: `echo ARGS` prints, `fail` prints to stderr and exits 3,
-    `cat` echoes stdin until stdin is closed, `vanish` closes without an exit status."""
+    `cat` echoes stdin until stdin is closed, `sizes` prints each resize message until stdin is closed,
+    `vanish` closes without an exit status."""
     fake: FakeAgent
 
     async def exec_(request: web.Request) -> web.StreamResponse:
@@ -61,6 +63,13 @@ async def agent() -> AsyncIterator[FakeAgent]:
                 if msg.data[0] == STDIN:
                     await ws.send_bytes(bytes([STDOUT]) + msg.data[1:])
                 elif msg.data[0] == CLOSE and msg.data[1:] == bytes([STDIN]):
+                    break
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(SUCCESS).encode())
+        elif cmd[0] == "sizes":  # prints each terminal resize it gets; ends with stdin
+            async for msg in ws:
+                if msg.data[0] == RESIZE:
+                    await ws.send_bytes(bytes([STDOUT]) + msg.data[1:] + b"\n")
+                elif msg.data[0] == CLOSE:
                     break
             await ws.send_bytes(bytes([STATUS]) + json.dumps(SUCCESS).encode())
         await ws.close()
@@ -210,19 +219,19 @@ async def test_agent_refusal_is_passed_on_for_websocket_and_spdy_attempts(api: A
     assert (code, st["message"]) == want
 
 
-async def test_spdy_and_unknown_subprotocols_get_a_clear_400(api: Api, agent: FakeAgent) -> None:
+async def test_no_upgrade_and_unknown_subprotocols_get_a_clear_400(api: Api, agent: FakeAgent) -> None:
     await _running_pod(api, "web", agent.port, ["app"])
-    spdy = {"Upgrade": "SPDY/3.1", "Connection": "Upgrade", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
-    code, st = await _refused(api, "web", _query("echo", "x"), "POST", spdy)
+    code, st = await _refused(api, "web", _query("echo", "x"), "POST", {})
     assert code == 400
-    assert st["message"].startswith("podnet serves pods/exec over WebSocket only (subprotocols "
-                                    "v5.channel.k8s.io, v4.channel.k8s.io)")
+    assert st["message"] == ("pods/exec needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol "
+                             "v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1 (X-Stream-Protocol-Version "
+                             "v4.channel.k8s.io, v3.channel.k8s.io, v2.channel.k8s.io, channel.k8s.io)")
     code, st = await _refused(api, "web", _query("echo", "x"),
                               headers=dict(WS_HEADERS, **{"Sec-WebSocket-Protocol": "base64.channel.k8s.io"}))
     assert code == 400
     assert st["message"] == ('Sec-WebSocket-Protocol: Unsupported value: "base64.channel.k8s.io": '
                              'supported values: "v5.channel.k8s.io", "v4.channel.k8s.io"')
-    assert [r["command"] for r in agent.requests] == [["echo", "x"]]  # only the SPDY probe, which ran nothing
+    assert [r["command"] for r in agent.requests] == [["echo", "x"]]  # only the plain probe: it ran nothing
 
 
 async def test_agent_closing_without_status_is_reported_as_a_failure(api: Api, agent: FakeAgent) -> None:
@@ -279,3 +288,132 @@ async def test_exec_client_closing_early_ends_the_agent_stream(api: Api, agent: 
     _, out, _ = await _session(api, "web", _query("echo", "again"))
     assert out == {STDOUT: b"again\n"}
 
+
+
+# ---- exec over plain SPDY/3.1 (kubectl with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) ---------------------
+
+SPDY_OFFER = "v5.channel.k8s.io,v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io"
+
+
+async def _spdy(api: Api, name: str, query: list[tuple[str, str]], protocols: str | None = SPDY_OFFER,
+                ) -> tuple[Any, SpdyClient | None]:
+    assert api.client.port is not None
+    return await upgrade(api.client.port, POD_PATH + f"/{name}/exec", query, protocols)
+
+
+def _streams(c: SpdyClient, *kinds: str) -> dict[str, int]:
+    """Open the streams kubectl opens, error first, as client-go's streamProtocolV4 does."""
+    return {kind: c.open_stream({"streamType": kind}) for kind in kinds}
+
+
+async def test_spdy_handshake_answers_101_with_the_clients_first_protocol_the_server_speaks(
+        api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    answer, c = await _spdy(api, "web", _query("echo", "hi"))
+    assert c is not None
+    assert answer.status == 101
+    assert answer.headers["Connection"] == "Upgrade" and answer.headers["Upgrade"] == "SPDY/3.1"
+    # kubectl offers v5 first; like the kubelet (v4, v3, v2, channel.k8s.io over SPDY) the server picks v4
+    assert answer.headers["X-Stream-Protocol-Version"] == "v4.channel.k8s.io"
+    await c.close()
+    answer, c = await _spdy(api, "web", _query("echo", "hi"), "v2.channel.k8s.io, v3.channel.k8s.io")
+    assert (answer.status, answer.headers["X-Stream-Protocol-Version"]) == (101, "v2.channel.k8s.io")
+    assert c is not None
+    await c.close()
+
+
+async def test_spdy_handshake_refusals_are_worded_as_kubernetes_does(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app", "sidecar"])
+    answer, c = await _spdy(api, "web", _query("echo"), "v9.channel.k8s.io, base64.channel.k8s.io")
+    assert c is None and answer.status == 403
+    assert answer.headers.getall("X-Accepted-Stream-Protocol-Versions") == [
+        "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+    assert answer.json()["message"] == (
+        "unable to upgrade: unable to negotiate protocol: client supports [v9.channel.k8s.io "
+        "base64.channel.k8s.io], server accepts [v4.channel.k8s.io v3.channel.k8s.io v2.channel.k8s.io "
+        "channel.k8s.io]")
+    answer, c = await _spdy(api, "web", _query("echo"), None)
+    assert c is None
+    assert (answer.status, answer.json()["message"]) == (
+        400, "unable to upgrade: X-Stream-Protocol-Version is required")
+    # the agent's own refusal arrives as the HTTP answer, before any upgrade
+    answer, c = await _spdy(api, "web", _query("echo", container="sidecar"))
+    assert c is None
+    assert (answer.status, answer.json()["message"]) == (
+        400, 'container "sidecar" in pod "web" is not running')
+    # the refused handshakes never reached the agent; the refused container started nothing
+    assert {r["path"] for r in agent.requests} == {"default/web/sidecar"}
+    assert all("protocol" not in r for r in agent.requests)
+
+
+async def test_spdy_v4_maps_streams_and_carries_the_exit_status_json(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, c = await _spdy(api, "web", _query("fail"))
+    assert c is not None
+    ids = _streams(c, "error", "stdout", "stderr")
+    await c.until(lambda: set(ids.values()) <= c.fin)  # every stream ended by the server
+    assert c.replied == set(ids.values())
+    assert c.data.get(ids["stdout"], b"") == b""
+    assert c.data[ids["stderr"]] == b"oops\n"
+    assert json.loads(c.data[ids["error"]]) == EXIT_3  # kubectl exits 3 from the ExitCode cause
+    await c.wait_closed()
+    assert c.goaway
+    assert agent.requests[0]["protocol"] == "v5.channel.k8s.io"  # the same agent backend as WebSocket
+
+
+async def test_spdy_stdin_reaches_the_command_and_its_fin_closes_it(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, c = await _spdy(api, "web", _query("cat", stdin=True))
+    assert c is not None
+    ids = _streams(c, "error", "stdin", "stdout", "stderr")
+    c.send(ids["stdin"], b"hello ")
+    c.send(ids["stdin"], b"world\n", fin=True)
+    await c.until(lambda: ids["error"] in c.fin)
+    assert c.data[ids["stdout"]] == b"hello world\n"
+    assert json.loads(c.data[ids["error"]]) == SUCCESS
+    assert agent.requests[0]["flags"] == {"stdin": "true", "stdout": "true", "stderr": "true", "tty": "false"}
+    await c.close()
+
+
+async def test_spdy_before_v4_writes_only_a_failures_message(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    for command, want in (("fail", b"command terminated with non-zero exit code: exit status 3"),
+                          ("echo", b"")):
+        _, c = await _spdy(api, "web", _query(command), "v3.channel.k8s.io")
+        assert c is not None
+        ids = _streams(c, "error", "stdout", "stderr")
+        await c.until(lambda c=c, ids=ids: ids["error"] in c.fin)
+        assert c.data.get(ids["error"], b"") == want
+        await c.close()
+
+
+async def test_spdy_tty_resize_messages_reach_the_agent_and_stderr_is_not_expected(
+        api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    query = [("command", "sizes"), ("stdin", "true"), ("stdout", "true"), ("stderr", "true"), ("tty", "true")]
+    _, c = await _spdy(api, "web", query)
+    assert c is not None
+    # with a TTY kubectl opens no stderr stream; four streams are all the server waits for
+    ids = _streams(c, "error", "stdin", "stdout", "resize")
+    # two TerminalSize objects as Go's json.Encoder writes them, split mid-object across frames
+    c.send(ids["resize"], b'{"Width":100,"Hei')
+    c.send(ids["resize"], b'ght":30}\n{"Width":120,"Height":40}\n')
+    await c.until(lambda: c.data.get(ids["stdout"], b"").count(b"\n") == 2)
+    c.send(ids["stdin"], b"", fin=True)
+    await c.until(lambda: ids["error"] in c.fin)
+    assert [json.loads(line) for line in c.data[ids["stdout"]].splitlines()] == [
+        {"Width": 100, "Height": 30}, {"Width": 120, "Height": 40}]
+    assert agent.requests[0]["flags"]["tty"] == "true" and agent.requests[0]["flags"]["stderr"] == "false"
+    await c.close()
+
+
+async def test_spdy_client_leaving_ends_the_agent_stream(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    _, c = await _spdy(api, "web", _query("cat", stdin=True))
+    assert c is not None
+    ids = _streams(c, "error", "stdin", "stdout", "stderr")
+    c.send(ids["stdin"], b"ping")
+    await c.until(lambda: c.data.get(ids["stdout"]) == b"ping")
+    await c.close()
+    _, out, _ = await _session(api, "web", _query("echo", "again"))  # the server is free for the next one
+    assert out == {STDOUT: b"again\n"}
