@@ -4,10 +4,12 @@
 
 Brings up a 1-node cluster of its own (a private state root), starts a pod whose server sends a fixed
 number of bytes on each connection, then alternates rounds: (a) the host downloads through
-`kubectl port-forward` (127.0.0.1 -> API server -> node agent -> the pod's loopback), (b) a client in
-the node's own network namespace downloads straight from the pod's IP (the data plane alone, the
-baseline). Both clients are the same Python program; every round is bounded in bytes and time. The
-cluster is removed at the end, also when a round fails.
+`kubectl port-forward` as kubectl v1.31+ does by default, SPDY tunnelled in a WebSocket
+(127.0.0.1 -> API server -> node agent -> the pod's loopback), (b) the same through a second
+`kubectl port-forward` with KUBECTL_PORT_FORWARD_WEBSOCKETS=false, a plain `Upgrade: SPDY/3.1`,
+(c) a client in the node's own network namespace downloads straight from the pod's IP (the data plane
+alone, the baseline). All clients are the same Python program; every round is bounded in bytes and
+time. The cluster is removed at the end, also when a round fails.
 """
 
 from __future__ import annotations
@@ -62,6 +64,19 @@ def download(argv_prefix: list[str], host: str, port: int, env: dict[str, str], 
     return size / float(seconds) / 2**20
 
 
+def start_forward(kubectl: list[str], env: dict[str, str]) -> tuple[int, subprocess.Popen[str]]:
+    """`kubectl port-forward pod/blob :7001` with `env`; the local port it listens on, and the process."""
+    forward = subprocess.Popen([*kubectl, "port-forward", "--address", "127.0.0.1", "pod/blob", ":7001"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert forward.stdout is not None
+    line = forward.stdout.readline()
+    found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
+    if not found:
+        forward.kill()
+        raise RuntimeError(f"kubectl port-forward did not start: {line}")
+    return int(found.group(1)), forward
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=200, help="bytes per download, in MiB (default 200)")
@@ -78,7 +93,7 @@ def main() -> int:
     kubeconfig = f"{root}/clusters/{name}/kubeconfig"
     kubectl = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", f"{root}/kcache"]
     report = Report("port-forward throughput")
-    forward: subprocess.Popen[str] | None = None
+    forwards: list[subprocess.Popen[str]] = []
     try:
         print(f"bringing up cluster {name} ...", file=sys.stderr, flush=True)
         run([*PODNET, "up", "--name", name, "--nodes", "1"], env)
@@ -91,29 +106,30 @@ def main() -> int:
         run([*kubectl, "wait", "--for=condition=Ready", "pod/blob", "--timeout=90s"], env)
         got = json.loads(run([*kubectl, "get", "pod", "blob", "-o", "json"], env))
         pod_ip, node = got["status"]["podIP"], got["spec"]["nodeName"]
-        forward = subprocess.Popen([*kubectl, "port-forward", "--address", "127.0.0.1", "pod/blob", ":7001"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert forward.stdout is not None
-        line = forward.stdout.readline()
-        found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
-        if not found:
-            raise RuntimeError(f"kubectl port-forward did not start: {line}")
-        local = int(found.group(1))
+        tunnelled, forward = start_forward(kubectl, env)
+        forwards.append(forward)
+        plain, forward = start_forward(kubectl, dict(env, KUBECTL_PORT_FORWARD_WEBSOCKETS="false"))
+        forwards.append(forward)
         in_node = [*PODNET, "node-exec", "--name", name, node, "--"]
-        through, direct = [], []
+        through, spdy, direct = [], [], []
         for i in range(args.rounds):
             print(f"round {i + 1}/{args.rounds} ...", file=sys.stderr, flush=True)
-            through.append(download([], "127.0.0.1", local, env, size))
+            through.append(download([], "127.0.0.1", tunnelled, env, size))
+            spdy.append(download([], "127.0.0.1", plain, env, size))
             direct.append(download(in_node, pod_ip, 7001, env, size))
-        report.add(Figure("port-forward", f"download {args.mb} MiB through kubectl port-forward (median of "
-                          f"{args.rounds})", statistics.median(through), "MiB/s",
+        report.add(Figure("port-forward", f"download {args.mb} MiB through kubectl port-forward, SPDY in a "
+                          f"WebSocket (median of {args.rounds})", statistics.median(through), "MiB/s",
                           statistics.median(direct), "direct from the node to the pod IP, same run",
                           higher_is_better=True, extra={"through": through, "direct": direct}))
+        report.add(Figure("port-forward-spdy", f"download {args.mb} MiB through kubectl port-forward, plain "
+                          f"SPDY/3.1 upgrade (median of {args.rounds})", statistics.median(spdy), "MiB/s",
+                          statistics.median(through), "SPDY tunnelled in a WebSocket, same run",
+                          higher_is_better=True, extra={"plain_spdy": spdy}))
     except (RuntimeError, subprocess.SubprocessError, OSError, KeyError, ValueError) as e:
         report.errors.append(str(e))
         print(f"error: {e}", file=sys.stderr)
     finally:
-        if forward is not None:
+        for forward in forwards:
             forward.terminate()
             forward.wait(timeout=10)
         subprocess.run([*PODNET, "down", "--name", name], env=env, capture_output=True, timeout=120)
