@@ -1,11 +1,17 @@
 """Proxy benchmarks (root; scratch network namespaces only; bounded in time). Prints a table.
 
-1. Full sync of N services x 3 endpoints: podnet's renderer + `nft -f` vs a kube-proxy-shaped
-   ruleset (a chain per service and per endpoint, `numgen random mod N vmap`), same netns, same run.
-2. Incremental sync of one changed Service among 10,000 (the whole ProxyRunner.sync_once).
+1. Full sync of N services x 3 endpoints: podnet's renderer, then the transaction applied through a
+   libnftables context kept open (`LibNft`, what agents use) and through `nft -f` (`RealNft`, the
+   fallback and the previous way), vs a kube-proxy-shaped ruleset (a chain per service and per
+   endpoint, `numgen random mod N vmap`), same netns, same run.
+2. Incremental sync of one changed EndpointSlice among N Services (the whole ProxyRunner.sync_once:
+   caches -> change tracker -> patched state -> delta text -> kernel), through LibNft and through
+   `nft -f` in the same run, `--delta-trials` changes each (alternately removing and restoring an
+   endpoint of a different Service), median and max.
 3. Connection setup latency pod -> ClusterIP -> pod with 10 vs 10,000 services loaded.
 
 Usage: sudo .venv/bin/python bench/bench_proxy.py [--max-services 100000] [--connects 300]
+       [--delta-services 10000,100000] [--delta-trials 20] [--only full,delta,latency]
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from rich.table import Table
 
 from podnet.client.client import ApiClient
 from podnet.core.config import ClusterConfig
-from podnet.proxy.nft import RealNft
+from podnet.proxy.libnft import LibNft
+from podnet.proxy.nft import Nft, RealNft
 from podnet.proxy.render import render_full
 from podnet.proxy.runner import ProxyRunner
 from podnet.proxy.serviceports import EndpointInfo, NodeFacts, ServicePortInfo
@@ -89,25 +96,38 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def bench_full(ns: str, sizes: list[int], kp_limit: int) -> list[list[str]]:
-    nft = RealNft(ns, timeout=600)
+    binary = RealNft(ns, timeout=600)
+    lib = LibNft(ns)
     rows = []
-    for n in sizes:
-        ports = service_ports(n)
-        t0 = time.perf_counter()
-        text = render_full(build_state(ports, NODE))
-        t_render = time.perf_counter() - t0
-        t_apply = timed(lambda text=text: nft.apply(text))  # type: ignore[misc]
-        nft.delete_table()
-        if n <= kp_limit:
-            kp = kube_proxy_shape(ports)
-            t_kp = timed(lambda kp=kp: sh("ip", "netns", "exec", ns, "nft", "-f", "-", inp=kp))  # type: ignore[misc]
-            sh("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "kp")
-            kp_s = f"{t_kp:.2f}"
-        else:
-            kp_s = "skipped (est. > 60 s)"
-        rows.append([f"{n:,}", f"{t_render:.2f}", f"{t_apply:.2f}", f"{t_render + t_apply:.2f}", kp_s])
-        print(f"  full sync {n:,}: render {t_render:.2f}s nft {t_apply:.2f}s kube-proxy shape {kp_s}",
-              file=sys.stderr)
+    try:
+        for n in sizes:
+            ports = service_ports(n)
+            t0 = time.perf_counter()
+            text = render_full(build_state(ports, NODE))
+            t_render = time.perf_counter() - t0
+            t_bin = timed(lambda text=text: binary.apply(text))  # type: ignore[misc]
+            binary.delete_table()
+            c0 = time.thread_time()
+            t_lib = timed(lambda text=text: lib.apply(text))  # type: ignore[misc]
+            c_lib = time.thread_time() - c0
+            t_renew = timed(lib.wait_idle)  # the context renewal after a large transaction
+            lib.delete_table()
+            if n <= kp_limit:
+                kp = kube_proxy_shape(ports)
+                t_kp = timed(lambda kp=kp: sh("ip", "netns", "exec", ns, "nft", "-f", "-", inp=kp))  # type: ignore[misc]
+                sh("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "kp")
+                kp_s = f"{t_kp:.2f}"
+            else:
+                kp_s = "skipped (est. > 60 s)"
+            rows.append([f"{n:,}", f"{text.count(chr(10)):,}", f"{t_render:.2f}",
+                         f"{t_lib:.2f} ({c_lib:.2f} CPU)", f"{t_renew:.2f}", f"{t_render + t_lib:.2f}",
+                         f"{t_bin:.2f}", f"{t_render + t_bin:.2f}",
+                         f"{(t_render + t_lib) / (t_render + t_bin):.2f}", kp_s])
+            print(f"  full sync {n:,}: render {t_render:.2f}s libnftables {t_lib:.2f}s "
+                  f"(+{t_renew:.2f}s renewal) nft -f {t_bin:.2f}s kube-proxy shape {kp_s}",
+                  file=sys.stderr, flush=True)
+    finally:
+        lib.close()
     return rows
 
 
@@ -124,17 +144,17 @@ def api_objects(n: int) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, 
             "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
             "endpoints": [{"addresses": [e.ip], "nodeName": "n1", "conditions": {"ready": True}}
                           for e in sp.endpoints]}
+        FULL_ENDPOINTS[f"{sp.name}-x"] = slices[f"default/{sp.name}-x"]["endpoints"]
     return svcs, slices
 
 
-def bench_delta(ns: str, n: int = 10_000) -> list[str]:
-    """One ProxyRunner.sync_once (caches → delta → nft -f) after one EndpointSlice changed."""
+def bench_delta(ns: str, n: int, trials: int, nft: Nft, label: str) -> list[str]:
+    """ProxyRunner.sync_once (caches → tracker → delta → kernel) after one EndpointSlice changed."""
 
     async def no_conntrack(_: list[list[str]]) -> None:
         return None
 
-    async def run() -> tuple[float, float, int]:
-        nft = RealNft(ns, timeout=600)
+    async def run() -> tuple[float, list[float], int]:
         runner = ProxyRunner(ApiClient("http://127.0.0.1:9"), "n1", NODE.ips[0],
                              ClusterConfig(name="bench"), nft, conntrack=no_conntrack)
         svcs, slices = api_objects(n)
@@ -142,14 +162,8 @@ def bench_delta(ns: str, n: int = 10_000) -> list[str]:
         t_full = time.perf_counter()
         await runner.sync_once()
         t_full = time.perf_counter() - t_full
-        # one watch event, delivered as the Informer does: the cache first, then the handlers
-        key = f"default/s{n // 2}-x"
-        old = slices[key]
-        sl = {**old, "metadata": {**old["metadata"], "resourceVersion": "2"},
-              "endpoints": old["endpoints"][:2]}
-        slices[key] = sl
-        for handler in runner.slices.handlers:
-            handler("MODIFIED", sl, old)
+        if isinstance(nft, LibNft):
+            nft.wait_idle()
         texts: list[str] = []
         real_apply = nft.apply
 
@@ -158,14 +172,38 @@ def bench_delta(ns: str, n: int = 10_000) -> list[str]:
             real_apply(text)
 
         nft.apply = spy  # type: ignore[method-assign]
-        t = time.perf_counter()
-        await runner.sync_once()
-        t_delta = time.perf_counter() - t
+        times = []
+        for i in range(trials):
+            # one watch event, delivered as the Informer does: the cache first, then the handlers;
+            # even trials remove an endpoint of Service k, odd ones put it back
+            key = f"default/s{(n // 2 + i // 2 * 7) % n}-x"
+            old = slices[key]
+            eps = old["endpoints"][:2] if i % 2 == 0 else api_objects_endpoints(old)
+            sl = {**old, "metadata": {**old["metadata"], "resourceVersion": str(i + 2)}, "endpoints": eps}
+            slices[key] = sl
+            for handler in runner.slices.handlers:
+                handler("MODIFIED", sl, old)
+            t = time.perf_counter()
+            await runner.sync_once()
+            times.append(time.perf_counter() - t)
+        nft.apply = real_apply  # type: ignore[method-assign]
         nft.delete_table()
-        return t_full, t_delta, texts[0].count("\n")
+        assert runner.patched_syncs == trials, "every change must take the incremental path"
+        return t_full, times, texts[0].count("\n")
 
-    t_full, t_delta, lines = asyncio.run(run())
-    return [f"{n:,}", f"{t_full:.2f}", f"{t_delta * 1000:.0f}", str(lines)]
+    t_full, times, lines = asyncio.run(run())
+    times.sort()
+    med = times[len(times) // 2]
+    return [label, f"{n:,}", f"{t_full:.2f}", f"{med * 1000:.1f}", f"{times[-1] * 1000:.1f}", str(len(times)),
+            str(lines)]
+
+
+FULL_ENDPOINTS: dict[str, list[dict[str, Any]]] = {}
+
+
+def api_objects_endpoints(sl: dict[str, Any]) -> list[dict[str, Any]]:
+    """The 3 endpoints a bench slice had before a trial removed one."""
+    return FULL_ENDPOINTS[sl["metadata"]["name"]]
 
 
 SERVER = textwrap.dedent("""
@@ -241,40 +279,67 @@ def main() -> int:
     ap.add_argument("--kube-proxy-max", type=int, default=10_000,
                     help="largest size for the kube-proxy-shaped comparison (it grows ~linearly, slowly)")
     ap.add_argument("--connects", type=int, default=300)
+    ap.add_argument("--delta-services", default="10000", help="comma-separated Service counts for the delta")
+    ap.add_argument("--delta-trials", type=int, default=20)
+    ap.add_argument("--only", default="full,delta,latency", help="comma-separated parts to run")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_proxy needs root (network namespaces)", file=sys.stderr)
         return 2
+    parts = set(args.only.split(","))
     sizes = [n for n in (1_000, 10_000, 100_000) if n <= args.max_services]
-    console = Console()
+    console = Console(width=200)
     scratch = f"{TAG}-rules"
     sh("ip", "netns", "add", scratch)
+    full: list[list[str]] = []
+    delta: list[list[str]] = []
     try:
-        full = bench_full(scratch, sizes, args.kube_proxy_max)
-        delta = bench_delta(scratch)
+        if "full" in parts:
+            full = bench_full(scratch, sizes, args.kube_proxy_max)
+        if "delta" in parts:
+            for n in (int(x) for x in args.delta_services.split(",") if x):
+                lib = LibNft(scratch)
+                try:
+                    delta.append(bench_delta(scratch, n, args.delta_trials, lib, "libnftables kept open"))
+                finally:
+                    lib.close()
+                delta.append(bench_delta(scratch, n, max(4, args.delta_trials // 4),
+                                         RealNft(scratch, timeout=600), "nft -f per sync"))
+                print(f"  delta {n:,}: {delta[-2]} vs {delta[-1]}", file=sys.stderr, flush=True)
     finally:
         sh("ip", "netns", "del", scratch, check=False)
-    tmp = Path(f"/tmp/{TAG}")
-    tmp.mkdir(exist_ok=True)
-    lat = bench_latency(tmp, args.connects)
+    lat: list[list[str]] = []
+    if "latency" in parts:
+        tmp = Path(f"/tmp/{TAG}")
+        tmp.mkdir(exist_ok=True)
+        lat = bench_latency(tmp, args.connects)
 
-    t = Table(title="Full sync: N services x 3 endpoints, one nft -f transaction (seconds)")
-    for c in ("services", "podnet render", "podnet nft -f", "podnet total", "kube-proxy shape nft -f"):
-        t.add_column(c, justify="right")
-    for r in full:
-        t.add_row(*r)
-    console.print(t)
-    t = Table(title="Incremental sync (ProxyRunner.sync_once) after one EndpointSlice changed")
-    for c in ("services loaded", "first full sync s", "sync after 1 change ms", "delta lines"):
-        t.add_column(c, justify="right")
-    t.add_row(*delta)
-    console.print(t)
-    t = Table(title="Connection setup pod -> ClusterIP -> pod (microseconds)")
-    for c in ("services loaded", "connects", "p50", "p99", "mean"):
-        t.add_column(c, justify="right")
-    for r in lat:
-        t.add_row(*r)
-    console.print(t)
+    if full:
+        t = Table(title="Full sync: N services x 3 endpoints, one transaction (seconds, wall)")
+        for c in ("services", "lines", "render", "libnftables apply", "ctx renewal (after)",
+                  "total libnftables", "nft -f apply", "total nft -f", "ratio", "kube-proxy shape nft -f"):
+            t.add_column(c, justify="right")
+        for r in full:
+            t.add_row(*r)
+        console.print(t)
+    if delta:
+        t = Table(title="Incremental sync (ProxyRunner.sync_once) after one EndpointSlice changed")
+        for c in ("path", "services loaded", "first full sync s", "sync after 1 change, median ms", "max ms",
+                  "trials", "delta lines"):
+            t.add_column(c, justify="right")
+        for r in delta:
+            t.add_row(*r)
+        console.print(t)
+        for i in range(0, len(delta) - 1, 2):
+            ratio = float(delta[i][3]) / float(delta[i + 1][3])
+            console.print(f"ratio libnftables / nft -f at {delta[i][1]} Services (median): {ratio:.2f}")
+    if lat:
+        t = Table(title="Connection setup pod -> ClusterIP -> pod (microseconds)")
+        for c in ("services loaded", "connects", "p50", "p99", "mean"):
+            t.add_column(c, justify="right")
+        for r in lat:
+            t.add_row(*r)
+        console.print(t)
     return 0
 
 

@@ -1,5 +1,10 @@
-"""Incremental syncs in the real kernel: every delta applies with `nft`, and the table it leaves is
-the table a full render gives (`nft -j list table` of both compared, element by element).
+"""Incremental syncs in the real kernel: every delta applies, and the table it leaves is the table
+a full render gives (`nft -j list table` of both compared, element by element).
+
+The incremental side goes through what agents use, one libnftables context kept open for the
+whole module (`LibNft`: its cache carried from one transaction to the next, renewed after large
+ones); the full side through the `nft` binary (`RealNft`, the fallback), so the two paths are
+also proven to leave and list the same table.
 
 Random sequences of Service shapes — protocols changing (TCP+UDP → SCTP, ...), session affinity
 on/off with different timeouts, externalTrafficPolicy Local/Cluster, NodePort / LoadBalancer /
@@ -25,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "proxy"))
 from proxy_fixtures import NODE1, ep, eslice, port, state_of, svc
 
 from podnet.model.kinds import Obj
-from podnet.proxy.nft import RealNft
+from podnet.proxy.libnft import LibNft
+from podnet.proxy.nft import Nft, NftError, RealNft
 from podnet.proxy.render import render_delta, render_full
 from podnet.proxy.state import RulesetState
 
@@ -96,22 +102,25 @@ def canonical(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def namespaces() -> Iterator[tuple[str, str]]:
+def namespaces() -> Iterator[tuple[Nft, Nft]]:
     tag = f"dpd{os.getpid() % 10000}{random.randint(0, 99)}"
     inc, full = f"{tag}-inc", f"{tag}-full"
     made = []
+    lib: LibNft | None = None
     try:
         for ns in (inc, full):
             subprocess.run(["ip", "netns", "add", ns], check=True)
             made.append(ns)
-        yield inc, full
+        lib = LibNft(inc)
+        yield lib, RealNft(full)
     finally:
+        if lib is not None:
+            lib.close()
         for ns in made:
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def check_sequence(inc: str, full: str, steps: list[dict[str, dict[str, Any]]]) -> None:
-    a, b = RealNft(inc), RealNft(full)
+def check_sequence(a: Nft, b: Nft, steps: list[dict[str, dict[str, Any]]]) -> None:
     old: RulesetState | None = None
     for step in steps:
         svcs, slices = objects(step)
@@ -125,7 +134,7 @@ def check_sequence(inc: str, full: str, steps: list[dict[str, dict[str, Any]]]) 
 
 
 def test_protocol_change_with_affinity_and_etp_local_applies_incrementally(
-        namespaces: tuple[str, str]) -> None:
+        namespaces: tuple[Nft, Nft]) -> None:
     """Issue 19 item 11: NodePort + ClientIP affinity + ETP Local, TCP/80 + UDP/80 → SCTP/80 and back."""
     inc, full = namespaces
     base = {"type": "NodePort", "etp_local": True, "affinity": 10800, "eps": [0, 1]}
@@ -138,6 +147,33 @@ def test_protocol_change_with_affinity_and_etp_local_applies_incrementally(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=sequences)
 def test_random_sequences_apply_incrementally_and_equal_a_full_render(
-        namespaces: tuple[str, str], steps: list[dict[str, dict[str, Any]]]) -> None:
+        namespaces: tuple[Nft, Nft], steps: list[dict[str, dict[str, Any]]]) -> None:
     inc, full = namespaces
     check_sequence(inc, full, steps)
+
+
+def test_large_full_sync_renews_the_context_and_deltas_still_match(namespaces: tuple[Nft, Nft]) -> None:
+    """1,000 Services: the full transaction is large enough that LibNft drops its cache and reopens
+    its context; deltas after that (endpoints removed, a Service gone) still leave the table a full
+    render gives, and a refused transaction reports nft's own words."""
+    lib, binary = namespaces
+    assert isinstance(lib, LibNft)
+    before = lib.renewals
+    def pod_ip(k: int) -> str:
+        return f"10.244.{1 + k % 3}.{k // 3 % 250 + 2}"
+
+    svcs = [svc(f"s{i}", f"10.97.{i // 250}.{i % 250 + 1}", [port(80, 8080, "t")]) for i in range(1000)]
+    slices = [eslice(f"s{i}", [ep(pod_ip(k), f"n{1 + k % 3}") for k in range(i, i + 3)], [("t", 8080, "TCP")])
+              for i in range(1000)]
+    old = state_of(svcs, slices, NODE1)
+    lib.apply(render_full(old))
+    lib.wait_idle()
+    assert lib.renewals == before + 1
+    new = state_of(svcs[:-1], [*slices[:10], eslice("s10", [ep("10.244.1.2", "n1")], [("t", 8080, "TCP")]),
+                               *slices[11:-1]], NODE1, previous=old)
+    lib.apply(render_delta(old, new))
+    binary.apply(render_full(new))
+    assert canonical(lib.list_ruleset_json()) == canonical(binary.list_ruleset_json())
+    with pytest.raises(NftError, match=r"(?s)libnftables in netns \S+ refused the transaction: "
+                       r"Error: No such file or directory.*no-such-set"):
+        lib.apply("add element ip podnet no-such-set { 10.96.0.1 }\n")

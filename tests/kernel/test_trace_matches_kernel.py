@@ -38,7 +38,8 @@ from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.net.nodenet import NodeInfo, reconcile_node_routes, setup_node_netns
 from podnet.net.real import RealNetOps
 from podnet.proxy.lbip import lb_owner
-from podnet.proxy.nft import RealNft
+from podnet.proxy.libnft import LibNft
+from podnet.proxy.nft import Nft, RealNft
 from podnet.proxy.render import render_full
 from podnet.proxy.serviceports import NodeFacts, build_service_ports
 from podnet.proxy.state import build_state
@@ -217,13 +218,19 @@ class Lab:
                 subprocess.run(["sleep", "0.05"], check=False)
 
     def program(self) -> None:
-        """Every node's rules, as its agent renders them; LoadBalancer IPs on their owner node."""
+        """Every node's rules, as its agent renders them; LoadBalancer IPs on their owner node.
+
+        n1's go through libnftables (`LibNft`, what agents use), n2's through the `nft` binary (the
+        fallback when the library is missing): a trace from either node checks either path."""
         nodes = [node_obj(n) for n in NODE_IPS]
         for node in NODE_IPS:
             facts = NodeFacts(node, (NODE_IPS[node],), "10.244.0.0/16", NODE_CIDRS[node],
                               tuple(NODE_CIDRS.values()), tuple(NODE_IPS.values()), SVC_CIDR)
             built = build_service_ports(SERVICES_, SLICES, facts)
-            RealNft(self.ns_of(node)).apply(render_full(build_state(built.ports, facts)))
+            nft: Nft = LibNft(self.ns_of(node)) if node == "n1" else RealNft(self.ns_of(node))
+            nft.apply(render_full(build_state(built.ports, facts)))
+            if isinstance(nft, LibNft):
+                nft.close()
         built = build_service_ports(SERVICES_, SLICES, NodeFacts("", (), "10.244.0.0/16"))
         for sp in built.ports:
             for ip in sp.lb_ips:

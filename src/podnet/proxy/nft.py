@@ -25,13 +25,13 @@ class Nft(Protocol):
         """`nft -j list table ip podnet` (an empty `{"nftables": []}` when the table does not exist)."""
 
 
-def _first_lines(text: str, n: int = 12) -> str:
+def first_lines(text: str, n: int = 12) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     more = f"\n... ({len(lines) - n} more lines)" if len(lines) > n else ""
     return "\n".join(lines[:n]) + more
 
 
-def _table_missing(e: NftError) -> bool:
+def table_missing(e: NftError) -> bool:
     msg = str(e)
     return "No such file or directory" in msg and "network namespace" not in msg
 
@@ -61,7 +61,7 @@ class RealNft:
         if proc.returncode != 0:
             where = f" in netns {self.netns}" if self.netns else ""
             raise NftError(f"nft {' '.join(args)}{where} failed (exit {proc.returncode}): "
-                           f"{_first_lines(proc.stderr or proc.stdout)}")
+                           f"{first_lines(proc.stderr or proc.stdout)}")
         return proc.stdout
 
     def apply(self, text: str) -> None:
@@ -71,7 +71,7 @@ class RealNft:
         try:
             out = self._run(["-j", "list", "table", FAMILY, TABLE])
         except NftError as e:
-            if _table_missing(e):
+            if table_missing(e):
                 return {"nftables": []}
             raise
         data: dict[str, Any] = json.loads(out)
@@ -82,7 +82,7 @@ class RealNft:
         try:
             return self._run([*(["-s"] if stateless else []), "list", "table", FAMILY, TABLE])
         except NftError as e:
-            if _table_missing(e):
+            if table_missing(e):
                 return ""
             raise
 

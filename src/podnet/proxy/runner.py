@@ -31,8 +31,9 @@ from podnet.proxy.compact import compact_service, compact_slice
 from podnet.proxy.health import proxy_healthy
 from podnet.proxy.healthcheck import HealthChecks
 from podnet.proxy.lbip import LBAddresses, lb_owner
+from podnet.proxy.libnft import open_nft
 from podnet.proxy.metrics import METRICS, ProxyMetrics
-from podnet.proxy.nft import Nft, NftError, RealNft
+from podnet.proxy.nft import Nft, NftError
 from podnet.proxy.render import changed_frontends, is_full, render_delta, render_full, shared_counts
 from podnet.proxy.serviceports import NodeFacts, ServicePortInfo
 from podnet.proxy.state import RulesetState
@@ -283,7 +284,10 @@ async def run_proxy(client: ApiClient, *, node_name: str, node_ip: str, config: 
     (None: do not manage LoadBalancer addresses).
     """
     lb = LBAddresses(uplink, pool_networks(config.lb_pool)) if uplink and config.lb_pool != "none" else None
-    runner = ProxyRunner(client, node_name, node_ip, config, nft or RealNft(), lb_addresses=lb,
+    if nft is None:
+        nft = open_nft()
+        log.info("proxy: applying rules through %s", type(nft).__name__)
+    runner = ProxyRunner(client, node_name, node_ip, config, nft, lb_addresses=lb,
                          health=HealthChecks(healthy=lambda: proxy_healthy(METRICS, time.time())),
                          shared=informers)
     await runner.run()
