@@ -15,5 +15,5 @@ def test_a_missing_library_falls_back_to_the_nft_binary() -> None:
 
 
 def test_a_missing_library_is_reported_by_its_path() -> None:
-    with pytest.raises(LibUnavailable, match="cannot load libnftables-not-here.so.0"):
+    with pytest.raises(LibUnavailable, match=r"cannot load libnftables-not-here\.so\.0"):
         LibNft(library="libnftables-not-here.so.0")
