@@ -57,7 +57,7 @@ from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.cluster.cgroup import ClusterCgroup
 from podnet.core.config import ClusterConfig
-from podnet.core.naming import pod_netns
+from podnet.core.naming import node_netns, pod_netns
 from podnet.model.kinds import DEPLOYMENTS, ENDPOINTSLICES, NAMESPACES, PODS, SERVICES, Obj
 
 NS = "default"
@@ -70,30 +70,54 @@ PUBLISHED_UP = {"k3d": 20.0, "kind": 33.0, "minikube": 51.0}
 K3S_IDLE_MIB = 500.0
 
 # Runs inside a pod's network namespace; one JSON command per stdin line, one JSON answer per line.
+# Runs inside a pod's or a node's network namespace; one JSON command per stdin line, one JSON
+# answer per line. "wait" starts a fresh non-blocking connect every 2 ms (each given up after 1 s),
+# so a connection started just after the rules arrive succeeds at once: a single blocking connect
+# with a timeout would add up to that timeout when the first SYNs are dropped (an address of the
+# service CIDR no rule knows yet is dropped). At most 64 attempts in flight, 30,000 in all.
 POLLER = r"""
-import json, socket, sys, time
-def connect(ip, port, timeout):
-    s = socket.socket()
-    s.settimeout(timeout)
+import errno, json, selectors, socket, sys, time
+def wait(ip, port, limit):
+    sel = selectors.DefaultSelector()
+    end = time.monotonic() + min(float(limit), 60.0)
+    tries, ok, nxt, t = 0, False, 0.0, 0.0
     try:
-        s.connect((ip, port))
-        return True
-    except OSError:
-        return False
+        while time.monotonic() < end and not ok:
+            now = time.monotonic()
+            if now >= nxt and tries < 30000 and len(sel.get_map()) < 64:
+                s = socket.socket()
+                s.setblocking(False)
+                tries += 1
+                err = s.connect_ex((ip, port))
+                if err == 0:
+                    ok, t = True, time.time()
+                    s.close()
+                    break
+                if err in (errno.EINPROGRESS, errno.EALREADY):
+                    sel.register(s, selectors.EVENT_WRITE, now + 1.0)
+                else:
+                    s.close()
+                nxt = now + 0.002
+            for key, _ in sel.select(timeout=max(0.0, min(0.002, nxt - time.monotonic()))):
+                s = key.fileobj
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and not ok:
+                    ok, t = True, time.time()
+                sel.unregister(s)
+                s.close()
+            now = time.monotonic()
+            for key in list(sel.get_map().values()):
+                if key.data < now:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
     finally:
-        s.close()
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        sel.close()
+    return {"ok": ok, "t": t if ok else time.time(), "tries": tries}
 for line in sys.stdin:
     cmd = json.loads(line)
     if cmd["op"] == "wait":
-        end = time.monotonic() + min(float(cmd["limit"]), 60.0)
-        ok, tries = False, 0
-        while time.monotonic() < end and tries < 20000:
-            tries += 1
-            if connect(cmd["ip"], cmd["port"], 0.1):
-                ok = True
-                break
-            time.sleep(0.005)
-        out = {"ok": ok, "t": time.time(), "tries": tries}
+        out = wait(cmd["ip"], cmd["port"], cmd["limit"])
     else:
         lat = []
         for _ in range(min(int(cmd["n"]), 5000)):
@@ -161,6 +185,22 @@ def service(name: str, selector: dict[str, str], port: int, target: int) -> Obj:
         "kind": "Service",
         "metadata": {"name": name},
         "spec": {"selector": selector, "ports": [{"port": port, "targetPort": target, "protocol": "TCP"}]},
+    }
+
+
+def bench_slice(svc: str, pods: list[tuple[str, str, str]], target: int) -> Obj:
+    """The EndpointSlice of a selector-less Service, written by the bench (--bulk-slices direct):
+    one ready endpoint per (pod name, pod IP, node)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": f"{svc}-bench", "labels": {"kubernetes.io/service-name": svc,
+                                                          "endpointslice.kubernetes.io/managed-by": "bench"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "", "port": target, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip], "nodeName": node, "conditions": {"ready": True},
+                       "targetRef": {"kind": "Pod", "namespace": BULK_NS, "name": name}}
+                      for name, ip, node in pods],
     }
 
 
@@ -302,6 +342,7 @@ class Bench:
         self.watch: PodWatch | None = None
         self.nodes: list[str] = []
         self.pollers: dict[str, Poller] = {}
+        self.node_pollers: dict[str, Poller] = {}  # in the nodes' own namespaces (--probe-from node)
         self.ips: dict[str, str] = {}
 
     # -- helpers --
@@ -418,9 +459,10 @@ class Bench:
         )
 
     async def disconnect(self) -> None:
-        for p in self.pollers.values():
+        for p in [*self.pollers.values(), *self.node_pollers.values()]:
             await p.close()
         self.pollers.clear()
+        self.node_pollers.clear()
         if self.watch is not None:
             await self.watch.stop()
             self.watch = None
@@ -606,6 +648,18 @@ class Bench:
             if not all(r["ok"] for r in res):
                 raise RuntimeError(f"Service {key} not reachable from every node within 30s")
 
+    async def probes(self) -> list[Poller]:
+        """Where "reachable from every node" is tested: each node's own namespace (--probe-from node,
+        as a node-level process would connect) or the probe pod on each node."""
+        if self.a.probe_from == "pod":
+            return list(self.pollers.values())
+        if not self.node_pollers:
+            for n in self.nodes:
+                p = Poller(n, node_netns(self.name, n))
+                await p.start()
+                self.node_pollers[n] = p
+        return list(self.node_pollers.values())
+
     def client_poller(self) -> Poller:
         """The probe pod on another node than the servers (node 0)."""
         return self.pollers[self.nodes[1 % len(self.nodes)]]
@@ -748,19 +802,44 @@ class Bench:
                 [netexec_pod(f"bulk-be-{i}", {"bench": "bulk"}, node=n) for i, n in enumerate(self.nodes)],
                 ns=BULK_NS,
             )
+        direct = self.a.bulk_slices == "direct"
+        pods = [(f"bulk-be-{i}", self.ips[f"bulk-be-{i}"], n) for i, n in enumerate(self.nodes)]
         sem = asyncio.Semaphore(16)
         last: list[tuple[str, str]] = []  # (name, ClusterIP) in the order the API answered
+        min_free = self.a.min_free_gib * 2**20
+        stopped = ""
 
         async def one(i: int) -> None:
+            nonlocal stopped
             async with sem:
-                svc = service(f"bulk-{have + i:05d}", {"bench": "bulk"}, 80, 8080)
+                if stopped:
+                    return
+                if i % 1000 == 0:
+                    avail = mem_available_kib()
+                    print(f"  bulk: {len(last)}/{todo} created in {time.monotonic() - t0:.0f}s, "
+                          f"MemAvailable {avail / 2**20:.1f} GiB", file=sys.stderr, flush=True)
+                    if avail < min_free or self.left() < 120:
+                        stopped = (f"MemAvailable {avail / 2**20:.1f} GiB < {self.a.min_free_gib} GiB"
+                                   if avail < min_free else "time limit")
+                        return
+                name = f"bulk-{have + i:06d}"
+                svc = service(name, {"bench": "bulk"}, 80, 8080)
+                if direct:  # a Service without selector; its slice written here, not by the controller
+                    del svc["spec"]["selector"]
                 s = await self.c.create(SERVICES, svc, BULK_NS)
+                if direct:
+                    await self.c.create(ENDPOINTSLICES, bench_slice(name, pods, 8080), BULK_NS)
                 last.append((str(s["metadata"]["name"]), str(s["spec"]["clusterIP"])))
 
-        limit = min(600.0, max(60.0, todo / 20), self.left() - 60)
+        limit = min(float(self.a.bulk_wait), max(60.0, todo / 20), self.left() - 60)
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(todo)))
         t_created = time.monotonic() - t0
+        if stopped:
+            self.r.errors.append(f"bulk: stopped creating after {len(last)} of {todo} Services: {stopped}")
+            todo = len(last)
+            if not last:
+                return False
         t0_wall = time.time() - t_created
         name, ip = last[-1]
         slice_task = asyncio.create_task(self.wait_slice_ready(name, limit, ns=BULK_NS))
@@ -775,7 +854,8 @@ class Bench:
         self.r.add(
             Figure(
                 "programming",
-                f"create {todo} Services through the API (16 in flight), to {target}",
+                f"create {todo} Services through the API (16 in flight), to {have + todo}"
+                + (" (+ their EndpointSlices, written by the bench)" if direct else ""),
                 todo / t_created if t_created else 0.0,
                 "Services/s",
                 higher_is_better=True,
@@ -793,7 +873,7 @@ class Bench:
         self.r.add(
             Figure(
                 "memory",
-                f"cluster with {target} Services (bulk just programmed), sum of RSS",
+                f"cluster with {have + todo} Services (bulk just programmed), sum of RSS",
                 sum(v[1] for v in kinds.values()) / 1024,
                 "MiB",
                 note=f"RSS MiB: {per}",
@@ -834,7 +914,7 @@ class Bench:
     async def wait_everywhere(self, ip: str, port: int, limit: float) -> bool:
         """Poll until a connect to ip:port succeeds from every probe pod (in rounds of at most 60 s)."""
         end = time.monotonic() + limit
-        pending = list(self.pollers.values())
+        pending = await self.probes()
         while pending and time.monotonic() < end:
             left = min(60.0, end - time.monotonic())
             res = await asyncio.gather(*(p.wait_connect(ip, port, left) for p in pending))
@@ -844,6 +924,8 @@ class Bench:
     async def phase_programming(self, size: int) -> None:
         await self.setup_network()
         trials = 3 if self.a.quick else self.a.trials
+        pod_trials = 3 if self.a.quick else self.a.pod_trials
+        probes = await self.probes()
         svc_only: list[float] = []
         slice_ready: list[float] = []
         with_pod: list[float] = []
@@ -859,7 +941,7 @@ class Bench:
             s = await self.c.create(SERVICES, service(f"prog-{size}-{i}", {"bench": "prog"}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])
             slice_task = asyncio.create_task(self.wait_slice_ready(f"prog-{size}-{i}", 30))
-            res = await asyncio.gather(*(p.wait_connect(ip, 80, 30) for p in self.pollers.values()))
+            res = await asyncio.gather(*(p.wait_connect(ip, 80, 30) for p in probes))
             t_slice = await slice_task
             if t_slice is not None:
                 slice_ready.append(t_slice - t0)
@@ -871,7 +953,7 @@ class Bench:
                     f"programming: Service prog-{size}-{i} not reachable from every node in 30s"
                 )
         failed = 0
-        for i in range(trials):
+        for i in range(pod_trials):
             if failed >= 3 or self.left() < 60:
                 self.r.errors.append(f"programming at {size}: pod+Service stopped after {i} trials")
                 break
@@ -882,7 +964,7 @@ class Bench:
             )
             s = await self.c.create(SERVICES, service(name, {"progp": str(i)}, 80, 8080))
             ip = str(s["spec"]["clusterIP"])
-            res = await asyncio.gather(*(p.wait_connect(ip, 80, 45) for p in self.pollers.values()))
+            res = await asyncio.gather(*(p.wait_connect(ip, 80, 45) for p in probes))
             if all(r["ok"] for r in res):
                 t_conn = max(float(r["t"]) for r in res)
                 with_pod.append(t_conn - t0)
@@ -1093,7 +1175,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="1000",
         help="Services in the cluster for programming latency: one size or several, e.g. 1000,10000",
     )
-    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=20, help="programming: new-Service trials per size")
+    ap.add_argument("--pod-trials", type=int, default=10,
+                    help="programming: new pod + Service trials per size")
+    ap.add_argument("--probe-from", choices=("node", "pod"), default="node",
+                    help="programming: connect from each node's own namespace or from a probe pod on it")
+    ap.add_argument("--bulk-slices", choices=("controller", "direct"), default="controller",
+                    help="bulk Services: with a selector (the EndpointSlice controller writes their slices) "
+                    "or without one, their slices created by the bench through the API")
+    ap.add_argument("--bulk-wait", type=float, default=600.0,
+                    help="seconds to wait for the last bulk Service to be reachable everywhere")
     ap.add_argument("--step", type=int, default=100, help="capacity: pods added per step")
     ap.add_argument("--max-pods", type=int, default=1000)
     ap.add_argument("--min-free-gib", type=float, default=4.0)
@@ -1112,6 +1203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--iperf-seconds": (a.iperf_seconds, 1, 30),
         "--connects": (a.connects, 2, 5000),
         "--trials": (a.trials, 1, 200),
+        "--pod-trials": (a.pod_trials, 0, 200),
         "--step": (a.step, 1, 1000),
         "--max-pods": (a.max_pods, 1, 2000),
     }
@@ -1119,8 +1211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.services = sorted(int(x) for x in a.services.split(",") if x.strip())
     except ValueError:
         ap.error(f"--services {a.services!r}: must be whole numbers separated by commas, e.g. 1000,10000")
-    if not a.services or any(not 1 <= n <= 20000 for n in a.services):
-        ap.error(f"--services {a.services}: each must be between 1 and 20000")
+    if not a.services or any(not 1 <= n <= 100_000 for n in a.services):
+        ap.error(f"--services {a.services}: each must be between 1 and 100000")
     for flag, (v, lo, hi) in checks.items():
         if not lo <= v <= hi:
             ap.error(f"{flag} {v}: must be between {lo} and {hi}")
