@@ -684,6 +684,7 @@ class Bench:
                 "5201",
                 "-t",
                 str(seconds),
+                *(["-A", self.a.iperf_affinity] if self.a.iperf_affinity else []),
                 "-J",
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -726,6 +727,9 @@ class Bench:
                   f"{costs['direct'][-1]:.3f} s, ClusterIP {costs['clusterip'][-1]:.3f} s",
                   file=sys.stderr, flush=True)
         pair_ratios = [v / d for v, d in zip(via, direct, strict=True) if d]
+        q = sorted(pair_ratios)
+        spread = (f"per-round ratios min {q[0]:.3f}, quartiles {q[len(q) // 4]:.3f} / "
+                  f"{q[(3 * len(q)) // 4]:.3f}, max {q[-1]:.3f}") if q else "no rounds"
         self.r.add(
             Figure(
                 "throughput",
@@ -747,8 +751,9 @@ class Bench:
                 p50(direct),
                 "direct pod -> pod, same run",
                 higher_is_better=True,
-                note=f"median of per-round ratios {p50(pair_ratios):.3f}; target >= 0.98; "
-                "kube-proxy iptables published 0.96",
+                note=f"median of per-round ratios {p50(pair_ratios):.3f} ({spread}); target >= 0.98; "
+                "kube-proxy iptables published 0.96"
+                + (f"; iperf3 -A {self.a.iperf_affinity}" if self.a.iperf_affinity else ""),
                 extra={"direct": direct, "clusterip": via, "round_ratios": pair_ratios},
             )
         )
@@ -1169,6 +1174,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--burst-pods", type=int, default=100)
     ap.add_argument("--iperf-rounds", type=int, default=6)
     ap.add_argument("--iperf-seconds", type=int, default=5)
+    ap.add_argument("--iperf-affinity", default="",
+                    help="iperf3 -A N[,M]: the client on CPU N, the server on CPU M (empty: no pinning)")
     ap.add_argument("--connects", type=int, default=400)
     ap.add_argument(
         "--services",
@@ -1200,7 +1207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--serial-pods": (a.serial_pods, 1, 500),
         "--burst-pods": (a.burst_pods, 1, 500),
         "--iperf-rounds": (a.iperf_rounds, 1, 20),
-        "--iperf-seconds": (a.iperf_seconds, 1, 30),
+        "--iperf-seconds": (a.iperf_seconds, 1, 60),
         "--connects": (a.connects, 2, 5000),
         "--trials": (a.trials, 1, 200),
         "--pod-trials": (a.pod_trials, 0, 200),
