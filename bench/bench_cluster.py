@@ -495,6 +495,12 @@ class Bench:
             kinds[kind] = (n + 1, r + rss, p + pss)
         return kinds
 
+    def agent_memory(self) -> list[tuple[int, int]]:
+        """(RSS KiB, PSS KiB) of each node agent process."""
+        cg = ClusterCgroup.for_cluster(self.name)
+        pids = cg.pids() if cg is not None else []
+        return [proc_mem_kib(pid) for pid in pids if " agent " in " ".join(proc_cmdline(pid))]
+
     async def phase_memory(self) -> None:
         await asyncio.sleep(self.a.idle)
         kinds = self.cluster_memory()
@@ -874,15 +880,27 @@ class Bench:
             )
         )
         kinds = self.cluster_memory()
-        per = "; ".join(f"{k} x{n}: {r / 1024:.0f}" for k, (n, r, _) in sorted(kinds.items()))
+        agents = self.agent_memory()
+        per = "; ".join(f"{k} x{n}: {r / 1024:.0f}/{q / 1024:.0f}" for k, (n, r, q) in sorted(kinds.items()))
+        each = ", ".join(f"{r / 1024:.0f}/{q / 1024:.0f}" for r, q in agents)
         self.r.add(
             Figure(
                 "memory",
                 f"cluster with {have + todo} Services (bulk just programmed), sum of RSS",
                 sum(v[1] for v in kinds.values()) / 1024,
                 "MiB",
-                note=f"RSS MiB: {per}",
-                extra={k: {"count": n, "rss_kib": r, "pss_kib": q} for k, (n, r, q) in kinds.items()},
+                note=f"RSS/PSS MiB: {per}; each agent {each}",
+                extra={k: {"count": n, "rss_kib": r, "pss_kib": q} for k, (n, r, q) in kinds.items()}
+                | {"agents_rss_pss_kib": agents},
+            )
+        )
+        self.r.add(
+            Figure(
+                "memory",
+                f"cluster with {have + todo} Services, sum of PSS (shared pages counted once)",
+                sum(v[2] for v in kinds.values()) / 1024,
+                "MiB",
+                note=f"node agents' PSS each: {', '.join(f'{q / 1024:.0f}' for _, q in agents)} MiB",
             )
         )
         return ok

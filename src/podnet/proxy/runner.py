@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 MIN_SYNC_INTERVAL = 0.02  # seconds between two syncs: changes arriving meanwhile are batched
 RETRY_INTERVAL = 1.0
-FULL_SYNC_INTERVAL = 300.0  # seconds: a periodic full sync repairs rules changed behind our back
+# seconds: a periodic full sync repairs rules changed behind our back; hourly, as kube-proxy's
+# nftables mode (a full sync of 100,000 Services costs an agent ~15 s of CPU, and changes wait for it)
+FULL_SYNC_INTERVAL = 3600.0
 
 ConntrackFlush = Callable[[list[list[str]]], Awaitable[None]]
 

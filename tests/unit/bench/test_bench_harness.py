@@ -102,7 +102,7 @@ def test_run_all_writes_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_bench_cluster_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, msg in ((["--phases", "up,warp"], "unknown phase(s) warp"),
                       (["--services", "1000,x"], "--services '1000,x': must be whole numbers"),
-                      (["--services", "0"], "--services [0]: each must be between 1 and 20000"),
+                      (["--services", "0"], "--services [0]: each must be between 1 and 100000"),
                       (["--max-pods", "5000"], "--max-pods 5000: must be between 1 and 2000")):
         with pytest.raises(SystemExit):
             bench_cluster.parse_args(argv)
