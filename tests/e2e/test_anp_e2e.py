@@ -123,6 +123,11 @@ def test_anp_allow_beats_a_networkpolicy_deny_and_pass_hands_over(model: Model) 
     with applied(model, from_y, passing, deny_yz):
         # y: passed to the NetworkPolicy, which allows it; z: the second ANP denies; x: the NP isolates
         check(model, expect(model, lambda s, d: nsof(d) != "x" or nsof(s) == "y"))
+        c, x, y = model.cluster, model.ns["x"], model.ns["y"]
+        out = c.podnet("policy", "check", "--name", c.name, f"{y}/b", f"{x}/a", "80").stdout
+        out = " ".join(out.split())
+        assert ('ingress: passed by AdminNetworkPolicy pass-y rule "pass" (ingress[0], Pass), '
+                f"then allowed by {x}/from-y ingress[0]") in out, out
     check(model, expect(model, lambda s, d: True))
 
 
@@ -149,6 +154,8 @@ def test_priorities_decide_also_after_a_change(model: Model) -> None:
         out = " ".join(c.podnet("policy", "check", "--name", c.name, f"{y}/b", f"{x}/a", "80").stdout.split())
         assert 'dropped by AdminNetworkPolicy prio-deny rule "deny" (ingress[0], Deny)' in out, out
         assert "verdict: dropped" in out
+        traced = " ".join(c.podnet("trace", "--name", c.name, "--from", f"{y}/b", f"{x}/a:80").stdout.split())
+        assert 'dropped by AdminNetworkPolicy prio-deny rule "deny" (ingress[0], Deny)' in traced, traced
         top = json.loads(c.podnet("top", "--name", c.name, "-o", "json").stdout)
         drops = {d["policy"]: d["packets"] for d in top["policy_drops"]}
         assert drops.get("AdminNetworkPolicy prio-deny ingress", 0) > 0, drops

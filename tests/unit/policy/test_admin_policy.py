@@ -211,3 +211,33 @@ def test_a_banp_not_named_default_and_an_anp_selecting_nothing_change_nothing() 
         "nobody", 1, {"namespaces": {"matchLabels": {"ns": "none"}}}, ingress=[rule("Deny", [ALL_NS])]
     )
     assert reach([], admins=[other, nobody]) == expect(lambda s, d: True)
+
+
+def test_ipv6_ip_blocks_are_valid_never_fail_a_sync_and_never_match_ipv4() -> None:
+    from podnet.model.validation import validate
+
+    v6_only = netpol(
+        "x", "v6", ingress=[{"from": [{"ipBlock": {"cidr": "::/0"}}, {"ipBlock": {"cidr": "::ffff:0:0/96"}}]}]
+    )
+    mixed = netpol(
+        "y",
+        "mixed",
+        policyTypes=["Egress"],
+        egress=[
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "fd00::/64", "except": ["fd00::/80"]}},
+                    {"ipBlock": {"cidr": "10.244.1.0/24"}},
+                ]
+            }
+        ],
+    )
+    assert validate(v6_only) == [] and validate(mixed) == []
+    # x is isolated and its only peers are IPv6: nothing IPv4 gets in; y sends only to 10.244.1.0/24
+    assert reach([v6_only, mixed]) == expect(
+        lambda s, d: ns_of(d) != "x" and (ns_of(s) != "y" or d.endswith("/a"))
+    )
+    v6_networks = anp(
+        "v6-net", 1, ns_sel("z"), egress=[rule("Deny", [{"networks": ["::/0"]}], direction="to")]
+    )
+    assert reach([], admins=[v6_networks]) == expect(lambda s, d: True)
