@@ -54,6 +54,7 @@ def run_supervise(args: argparse.Namespace) -> int:
         raise CLIError("the supervisor starts network namespaces' daemons: run it as root")
     os.umask(0o077)
     cfg = load_config(args.name)
+    cfg.token = ""  # the daemons it forks read their own credentials; none is kept here for them to inherit
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
     rotate_stderr_log(logging.INFO)
     # the supervisor is the daemons' fork server: they share the modules it imported (forkstart.py)

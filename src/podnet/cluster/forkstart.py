@@ -159,7 +159,12 @@ class ForkStarter:
             return
         fresh = [c for c in commands if c in self.preload and c not in self._loaded]
         for c in fresh:
-            self.preload[c]()
+            try:
+                self.preload[c]()
+            except Exception:  # never the supervisor's end: that daemon is exec'd instead
+                log.exception("cannot preload the modules of `podnet %s`: it will be started by exec", c)
+                del self.preload[c]
+                continue
             self._loaded.add(c)
         if fresh:
             gc.collect()
@@ -174,9 +179,10 @@ class ForkStarter:
     def start(self, journal: jr.Journal, label: str, argv: Sequence[str], logfile: Path, *,
               cgroup: ClusterCgroup | None = None) -> Started:
         d = self.forkable(argv)
-        if d is None:
+        if d is not None:
+            self.warm([d.command])
+        if d is None or d.command not in self.preload:  # not ours, or its modules did not import
             return start_process(journal, label, argv, logfile, cgroup=cgroup)
-        self.warm([d.command])
         logfile.parent.mkdir(parents=True, exist_ok=True)
         journal.record(jr.PROCESS, label, argv=list(argv), log=str(logfile))
         out = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

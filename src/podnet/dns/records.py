@@ -25,7 +25,6 @@ Names are case-insensitive. The index is kept current incrementally: each Servic
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -134,9 +133,9 @@ class DnsIndex:
         self._slices: dict[tuple[str, str], Obj] = {}  # (ns, slice name) -> slice
         self._slices_by_svc: dict[tuple[str, str], set[str]] = {}
         self._pods: dict[tuple[str, str], Obj] = {}
-        # name -> source -> [(tier, record)]
-        self._names: dict[str, dict[tuple[str, ...], list[tuple[int, Record]]]] = {}
-        self._owned: dict[tuple[str, ...], list[tuple[int, Record]]] = {}
+        # name -> ((source, its records of that name), ...), in the order the sources came
+        self._names: dict[str, tuple[tuple[tuple[str, ...], tuple[tuple[int, Record], ...]], ...]] = {}
+        self._owned: dict[tuple[str, ...], tuple[tuple[int, Record], ...]] = {}  # source -> its records
         self._ancestors: Counter[str] = Counter()  # empty non-terminals and their use counts
         self._fixed_names = {self.zone, "svc." + self.zone, "pod." + self.zone}
         self._set_source(("zone",), self._zone_records())
@@ -213,25 +212,32 @@ class DnsIndex:
         self._set_source(("svc", *key), [] if svc is None else self._service_records(svc))
 
     def _set_source(self, source: tuple[str, ...], entries: list[tuple[int, Record]]) -> None:
-        old = self._owned.pop(source, [])
-        if old == entries:
-            if entries:
-                self._owned[source] = entries
+        new = tuple(entries)
+        old = self._owned.pop(source, ())
+        if old == new:
+            if new:
+                self._owned[source] = new
             return
         for name in {r.name for _, r in old}:
-            by_src = self._names.get(name)
-            if by_src is not None and by_src.pop(source, None) is not None:
-                if not by_src:
+            pairs = self._names.get(name)
+            if pairs is None:
+                continue
+            kept = tuple(p for p in pairs if p[0] != source)
+            if len(kept) != len(pairs):
+                if kept:
+                    self._names[name] = kept
+                else:
                     del self._names[name]
                 self._count_ancestors(name, -1)
         grouped: dict[str, list[tuple[int, Record]]] = {}
-        for entry in entries:
+        for entry in new:
             grouped.setdefault(entry[1].name, []).append(entry)
         for name, group in grouped.items():
-            self._names.setdefault(name, {})[source] = group
+            # most names have one source: a tuple of (source, records) pairs, not a dict per name
+            self._names[name] = (*self._names.get(name, ()), (source, tuple(group)))
             self._count_ancestors(name, +1)
-        if entries:
-            self._owned[source] = entries
+        if new:
+            self._owned[source] = new
         self.serial += 1
 
     def _count_ancestors(self, name: str, delta: int) -> None:
@@ -366,10 +372,7 @@ class DnsIndex:
         return name == self.zone or name.endswith("." + self.zone)
 
     def _entries(self, name: str) -> list[tuple[int, Record]]:
-        by_src = self._names.get(name)
-        if not by_src:
-            return []
-        return list(itertools.chain.from_iterable(by_src.values()))
+        return [e for _, group in self._names.get(name, ()) for e in group]
 
     def _exists(self, name: str) -> bool:
         return name in self._names or name in self._ancestors or name in self._fixed_names

@@ -148,3 +148,17 @@ def test_podnet_no_forkserver_turns_forking_off(monkeypatch: pytest.MonkeyPatch,
                                                 enabled: bool) -> None:
     monkeypatch.setenv("PODNET_NO_FORKSERVER", value)
     assert ForkStarter(_fake_daemon, {}).enabled is enabled
+
+
+def test_a_preload_that_fails_makes_that_daemon_exec_and_the_supervisor_go_on(tmp_path: Path,
+                                                                                one_thread: None) -> None:
+    def broken() -> None:
+        raise ImportError("no module named nowhere")
+
+    starter = ForkStarter(_fake_daemon, {"controlplane": broken}, enabled=True)
+    argv = [PY, "-m", "podnet.cli.main", "controlplane", "--name", "no-such-cluster-fs"]
+    assert starter.forkable(argv) is not None
+    s = starter.start(jr.Journal(tmp_path), "controlplane", argv, tmp_path / "cp.log")
+    assert _wait_exit(s.pid) == 1  # the real `podnet controlplane`, exec'd (its message below)
+    assert 'error: cluster "no-such-cluster-fs" not found' in (tmp_path / "cp.log").read_text()
+    assert "controlplane" not in starter.preload
