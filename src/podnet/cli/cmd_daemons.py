@@ -174,10 +174,14 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
     await bootstrap_cluster_objects(client, cfg, host_ip)
     await publish_cluster_info(client, cfg)
     tasks: list[asyncio.Task[object]] = []
+    ctl_client: ApiClient | None = None
     if controllers:
+        from podnet.controllers.inprocess import InProcessClient
         from podnet.controllers.runner import run_controllers
 
-        tasks.append(asyncio.ensure_future(run_controllers(client, cfg)))
+        # the controllers call this process's registry and store watch directly (no HTTP per write)
+        ctl_client = InProcessClient(server, f"unix://{sock}", token=cfg.token)
+        tasks.append(asyncio.ensure_future(run_controllers(ctl_client, cfg)))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,5 +194,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
     await client.close()
+    if ctl_client is not None:
+        await ctl_client.close()
     await server.stop()
     await store.close()

@@ -69,6 +69,11 @@ LB_RETRY_SECONDS = 5.0
 _event_seq = itertools.count()
 
 
+def _same_version(a: Obj, b: Obj) -> bool:
+    rv = objects.meta(a).get("resourceVersion")
+    return bool(rv) and rv == objects.meta(b).get("resourceVersion")
+
+
 def _split(key: str) -> tuple[str, str]:
     ns, _, name = key.rpartition("/")
     return ns, name
@@ -104,6 +109,7 @@ class ControllerManager:
         self.pod_index = LabelIndex()
         self.svc_index = SelectorIndex()
         self.slice_index = GroupIndex()
+        self.pods_by_node = GroupIndex()  # ("", node name) -> pod keys
         for rt in (SERVICES, PODS, NODES, ENDPOINTSLICES, ENDPOINTS, REPLICASETS, DEPLOYMENTS):
             self.runner.informer(rt)
         self.runner.add_cache_hook(SERVICES, self._services_changed)
@@ -165,8 +171,11 @@ class ControllerManager:
         if rt.key == PODS.key:
             if obj is None:
                 self.pod_index.drop(k)
+                self.pods_by_node.drop(k)
             else:
                 self.pod_index.put(obj)
+                node = objects.node_name(obj)
+                self.pods_by_node.put(k, ("", node) if node else None)
         elif rt.key == SERVICES.key:
             if obj is None or not has_selector(obj):
                 self.svc_index.drop(k)
@@ -313,6 +322,10 @@ class ControllerManager:
 
     @staticmethod
     def _slice_service(etype: str, sl: Obj, old: Obj | None) -> list[str]:
+        if etype != "DELETED" and old is not None and _same_version(old, sl):
+            # the echo of our own write, already in the cache (`_remember`): nothing changed, so
+            # nothing to reconcile (kube-controller-manager's endpointSliceTracker skips these too)
+            return []
         lab = objects.labels(sl)
         if lab.get(MANAGED_BY_LABEL) == ENDPOINTSLICE_CONTROLLER and lab.get(SERVICE_NAME_LABEL):
             return [f"{objects.namespace(sl)}/{lab[SERVICE_NAME_LABEL]}"]
@@ -441,6 +454,7 @@ class ControllerManager:
         if pod is not None:
             pod = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}}
             inf.cache[k] = pod
+            self._index(PODS, k, pod)
 
     # ---- sync functions -----------------------------------------------------------------
     async def _sync_endpoints(self, key: str) -> None:
@@ -529,7 +543,9 @@ class ControllerManager:
         node = self.cache(NODES).get(key)
         if node is None:
             return
-        pods = [p for p in self._items(PODS) if objects.node_name(p) == key]
+        cache = self.cache(PODS).cache
+        pods = [p for p in (cache.get(k) for k in sorted(self.pods_by_node.get(("", key))))
+                if p is not None]
         await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds,
                                                  observed_at=self._heartbeat_observed(key, node)))
 

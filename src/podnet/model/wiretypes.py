@@ -343,44 +343,106 @@ def _walk(value: Any, parts: list[str], concrete: str) -> list[tuple[str, Any]]:
     return out
 
 
+class _Node:
+    """One step of a kind's schema as a tree: the Go type checked at this field (None: only a way
+    to deeper fields), the schema path it came from, and the fields below it, per JSON key and
+    whether they apply to each list item (`key[]`) or to the value itself."""
+
+    __slots__ = ("children", "go_type", "spath")
+
+    def __init__(self) -> None:
+        self.go_type: str | None = None
+        self.spath = ""
+        self.children: dict[tuple[str, bool], _Node] = {}
+
+
+def _compile(schema: dict[str, str]) -> _Node:
+    root = _Node()
+    for spath, go_type in schema.items():
+        node = root
+        for head in spath.split("."):
+            each = head.endswith("[]")
+            node = node.children.setdefault((head[:-2] if each else head, each), _Node())
+        node.go_type, node.spath = go_type, spath
+    return root
+
+
+_TREES: dict[str, _Node] = {}
+
+
+def _tree(kind: str) -> _Node | None:
+    tree = _TREES.get(kind)
+    if tree is None:
+        schema = SCHEMAS.get(kind)
+        if not schema:
+            return None
+        tree = _TREES[kind] = _compile(schema)
+    return tree
+
+
+def _typed(value: Any, node: _Node, concrete: str, out: list[tuple[str, str, str, Any]]) -> None:
+    """Every (schema path, Go type, concrete path, value) under `node` that the object has: one
+    pass over the object for all of a kind's schema paths (`_walk` does one per path)."""
+    if not isinstance(value, dict):
+        return
+    for (key, each), child in node.children.items():
+        if key not in value:
+            continue
+        v = value[key]
+        path = f"{concrete}.{key}" if concrete else key
+        if not each:
+            if child.go_type is not None:
+                out.append((child.spath, child.go_type, path, v))
+            if child.children:
+                _typed(v, child, path, out)
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                ipath = f"{path}[{i}]"
+                if child.go_type is not None:
+                    out.append((child.spath, child.go_type, ipath, item))
+                if child.children:
+                    _typed(item, child, ipath, out)
+
+
 def _check(obj: Obj) -> list[tuple[FieldError, str]]:
     kind = str(obj.get("kind") or "")
-    schema = SCHEMAS.get(kind)
-    if not schema:
+    tree = _tree(kind)
+    if tree is None:
         return []
+    pairs: list[tuple[str, str, str, Any]] = []
+    _typed(obj, tree, "", pairs)
     found: list[tuple[FieldError, str]] = []
-    for spath, go_type in schema.items():
-        for path, value in _walk(obj, spath.split("."), ""):
-            got = _mismatch(go_type, value)
-            elem = None
-            if got is None and go_type.startswith("map[string]string") and isinstance(value, dict):
-                elem = next(
-                    ((k, v) for k, v in value.items() if v is not None and not isinstance(v, str)), None
-                )
-                if elem is not None:
-                    got = _json_kind(elem[1])
-            elif (
-                got is None
-                and go_type.startswith("[]")
-                and not go_type.startswith("[]struct")
-                and isinstance(value, list)
-            ):
-                elem = next(
-                    ((i, v) for i, v in enumerate(value) if v is not None and not isinstance(v, str)), None
-                )
-                if elem is not None:
-                    got = _json_kind(elem[1])
-            if got is None:
-                continue
-            shown = "string" if elem is not None else _display_type(go_type, kind)
-            friendly = "string" if elem is not None else _friendly(go_type)
-            parent = spath.rsplit(".", 1)[0] if "." in spath else ""
-            struct = _struct_for(parent, kind, parent)
-            json_path = spath.replace("[]", "")
-            msg = f"json: cannot unmarshal {got} into Go struct field {struct}.{json_path} of type {shown}"
-            bad = value if elem is None else elem[1]
-            err = FieldError(ErrorType.TYPE_INVALID, path, bad, f"must be of type {friendly}")
-            found.append((err, msg))
+    for spath, go_type, path, value in pairs:
+        got = _mismatch(go_type, value)
+        elem = None
+        if got is None and go_type.startswith("map[string]string") and isinstance(value, dict):
+            elem = next(
+                ((k, v) for k, v in value.items() if v is not None and not isinstance(v, str)), None
+            )
+            if elem is not None:
+                got = _json_kind(elem[1])
+        elif (
+            got is None
+            and go_type.startswith("[]")
+            and not go_type.startswith("[]struct")
+            and isinstance(value, list)
+        ):
+            elem = next(
+                ((i, v) for i, v in enumerate(value) if v is not None and not isinstance(v, str)), None
+            )
+            if elem is not None:
+                got = _json_kind(elem[1])
+        if got is None:
+            continue
+        shown = "string" if elem is not None else _display_type(go_type, kind)
+        friendly = "string" if elem is not None else _friendly(go_type)
+        parent = spath.rsplit(".", 1)[0] if "." in spath else ""
+        struct = _struct_for(parent, kind, parent)
+        json_path = spath.replace("[]", "")
+        msg = f"json: cannot unmarshal {got} into Go struct field {struct}.{json_path} of type {shown}"
+        bad = value if elem is None else elem[1]
+        err = FieldError(ErrorType.TYPE_INVALID, path, bad, f"must be of type {friendly}")
+        found.append((err, msg))
     found.sort(key=lambda pair: pair[0].field)
     return found
 

@@ -12,6 +12,7 @@ import pytest
 from podnet.allocators import LB_IP_ANNOTATION, ServiceHooks
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
+from podnet.controllers.inprocess import InProcessClient
 from podnet.controllers.runner import ControllerManager
 from podnet.controllers.template_hash import compute_hash
 from podnet.core.config import ClusterConfig
@@ -52,8 +53,10 @@ class Env:
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[Env]:
+@pytest.fixture(params=["http", "inprocess"])
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """The controllers as an outside client over HTTP, and as `podnet controlplane` runs them (calling
+    the server's registry in-process): every test here must pass both ways."""
     store = MemoryStore()
     hooks = ServiceHooks("10.96.0.0/12", (30000, 32767), POOL)
     await hooks.load(store)
@@ -61,14 +64,16 @@ async def env() -> AsyncIterator[Env]:
     await server.bootstrap()
     port = await server.start("127.0.0.1", 0)
     client = ApiClient(f"http://127.0.0.1:{port}")
+    ctl = client if request.param == "http" else InProcessClient(server, f"http://127.0.0.1:{port}")
     config = ClusterConfig(name="t", lb_pool=POOL, node_grace_seconds=3)
-    mgr = ControllerManager(client, config, node_check_seconds=0.2)
+    mgr = ControllerManager(ctl, config, node_check_seconds=0.2)
     try:
         await mgr.start()
         yield Env(client, mgr)
     finally:
         await mgr.stop()
         await client.close()
+        await ctl.close()
         await server.stop()
         await store.close()
 

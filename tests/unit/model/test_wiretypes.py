@@ -71,3 +71,72 @@ def test_out_of_range_int32_and_fine_types() -> None:
         "spec": {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"a": "b"}, "futureField": [1]},
     }
     assert type_errors(ok) == [] and decode_error(ok) is None
+
+
+# ---- the one-pass tree walk finds exactly what a walk per schema path finds --------------------
+
+from typing import Any  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from podnet.model import wiretypes  # noqa: E402
+
+
+def _reference(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(concrete path, value) for every schema path, one `_walk` per path (the former `_check`)."""
+    schema = wiretypes.SCHEMAS.get(str(obj.get("kind") or "")) or {}
+    return sorted(((path, repr(v)) for spath in schema for path, v in
+                   wiretypes._walk(obj, spath.split("."), "")), key=lambda p: p[0])
+
+
+def _tree_pairs(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    tree = wiretypes._tree(str(obj.get("kind") or ""))
+    out: list[tuple[str, str, str, Any]] = []
+    if tree is not None:
+        wiretypes._typed(obj, tree, "", out)
+    return sorted(((path, repr(v)) for _, _, path, v in out), key=lambda p: p[0])
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=3),
+                  st.floats(allow_nan=False, allow_infinity=False))
+
+
+def _shaped(schema: dict[str, str]) -> st.SearchStrategy[Any]:
+    """Objects that follow (and sometimes break) a schema's shape: its keys, lists where `[]` says,
+    random leaves and wrong containers."""
+    keys = sorted({p.split(".")[0].removesuffix("[]") for p in schema})
+
+    def under(prefix: str) -> dict[str, str]:
+        return {p[len(prefix) + 1:]: t for p, t in schema.items() if p.startswith(prefix + ".")}
+
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for k in keys:
+        sub = under(k)
+        sub_each = under(k + "[]")
+        options: list[st.SearchStrategy[Any]] = [_leaf, st.lists(_leaf, max_size=2),
+                                                 st.dictionaries(st.text(max_size=2), _leaf, max_size=2)]
+        if sub:
+            options.append(st.deferred(lambda sub=sub: _shaped(sub)))
+        if sub_each:
+            options.append(st.lists(st.deferred(lambda s=sub_each: _shaped(s)), max_size=3))
+        fields[k] = st.one_of(*options)
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(wiretypes.SCHEMAS)).flatmap(
+    lambda kind: _shaped(wiretypes.SCHEMAS[kind]).map(lambda o: {**o, "kind": kind})))
+def test_tree_walk_equals_walk_per_path(obj: dict[str, Any]) -> None:
+    assert _tree_pairs(obj) == _reference(obj)
+
+
+def test_errors_sorted_by_field_for_an_endpointslice() -> None:
+    s = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s"},
+         "addressType": "IPv4", "ports": [{"port": "80"}],
+         "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": "yes"}}, {"addresses": [3]}]}
+    assert [(e.field, e.detail) for e in type_errors(s)] == [
+        ("endpoints[0].conditions.ready", "must be of type boolean"),
+        ("endpoints[1].addresses", "must be of type string"),
+        ("ports[0].port", "must be of type integer"),
+    ]

@@ -1,0 +1,362 @@
+"""EndpointSlice controller on bulk Service creates (issue 16: >= 2,000 Services per second).
+
+    .venv/bin/python bench/bench_slice_rate.py [--services 10000] [--pods-per-service 3] [--nodes 3]
+        [--phases controller,e2e] [--concurrency 64] [--profile FILE] [-o json]
+
+The control plane as `podnet controlplane` runs it: one process with the API server (SQLite store
+in a temporary directory, the Service allocation hooks, listening on a unix socket) and the
+controller manager talking to it through that socket. The pods exist before anything is measured
+(`--pods-per-service` Ready pods per Service, spread over `--nodes` nodes, written straight into the
+store: setup, not measured). Phases:
+
+- controller: the Services exist (created through the API before the controllers start); time from
+  the controller manager's start until every Service has its correct EndpointSlice in the store.
+  Reports Services/s, with the informers' initial list time on its own.
+- e2e: the controllers run; a separate client process creates the Services through the API as fast
+  as it can (`--concurrency` requests in flight); for each Service, the time from its create request
+  until its slice (all endpoints ready) is seen on a watch. Reports the create rate, p50/p99/max of
+  that latency and when the last slice was ready.
+
+"Correct" is checked against the store at the end of each phase: labels
+(kubernetes.io/service-name, endpointslice.kubernetes.io/managed-by), the controller
+ownerReference to the Service's uid, the ports, every selected pod's IP once with
+ready/serving/terminating = true/true/false.
+
+Baseline, same run: `--baseline` repeats the controller phase with the write path the controllers
+had before this change (one HTTP request per slice and per Endpoints object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import logging
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Figure, Report, machine_line, p50, p99
+
+from podnet.allocators import ServiceHooks
+from podnet.api.server import APIServer
+from podnet.client.client import ApiClient
+from podnet.controllers.inprocess import InProcessClient
+from podnet.controllers.runner import ControllerManager
+from podnet.core.config import ClusterConfig
+from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
+from podnet.model.services import ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from podnet.store.sqlite import SqliteStore
+
+NS = "default"
+PORT = 8080
+
+
+def svc_name(i: int) -> str:
+    return f"svc-{i:05d}"
+
+
+def service_body(i: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc_name(i), "namespace": NS},
+            "spec": {"selector": {"app": svc_name(i)},
+                     "ports": [{"name": "http", "port": 80, "targetPort": PORT}]}}
+
+
+def pod_ip(i: int, j: int, per: int) -> str:
+    n = i * per + j
+    return f"10.{64 + n // 65536}.{(n // 256) % 256}.{n % 256}"
+
+
+def pod_object(i: int, j: int, per: int, nodes: int) -> dict[str, Any]:
+    n = i * per + j
+    ip = pod_ip(i, j, per)
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{svc_name(i)}-{j}", "namespace": NS,
+                     "uid": f"00000000-0000-4000-8000-{n:012d}", "labels": {"app": svc_name(i)},
+                     "creationTimestamp": "2026-12-06T00:00:00Z"},
+        "spec": {"nodeName": f"node-{n % nodes + 1}",
+                 "containers": [{"name": "c", "image": "busybox",
+                                 "ports": [{"containerPort": PORT, "protocol": "TCP"}]}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                   "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+async def seed(store: SqliteStore, services: int, per: int, nodes: int) -> None:
+    for k in range(nodes):
+        await store.create(NODES.key, {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": f"node-{k + 1}", "uid": f"node-uid-{k}",
+                         "creationTimestamp": "2026-12-06T00:00:00Z"},
+            "spec": {"podCIDR": f"10.244.{k}.0/24"},
+            "status": {"conditions": [{"type": "Ready", "status": "True",
+                                       "lastHeartbeatTime": "2026-12-06T00:00:00Z"}]}})
+    for i in range(services):
+        for j in range(per):
+            await store.create(PODS.key, pod_object(i, j, per, nodes))
+
+
+def slice_ok(s: dict[str, Any], svc_uid: str | None, i: int, per: int) -> bool:
+    meta = s.get("metadata") or {}
+    lab = meta.get("labels") or {}
+    if lab.get(SERVICE_NAME_LABEL) != svc_name(i) or lab.get(MANAGED_BY_LABEL) != ENDPOINTSLICE_CONTROLLER:
+        return False
+    if svc_uid is not None and not any(r.get("uid") == svc_uid and r.get("controller")
+                                       for r in meta.get("ownerReferences") or []):
+        return False
+    if s.get("ports") != [{"name": "http", "port": PORT, "protocol": "TCP"}]:
+        return False
+    eps = s.get("endpoints") or []
+    want = {pod_ip(i, j, per) for j in range(per)}
+    got = [a for e in eps for a in e.get("addresses") or []]
+    return (len(got) == per and set(got) == want and all(
+        e.get("conditions") == {"ready": True, "serving": True, "terminating": False} for e in eps))
+
+
+class SliceWatch:
+    """When each Service's slice first became complete (every endpoint there and ready), from a watch."""
+
+    def __init__(self, client: ApiClient, per: int):
+        self.client = client
+        self.per = per
+        self.ready_at: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run())
+
+    async def run(self) -> None:
+        async for ev in self.client.watch(ENDPOINTSLICES, NS, resource_version="0", bookmarks=False):
+            s = ev.object
+            name = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
+            if name in self.ready_at or not name.startswith("svc-"):
+                continue
+            if slice_ok(s, None, int(name[4:]), self.per):
+                self.ready_at[name] = time.time()
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+
+async def verify(store: SqliteStore, services: int, per: int) -> int:
+    """How many Services have exactly one managed slice, and it is correct."""
+    svcs, _ = await store.list(SERVICES.key, NS)
+    uids = {s["metadata"]["name"]: s["metadata"]["uid"] for s in svcs}
+    slices, _ = await store.list(ENDPOINTSLICES.key, NS)
+    by: dict[str, list[dict[str, Any]]] = {}
+    for s in slices:
+        by.setdefault((s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL, ""), []).append(s)
+    ok = 0
+    for i in range(services):
+        mine = by.get(svc_name(i), [])
+        if len(mine) == 1 and slice_ok(mine[0], uids.get(svc_name(i)), i, per):
+            ok += 1
+    return ok
+
+
+async def wait_for(cond: Any, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+class ControlPlane:
+    def __init__(self, tmp: Path, args: argparse.Namespace):
+        self.tmp = tmp
+        self.args = args
+        self.sock = str(tmp / "api.sock")
+        self.store = SqliteStore(tmp / "store.db", history=max(100000, args.services * 10))
+        self.server = APIServer(self.store, hooks={"services": ServiceHooks("10.96.0.0/12", (30000, 32767))})
+        self.mgr: ControllerManager | None = None
+        self.clients: list[ApiClient] = []
+
+    def client(self) -> ApiClient:
+        c = ApiClient(f"unix://{self.sock}")
+        self.clients.append(c)
+        return c
+
+    async def start(self) -> None:
+        await self.server.bootstrap()
+        await seed(self.store, self.args.services, self.args.pods_per_service, self.args.nodes)
+        await self.server.start("127.0.0.1", 0, unix_path=self.sock)
+
+    def manager(self, over_http: bool) -> ControllerManager:
+        """The controller manager as `podnet controlplane` wires it (in-process client), or as it was
+        before (every call over the unix socket)."""
+        client = self.client() if over_http else InProcessClient(self.server, f"unix://{self.sock}")
+        if not over_http:
+            self.clients.append(client)
+        self.mgr = ControllerManager(client, ClusterConfig(name="bench", lb_pool="none"))
+        return self.mgr
+
+    async def stop(self) -> None:
+        if self.mgr is not None:
+            await self.mgr.stop()
+        for c in self.clients:
+            await c.close()
+        await self.server.stop()
+        await self.store.close()
+
+
+def run_creator(sock: str, services: int, concurrency: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, "--creator", sock, "--services", str(services),
+                             "--concurrency", str(concurrency)], stdout=subprocess.PIPE, text=True)
+
+
+async def creator(sock: str, services: int, concurrency: int) -> None:
+    """The client process: create the Services as fast as it can; print each one's send time."""
+    sent: dict[str, float] = {}
+    async with ApiClient(f"unix://{sock}") as client:
+        it = iter(range(services))
+
+        async def worker() -> None:
+            for i in it:
+                sent[svc_name(i)] = time.time()
+                await client.create(SERVICES, service_body(i), NS)
+        t0 = time.time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        t1 = time.time()
+    print(json.dumps({"start": t0, "end": t1, "sent": sent}))
+
+
+async def create_all(client: ApiClient, services: int, concurrency: int) -> None:
+    it = iter(range(services))
+
+    async def worker() -> None:
+        for i in it:
+            await client.create(SERVICES, service_body(i), NS)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def phase_controller(args: argparse.Namespace, report: Report, legacy: bool) -> float:
+    label = "controllers over HTTP (before)" if legacy else "now"
+    with tempfile.TemporaryDirectory(prefix="podnet-bench-eps-") as d:
+        cp = ControlPlane(Path(d), args)
+        try:
+            await cp.start()
+            await create_all(cp.client(), args.services, args.concurrency)
+            watch = SliceWatch(cp.client(), args.pods_per_service)
+            mgr = cp.manager(legacy)
+            prof = cProfile.Profile() if args.profile and not legacy else None
+            cpu0 = time.process_time()
+            t0 = time.time()
+            if prof is not None:
+                prof.enable()
+            await mgr.start()
+            t_listed = time.time()
+            watch.start()
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+            t1 = max(watch.ready_at.values())
+            if prof is not None:
+                prof.disable()
+            cpu = time.process_time() - cpu0
+            ok = await verify(cp.store, args.services, args.pods_per_service)
+            await watch.stop()
+        finally:
+            await cp.stop()
+    if prof is not None:
+        prof.dump_stats(args.profile)
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(35)
+    rate = args.services / (t1 - t0)
+    print(f"  controller [{label}]: {args.services} Services -> slices in {t1 - t0:.2f} s "
+          f"(informers listed in {t_listed - t0:.2f} s), {rate:,.0f} Services/s, process CPU {cpu:.2f} s; "
+          f"correct: {ok}/{args.services}", file=sys.stderr)
+    if ok != args.services:
+        report.errors.append(f"controller [{label}]: only {ok} of {args.services} slices correct")
+    return rate
+
+
+async def phase_e2e(args: argparse.Namespace, report: Report) -> None:
+    with tempfile.TemporaryDirectory(prefix="podnet-bench-eps-") as d:
+        cp = ControlPlane(Path(d), args)
+        try:
+            await cp.start()
+            watch = SliceWatch(cp.client(), args.pods_per_service)
+            await cp.manager(False).start()
+            watch.start()
+            proc = run_creator(cp.sock, args.services, args.concurrency)
+            loop = asyncio.get_running_loop()
+            out, _ = await loop.run_in_executor(None, proc.communicate)
+            if proc.returncode != 0:
+                raise RuntimeError(f"creator failed ({proc.returncode})")
+            res = json.loads(out)
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+            ok = await verify(cp.store, args.services, args.pods_per_service)
+            await watch.stop()
+        finally:
+            await cp.stop()
+    sent: dict[str, float] = res["sent"]
+    lat = [(watch.ready_at[n] - t) * 1000 for n, t in sent.items()]
+    create_s = res["end"] - res["start"]
+    last = max(watch.ready_at.values()) - res["start"]
+    print(f"  e2e: {args.services} Services created in {create_s:.2f} s ({args.services / create_s:,.0f}/s); "
+          f"last slice ready {last:.2f} s after the first create; create -> slice ready "
+          f"p50 {p50(lat):.0f} ms, p99 {p99(lat):.0f} ms, max {max(lat):.0f} ms; "
+          f"correct: {ok}/{args.services}",
+          file=sys.stderr)
+    if ok != args.services:
+        report.errors.append(f"e2e: only {ok} of {args.services} slices correct")
+    report.add(Figure("e2e", "Services created per second (client process, API)", args.services / create_s,
+                      "/s", higher_is_better=True))
+    report.add(Figure("e2e", "first create -> last Service's slice ready", last, "s",
+                      baseline=create_s, baseline_label="time to create them all"))
+    report.add(Figure("e2e", "create -> slice ready p50", p50(lat), "ms"))
+    report.add(Figure("e2e", "create -> slice ready p99", p99(lat), "ms"))
+    report.add(Figure("e2e", "create -> slice ready max", max(lat), "ms"))
+
+
+async def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, os.environ.get("BENCH_LOG", "WARNING")))
+    report = Report("bench_slice_rate")
+    report.info.update(services=args.services, pods_per_service=args.pods_per_service, nodes=args.nodes)
+    phases = args.phases.split(",")
+    if "controller" in phases:
+        now = await phase_controller(args, report, legacy=False)
+        base = await phase_controller(args, report, legacy=True) if args.baseline else None
+        report.add(Figure("controller", f"Services -> slices per second, {args.services} pre-existing", now,
+                          "/s", baseline=base, baseline_label="controllers over HTTP, unix socket (before)",
+                          higher_is_better=True))
+    if "e2e" in phases:
+        await phase_e2e(args, report)
+    print(machine_line(report.info["machine"]), file=sys.stderr)
+    report.print(args.output == "json")
+    return 1 if report.errors else 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--services", type=int, default=10000)
+    ap.add_argument("--pods-per-service", type=int, default=3)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--phases", default="controller,e2e")
+    ap.add_argument("--baseline", action="store_true", help="also measure the previous write path")
+    ap.add_argument("--concurrency", type=int, default=64, help="create requests in flight")
+    ap.add_argument("--timeout", type=float, default=300.0, help="bound for each wait (s)")
+    ap.add_argument("--profile", default="", help="cProfile the controller phase into this file")
+    ap.add_argument("--creator", default="", help=argparse.SUPPRESS)
+    ap.add_argument("-o", "--output", default="", choices=["", "json"])
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    a = parse(sys.argv[1:])
+    if a.creator:
+        asyncio.run(creator(a.creator, a.services, a.concurrency))
+        sys.exit(0)
+    os.umask(0o077)
+    sys.exit(asyncio.run(asyncio.wait_for(main(a), timeout=1800)))
