@@ -124,25 +124,37 @@ def slice_ok(s: dict[str, Any], svc_uid: str | None, i: int, per: int) -> bool:
 
 
 class SliceWatch:
-    """When each Service's slice first became complete (every endpoint there and ready), from a watch."""
+    """When each Service's slice first became complete (every endpoint there and ready), from a watch:
+    the store's own watch in the control-plane process (`store`), or an HTTP watch (`client`)."""
 
-    def __init__(self, client: ApiClient, per: int):
+    def __init__(self, per: int, *, store: SqliteStore | None = None, client: ApiClient | None = None):
+        self.store = store
         self.client = client
         self.per = per
         self.ready_at: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.run())
+    async def start(self) -> None:
+        if self.store is not None:
+            rv = await self.store.current_rv()
+            events: Any = self.store.watch(ENDPOINTSLICES.key, NS, rv)
+        else:
+            assert self.client is not None
+            lst = await self.client.list(ENDPOINTSLICES, NS)
+            rv = lst["metadata"]["resourceVersion"]
+            events = self.client.watch(ENDPOINTSLICES, NS, resource_version=rv, bookmarks=False)
+        self.task = asyncio.create_task(self.run(events))
 
-    async def run(self) -> None:
-        async for ev in self.client.watch(ENDPOINTSLICES, NS, resource_version="0", bookmarks=False):
-            s = ev.object
-            name = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
-            if name in self.ready_at or not name.startswith("svc-"):
-                continue
-            if slice_ok(s, None, int(name[4:]), self.per):
-                self.ready_at[name] = time.time()
+    async def run(self, events: Any) -> None:
+        async for ev in events:
+            self.seen(ev.object)
+
+    def seen(self, s: dict[str, Any]) -> None:
+        name = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
+        if name in self.ready_at or not name.startswith("svc-"):
+            return
+        if slice_ok(s, None, int(name[4:]), self.per):
+            self.ready_at[name] = time.time()
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -213,25 +225,34 @@ class ControlPlane:
         await self.store.close()
 
 
-def run_creator(sock: str, services: int, concurrency: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, "--creator", sock, "--services", str(services),
-                             "--concurrency", str(concurrency)], stdout=subprocess.PIPE, text=True)
+def run_creator(sock: str, args: argparse.Namespace) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, "--creator", sock, "--services", str(args.services),
+                             "--pods-per-service", str(args.pods_per_service),
+                             "--concurrency", str(args.concurrency), "--timeout", str(args.timeout)],
+                            stdout=subprocess.PIPE, text=True)
 
 
-async def creator(sock: str, services: int, concurrency: int) -> None:
-    """The client process: create the Services as fast as it can; print each one's send time."""
+async def creator(sock: str, args: argparse.Namespace) -> None:
+    """The client process: watch EndpointSlices, create the Services as fast as it can, wait for every
+    slice; print each Service's send time and slice-ready time (wall clock)."""
     sent: dict[str, float] = {}
-    async with ApiClient(f"unix://{sock}") as client:
-        it = iter(range(services))
+    async with ApiClient(f"unix://{sock}") as client, ApiClient(f"unix://{sock}") as watcher:
+        watch = SliceWatch(args.pods_per_service, client=watcher)
+        await watch.start()
+        it = iter(range(args.services))
 
         async def worker() -> None:
             for i in it:
                 sent[svc_name(i)] = time.time()
                 await client.create(SERVICES, service_body(i), NS)
         t0 = time.time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         t1 = time.time()
-    print(json.dumps({"start": t0, "end": t1, "sent": sent}))
+        try:
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+        finally:
+            await watch.stop()
+    print(json.dumps({"start": t0, "end": t1, "sent": sent, "ready": watch.ready_at}))
 
 
 async def create_all(client: ApiClient, services: int, concurrency: int) -> None:
@@ -250,7 +271,8 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
         try:
             await cp.start()
             await create_all(cp.client(), args.services, args.concurrency)
-            watch = SliceWatch(cp.client(), args.pods_per_service)
+            watch = SliceWatch(args.pods_per_service, store=cp.store)
+            await watch.start()
             mgr = cp.manager(legacy)
             prof = cProfile.Profile() if args.profile and not legacy else None
             cpu0 = time.process_time()
@@ -259,7 +281,6 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
                 prof.enable()
             await mgr.start()
             t_listed = time.time()
-            watch.start()
             await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
             t1 = max(watch.ready_at.values())
             if prof is not None:
@@ -286,24 +307,21 @@ async def phase_e2e(args: argparse.Namespace, report: Report) -> None:
         cp = ControlPlane(Path(d), args)
         try:
             await cp.start()
-            watch = SliceWatch(cp.client(), args.pods_per_service)
             await cp.manager(False).start()
-            watch.start()
-            proc = run_creator(cp.sock, args.services, args.concurrency)
+            proc = run_creator(cp.sock, args)
             loop = asyncio.get_running_loop()
             out, _ = await loop.run_in_executor(None, proc.communicate)
             if proc.returncode != 0:
                 raise RuntimeError(f"creator failed ({proc.returncode})")
             res = json.loads(out)
-            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
             ok = await verify(cp.store, args.services, args.pods_per_service)
-            await watch.stop()
         finally:
             await cp.stop()
     sent: dict[str, float] = res["sent"]
-    lat = [(watch.ready_at[n] - t) * 1000 for n, t in sent.items()]
+    ready: dict[str, float] = res["ready"]
+    lat = [(ready[n] - t) * 1000 for n, t in sent.items()]
     create_s = res["end"] - res["start"]
-    last = max(watch.ready_at.values()) - res["start"]
+    last = max(ready.values()) - res["start"]
     print(f"  e2e: {args.services} Services created in {create_s:.2f} s ({args.services / create_s:,.0f}/s); "
           f"last slice ready {last:.2f} s after the first create; create -> slice ready "
           f"p50 {p50(lat):.0f} ms, p99 {p99(lat):.0f} ms, max {max(lat):.0f} ms; "
@@ -356,7 +374,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 if __name__ == "__main__":
     a = parse(sys.argv[1:])
     if a.creator:
-        asyncio.run(creator(a.creator, a.services, a.concurrency))
+        asyncio.run(creator(a.creator, a))
         sys.exit(0)
     os.umask(0o077)
     sys.exit(asyncio.run(asyncio.wait_for(main(a), timeout=1800)))

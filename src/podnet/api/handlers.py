@@ -189,7 +189,8 @@ class ResourceHandler:
             mode = fieldvalidation.directive(request, "CreateOptions")
             body = await decode_object(await read_body(request), _ctype(request), rt)
             warnings = await bodies.offload(fieldvalidation.check_body, rt, body, mode)
-            obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request))
+            obj = await self.registry.create(rt, t.namespace or "", body, dry_run=_dry_run(request),
+                                             body_is_ours=True)
             return fieldvalidation.add_warnings(json_response(obj, 201), warnings)
         if request.method == "DELETE" and "deletecollection" in rt.verbs:
             if rt.namespaced and t.namespace is None:

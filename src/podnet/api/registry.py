@@ -104,8 +104,11 @@ class Registry:
 
     # ---- create ----------------------------------------------------------------------------
 
-    async def create(self, rt: ResourceType, ns: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        obj = await bodies.offload(copy.deepcopy, body)
+    async def create(self, rt: ResourceType, ns: str, body: Obj, *, dry_run: bool = False,
+                     body_is_ours: bool = False) -> Obj:
+        """body_is_ours: the caller hands the body over (a freshly decoded request body) and will not
+        use it again, so it is written to instead of deep-copied first."""
+        obj = body if body_is_ours else await bodies.offload(copy.deepcopy, body)
         meta = objmeta.metadata(obj)
         self._scope_namespace(rt, ns, meta)
         if not meta.get("name") and meta.get("generateName"):

@@ -213,3 +213,7 @@ class ControllerRunner:
                 loop.queue.retry(key)
                 log.exception("%s %s: reconcile failed", loop.name, key)
             loop.queue.done(key)
+            # Let the loop run between keys: with an in-process client a sync may never suspend, and
+            # a worker draining a long queue would starve the informers (their store watches
+            # overflow and relist) and the API server's requests.
+            await asyncio.sleep(0)

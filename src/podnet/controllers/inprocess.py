@@ -75,7 +75,7 @@ class InProcessClient(ApiClient):
         body = _json_copy(obj)
         try:
             fieldvalidation.check_body(rt, body, fieldvalidation.WARN)
-            return await self.api.registry.create(rt, ns or "", body)
+            return await self.api.registry.create(rt, ns or "", body, body_is_ours=True)
         except APIError as e:
             raise _client_error(e) from None
 

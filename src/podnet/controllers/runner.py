@@ -565,7 +565,8 @@ class ControllerManager:
         if svc is None:
             self._lb_last_try.pop(key, None)
             return
-        actions = reconcile_lb_status(svc, self.lb_pool, self._items(SERVICES))
+        is_lb = (svc.get("spec") or {}).get("type") == "LoadBalancer"  # only they need the others
+        actions = reconcile_lb_status(svc, self.lb_pool, self._items(SERVICES) if is_lb else [])
         todo: list[Action] = []
         for a in actions:
             if a.verb == "update":  # ask the hook to allocate again: at most every few seconds

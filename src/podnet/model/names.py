@@ -5,6 +5,7 @@ Each `*_errors(value)` returns the list of detail messages Kubernetes would prod
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -170,21 +171,34 @@ def port_num_errors(port: int) -> list[str]:
     return [inclusive_range_error(1, 65535)]
 
 
+@functools.lru_cache(maxsize=65536)
+def _parse_ip_text(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`ipaddress.ip_address(value)`, None when it is not an address. Strings are parsed once and
+    remembered (the same pod IPs are validated in every EndpointSlice and Endpoints write)."""
+    if isinstance(value, str):
+        return _parse_ip_text(value)
+    try:
+        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
 def ip_errors(value: str) -> list[str]:
     """`IsValidIP`."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
+    if parse_ip(value) is None:
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
 
 
 def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+    return parse_ip(value) is not None
 
 
 def cidr_errors(value: str) -> list[str]:

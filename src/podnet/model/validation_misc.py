@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
@@ -204,10 +203,8 @@ def validate_endpointslice(obj: dict[str, Any], old: dict[str, Any] | None = Non
             ap = f"{p}.addresses[{j}]"
             if at in ("IPv4", "IPv6"):
                 want = 4 if at == "IPv4" else 6
-                try:
-                    ok = ipaddress.ip_address(a).version == want
-                except ValueError:
-                    ok = False
+                parsed = names.parse_ip(a)
+                ok = parsed is not None and parsed.version == want
                 if not ok:
                     errs.append(invalid(ap, a, f"must be a valid {at} address"))
                 else:

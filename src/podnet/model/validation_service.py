@@ -6,6 +6,7 @@ allocated") is the allocators' job; this module checks field syntax and combinat
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -220,23 +221,32 @@ def _validate_cluster_ips_related(spec: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
-def _validate_non_special_ip(ip: str, path: str) -> list[FieldError]:
-    addr = ipaddress.ip_address(ip)
-    errs: list[FieldError] = []
+_LINK_LOCAL_MC4 = ipaddress.ip_network("224.0.0.0/24")
+_LINK_LOCAL_MC6 = ipaddress.ip_network("ff02::/16")
+
+
+@functools.lru_cache(maxsize=65536)
+def _special_ip_messages(ip: str) -> tuple[str, ...]:
+    addr = names.parse_ip(ip)
+    if addr is None:
+        raise ValueError(f"{ip!r} does not appear to be an IPv4 or IPv6 address")
+    msgs: list[str] = []
     if addr.is_unspecified:
-        errs.append(invalid(path, ip, f"may not be unspecified ({ip})"))
+        msgs.append(f"may not be unspecified ({ip})")
     if addr.is_loopback:
-        errs.append(invalid(path, ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
+        msgs.append("may not be in the loopback range (127.0.0.0/8, ::1/128)")
     if addr.is_link_local:
-        errs.append(invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
-    link_local_mc = (addr.version == 4 and addr in ipaddress.ip_network("224.0.0.0/24")) or (
-        addr.version == 6 and addr in ipaddress.ip_network("ff02::/16")
+        msgs.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    link_local_mc = (addr.version == 4 and addr in _LINK_LOCAL_MC4) or (
+        addr.version == 6 and addr in _LINK_LOCAL_MC6
     )
     if link_local_mc:
-        errs.append(
-            invalid(path, ip, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
-        )
-    return errs
+        msgs.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+    return tuple(msgs)
+
+
+def _validate_non_special_ip(ip: str, path: str) -> list[FieldError]:
+    return [invalid(path, ip, m) for m in _special_ip_messages(ip)]
 
 
 def _validate_lb_class(old: dict[str, Any] | None, spec: dict[str, Any]) -> list[FieldError]:

@@ -102,3 +102,33 @@ async def test_periodic_controller_and_cache_hooks_run_before_controllers(client
         assert order[order.index("map ADDED") - 1] == "hook ADDED"
     finally:
         await runner.stop()
+
+
+async def test_a_worker_lets_the_loop_run_between_keys(client: ApiClient) -> None:
+    """Reconciles that never suspend (an in-process client) still leave the event loop to others
+    between two keys, so informers and requests are not starved by a long queue."""
+    runner = ControllerRunner(client, resync_seconds=3600, tick_seconds=3600)
+    order: list[str] = []
+    done = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        order.append(key)  # no await: completes without suspending
+        if len(order) == 50:
+            done.set()
+
+    runner.register(Controller("busy", reconcile, all_keys=lambda: [f"k{i}" for i in range(50)]))
+    ticks: list[int] = []
+
+    async def other() -> None:
+        while not done.is_set():
+            ticks.append(len(order))
+            await asyncio.sleep(0)
+
+    await runner.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(other(), done.wait()), 5)
+    finally:
+        await runner.stop()
+    assert len(order) == 50
+    # the other task ran between the keys, not only before the first or after the last
+    assert len({t for t in ticks if 0 < t < 50}) >= 40
