@@ -193,10 +193,9 @@ def compile_admin_rule(
             nets += [str(n) for n in peer["networks"]]
     peer_matches: list[str] = []
     if any("namespaces" in p or "pods" in p or "nodes" in p for p in peers):
-        definition = json.dumps(
-            [kind, name, direction, [{k: v for k, v in p.items() if k != "networks"} for p in peers]],
-            sort_keys=True,
-        )
+        # cluster-wide peers: the same peers in any rule of any admin policy share one set
+        definition = json.dumps(["admin", [{k: v for k, v in p.items() if k != "networks"} for p in peers]],
+                                sort_keys=True)
         set_name = f"pods-{short_hash(definition)}"
         out.sets[set_name] = SetDef("ip saddr", comment=where)
         out.elements.setdefault(set_name, {}).update(ips)
