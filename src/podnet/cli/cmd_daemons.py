@@ -72,6 +72,10 @@ def _run_podnet(args: list[str]) -> int:
 
 def _preload_controlplane() -> None:
     """What `podnet controlplane` imports (see `serve`), for the supervisor to share with it."""
+    import _strptime  # noqa: F401 - time.strptime's lazy import
+
+    import cryptography.hazmat.backends.openssl.backend  # noqa: F401 - on the first key or certificate
+
     import podnet.allocators.service_hooks
     import podnet.api.auth
     import podnet.api.sa_tokens
@@ -81,12 +85,14 @@ def _preload_controlplane() -> None:
     import podnet.cluster.join
     import podnet.controllers.runner
     import podnet.core.tls
+    import podnet.model.defaults_kinds
     import podnet.store
     import podnet.store.sqlite  # noqa: F401
 
 
 def _preload_agent() -> None:
-    """What `podnet agent` imports, for the supervisor to share with the agents it forks."""
+    """What `podnet agent` imports, for the supervisor to share with the agents it forks (checked against
+    an exec'd agent's `PYTHONPROFILEIMPORTTIME=1` log: a module imported later is simply not shared)."""
     import podnet.agent.hostmount
     import podnet.agent.main
     import podnet.cli.cmd_agent
@@ -95,7 +101,8 @@ def _preload_agent() -> None:
     import podnet.images.runtimes
     import podnet.images.store
     import podnet.net.nodenet
-    import podnet.net.real  # noqa: F401
+    import podnet.net.real
+    import podnet.policy.admin  # noqa: F401
 
 
 def run(args: argparse.Namespace) -> int:

@@ -275,24 +275,36 @@ def api_answers(port: int, timeout: float = 2.0) -> bool:
     return False
 
 
-def start_supervised(journal: jr.Journal, label: str, argv: list[str], log: Path, cg: ClusterCgroup | None, *,
+Daemon = tuple[str, list[str], Path]  # label, argv, log file
+
+
+def start_supervised(journal: jr.Journal, daemons: list[Daemon], cg: ClusterCgroup | None, *,
                      env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = (),
-                     timeout: float = 30.0) -> Started:
-    """Have the cluster's supervisor start daemon `label`: recorded in the journal with its argv and
-    log and no PID, which the supervisor starts at its next check (by fork, sharing its modules) and
-    records. Without a live supervisor, started here (with `env` and `pass_fds`)."""
+                     timeout: float = 30.0) -> dict[str, Started]:
+    """Have the cluster's supervisor start `daemons` (label, argv, log): each recorded in the journal with
+    its argv and log and no PID, which the supervisor starts at its next check (by fork, sharing its
+    modules: all of them in one check) and records. Without a live supervisor, started here (with `env`
+    and `pass_fds`)."""
     if not supervisor_alive(journal):
-        return start_process(journal, label, argv, log, cgroup=cg, env=env, pass_fds=pass_fds)
-    journal.record(jr.PROCESS, label, argv=list(argv), log=str(log))
+        return {label: start_process(journal, label, argv, log, cgroup=cg, env=env, pass_fds=pass_fds)
+                for label, argv, log in daemons}
+    for label, argv, log in daemons:
+        journal.record(jr.PROCESS, label, argv=list(argv), log=str(log))
     deadline = time.monotonic() + timeout
+    logs = {label: log for label, _, log in daemons}
+    started: dict[str, Started] = {}
     while True:
-        e = next((e for e in journal.entries(jr.PROCESS) if e.name == label), None)
-        pid, st = (e.attrs.get("pid"), e.attrs.get("starttime")) if e is not None else (None, None)
-        if isinstance(pid, int) and pid > 1:
-            return Started(label=label, pid=pid, starttime=st if isinstance(st, int) else None, log=log)
+        for e in journal.entries(jr.PROCESS):
+            pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
+            if e.name in logs and isinstance(pid, int) and pid > 1:
+                st = st if isinstance(st, int) else None
+                started[e.name] = Started(label=e.name, pid=pid, starttime=st, log=logs[e.name])
+        if len(started) == len(logs):
+            return started
         if time.monotonic() > deadline or not supervisor_alive(journal):
-            raise UpError(f"the supervisor did not start {label} within {timeout:.0f}s; its log: "
-                          f"{log.parent / 'supervisor.log'}")
+            missing = ", ".join(sorted(set(logs) - set(started)))
+            raise UpError(f"the supervisor did not start {missing} within {timeout:.0f}s; its log: "
+                          f"{journal.state_dir / 'logs' / 'supervisor.log'}")
         time.sleep(0.02)
 
 
@@ -434,8 +446,8 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
     start_supervisor(cfg, journal, cg)
     with step(f"Control plane: API on https://127.0.0.1:{cfg.api_port}"):
         argv = (opts.controlplane_argv or controlplane_argv)(cfg)
-        cp = start_supervised(journal, "controlplane", argv, logs / "controlplane.log", cg)
-        wait_api_ready(cfg, cp, min(opts.wait_timeout, 60.0))
+        cp = start_supervised(journal, [("controlplane", argv, logs / "controlplane.log")], cg)
+        wait_api_ready(cfg, cp["controlplane"], min(opts.wait_timeout, 60.0))
 
     with step(f"{len(nodes)} node(s): " + ", ".join(n.ip for n in nodes)):
         for n in nodes:
@@ -462,11 +474,10 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         host_net = os.open("/proc/self/ns/net", os.O_RDONLY)
         env = dict(os.environ, PODNET_HOST_NETNS_FD=str(host_net))
         try:
-            for n in nodes:
-                argv = netns_exec_argv(n.netns, make_argv(cfg, n))
-                log = logs / f"agent-{n.name}.log"
-                agents[n.name] = start_supervised(journal, f"agent-{n.name}", argv, log, cg, env=env,
-                                                  pass_fds=(host_net,))
+            daemons = [(f"agent-{n.name}", netns_exec_argv(n.netns, make_argv(cfg, n)),
+                        logs / f"agent-{n.name}.log") for n in nodes]
+            started = start_supervised(journal, daemons, cg, env=env, pass_fds=(host_net,))
+            agents = {n.name: started[f"agent-{n.name}"] for n in nodes}
         finally:
             os.close(host_net)
     with step("Every node Ready"):
