@@ -128,3 +128,13 @@ def test_admin_policies_load_and_the_listing_judges_like_the_rendered_text(netns
     assert {("AdminNetworkPolicy", "allowed"), ("AdminNetworkPolicy", "dropped"),
             ("NetworkPolicy", "allowed"), ("NetworkPolicy", "dropped"),
             ("BaselineAdminNetworkPolicy", "dropped"), ("BaselineAdminNetworkPolicy", "allowed")} <= seen
+
+
+def test_admin_rule_names_with_quotes_newlines_and_non_ascii_load(netns: str) -> None:
+    p = anp("n" * 63 + "." + "m" * 63 + "." + "o" * 63, 1, ns_sel("x"),
+            ingress=[{"name": 'a "b" \\ c\nd é ' + "ü" * 85, "action": "Deny", "from": [ns_sel("y")]}])
+    RealPolicyNft(netns).apply(render_full(build_state([], PODS, NAMESPACES, "n1", admins=[p])))
+    live = parse_table(subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip",
+                                       "podnet-policy"], capture_output=True, text=True, check=True).stdout)
+    step = judge_direction(live, "ingress", Packet(IPS["y/b"], IPS["x/a"], "tcp", 80))
+    assert (step.verdict, step.tier) == ("dropped", "AdminNetworkPolicy") and step.rule.startswith("ANP Deny")

@@ -177,7 +177,10 @@ def compile_admin_rule(
     kind = str(obj.get("kind") or ANP_KIND)
     name = admin_name(obj)
     action = str(rule.get("action") or "")
-    where = f"{short_kind(kind)} {name} {direction}[{index}] {str(rule.get('name') or '')[:40]} {action}"
+    # the comment explain reads back: fixed fields first, so nft's 128-byte limit only cuts the rule's
+    # name, which is free text (kept to printable ASCII: a newline or a quote would break the transaction)
+    rule_name = re.sub(r"[^\x20-\x7e]", "?", str(rule.get("name") or ""))
+    where = f"{short_kind(kind)} {action} {direction}[{index}] {name} {rule_name}".rstrip()
     other = "saddr" if direction == INGRESS else "daddr"
     peers = _items(rule.get("from" if direction == INGRESS else "to"))
     path = f"spec.{direction}[{index}].{'from' if direction == INGRESS else 'to'}"

@@ -156,7 +156,7 @@ class Step:
 
 @dataclass(frozen=True)
 class AdminRule:
-    """An ANP/BANP rule as its nft comment names it: "ANP name ingress[0] rule-name Allow"."""
+    """An ANP/BANP rule as its nft comment names it: "ANP Allow ingress[0] policy-name rule name"."""
 
     kind: str  # AdminNetworkPolicy, BaselineAdminNetworkPolicy
     policy: str
@@ -170,7 +170,7 @@ class AdminRule:
         if len(parts) < 4 or parts[0] not in ("ANP", "BANP"):
             return cls("", "", "", comment, "")
         kind = "AdminNetworkPolicy" if parts[0] == "ANP" else "BaselineAdminNetworkPolicy"
-        return cls(kind, parts[1], parts[2], " ".join(parts[3:-1]), parts[-1])
+        return cls(kind, parts[3], parts[2], " ".join(parts[4:]), parts[1])
 
     def text(self) -> str:
         rule = f'rule "{self.name}"' if self.name else "rule"

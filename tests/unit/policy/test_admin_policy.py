@@ -241,3 +241,22 @@ def test_ipv6_ip_blocks_are_valid_never_fail_a_sync_and_never_match_ipv4() -> No
         "v6-net", 1, ns_sel("z"), egress=[rule("Deny", [{"networks": ["::/0"]}], direction="to")]
     )
     assert reach([], admins=[v6_networks]) == expect(lambda s, d: True)
+
+
+def test_free_text_rule_names_and_long_policy_names_keep_the_verdict_readable() -> None:
+    long_name = "n" * 63 + "." + "m" * 63 + "." + "o" * 63
+    weird = 'deny "quoted" \\ new\nline café ' + "x" * 60
+    p = anp(long_name, 1, ns_sel("x"), ingress=[rule("Deny", [ns_sel("y")], weird)])
+    table = parse_table(render_full(build_state([], PODS, NAMESPACES, "n1", admins=[p])))
+    pkt = Packet(IPS["y/b"], IPS["x/a"], "tcp", 80)
+    step = judge_direction(table, "ingress", pkt)
+    assert (step.verdict, step.tier) == ("dropped", "AdminNetworkPolicy")
+    # nft keeps 128 bytes of a comment: the action and the rule's place always survive, names are cut
+    text = describe(step, pkt, {IPS["x/a"]: "x/a", IPS["y/b"]: "y/b"})
+    assert text.startswith("ingress: dropped by AdminNetworkPolicy nnnnnnnnnn")
+    assert text.endswith("(ingress[0], Deny): pod x/a, TCP port 80 from y/b")
+    short = anp("short", 1, ns_sel("x"), ingress=[rule("Deny", [ns_sel("y")], weird)])
+    table = parse_table(render_full(build_state([], PODS, NAMESPACES, "n1", admins=[short])))
+    text = describe(judge_direction(table, "ingress", pkt), pkt)
+    assert text.startswith(
+        "ingress: dropped by AdminNetworkPolicy short rule \"deny 'quoted' / new?line caf? xxx")
