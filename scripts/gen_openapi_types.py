@@ -57,6 +57,26 @@ def class_for(rt: kinds.ResourceType) -> type:
     raise LookupError(f"no model for {rt.api_version} {rt.kind}")
 
 
+CORE = "io.k8s.api.core.v1"
+
+
+def core_classes() -> set[str]:
+    """The model classes reachable from the core group's kinds: core/v1 types (the client's models
+    carry no package, and apps/batch kinds embed core types such as PodTemplateSpec)."""
+    seen: set[str] = set()
+    todo = [class_for(rt) for rt in kinds.ALL_RESOURCES if rt.group == ""]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ in seen:
+            continue
+        seen.add(cls.__name__)
+        for t in cls.openapi_types.values():
+            for name in re.findall(r"[A-Za-z0-9_]+", t):
+                if name[0].isupper() and hasattr(models, name) and name not in ("List", "Dict"):
+                    todo.append(getattr(models, name))
+    return seen
+
+
 def short_name(cls_name: str) -> str:
     if cls_name in SPECIAL:
         return SPECIAL[cls_name]
@@ -77,10 +97,14 @@ def main() -> None:
         roots[f"{rt.api_version}/{rt.kind}"] = f"{prefix}.{rt.kind}"
         todo.append((cls, prefix))
 
+    core = core_classes()
+
     def name_of(cls_name: str, prefix: str) -> str:
         short = short_name(cls_name)
         if short in META:
             return f"io.k8s.apimachinery.pkg.apis.meta.v1.{short}"
+        if cls_name in core:  # PodSpec, Container, ...: core types wherever they are used, as kube names them
+            return f"{CORE}.{short}"
         version = re.match(r"^V(\d+(alpha\d+|beta\d+)?)", cls_name)
         if version and not prefix.endswith("." + "v" + version.group(1)):
             prefix = prefix.rsplit(".", 1)[0] + ".v" + version.group(1)

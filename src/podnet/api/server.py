@@ -25,7 +25,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from podnet.api import bodies, discovery, listen, openapi, routing
+from podnet.api import bodies, discovery, listen, openapi_http, routing
 from podnet.api.audit import AuditLog
 from podnet.api.crds import CRDHooks
 from podnet.api.deletion import Deleter
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit (3 MiB)
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-OPENAPI_V2_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # Go mime rejects "@"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -185,16 +184,14 @@ class APIServer:
         if path in ("/version", "/version/"):
             return json_response(discovery.version_info(self.version))
         if path == "/openapi/v2":
-            return web.Response(body=b"", headers={"Content-Type": OPENAPI_V2_TYPE})
+            return openapi_http.v2(request)
         if path == "/openapi/v3":
-            return json_response(openapi.index())
+            return openapi_http.v3_index(request)
         if path.startswith("/openapi/v3/"):
-            doc = openapi.document(path[len("/openapi/v3/"):])
-            if doc is None:
+            answer = openapi_http.v3_group(request, path[len("/openapi/v3/"):])
+            if answer is None:
                 raise _not_found()
-            return web.Response(body=doc, content_type="application/json",
-                                headers={"Cache-Control": "public, immutable" if request.query.get("hash")
-                                         else "no-cache, private"})
+            return answer
         target = routing.parse_path(path)
         if target is None:
             raise _not_found()

@@ -30,6 +30,17 @@ DESCRIPTIONS: dict[str, str] = {
                      "pods it selects; podnet enforces it in each node's nftables.",
     "IntOrString": "A number or a string: a port number or a port's name, a count or a percentage.",
     "ObjectMeta": "Metadata every object has: name, namespace, labels, annotations, owner and version.",
+    "ListMeta": "Metadata of a list: the resourceVersion it was read at, and the token to continue "
+                "a paged list from.",
+    "Patch": "The body of a PATCH request, in the format its Content-Type names (JSON patch, merge "
+             "patch, strategic merge patch or apply configuration).",
+    "Status": "The result of a request that returns no object, or of a failed one: a reason, a message "
+              "and details.",
+    # type metadata (every object)
+    "TypeMeta.apiVersion": "The API group and version of the object's schema (`v1`, `apps/v1`); the "
+                           "server answers in the version the client asked for.",
+    "TypeMeta.kind": "The kind of object (`Service`, `Deployment`), in CamelCase; set by the server "
+                     "from the endpoint when it is left out.",
     # metadata
     "ObjectMeta.name": "The object's name, unique among objects of its kind in its namespace.",
     "ObjectMeta.namespace": "The namespace the object lives in; empty for cluster-scoped kinds.",

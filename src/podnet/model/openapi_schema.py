@@ -19,14 +19,26 @@ from podnet.model.errors import FieldError, invalid, not_supported, required, to
 from podnet.model.validation_meta import validate_object_meta, validate_object_meta_update
 
 _SCHEMAS: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
+_REVISIONS: dict[tuple[str, str], int] = {}
+_counter = 0
 
 
 def register(api_version: str, kind: str, schema: dict[str, Any], namespaced: bool) -> None:
+    global _counter
+    _counter += 1
     _SCHEMAS[(api_version, kind)] = (schema, namespaced)
+    _REVISIONS[(api_version, kind)] = _counter
 
 
 def unregister(api_version: str, kind: str) -> None:
     _SCHEMAS.pop((api_version, kind), None)
+    _REVISIONS.pop((api_version, kind), None)
+
+
+def revision(api_version: str, kind: str) -> int:
+    """Changes whenever the kind's schema is registered again or removed (0: none registered):
+    what the OpenAPI documents' caches are keyed by."""
+    return _REVISIONS.get((api_version, kind), 0)
 
 
 def schema_for(api_version: str, kind: str) -> dict[str, Any] | None:

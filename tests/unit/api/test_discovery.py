@@ -58,16 +58,41 @@ async def test_scale_subresource_is_autoscaling_v1_scale(api: Api) -> None:
     assert [r["name"] for r in body["resources"]] == ["endpointslices"]
 
 
-async def test_openapi_v2_is_empty_protobuf_and_v3_serves_each_group_version(api: Api) -> None:
-    resp = await api.client.get("/openapi/v2")
+async def test_openapi_v2_in_json_and_protobuf_with_etag_and_304(api: Api) -> None:
+    resp = await api.client.get("/openapi/v2", headers={"Accept": "application/json"})
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
+    doc = await resp.json()
+    assert doc["swagger"] == "2.0" and "io.k8s.api.core.v1.Service" in doc["definitions"]
+    etag = resp.headers["Etag"]
+    assert etag.startswith('"') and len(etag) == 130  # quoted SHA-512, as kube-openapi
+    # what kubectl sends (client-go's OpenAPISchema)
+    resp = await api.client.get(
+        "/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-    assert await resp.read() == b""
+    assert resp.headers["Etag"] == etag and resp.headers["Vary"] == "Accept"
+    body = await resp.read()
+    assert body.startswith(b"\x0a\x032.0")  # field 1 (swagger), length 3, "2.0"
+    resp = await api.client.get("/openapi/v2", headers={"Accept": "application/json", "If-None-Match": etag})
+    assert resp.status == 304 and await resp.read() == b""
+    resp = await api.client.get("/openapi/v2", headers={"Accept": "text/html"})
+    assert resp.status == 406
+
+
+async def test_openapi_v3_index_and_hash_urls(api: Api) -> None:
     code, body = await api.call("GET", "/openapi/v3")
     assert code == 200
     url = body["paths"]["api/v1"]["serverRelativeURL"]
-    code, doc = await api.call("GET", url)
-    assert code == 200 and "io.k8s.api.core.v1.Service" in doc["components"]["schemas"]
+    resp = await api.client.get(url)
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "public, immutable"
+    assert "Expires" in resp.headers
+    doc = await resp.json()
+    assert "io.k8s.api.core.v1.Service" in doc["components"]["schemas"]
+    assert url.endswith("?hash=" + resp.headers["Etag"].strip('"'))
+    resp = await api.client.get("/openapi/v3/api/v1?hash=0123", allow_redirects=False)
+    assert resp.status == 301 and resp.headers["Location"] == url
+    resp = await api.client.get("/openapi/v3/api/v1")
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache, private"
     code, _ = await api.call("GET", "/openapi/v3/apis/nosuch.example.com/v1")
     assert code == 404
 
