@@ -951,6 +951,7 @@ class Bench:
         probes = await self.probes()
         svc_only: list[float] = []
         slice_ready: list[float] = []
+        per_trial: list[dict[str, Any]] = []  # where the slow trials spent their time
         with_pod: list[float] = []
         ready_to_conn: list[float] = []
         if "prog-be" not in self.ips:
@@ -968,6 +969,8 @@ class Bench:
             t_slice = await slice_task
             if t_slice is not None:
                 slice_ready.append(t_slice - t0)
+            per_trial.append({"slice_ms": None if t_slice is None else round((t_slice - t0) * 1e3, 1),
+                              "nodes_ms": [round((float(r["t"]) - t0) * 1e3, 1) for r in res]})
             if all(r["ok"] for r in res):
                 svc_only.append(max(float(r["t"]) for r in res) - t0)
             else:
@@ -1011,6 +1014,7 @@ class Bench:
                     "p99_ms": p99(svc_only) * 1e3,
                     "trials_ms": [x * 1e3 for x in svc_only],
                     "slice_ready_p50_ms": p50(slice_ready) * 1e3,
+                    "per_trial": per_trial,
                 },
             )
         )
