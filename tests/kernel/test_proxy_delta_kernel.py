@@ -177,3 +177,26 @@ def test_large_full_sync_renews_the_context_and_deltas_still_match(namespaces: t
     with pytest.raises(NftError, match=r"(?s)libnftables in netns \S+ refused the transaction: "
                        r"Error: No such file or directory.*no-such-set"):
         lib.apply("add element ip podnet no-such-set { 10.96.0.1 }\n")
+
+
+def test_counter_sets_grow_past_their_declared_size(namespaces: tuple[Nft, Nft],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel refuses more elements than a set's size (nft's default for a dynamic set: 65,535,
+    which stopped every sync at ~65,000 Service ports); shrunk to 4 here, growing from 1 to 10
+    Services one at a time must keep applying and equal a full render at each step."""
+    import podnet.proxy.render as render_mod
+
+    monkeypatch.setattr(render_mod, "MIN_COUNTER_SIZE", 4)
+    lib, binary = namespaces
+    old: RulesetState | None = None
+    for n in range(1, 11):
+        svcs = [svc(f"c{i}", f"10.98.0.{i + 1}", [port(80, 8080, "t")]) for i in range(n)]
+        slices = [eslice(f"c{i}", [ep(f"10.244.1.{100 + i}", "n1")], [("t", 8080, "TCP")]) for i in range(n)]
+        new = state_of(svcs, slices, NODE1, previous=old)
+        lib.apply(render_full(new) if old is None else render_delta(old, new))
+        binary.apply(render_full(new))
+        assert canonical(lib.list_ruleset_json()) == canonical(binary.list_ruleset_json())
+        old = new
+    with pytest.raises(NftError, match="Too many open files in system"):  # the kernel's own limit
+        ids = ", ".join(str(900 + i) for i in range(40))
+        lib.apply(f"add element ip podnet svc-counters {{ {ids} }}\n")

@@ -131,13 +131,30 @@ def base_set_names(st: RulesetState) -> list[str]:
             "cluster-ips"]
 
 
-def _set_decl(name: str) -> str:
-    """The declaration body (without elements) of a set or map."""
+COUNTER_SETS = ("svc-counters", "ep-counters")
+MIN_COUNTER_SIZE = 65536
+
+
+def counter_size(n: int) -> int:
+    """The `size` of a counter set holding `n` elements: room for twice that, a power of two.
+
+    nft gives a `flags dynamic` set 65,535 elements when no size is declared, and the kernel then
+    refuses more ("Too many open files in system"): ~65,000 Service ports used to stop every later
+    sync. The size of an existing set cannot change, so a sync that moves to another size is full."""
+    size = MIN_COUNTER_SIZE
+    while size < 2 * n:
+        size *= 2
+    return size
+
+
+def _set_decl(name: str, n: int = 0) -> str:
+    """The declaration body (without elements) of a set or map; `n`: elements of a counter set."""
     if name.startswith(("backends-", "bypass-backends-")):
         k = int(name.rsplit("-", 1)[1])
         return f"map {name} {{ {FE_TYPE} . numgen random mod {k} : ip daddr . th dport ; }}"
     if name.startswith("affinity-svcs-"):
         return f"set {name} {{ typeof ct mark ; }}"
+    dynamic = f"size {counter_size(n)} ; flags dynamic ; counter ;"
     decls = {
         "frontends": f"map frontends {{ {FE_TYPE} : verdict ; }}",
         "no-endpoints": f"map no-endpoints {{ {FE_TYPE} : verdict ; }}",
@@ -150,8 +167,8 @@ def _set_decl(name: str) -> str:
         "local-bypass": f"map local-bypass {{ {FE_TYPE} : verdict ; }}",
         "bypass-frontends": f"set bypass-frontends {{ {FE_TYPE} ; }}",
         "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
-        "svc-counters": "set svc-counters { typeof ct mark ; flags dynamic ; counter ; }",
-        "ep-counters": f"set ep-counters {{ {FE_TYPE} ; flags dynamic ; counter ; }}",
+        "svc-counters": f"set svc-counters {{ typeof ct mark ; {dynamic} }}",
+        "ep-counters": f"set ep-counters {{ {FE_TYPE} ; {dynamic} }}",
     }
     return decls[name]
 
@@ -236,7 +253,7 @@ def render_full(st: RulesetState) -> str:
     sets = elements(st)
     out = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
     for name in sorted(sets):
-        decl = _set_decl(name)
+        decl = _set_decl(name, len(sets[name]))
         head, _, rest = decl.partition("{")
         lines = [s.strip() for s in rest.rstrip("} ").split(";") if s.strip()]
         out.append(f"\t{head.strip()} {{")
@@ -297,6 +314,7 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
     # (`old` recomputes its own if asked again); `before` keeps old's entries of the touched keys
     new_counts = shared_counts(old)
     del old.cache["counts"]
+    old_sizes = [counter_size(len(new_counts[name])) for name in COUNTER_SETS]
     for t in new.affinity_timeouts:
         new_counts.setdefault(f"affinity-svcs-{t}", {})
     before: dict[tuple[str, str], tuple[int, str] | None] = {}
@@ -320,6 +338,8 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
             prev = d.get(ek)
             d[ek] = (prev[0] + 1, prev[1]) if prev else (1, text)
     new.cache["counts"] = new_counts
+    if old_sizes != [counter_size(len(new_counts[name])) for name in COUNTER_SETS]:
+        return render_full(new)  # a counter set outgrew (or shrank below) its declared size
     for (name, ek), was in before.items():
         if was is not None:
             a.setdefault(name, {})[ek] = was[1]
