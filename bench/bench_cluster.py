@@ -71,10 +71,11 @@ K3S_IDLE_MIB = 500.0
 
 # Runs inside a pod's network namespace; one JSON command per stdin line, one JSON answer per line.
 # Runs inside a pod's or a node's network namespace; one JSON command per stdin line, one JSON
-# answer per line. "wait" starts a fresh non-blocking connect every 2 ms (each given up after 1 s),
-# so a connection started just after the rules arrive succeeds at once: a single blocking connect
-# with a timeout would add up to that timeout when the first SYNs are dropped (an address of the
-# service CIDR no rule knows yet is dropped). At most 64 attempts in flight, 30,000 in all.
+# answer per line. "wait" starts a fresh non-blocking connect every 2 ms (each given up after
+# 0.1 s, before the kernel's first SYN retransmission at 1 s), so a connection started just after
+# the rules arrive succeeds at once: a single blocking connect with a timeout would add up to that
+# timeout when the first SYNs are dropped (an address of the service CIDR no rule knows yet is
+# dropped). At most 64 attempts in flight, 30,000 in all.
 POLLER = r"""
 import errno, json, selectors, socket, sys, time
 def wait(ip, port, limit):
@@ -94,7 +95,7 @@ def wait(ip, port, limit):
                     s.close()
                     break
                 if err in (errno.EINPROGRESS, errno.EALREADY):
-                    sel.register(s, selectors.EVENT_WRITE, now + 1.0)
+                    sel.register(s, selectors.EVENT_WRITE, now + 0.1)
                 else:
                     s.close()
                 nxt = now + 0.002
