@@ -186,14 +186,21 @@ class EtcdWatch:
         if rev <= self.last:
             return  # already handed on before a reconnect
         type_: EventType
+        prev_kv = raw.get("prev_kv")
+        # the object before this event (prev_kv: etcd reads it at the revision before, also in replays)
+        prev: Obj | None = None
+        if prev_kv:
+            prev = decode_value(prev_kv.get("value"), str(prev_kv.get("key") or ""))
+            stamp(prev, int(prev_kv.get("mod_revision") or 0) - self.origin)
         if raw.get("type") == "DELETE":
-            prev = raw.get("prev_kv")
-            obj = (decode_value(prev.get("value"), str(prev.get("key") or "")) if prev
+            obj = (decode_value(prev_kv.get("value"), str(prev_kv.get("key") or "")) if prev_kv
                    else object_from_key(str(kv.get("key") or "")))
             type_ = "DELETED"
         else:
             obj = decode_value(kv.get("value"), str(kv.get("key") or ""))
             type_ = "ADDED" if kv.get("create_revision") == kv.get("mod_revision") else "MODIFIED"
+            if type_ == "ADDED":
+                prev = None
         self.last = rev
         if self._created_rev and rev >= self._created_rev:
             self.caught_up.set()
@@ -202,5 +209,5 @@ class EtcdWatch:
             self.pending.clear()
             current = max(self.header_rev, rev) - self.origin
             raise Expired(self.delivered, rev - self.origin, current)
-        self.pending.append(WatchEvent(type_, obj, rev - self.origin, self.store_key))
+        self.pending.append(WatchEvent(type_, obj, rev - self.origin, self.store_key, prev))
         self.wakeup.set()

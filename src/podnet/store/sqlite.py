@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL,
     key TEXT NOT NULL,
     namespace TEXT NOT NULL,
-    obj TEXT NOT NULL
+    obj TEXT NOT NULL,
+    prev_rv INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -86,6 +87,9 @@ class SqliteStore(HubStore):
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint.py
             self._db.execute("PRAGMA journal_size_limit=16777216")  # WAL file size kept after a reset
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            if "prev_rv" not in columns:  # a file written before events named their previous version
+                self._db.execute("ALTER TABLE events ADD COLUMN prev_rv INTEGER")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open store file {str(self.path)!r}: {e}") from e
         self._rv, self._compacted_to = self._recover()
@@ -128,11 +132,13 @@ class SqliteStore(HubStore):
         except sqlite3.Error as e:
             raise StoreError(f"store file {str(self.path)!r}: write failed: {e}") from e
 
-    def _finish(self, type_: EventType, key: str, namespace: str, obj: Obj, text: str) -> None:
-        """Append the event, commit, then publish: called inside the write transaction."""
+    def _finish(self, type_: EventType, key: str, namespace: str, obj: Obj, text: str,
+                prev_rv: int | None = None) -> None:
+        """Append the event, commit, then publish: called inside the write transaction. `prev_rv` is
+        the version the write replaced (the event that wrote it holds the previous object)."""
         rv = self._rv + 1
-        self._db.execute("INSERT INTO events (rv, type, key, namespace, obj) VALUES (?, ?, ?, ?, ?)",
-                         (rv, type_, key, namespace, text))
+        self._db.execute("INSERT INTO events (rv, type, key, namespace, obj, prev_rv) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (rv, type_, key, namespace, text, prev_rv))
         self._db.execute("COMMIT")
         self._rv = rv
         self._publish(WatchEvent(type_, obj, rv, key))
@@ -182,19 +188,14 @@ class SqliteStore(HubStore):
         namespace, name = identity(obj)
         stored, rv, text = self._next_version(obj)
         with self._write_errors(), self._transaction():
-            if expected_rv is None:
-                cur = self._db.execute(
-                    "UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=?",
-                    (rv, text, key, namespace, name))
-            else:
-                cur = self._db.execute(
-                    "UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=? AND rv=?",
-                    (rv, text, key, namespace, name, expected_rv))
-            if cur.rowcount == 0:
-                if self._stored_rv(key, namespace, name) is None:
-                    raise NotFound(key, namespace, name)
+            prev_rv = self._stored_rv(key, namespace, name)
+            if prev_rv is None:
+                raise NotFound(key, namespace, name)
+            if expected_rv is not None and prev_rv != expected_rv:
                 raise Conflict(key, namespace, name)
-            self._finish("MODIFIED", key, namespace, stored, text)
+            self._db.execute("UPDATE objects SET rv=?, obj=? WHERE key=? AND namespace=? AND name=?",
+                             (rv, text, key, namespace, name))
+            self._finish("MODIFIED", key, namespace, stored, text, prev_rv)
         return clone_obj(stored)
 
     async def delete(self, key: str, namespace: str, name: str, expected_rv: int | None = None) -> Obj:
@@ -210,7 +211,7 @@ class SqliteStore(HubStore):
             last = _loads(row[1])
             stamp(last, self._rv + 1)
             text = _dumps(last)
-            self._finish("DELETED", key, namespace, last, text)
+            self._finish("DELETED", key, namespace, last, text, int(row[0]))
         return clone_obj(last)
 
     # -- reads ------------------------------------------------------------------------------
@@ -235,16 +236,19 @@ class SqliteStore(HubStore):
         while after < to_rv:
             if after < self._compacted_to:
                 raise Expired(after, self._compacted_to + 1, self._rv)
-            sql = "SELECT rv, type, obj FROM events WHERE rv > ? AND rv <= ? AND key = ?"
+            # each event with the object it replaced (the event that wrote that version), so a watch
+            # can judge the event against the object as it was before it
+            sql = ("SELECT e.rv, e.type, e.obj, p.obj FROM events e LEFT JOIN events p ON p.rv = e.prev_rv "
+                   "WHERE e.rv > ? AND e.rv <= ? AND e.key = ?")
             args: list[Any] = [after, to_rv, key]
             if namespace is not None:
-                sql += " AND namespace = ?"
+                sql += " AND e.namespace = ?"
                 args.append(namespace)
-            rows = self._db.execute(sql + " ORDER BY rv LIMIT ?", (*args, _REPLAY_CHUNK)).fetchall()
+            rows = self._db.execute(sql + " ORDER BY e.rv LIMIT ?", (*args, _REPLAY_CHUNK)).fetchall()
             if not rows:
                 return
-            for rv, type_, text in rows:
-                yield WatchEvent(type_, _loads(text), rv, key)
+            for rv, type_, text, prev_text in rows:
+                yield WatchEvent(type_, _loads(text), rv, key, _loads(prev_text) if prev_text else None)
             after = rows[-1][0]
             if len(rows) < _REPLAY_CHUNK:
                 return
@@ -255,7 +259,12 @@ class SqliteStore(HubStore):
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("DELETE FROM events WHERE rv <= ?", (floor,))
+            # Kept below the floor, as etcd keeps each key's latest version at a compaction: the event
+            # that wrote each object's current version and those whose versions retained events replaced
+            # (the objects before later events). They are never replayed (a watch starts above the floor).
+            self._db.execute("DELETE FROM events WHERE rv <= ? AND rv NOT IN (SELECT rv FROM objects) AND "
+                             "rv NOT IN (SELECT prev_rv FROM events WHERE rv > ? AND prev_rv IS NOT NULL)",
+                             (floor, floor))
             self._db.execute("INSERT INTO meta (name, value) VALUES ('compacted_to', ?) "
                              "ON CONFLICT(name) DO UPDATE SET value=excluded.value", (floor,))
             self._db.execute("COMMIT")

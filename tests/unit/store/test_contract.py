@@ -392,3 +392,54 @@ async def test_reopened_store_keeps_compaction(persistent_opener: Opener) -> Non
     third = opener.open()
     assert await third.current_rv() == 8
     assert rv(await third.create("services", svc("next"))) == 9
+
+
+# -- the object before each event (what label-selected watches from an old version need) -----
+
+
+async def test_replayed_events_carry_the_object_before_them(store: Store) -> None:
+    """A watch from an old resourceVersion gets each MODIFIED and DELETED event with the object as it was
+    just before it (WatchEvent.prev), also when the events that wrote those versions are older than the
+    compacted history; the API judges label-selected replays by it (api/watch.py)."""
+    a = await store.create("services", svc("a", tier="hist"))  # 1
+    await store.create("services", svc("b", tier="hist"))  # 2
+    c = await store.create("services", svc("c", tier="other"))  # 3
+    start = await store.current_rv()
+    a["metadata"]["labels"] = {"tier": "other"}
+    await store.update("services", a)  # 4: a stops matching tier=hist
+    b = await store.get("services", "default", "b")
+    b["spec"]["clusterIP"] = "10.96.0.9"
+    await store.update("services", b, expected_rv=rv(b))  # 5
+    await store.delete("services", "default", "b")  # 6
+    c["metadata"]["labels"] = {"tier": "hist"}
+    await store.update("services", c)  # 7: c starts matching
+    await store.create("services", svc("d", tier="hist"))  # 8
+    await store.compact(start + 1)  # the events that wrote versions 1..3 are no longer replayed
+    events = await take(store.watch("services", None, start), 5)
+    assert brief(events) == [("MODIFIED", 4, "a"), ("MODIFIED", 5, "b"), ("DELETED", 6, "b"),
+                             ("MODIFIED", 7, "c"), ("ADDED", 8, "d")]
+    prevs = [None if e.prev is None else (e.prev["metadata"]["labels"], rv(e.prev),
+                                          e.prev["spec"].get("clusterIP")) for e in events]
+    assert prevs == [({"tier": "hist"}, 1, None), ({"tier": "hist"}, 2, None),
+                     ({"tier": "hist"}, 5, "10.96.0.9"), ({"tier": "other"}, 3, None), None]
+    with pytest.raises(Expired):  # what the floor hides stays hidden, whatever is kept for prev
+        await store.watch("services", None, start - 1).__anext__()
+
+
+async def test_prev_survives_a_reopen_and_later_compactions(persistent_opener: Opener) -> None:
+    store = persistent_opener.open(history=1000)
+    obj = await store.create("services", svc("kept", tier="hist"))  # 1
+    for i in range(5):  # 2..6, other objects
+        await store.create("services", svc(f"x{i}"))
+    await store.compact(6)
+    await store.close()
+    store = persistent_opener.open(history=1000)
+    obj = await store.get("services", "default", "kept")
+    obj["metadata"]["labels"] = {"tier": "gone"}
+    await store.update("services", obj)  # 7
+    await store.compact(7)
+    (event,) = await take(store.watch("services", None, 6), 1)
+    assert event.type == "MODIFIED" and event.prev is not None
+    assert event.prev["metadata"]["labels"] == {"tier": "hist"} and rv(event.prev) == 1
+    with pytest.raises(Expired):
+        await store.watch("services", None, 5).__anext__()
