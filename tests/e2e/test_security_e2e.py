@@ -67,6 +67,7 @@ def _secrets(c: Cluster) -> list[str]:
     """The admin token, and every private key of the cluster (its base64 body lines)."""
     cfg = json.loads(Path(c.state_dir, "config.json").read_text())
     out = [cfg["token"], "PRIVATE KEY"]
+    out += [p.read_text().strip() for p in Path(c.state_dir).glob("nodes/*/token")]  # node credentials
     for key in Path(c.state_dir).glob("**/*.key"):
         text = key.read_text(errors="replace")
         out += [line for line in text.splitlines() if len(line) >= 16 and not line.startswith("-----")]
@@ -86,6 +87,8 @@ def test_no_credential_on_any_command_line(cluster: Cluster) -> None:
     argvs = [" ".join(e.attrs["argv"]) for e in jr.Journal(cluster.state_dir).entries(jr.PROCESS)
              if e.name.startswith("agent-")]
     assert len(argvs) == 2 and all("--token-file" in a and "--token " not in a for a in argvs), argvs
+    # each agent reads its own node's credential, not the admin token
+    assert all(f"/nodes/{a.split('--node-name ')[1].split()[0]}/token" in a for a in argvs), argvs
     assert all("--token " not in a for a in agents), agents
     leaks = {pid: line for pid, line in lines.items() for s in secrets if s in line}
     assert not leaks, f"credentials on command lines: {leaks}"
@@ -103,6 +106,8 @@ def test_credential_files_and_the_state_directory_are_root_only(cluster: Cluster
     private += [p.name for p in d.glob("store.db-*")]
     private += [str(p.relative_to(d)) for p in (d / "logs").glob("*.log")]
     private += [str(p.relative_to(d)) for p in d.glob("**/*.key")]
+    private += [str(p.relative_to(d)) for p in d.glob("nodes/*/token")] + ["join-nodes.json"]
+    assert len(list(d.glob("nodes/*/token"))) == 2
     modes = {name: oct(_mode(d / name)) for name in private}
     assert all(m == oct(0o600) for m in modes.values()), modes
     # nobody but root reads anything in it: not even the list of files
@@ -233,3 +238,54 @@ def test_kubectl_delete_of_a_namespace_with_a_thousand_services_returns_and_stal
     print(f"kubectl delete ns: {took:.2f} s; small GET meanwhile: {len(lat)} samples, "
           f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
     assert lat[-1] < 1500, f"a small GET waited {lat[-1]:.0f} ms during the namespace deletion"
+
+
+def _as(c: Cluster, credential: str, method: str, path: str, body: object) -> tuple[int, dict[str, object]]:
+    """One request to the cluster's TLS API port with `credential` as the bearer token."""
+    kc = yaml.safe_load(Path(c.kubeconfig).read_text())
+    server = urllib.parse.urlparse(kc["clusters"][0]["cluster"]["server"])
+    ctx = ssl.create_default_context(cafile=str(Path(c.state_dir, "ca.crt")))
+    conn = http.client.HTTPSConnection(server.hostname, server.port, context=ctx, timeout=30)
+    try:
+        conn.request(method, path, body=json.dumps(body), headers={
+            "Authorization": f"Bearer {credential}", "Content-Type": "application/merge-patch+json"})
+        resp = conn.getresponse()
+        out: dict[str, object] = json.loads(resp.read())
+        return resp.status, out
+    finally:
+        conn.close()
+
+
+def test_a_node_agents_credential_acts_only_for_its_node(cluster: Cluster) -> None:
+    """issue 19: `podnet up`'s agents use per-node credentials (0600 files), so NodeRestriction applies to
+    them as to joined nodes: node A's credential cannot touch a pod on node B, B's Node or its podCIDR,
+    nor create arbitrary objects; the cluster keeps working with them (the pod above is Ready)."""
+    pod = cluster.get_json("pod", "target")
+    there = pod["spec"]["nodeName"]
+    nodes = sorted(cluster.node_ips())
+    here = next(n for n in nodes if n != there)
+    cred_file = Path(cluster.state_dir, "nodes", here, "token")
+    assert _mode(cred_file) == 0o600
+    cred = cred_file.read_text().strip()
+    assert cred.endswith(f":{here}")
+    code, body = _as(cluster, cred, "PATCH", "/api/v1/namespaces/default/pods/target/status",
+                     {"status": {"podIP": "10.244.200.9"}})
+    assert code == 403 and body["message"] == (
+        f'pods "target" is forbidden: node "{here}" can only update pod status for pods with spec.nodeName '
+        "set to itself")
+    code, body = _as(cluster, cred, "DELETE", "/api/v1/namespaces/default/pods/target", {})
+    assert code == 403 and "can only delete pods with spec.nodeName set to itself" in str(body["message"])
+    code, body = _as(cluster, cred, "PATCH", f"/api/v1/nodes/{there}",
+                     {"spec": {"podCIDR": "10.244.99.0/24"}})
+    assert code == 403, body
+    code, body = _as(cluster, cred, "POST", "/api/v1/namespaces/default/configmaps",
+                     {"metadata": {"name": "x"}})
+    assert code == 403, body
+    # the same token is no credential for another node name
+    token = cred.rsplit(":", 1)[0]
+    code, body = _as(cluster, f"{token}:{there}", "PATCH", "/api/v1/namespaces/default/pods/target/status",
+                     {"status": {"podIP": "10.244.200.9"}})
+    assert code == 401, body
+    assert cluster.get_json("pod", "target")["status"]["podIP"] != "10.244.200.9"
+    # with its own credential, the node's agent keeps its Node Ready
+    assert all(cluster.node_ready(n) == "True" for n in nodes)

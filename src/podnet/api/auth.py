@@ -12,6 +12,9 @@ Identities
   * no token: anonymous, which may only GET the `kube-public/cluster-info` ConfigMap (the CA and the
     cluster's public settings; `podnet join` checks the CA against `--ca-cert-hash` before it trusts it);
   * anything else (unknown, revoked or malformed token) gets 401 Unauthorized.
+  A token made for one node (`create(node=NAME)`: the credential `podnet up` gives each of its own
+  agents) authenticates only as `<token>:NAME`, and NAME is bound to it at once, so the agents of a
+  local cluster are authorized exactly as joined nodes are (`issue_node_credential`).
   A token past its TTL can no longer register new nodes; nodes that registered with it keep working
   until the token is revoked (as kubeadm nodes keep their credentials when the bootstrap token expires).
 
@@ -106,13 +109,17 @@ class TokenInfo:
     created: str
     expires: str  # "" = never
     description: str = ""
+    node: str = ""  # a node credential's token: valid for this node name only
 
     def expired(self, now: dt.datetime | None = None) -> bool:
         return bool(self.expires) and _parse_iso(self.expires) <= (now or _now())
 
     def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "created": self.created, "expires": self.expires or "never",
-                "description": self.description}
+        out = {"id": self.id, "created": self.created, "expires": self.expires or "never",
+               "description": self.description}
+        if self.node:
+            out["node"] = self.node
+        return out
 
 
 class JoinTokens:
@@ -157,8 +164,9 @@ class JoinTokens:
         tmp.replace(self.path)
         self._cache = None
 
-    def create(self, ttl: dt.timedelta | None = dt.timedelta(hours=24), description: str = "") -> str:
-        """A new token `id.secret` (the secret is shown only here)."""
+    def create(self, ttl: dt.timedelta | None = dt.timedelta(hours=24), description: str = "",
+               node: str = "") -> str:
+        """A new token `id.secret` (the secret is shown only here); with `node`, valid for that node only."""
         with self._locked():
             tokens = dict(self._read())
             tid = "".join(secrets.choice(_ALPHABET) for _ in range(6))
@@ -168,12 +176,14 @@ class JoinTokens:
             now = _now()
             tokens[tid] = {"secretSha256": _sha(secret), "created": _iso(now),
                            "expires": _iso(now + ttl) if ttl is not None else "", "description": description}
+            if node:
+                tokens[tid]["node"] = node
             self._write(tokens)
         return f"{tid}.{secret}"
 
     def list(self) -> list[TokenInfo]:
-        return [TokenInfo(tid, v.get("created", ""), v.get("expires", ""), v.get("description", ""))
-                for tid, v in sorted(self._read().items())]
+        return [TokenInfo(tid, v.get("created", ""), v.get("expires", ""), v.get("description", ""),
+                          v.get("node", "")) for tid, v in sorted(self._read().items())]
 
     def revoke(self, token_id: str) -> bool:
         """Remove token `token_id` (the ID, or the whole token); False when there is no such token."""
@@ -195,23 +205,31 @@ class JoinTokens:
         if entry is None or not hmac.compare_digest(entry.get("secretSha256", ""), _sha(m.group(2))):
             return None
         return TokenInfo(m.group(1), entry.get("created", ""), entry.get("expires", ""),
-                         entry.get("description", ""))
+                         entry.get("description", ""), entry.get("node", ""))
 
 
 class NodeBindings:
-    """node name -> the ID of the join token it registered with (`<state_dir>/join-nodes.json`)."""
+    """node name -> the ID of the join token it registered with (`<state_dir>/join-nodes.json`), re-read
+    when the file changes (`podnet up` binds its own nodes' credentials from another process)."""
 
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / BINDINGS_FILE
         self._nodes: dict[str, str] | None = None
+        self._stamp: tuple[int, int] | None = None
 
     def _load(self) -> dict[str, str]:
-        if self._nodes is None:
+        try:
+            st = self.path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if self._nodes is None or stamp != self._stamp:
             try:
                 raw = json.loads(self.path.read_text())
                 self._nodes = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
             except (OSError, ValueError):
                 self._nodes = {}
+            self._stamp = stamp
         return self._nodes
 
     def get(self, node: str) -> str | None:
@@ -224,8 +242,12 @@ class NodeBindings:
         nodes[node] = token_id
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(nodes, indent=2, sort_keys=True))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(nodes, indent=2, sort_keys=True))
         tmp.replace(self.path)
+        st = self.path.stat()
+        self._stamp = (st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True)
@@ -249,6 +271,15 @@ NODE_RESTRICTION_LABEL_NS = "node-restriction.kubernetes.io"
 def node_credential(token: str, node: str) -> str:
     """The bearer token a joined node's agent uses: `<join token>:<node name>`."""
     return f"{token}:{node}"
+
+
+def issue_node_credential(state_dir: Path, node: str) -> str:
+    """A credential for `podnet up`'s own agent of `node`: a token valid for that node name only, never
+    expiring, bound to the node before the agent starts; the agent is then `system:node:<node>` under
+    the node rules and NodeRestriction, as a joined node is. Returns `<token>:<node>`."""
+    token = JoinTokens(state_dir).create(None, f"node credential of {node} (podnet up)", node=node)
+    NodeBindings(state_dir).bind(node, token.split(".", 1)[0])
+    return node_credential(token, node)
 
 
 # ---- request attributes -----------------------------------------------------------------------
@@ -338,7 +369,7 @@ class NodeAuthorizer:
         if m is None:
             return None
         info = self.tokens.lookup(f"{m.group(1)}.{m.group(2)}")
-        if info is None:
+        if info is None or (info.node and info.node != m.group(3)):
             return None
         return NodeIdentity(node=m.group(3), token_id=info.id, token_expired=info.expired())
 
@@ -423,7 +454,10 @@ class NodeAuthorizer:
                 return  # the handler answers 404
             if (found.get("spec") or {}).get("nodeName") == me:
                 return
-            raise forbidden_for(user, a, f"node '{me}' can only modify pods bound to it")
+            # NodeRestriction's admission messages (plugin/pkg/admission/noderestriction)
+            what = "update pod status for pods" if a.subresource == "status" else "delete pods"
+            raise APIError(403, "Forbidden", f'pods "{a.name}" is forbidden: node "{me}" can only {what} '
+                           f"with spec.nodeName set to itself", {"kind": "pods", "name": a.name})
         raise forbidden_for(user, a)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from podnet.api.auth import issue_node_credential
 from podnet.cluster.cgroup import ClusterCgroup
 from podnet.cluster.hostnet import (
     AddressPlanError,
@@ -47,6 +48,7 @@ from podnet.core.config import (
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
     ClusterConfig,
+    make_private_dir,
     state_root,
     write_private,
 )
@@ -138,8 +140,19 @@ def controlplane_argv(cfg: ClusterConfig) -> list[str]:
 
 def agent_argv(cfg: ClusterConfig, node: NodePlan) -> list[str]:
     return [sys.executable, "-m", "podnet.cli.main", "agent", "--name", cfg.name, "--node-name", node.name,
-            "--node-ip", node.ip, "--server", f"unix://{cfg.api_socket}", "--token-file", str(cfg.token_file),
-            "--state-dir", str(cfg.state_dir)]
+            "--node-ip", node.ip, "--server", f"unix://{cfg.api_socket}",
+            "--token-file", str(cfg.node_token_file(node.name)), "--state-dir", str(cfg.state_dir)]
+
+
+def write_node_credentials(cfg: ClusterConfig, nodes: list[NodePlan]) -> None:
+    """Each agent's own credential (`<token>:<node>`, bound to its node; 0600 under the 0700 state
+    directory): agents are authorized as their node (node rules and NodeRestriction), not as the admin."""
+    for n in nodes:
+        path = cfg.node_token_file(n.name)
+        if path.exists():
+            continue
+        make_private_dir(path.parent)
+        write_private(path, issue_node_credential(cfg.state_dir, n.name) + "\n")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -469,6 +482,7 @@ def _build(cfg: ClusterConfig, opts: UpOptions, ops: NetOps, step: Reporter,
         pass
     agents: dict[str, Started] = {}
     with step(f"{len(nodes)} node agent(s) started ({cfg.network})"):
+        write_node_credentials(cfg, nodes)
         make_argv = opts.agent_argv or agent_argv
         # the agents pull images from the machine's own network namespace: hand them a handle on it
         host_net = os.open("/proc/self/ns/net", os.O_RDONLY)

@@ -133,6 +133,11 @@ class ClusterConfig:
         """The admin token alone (0600), for the cluster's own processes (`--token-file`)."""
         return self.state_dir / "token"
 
+    def node_token_file(self, node: str) -> Path:
+        """The credential of `podnet up`'s agent for `node` (`<token>:<node>`, 0600): the agent acts as
+        `system:node:<node>`, not as the admin."""
+        return self.state_dir / "nodes" / node / "token"
+
     @property
     def api_socket(self) -> Path:
         """Unix socket of the API server: reachable from every network namespace on this machine."""

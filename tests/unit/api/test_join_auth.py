@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from api_support import POD_PATH, SVC_PATH, Api, deployment, make_api, pod, service
 
-from podnet.api.auth import JoinTokens, node_authorizer, node_credential, parse_ttl
+from podnet.api.auth import JoinTokens, issue_node_credential, node_authorizer, node_credential, parse_ttl
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 NODES = "/api/v1/nodes"
@@ -121,9 +121,11 @@ async def test_pod_status_and_deletion_only_for_pods_bound_to_the_node(api: Api,
     code, body = await api.call("PATCH", f"{POD_PATH}/theirs/status", patch, headers=me,
                                 ctype="application/merge-patch+json")
     assert code == 403 and body["message"] == (
-        'pods "theirs" is forbidden: User "system:node:m1" cannot patch resource "pods/status" in API group '
-        "\"\" in the namespace \"default\": node 'm1' can only modify pods bound to it")
-    assert (await api.call("DELETE", f"{POD_PATH}/theirs", {"gracePeriodSeconds": 0}, headers=me))[0] == 403
+        'pods "theirs" is forbidden: node "m1" can only update pod status for pods with spec.nodeName set '
+        "to itself")
+    code, body = await api.call("DELETE", f"{POD_PATH}/theirs", {"gracePeriodSeconds": 0}, headers=me)
+    assert code == 403 and body["message"] == (
+        'pods "theirs" is forbidden: node "m1" can only delete pods with spec.nodeName set to itself')
     code, _ = await api.call("DELETE", f"{POD_PATH}/mine", {"gracePeriodSeconds": 0}, headers=me)
     assert code == 200
     assert (await api.call("GET", f"{POD_PATH}/mine", headers=ADMIN))[0] == 404
@@ -346,3 +348,49 @@ async def test_secrets_and_service_account_tokens_only_for_its_pods(api: Api, tm
     assert code == 201 and out["status"]["token"]
     code, _ = await api.call("POST", path.format("bystander"), tr, headers=me)
     assert code == 403
+
+
+async def test_a_podnet_up_node_credential_acts_only_as_its_own_node(api: Api, tmp_path: Path) -> None:
+    """The credential `podnet up` gives each of its agents: bound to its node before the agent starts,
+    valid for that node name only, under the same node rules and NodeRestriction as a joined node."""
+    one = issue_node_credential(tmp_path, "n1")
+    two = issue_node_credential(tmp_path, "n2")
+    assert one.endswith(":n1") and (tmp_path / "join-nodes.json").stat().st_mode & 0o777 == 0o600
+    # the Nodes exist already (made by the admin, as after a restart): the binding made at issue counts
+    for name in ("n1", "n2"):
+        assert (await api.call("POST", NODES, node(name), headers=ADMIN))[0] == 201
+    me = bearer(one)
+    status = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    code, _ = await api.call("PATCH", f"{NODES}/n1/status", status, headers=me,
+                             ctype="application/merge-patch+json")
+    assert code == 200
+    # the token behind n1's credential authenticates as no other node, not even a new one
+    token = one.rsplit(":", 1)[0]
+    for name in ("n2", "n9"):
+        code, body = await api.call("GET", NODES, headers=bearer(node_credential(token, name)))
+        assert code == 401 and body["reason"] == "Unauthorized"
+    assert (await api.call("POST", NODES, node("n9"), headers=bearer(node_credential(token, "n9"))))[0] == 401
+    # another node's pods, its Node and its podCIDR are out of reach
+    assert (await api.call("POST", POD_PATH, pod("theirs", node="n2"), headers=ADMIN))[0] == 201
+    code, body = await api.call("PATCH", f"{POD_PATH}/theirs/status", {"status": {"podIP": "10.0.0.9"}},
+                                headers=me, ctype="application/merge-patch+json")
+    assert code == 403 and body["message"] == (
+        'pods "theirs" is forbidden: node "n1" can only update pod status for pods with spec.nodeName set '
+        "to itself")
+    code, body = await api.call("PATCH", f"{NODES}/n2", {"spec": {"podCIDR": "10.244.9.0/24"}}, headers=me,
+                                ctype="application/merge-patch+json")
+    assert code == 403 and body["message"].endswith("node 'n1' cannot modify node 'n2'")
+    code, body = await api.call("PATCH", f"{NODES}/n1", {"spec": {"podCIDR": "10.244.9.0/24"}}, headers=me,
+                                ctype="application/merge-patch+json")
+    assert code == 403
+    # and no arbitrary objects
+    code, _ = await api.call("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "x"}},
+                             headers=me)
+    assert code == 403
+    assert (await api.call("POST", SVC_PATH, service("s"), headers=me))[0] == 403
+    # n2's own credential still works for n2
+    code, _ = await api.call("PATCH", f"{NODES}/n2/status", status, headers=bearer(two),
+                             ctype="application/merge-patch+json")
+    assert code == 200
+    listed = {t.node for t in JoinTokens(tmp_path).list()}
+    assert listed == {"n1", "n2"}
