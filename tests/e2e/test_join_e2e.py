@@ -245,3 +245,47 @@ def test_leave_removes_what_the_agent_made(web: Joined) -> None:
     tables = subprocess.run([*in_machine(web.seg, 1), "nft", "list", "tables"], capture_output=True,
                             text=True, timeout=10).stdout
     assert "podnet" not in tables
+
+
+def _agent_pid(state_dir: str) -> tuple[int, int | None]:
+    from podnet.core import journal as jr
+
+    [entry] = [e for e in jr.Journal(state_dir).entries(jr.PROCESS) if e.name.startswith("agent-")]
+    pid, st = entry.attrs.get("pid"), entry.attrs.get("starttime")
+    assert isinstance(pid, int)
+    return pid, st if isinstance(st, int) else None
+
+
+def _listed(c: Cluster, node: str) -> dict[str, Any]:
+    rows = json.loads(c.podnet("list", "-o", "json").stdout)
+    [row] = [r for r in rows if r.get("joined_as") == node]
+    return dict(row)
+
+
+def test_a_killed_joined_agent_is_restarted_and_leave_stops_its_supervisor(joined: Joined) -> None:
+    """issue 19: the agent of `podnet join --background` is supervised like a `podnet up` cluster's: a
+    kill -9 of its PID (the one the state directory's journal records) is followed by a restart and the
+    node stays Ready; `podnet list` says so; `podnet leave` ends the supervisor too."""
+    from podnet.cluster.procs import is_same_process
+    from podnet.core import journal as jr
+
+    c, node, d = joined.cluster, joined.nodes[0], joined.state_dir(0)
+    row = _listed(c, node)
+    assert row["status"] == "running" and row["supervised"] is True and row["name"] == c.name
+    pid, st = _agent_pid(d)
+    os.kill(pid, 9)  # the agent `podnet join` started (recorded in its journal)
+    new = wait_for("the agent restarted", lambda: (lambda p: p if p[0] != pid and is_same_process(*p)
+                                                   else None)(_agent_pid(d)), timeout=15, interval=0.2)
+    assert not is_same_process(pid, st)
+    wait_for(f"{node} Ready after the restart", lambda: c.node_ready(node) == "True", timeout=40)
+    row = _listed(c, node)
+    assert row["status"] == "running" and row["agent_pid"] == new[0]
+    sup = [e for e in jr.Journal(d).entries(jr.PROCESS) if e.name == "supervisor"]
+    assert len(sup) == 1
+    sup_pid, sup_st = sup[0].attrs["pid"], sup[0].attrs.get("starttime")
+    assert is_same_process(sup_pid, sup_st)
+    res = joined.leave(0)
+    assert f"node {node} left" in res.stderr
+    assert not is_same_process(sup_pid, sup_st) and not is_same_process(*new)
+    assert not os.path.exists(d)
+    assert not [r for r in json.loads(c.podnet("list", "-o", "json").stdout) if r.get("joined_as") == node]

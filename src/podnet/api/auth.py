@@ -181,9 +181,11 @@ class JoinTokens:
             self._write(tokens)
         return f"{tid}.{secret}"
 
-    def list(self) -> list[TokenInfo]:
-        return [TokenInfo(tid, v.get("created", ""), v.get("expires", ""), v.get("description", ""),
-                          v.get("node", "")) for tid, v in sorted(self._read().items())]
+    def list(self, node_credentials: bool = False) -> list[TokenInfo]:
+        """The join tokens; with `node_credentials`, also the tokens behind `podnet up`'s node credentials."""
+        out = [TokenInfo(tid, v.get("created", ""), v.get("expires", ""), v.get("description", ""),
+                         v.get("node", "")) for tid, v in sorted(self._read().items())]
+        return [t for t in out if node_credentials or not t.node]
 
     def revoke(self, token_id: str) -> bool:
         """Remove token `token_id` (the ID, or the whole token); False when there is no such token."""

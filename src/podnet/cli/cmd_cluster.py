@@ -290,11 +290,17 @@ def run_list(args: argparse.Namespace) -> int:
     for d in (state_root(), state_root() / "clusters"):
         if d.exists() and not os.access(d, os.R_OK | os.X_OK):
             raise CLIError(f"cannot read {d}: the clusters' state is readable by root only; run this as root")
+    from podnet.cluster.join import list_joined
+
     clusters = list_clusters()
-    rows = [(c.name, c.status, len(c.nodes), c.network, c.node_network, c.api) for c in clusters]
-    emit(args, [c.to_dict() for c in clusters], ["NAME", "STATUS", "NODES", "NETWORK", "NODE NETWORK", "API"],
-         rows)
-    if not clusters and getattr(args, "output", "table") != "json":
+    joined = list_joined()  # nodes this machine runs for clusters elsewhere (`podnet join --background`)
+    rows: list[tuple[object, ...]] = [(c.name, c.status, len(c.nodes), c.network, c.node_network, c.api)
+                                      for c in clusters]
+    rows += [(j.cluster, j.status + ("" if j.supervised else ", unsupervised"), f"joined as {j.node}", "", "",
+              j.server) for j in joined]
+    emit(args, [c.to_dict() for c in clusters] + [j.to_dict() for j in joined],
+         ["NAME", "STATUS", "NODES", "NETWORK", "NODE NETWORK", "API"], rows)
+    if not clusters and not joined and getattr(args, "output", "table") != "json":
         err_console.print("no clusters; create one with `podnet up`")
     return 0
 

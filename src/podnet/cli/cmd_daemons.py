@@ -41,8 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Watch the control plane and the node agents of cluster NAME (as its journal records "
         "them) and restart one that dies, with back-off: at once, then after 1, 2, 4 ... 30 s while it "
         "keeps dying. `podnet up` and `podnet start` run it in the background; `podnet down` and "
-        "`podnet stop` end it first.")
+        "`podnet stop` end it first. With --state-dir, the agent of a machine that joined a cluster "
+        "(`podnet join --background` runs it; `podnet leave` ends it first).")
     add_name_flag(p)
+    p.add_argument("--state-dir", default="",
+                   help="supervise the joined node whose state is in this directory instead of cluster NAME")
     p.set_defaults(func=run_supervise)
 
 
@@ -53,9 +56,18 @@ def run_supervise(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise CLIError("the supervisor starts network namespaces' daemons: run it as root")
     os.umask(0o077)
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
+    if args.state_dir:
+        from podnet.cluster.supervise import run_joined_supervisor
+
+        state_dir = Path(args.state_dir)
+        if not (state_dir / "join.json").exists():
+            raise CLIError(f"{state_dir} holds no joined node (join.json is missing)")
+        rotate_stderr_log(logging.INFO)
+        run_joined_supervisor(state_dir)
+        return 0
     cfg = load_config(args.name)
     cfg.token = ""  # the daemons it forks read their own credentials; none is kept here for them to inherit
-    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
     rotate_stderr_log(logging.INFO)
     # the supervisor is the daemons' fork server: they share the modules it imported (forkstart.py)
     starter = ForkStarter(_run_podnet, {"controlplane": _preload_controlplane, "agent": _preload_agent})

@@ -8,11 +8,13 @@ cluster's public settings, readable without a token. `podnet join`:
 2. from then on talks TLS verified against that CA; checks the join token (`<token>:<node>`, see
    podnet.api.auth) and writes a state directory: config.json, ca.crt, join.json, journal;
 3. runs the node agent in this network namespace (exec in the foreground, or `--background` with
-   its PID in the state directory's journal); the agent registers the Node and the control plane's
-   node IPAM gives it a podCIDR.
+   its PID in the state directory's journal, watched by a supervisor of its own, `podnet supervise
+   --state-dir`, which restarts it with back-off when it dies); the agent registers the Node and the
+   control plane's node IPAM gives it a podCIDR.
 
-`podnet leave` stops what join started and removes what the agent made here (pod namespaces, the
-VXLAN link, podnet's routes and nft table), all recorded in the state directory's journal.
+`podnet leave` stops the supervisor first, then what join started, and removes what the agent made
+here (pod namespaces, the VXLAN link, podnet's routes and nft table), all recorded in the state
+directory's journal.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from cryptography.hazmat.primitives import serialization
 
 from podnet.api.auth import CLUSTER_INFO_NAME, CLUSTER_INFO_NS, TOKEN_RE, node_credential
 from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
+from podnet.cluster.supervise import SUPERVISOR, stop_supervisor, supervised, supervisor_alive
 from podnet.core import journal as jr
 from podnet.core.config import (
     DEFAULT_KUBELET_PORT,
@@ -358,7 +361,33 @@ def write_state(plan: JoinPlan) -> jr.Journal:
     journal.record(jr.NFT, f"{policy_render.FAMILY} {policy_render.TABLE}", netns=None)
     journal.record(jr.LINK, VXLAN_IF, netns=None)
     journal.record("podroutes", plan.config.pod_cidr, netns=None)
+    _link_joined(d, f"{plan.config.name}@{plan.node_name}")
     return journal
+
+
+def joined_root() -> Path:
+    """`$PODNET_STATE_ROOT/joined`: the default state directories of joined nodes, and links to the
+    others (`--state-dir` elsewhere), so that `podnet list` finds every node this machine runs."""
+    return state_root() / "joined"
+
+
+def _link_joined(state_dir: Path, name: str) -> None:
+    root = joined_root()
+    if state_dir.resolve().parent == root.resolve():
+        return
+    make_private_dir(root)
+    link = root / name
+    if link.is_symlink():
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(state_dir.resolve())
+
+
+def _unlink_joined(state_dir: Path) -> None:
+    root = joined_root()
+    for link in root.glob("*") if root.is_dir() else []:
+        if link.is_symlink() and Path(os.readlink(link)) == state_dir:
+            link.unlink()
 
 
 def _node_ready(plan: JoinPlan) -> tuple[bool, str]:
@@ -377,7 +406,12 @@ def start_background(plan: JoinPlan, timeout: float,
     """Start the agent detached (PID in the journal) and wait until the Node is Ready."""
     journal = write_state(plan)
     log = plan.state_dir / "logs" / "agent.log"
-    proc = start_process(journal, f"agent-{plan.node_name}", plan.agent_argv(), log, env=plan.agent_env())
+    env = plan.agent_env()
+    proc = start_process(journal, f"agent-{plan.node_name}", plan.agent_argv(), log, env=env)
+    # the supervisor restarts the agent with its own environment (the agent's), as recorded
+    start_process(journal, SUPERVISOR, [sys.executable, "-m", "podnet.cli.main", "supervise", "--state-dir",
+                                        str(plan.state_dir)], plan.state_dir / "logs" / "supervisor.log",
+                  env=env)
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -429,12 +463,14 @@ def leave(state_dir: Path, ops: Any) -> LeaveReport:
 
     if not (state_dir / JOIN_FILE).exists():
         raise JoinError(f"{state_dir} holds no joined node ({JOIN_FILE} is missing): nothing to leave")
+    state_dir = state_dir.resolve()  # also when named through its link in joined_root()
     rep = LeaveReport()
     try:
         rep.node = str(json.loads((state_dir / JOIN_FILE).read_text()).get("node", ""))
     except (OSError, ValueError):
         pass
-    entries = jr.Journal(state_dir).entries()
+    stop_supervisor(jr.Journal(state_dir))  # first: it would restart the agent stopped below
+    entries = jr.Journal(state_dir).entries()  # read after: the supervisor may have restarted it
     procs, agents = [], []
     for e in entries:
         pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
@@ -487,5 +523,48 @@ def leave(state_dir: Path, ops: Any) -> LeaveReport:
                 rep.problems.append(f"nft table {e.name}: {r.stderr.strip()}")
     if not rep.problems:
         shutil.rmtree(state_dir, ignore_errors=True)
+        _unlink_joined(state_dir)
     return rep
 
+
+
+# ---- status -----------------------------------------------------------------------------------------
+@dataclass
+class JoinedStatus:
+    """A joined machine's node as `podnet list` shows it (same words as for a cluster)."""
+
+    cluster: str
+    node: str
+    server: str
+    status: str  # running | restarting | stopped
+    agent_pid: int
+    supervised: bool
+    state_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.cluster, "joined_as": self.node, "status": self.status, "api": self.server,
+                "agent_pid": self.agent_pid, "supervised": self.supervised, "state_dir": self.state_dir}
+
+
+def joined_status(state_dir: Path) -> JoinedStatus:
+    """running: the agent is alive; restarting: it is not, and the supervisor is bringing it back;
+    stopped: neither is alive (after a reboot: `podnet join` again, or `podnet leave`)."""
+    try:
+        info = json.loads((state_dir / JOIN_FILE).read_text())
+    except (OSError, ValueError):
+        info = {}
+    journal = jr.Journal(state_dir)
+    agent = running_agent(state_dir)
+    sup = supervisor_alive(journal)
+    recorded = [e for e in journal.entries(jr.PROCESS) if supervised(e.name)]
+    status = "running" if agent is not None else ("restarting" if sup and recorded else "stopped")
+    pid = agent.attrs.get("pid") if agent is not None else 0
+    return JoinedStatus(cluster=str(info.get("cluster") or state_dir.name), node=str(info.get("node", "")),
+                        server=str(info.get("server", "")), status=status,
+                        agent_pid=pid if isinstance(pid, int) else 0, supervised=sup,
+                        state_dir=str(state_dir))
+
+
+def list_joined() -> list[JoinedStatus]:
+    """The nodes this machine runs for clusters it joined (`$PODNET_STATE_ROOT/joined/*`)."""
+    return [joined_status(p.resolve()) for p in sorted(joined_root().glob("*")) if (p / JOIN_FILE).exists()]

@@ -8,6 +8,10 @@ at once the first time, then after 1, 2, 4 ... 30 s while it keeps dying within 
 same back-off idea as the kubelet's for crashing containers). It never starts a daemon the journal
 does not record.
 
+A machine that joined a cluster (`podnet join --background`) has one too, over its own state directory
+(`podnet supervise --state-dir DIR`, `run_joined_supervisor`): it restarts the node's agent the same way;
+`podnet leave` ends it first.
+
 `restore_network` re-makes what a reboot of the machine removes (the bridge and its address, the guard
 routes, the nodes' namespaces and links) from the cluster's config, for `podnet start`.
 """
@@ -159,6 +163,22 @@ def run_supervisor(cfg: ClusterConfig, starter: Starter = start_process) -> None
     log.info("supervisor stopped")
 
 
+def run_joined_supervisor(state_dir: Path) -> None:
+    """`podnet supervise --state-dir DIR`: keep the agent of a joined machine (recorded in DIR's journal)
+    running until SIGTERM/SIGINT; restarts are exec'd with this process's environment (the agent's)."""
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    log.info("supervising the joined node in %s", state_dir)
+    Supervisor(jr.Journal(state_dir)).run(lambda: stopping)
+    log.info("supervisor stopped")
+
+
 def start_supervisor(cfg: ClusterConfig, journal: jr.Journal, cgroup: ClusterCgroup | None) -> None:
     import sys
 
@@ -171,6 +191,29 @@ def supervisor_alive(journal: jr.Journal) -> bool:
         if e.name == SUPERVISOR:
             pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
             return isinstance(pid, int) and is_same_process(pid, st if isinstance(st, int) else None)
+    return False
+
+
+def stop_supervisor(journal: jr.Journal, timeout: float = 5.0) -> bool:
+    """End the supervisor the journal records (SIGTERM, then SIGKILL after `timeout`) and wait until it
+    is gone, so that it restarts nothing while the caller stops the rest; whether one was running."""
+    for e in journal.entries(jr.PROCESS):
+        if e.name != SUPERVISOR:
+            continue
+        pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
+        start = st if isinstance(st, int) else None
+        if not isinstance(pid, int) or pid <= 1 or not is_same_process(pid, start):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while is_same_process(pid, start) and time.monotonic() < deadline:
+            _reap_children()
+            time.sleep(0.05)
+        if is_same_process(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return True
     return False
 
 
