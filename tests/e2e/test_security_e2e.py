@@ -218,6 +218,11 @@ def test_kubectl_delete_of_a_namespace_with_a_thousand_services_returns_and_stal
     cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
     wait_for("6 running pods in nsdel", lambda: cluster.kubectl(
         "get", "pods", "-n", "nsdel", "--no-headers").stdout.count("Running") >= 6, 120)
+    quiet = _Prober(cluster)  # the same prober with nothing else going on: the machine's own noise
+    quiet.start()
+    time.sleep(4)
+    quiet.stop.set()
+    quiet.join(10)
     prober = _Prober(cluster)
     prober.start()
     try:
@@ -235,9 +240,14 @@ def test_kubectl_delete_of_a_namespace_with_a_thousand_services_returns_and_stal
     lat = sorted(prober.latencies)
     assert not prober.errors and len(lat) > 20, (prober.errors, len(lat))
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    noise = max(quiet.latencies)
     print(f"kubectl delete ns: {took:.2f} s; small GET meanwhile: {len(lat)} samples, "
-          f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
-    assert lat[-1] < 1500, f"a small GET waited {lat[-1]:.0f} ms during the namespace deletion"
+          f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms "
+          f"(quiet max {noise:.1f} ms)")
+    # before the cleanup yielded, a GET waited 3.8 s here (quiet p99 8 ms); a loaded machine's own
+    # noise (other processes on the two cores) is allowed for
+    limit = max(1000.0, 4 * noise)
+    assert p99 < limit, f"small GETs waited {p99:.0f} ms (p99) during the deletion; limit {limit:.0f} ms"
 
 
 def _as(c: Cluster, credential: str, method: str, path: str, body: object) -> tuple[int, dict[str, object]]:
