@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from api_support import Api, make_api, pod, service
@@ -23,10 +22,11 @@ from api_support import Api, make_api, pod, service
 from podnet.store import MemoryStore, SqliteStore
 from podnet.store.base import Store
 from podnet.store.etcd import EtcdStore
-from podnet.store.etcd_local import etcd_binary, shared_etcd, stop_shared_etcd
+from podnet.store.etcd_local import etcd_binary, shared_etcd
 
 
 def _etcd(directory: Path) -> Store:
+    """On this process's shared throwaway etcd (stopped at exit: other modules' fixtures may hold it)."""
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (/usr/bin/etcd missing; apt-get install etcd-server)")
     return EtcdStore(shared_etcd().endpoints, prefix=f"/podnet-test/ns-{uuid.uuid4().hex[:8]}")
@@ -37,12 +37,6 @@ STORES: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda d: SqliteStore(d / "store.db"),
     "etcd": _etcd,
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _etcd_is_stopped() -> Any:
-    yield
-    stop_shared_etcd()
 
 
 @pytest.fixture(params=sorted(STORES))
