@@ -12,7 +12,7 @@ store: setup, not measured). Phases:
 - controller: the Services exist (created through the API before the controllers start); time from
   the controller manager's start until every Service has its correct EndpointSlice in the store.
   Reports Services/s, with the informers' initial list time on its own.
-- e2e: the controllers run; a separate client process creates the Services through the API as fast
+- e2e: the controllers run; a client process creates the Services through the API as fast
   as it can (`--concurrency` requests in flight); for each Service, the time from its create request
   until its slice (all endpoints ready) is seen on a watch. Reports the create rate, p50/p99/max of
   that latency and when the last slice was ready.
@@ -55,6 +55,7 @@ from podnet.controllers.runner import ControllerManager
 from podnet.core.config import ClusterConfig
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.model.services import ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from podnet.store.memory import MemoryStore
 from podnet.store.sqlite import SqliteStore
 
 NS = "default"
@@ -92,7 +93,7 @@ def pod_object(i: int, j: int, per: int, nodes: int) -> dict[str, Any]:
     }
 
 
-async def seed(store: SqliteStore, services: int, per: int, nodes: int) -> None:
+async def seed(store: SqliteStore | MemoryStore, services: int, per: int, nodes: int) -> None:
     for k in range(nodes):
         await store.create(NODES.key, {
             "apiVersion": "v1", "kind": "Node",
@@ -127,7 +128,8 @@ class SliceWatch:
     """When each Service's slice first became complete (every endpoint there and ready), from a watch:
     the store's own watch in the control-plane process (`store`), or an HTTP watch (`client`)."""
 
-    def __init__(self, per: int, *, store: SqliteStore | None = None, client: ApiClient | None = None):
+    def __init__(self, per: int, *, store: SqliteStore | MemoryStore | None = None,
+                 client: ApiClient | None = None):
         self.store = store
         self.client = client
         self.per = per
@@ -163,7 +165,7 @@ class SliceWatch:
                 await self.task
 
 
-async def verify(store: SqliteStore, services: int, per: int) -> int:
+async def verify(store: SqliteStore | MemoryStore, services: int, per: int) -> int:
     """How many Services have exactly one managed slice, and it is correct."""
     svcs, _ = await store.list(SERVICES.key, NS)
     uids = {s["metadata"]["name"]: s["metadata"]["uid"] for s in svcs}
@@ -192,7 +194,9 @@ class ControlPlane:
         self.tmp = tmp
         self.args = args
         self.sock = str(tmp / "api.sock")
-        self.store = SqliteStore(tmp / "store.db", history=max(100000, args.services * 10))
+        self.store: SqliteStore | MemoryStore = (
+            SqliteStore(tmp / "store.db", history=max(100000, args.services * 10)) if args.store == "sqlite"
+            else MemoryStore(history=max(100000, args.services * 10)))
         self.server = APIServer(self.store, hooks={"services": ServiceHooks("10.96.0.0/12", (30000, 32767))})
         self.mgr: ControllerManager | None = None
         self.clients: list[ApiClient] = []
@@ -225,20 +229,32 @@ class ControlPlane:
         await self.store.close()
 
 
-def run_creator(sock: str, args: argparse.Namespace) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, "--creator", sock, "--services", str(args.services),
+def run_helper(mode: str, sock: str, args: argparse.Namespace) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, mode, sock, "--services", str(args.services),
                              "--pods-per-service", str(args.pods_per_service),
                              "--concurrency", str(args.concurrency), "--timeout", str(args.timeout)],
                             stdout=subprocess.PIPE, text=True)
 
 
-async def creator(sock: str, args: argparse.Namespace) -> None:
-    """The client process: watch EndpointSlices, create the Services as fast as it can, wait for every
-    slice; print each Service's send time and slice-ready time (wall clock)."""
-    sent: dict[str, float] = {}
-    async with ApiClient(f"unix://{sock}") as client, ApiClient(f"unix://{sock}") as watcher:
-        watch = SliceWatch(args.pods_per_service, client=watcher)
+async def watcher(sock: str, args: argparse.Namespace) -> None:
+    """The watching client process (as an agent is): prints "watching" once its watch is open, then
+    each Service's slice-ready time (wall clock) when every slice is complete."""
+    async with ApiClient(f"unix://{sock}") as client:
+        watch = SliceWatch(args.pods_per_service, client=client)
         await watch.start()
+        print("watching", flush=True)
+        try:
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+        finally:
+            await watch.stop()
+    print(json.dumps(watch.ready_at), flush=True)
+
+
+async def creator(sock: str, args: argparse.Namespace) -> None:
+    """The creating client process (as kubectl apply is): creates the Services as fast as it can with
+    `--concurrency` requests in flight; prints each one's send time (wall clock)."""
+    sent: dict[str, float] = {}
+    async with ApiClient(f"unix://{sock}") as client:
         it = iter(range(args.services))
 
         async def worker() -> None:
@@ -248,11 +264,7 @@ async def creator(sock: str, args: argparse.Namespace) -> None:
         t0 = time.time()
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         t1 = time.time()
-        try:
-            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
-        finally:
-            await watch.stop()
-    print(json.dumps({"start": t0, "end": t1, "sent": sent, "ready": watch.ready_at}))
+    print(json.dumps({"start": t0, "end": t1, "sent": sent}))
 
 
 async def create_all(client: ApiClient, services: int, concurrency: int) -> None:
@@ -264,7 +276,7 @@ async def create_all(client: ApiClient, services: int, concurrency: int) -> None
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def phase_controller(args: argparse.Namespace, report: Report, legacy: bool) -> float:
+async def phase_controller(args: argparse.Namespace, report: Report, legacy: bool) -> tuple[float, float]:
     label = "controllers over HTTP (before)" if legacy else "now"
     with tempfile.TemporaryDirectory(prefix="podnet-bench-eps-") as d:
         cp = ControlPlane(Path(d), args)
@@ -299,21 +311,29 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
           f"correct: {ok}/{args.services}", file=sys.stderr)
     if ok != args.services:
         report.errors.append(f"controller [{label}]: only {ok} of {args.services} slices correct")
-    return rate
+    return rate, args.services / cpu
 
 
-async def phase_e2e(args: argparse.Namespace, report: Report) -> None:
+async def phase_e2e(args: argparse.Namespace, report: Report, legacy: bool) -> dict[str, float]:
+    label = "controllers over HTTP (before)" if legacy else "now"
     with tempfile.TemporaryDirectory(prefix="podnet-bench-eps-") as d:
         cp = ControlPlane(Path(d), args)
         try:
             await cp.start()
-            await cp.manager(False).start()
-            proc = run_creator(cp.sock, args)
+            await cp.manager(legacy).start()
             loop = asyncio.get_running_loop()
-            out, _ = await loop.run_in_executor(None, proc.communicate)
-            if proc.returncode != 0:
-                raise RuntimeError(f"creator failed ({proc.returncode})")
+            watching = run_helper("--watcher", cp.sock, args)
+            assert watching.stdout is not None
+            line = await loop.run_in_executor(None, watching.stdout.readline)
+            if line.strip() != "watching":
+                raise RuntimeError(f"watcher failed to start: {line!r}")
+            creating = run_helper("--creator", cp.sock, args)
+            out, _ = await loop.run_in_executor(None, creating.communicate)
+            seen, _ = await loop.run_in_executor(None, watching.communicate)
+            if creating.returncode != 0 or watching.returncode != 0:
+                raise RuntimeError(f"creator/watcher failed ({creating.returncode}/{watching.returncode})")
             res = json.loads(out)
+            res["ready"] = json.loads(seen)
             ok = await verify(cp.store, args.services, args.pods_per_service)
         finally:
             await cp.stop()
@@ -322,20 +342,14 @@ async def phase_e2e(args: argparse.Namespace, report: Report) -> None:
     lat = [(ready[n] - t) * 1000 for n, t in sent.items()]
     create_s = res["end"] - res["start"]
     last = max(ready.values()) - res["start"]
-    print(f"  e2e: {args.services} Services created in {create_s:.2f} s ({args.services / create_s:,.0f}/s); "
-          f"last slice ready {last:.2f} s after the first create; create -> slice ready "
-          f"p50 {p50(lat):.0f} ms, p99 {p99(lat):.0f} ms, max {max(lat):.0f} ms; "
-          f"correct: {ok}/{args.services}",
-          file=sys.stderr)
+    print(f"  e2e [{label}]: {args.services} Services created in {create_s:.2f} s "
+          f"({args.services / create_s:,.0f}/s); last slice ready {last:.2f} s after the first create; "
+          f"create -> slice ready p50 {p50(lat):.0f} ms, p99 {p99(lat):.0f} ms, max {max(lat):.0f} ms; "
+          f"correct: {ok}/{args.services}", file=sys.stderr)
     if ok != args.services:
-        report.errors.append(f"e2e: only {ok} of {args.services} slices correct")
-    report.add(Figure("e2e", "Services created per second (client process, API)", args.services / create_s,
-                      "/s", higher_is_better=True))
-    report.add(Figure("e2e", "first create -> last Service's slice ready", last, "s",
-                      baseline=create_s, baseline_label="time to create them all"))
-    report.add(Figure("e2e", "create -> slice ready p50", p50(lat), "ms"))
-    report.add(Figure("e2e", "create -> slice ready p99", p99(lat), "ms"))
-    report.add(Figure("e2e", "create -> slice ready max", max(lat), "ms"))
+        report.errors.append(f"e2e [{label}]: only {ok} of {args.services} slices correct")
+    return {"create_rate": args.services / create_s, "create_s": create_s, "last": last, "p50": p50(lat),
+            "p99": p99(lat), "max": max(lat)}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -343,14 +357,26 @@ async def main(args: argparse.Namespace) -> int:
     report = Report("bench_slice_rate")
     report.info.update(services=args.services, pods_per_service=args.pods_per_service, nodes=args.nodes)
     phases = args.phases.split(",")
+    before = "controllers over HTTP, unix socket (before)"
     if "controller" in phases:
-        now = await phase_controller(args, report, legacy=False)
-        base = await phase_controller(args, report, legacy=True) if args.baseline else None
+        now, now_cpu = await phase_controller(args, report, legacy=False)
+        base, base_cpu = await phase_controller(args, report, legacy=True) if args.baseline else (None, None)
         report.add(Figure("controller", f"Services -> slices per second, {args.services} pre-existing", now,
-                          "/s", baseline=base, baseline_label="controllers over HTTP, unix socket (before)",
-                          higher_is_better=True))
+                          "/s", baseline=base, baseline_label=before, higher_is_better=True))
+        report.add(Figure("controller", "Services per CPU-second of the control-plane process", now_cpu,
+                          "/s", baseline=base_cpu, baseline_label=before, higher_is_better=True))
     if "e2e" in phases:
-        await phase_e2e(args, report)
+        e = await phase_e2e(args, report, legacy=False)
+        b = await phase_e2e(args, report, legacy=True) if args.baseline else None
+        report.add(Figure("e2e", "Services created per second (client process, API)", e["create_rate"], "/s",
+                          baseline=b["create_rate"] if b else None, baseline_label=before,
+                          higher_is_better=True))
+        report.add(Figure("e2e", "first create -> last Service's slice ready", e["last"], "s",
+                          baseline=b["last"] if b else None, baseline_label=before,
+                          note=f"creating them took {e['create_s']:.1f} s"))
+        for q in ("p50", "p99", "max"):
+            report.add(Figure("e2e", f"create -> slice ready {q}", e[q], "ms", baseline=b[q] if b else None,
+                              baseline_label=before))
     print(machine_line(report.info["machine"]), file=sys.stderr)
     report.print(args.output == "json")
     return 1 if report.errors else 0
@@ -362,19 +388,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--pods-per-service", type=int, default=3)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--phases", default="controller,e2e")
-    ap.add_argument("--baseline", action="store_true", help="also measure the previous write path")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "memory"],
+                    help="the control plane's store (podnet's default: sqlite)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also measure each phase with the controllers over HTTP (the path before)")
     ap.add_argument("--concurrency", type=int, default=64, help="create requests in flight")
     ap.add_argument("--timeout", type=float, default=300.0, help="bound for each wait (s)")
     ap.add_argument("--profile", default="", help="cProfile the controller phase into this file")
     ap.add_argument("--creator", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--watcher", default="", help=argparse.SUPPRESS)
     ap.add_argument("-o", "--output", default="", choices=["", "json"])
     return ap.parse_args(argv)
 
 
 if __name__ == "__main__":
     a = parse(sys.argv[1:])
-    if a.creator:
-        asyncio.run(creator(a.creator, a))
+    if a.creator or a.watcher:
+        asyncio.run(creator(a.creator, a) if a.creator else watcher(a.watcher, a))
         sys.exit(0)
     os.umask(0o077)
     sys.exit(asyncio.run(asyncio.wait_for(main(a), timeout=1800)))

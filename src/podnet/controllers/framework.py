@@ -189,7 +189,10 @@ class ControllerRunner:
                 self.enqueue_everything()
 
     async def _worker(self, loop: ControlLoop) -> None:
-        pacer = Pacer()  # syncs with nothing to write (e.g. a deleted Service's) never suspend
+        # syncs through the in-process client, or with nothing to write, never suspend: without the
+        # pacer a worker draining a long queue would starve the informers (their store watches
+        # overflow and relist) and the API server's requests
+        pacer = Pacer()
         while True:
             await pacer.tick()
             key = await loop.queue.get()
@@ -213,7 +216,3 @@ class ControllerRunner:
                 loop.queue.retry(key)
                 log.exception("%s %s: reconcile failed", loop.name, key)
             loop.queue.done(key)
-            # Let the loop run between keys: with an in-process client a sync may never suspend, and
-            # a worker draining a long queue would starve the informers (their store watches
-            # overflow and relist) and the API server's requests.
-            await asyncio.sleep(0)
