@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import datetime as dt
 import json
 import logging
 import os
@@ -60,6 +61,10 @@ from podnet.store.sqlite import SqliteStore
 
 NS = "default"
 PORT = 8080
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def svc_name(i: int) -> str:
@@ -101,7 +106,7 @@ async def seed(store: SqliteStore | MemoryStore, services: int, per: int, nodes:
                          "creationTimestamp": "2026-12-06T00:00:00Z"},
             "spec": {"podCIDR": f"10.244.{k}.0/24"},
             "status": {"conditions": [{"type": "Ready", "status": "True",
-                                       "lastHeartbeatTime": "2026-12-06T00:00:00Z"}]}})
+                                       "lastHeartbeatTime": now_rfc3339()}]}})
     for i in range(services):
         for j in range(per):
             await store.create(PODS.key, pod_object(i, j, per, nodes))
@@ -134,6 +139,7 @@ class SliceWatch:
         self.client = client
         self.per = per
         self.ready_at: dict[str, float] = {}
+        self.error = ""
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -148,8 +154,12 @@ class SliceWatch:
         self.task = asyncio.create_task(self.run(events))
 
     async def run(self, events: Any) -> None:
-        async for ev in events:
-            self.seen(ev.object)
+        try:
+            async for ev in events:
+                self.seen(ev.object)
+        except Exception as e:
+            self.error = f"{type(e).__name__}: {e}"
+            raise
 
     def seen(self, s: dict[str, Any]) -> None:
         name = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
@@ -181,9 +191,11 @@ async def verify(store: SqliteStore | MemoryStore, services: int, per: int) -> i
     return ok
 
 
-async def wait_for(cond: Any, what: str, timeout: float) -> None:
+async def wait_for(cond: Any, what: str, timeout: float, watch: SliceWatch | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
+        if watch is not None and watch.error:
+            raise RuntimeError(f"the slice watch ended: {watch.error}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
         await asyncio.sleep(0.02)
@@ -199,6 +211,7 @@ class ControlPlane:
             else MemoryStore(history=max(100000, args.services * 10)))
         self.server = APIServer(self.store, hooks={"services": ServiceHooks("10.96.0.0/12", (30000, 32767))})
         self.mgr: ControllerManager | None = None
+        self.heartbeats: asyncio.Task[None] | None = None
         self.clients: list[ApiClient] = []
 
     def client(self) -> ApiClient:
@@ -210,6 +223,17 @@ class ControlPlane:
         await self.server.bootstrap()
         await seed(self.store, self.args.services, self.args.pods_per_service, self.args.nodes)
         await self.server.start("127.0.0.1", 0, unix_path=self.sock)
+        self.heartbeats = asyncio.create_task(self._heartbeat(self.client()))
+
+    async def _heartbeat(self, client: ApiClient) -> None:
+        """The nodes' agents: a Ready heartbeat every 5 s, or the node lifecycle controller would (rightly)
+        mark the nodes and their pods not ready during a long run."""
+        while True:
+            await asyncio.sleep(5)
+            for k in range(self.args.nodes):
+                node = await client.get(NODES, f"node-{k + 1}")
+                node["status"]["conditions"][0]["lastHeartbeatTime"] = now_rfc3339()
+                await client.update_status(NODES, node)
 
     def manager(self, over_http: bool) -> ControllerManager:
         """The controller manager as `podnet controlplane` wires it (in-process client), or as it was
@@ -221,6 +245,10 @@ class ControlPlane:
         return self.mgr
 
     async def stop(self) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.heartbeats
         if self.mgr is not None:
             await self.mgr.stop()
         for c in self.clients:
@@ -244,7 +272,7 @@ async def watcher(sock: str, args: argparse.Namespace) -> None:
         await watch.start()
         print("watching", flush=True)
         try:
-            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout, watch)
         finally:
             await watch.stop()
     print(json.dumps(watch.ready_at), flush=True)
@@ -293,7 +321,7 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
                 prof.enable()
             await mgr.start()
             t_listed = time.time()
-            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout)
+            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout, watch)
             t1 = max(watch.ready_at.values())
             if prof is not None:
                 prof.disable()
