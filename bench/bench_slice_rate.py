@@ -51,6 +51,7 @@ from common import Figure, Report, machine_line, p50, p99
 from podnet.allocators import ServiceHooks
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient
+from podnet.client.informer import Informer
 from podnet.controllers.inprocess import InProcessClient
 from podnet.controllers.runner import ControllerManager
 from podnet.core.config import ClusterConfig
@@ -141,16 +142,19 @@ class SliceWatch:
         self.ready_at: dict[str, float] = {}
         self.error = ""
         self.task: asyncio.Task[None] | None = None
+        self.informer: Informer | None = None
 
     async def start(self) -> None:
         if self.store is not None:
             rv = await self.store.current_rv()
             events: Any = self.store.watch(ENDPOINTSLICES.key, NS, rv)
-        else:
+        else:  # an informer, as an agent has: it relists when its watch falls too far behind (410)
             assert self.client is not None
-            lst = await self.client.list(ENDPOINTSLICES, NS)
-            rv = lst["metadata"]["resourceVersion"]
-            events = self.client.watch(ENDPOINTSLICES, NS, resource_version=rv, bookmarks=False)
+            self.informer = Informer(self.client, ENDPOINTSLICES, NS)
+            self.informer.add_handler(lambda et, obj, old: self.seen(obj))
+            self.informer.start()
+            await self.informer.synced.wait()
+            return
         self.task = asyncio.create_task(self.run(events))
 
     async def run(self, events: Any) -> None:
@@ -169,6 +173,8 @@ class SliceWatch:
             self.ready_at[name] = time.time()
 
     async def stop(self) -> None:
+        if self.informer is not None:
+            await self.informer.stop()
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -273,6 +279,12 @@ async def watcher(sock: str, args: argparse.Namespace) -> None:
         print("watching", flush=True)
         try:
             await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout, watch)
+        except TimeoutError:
+            cache = watch.informer.cache if watch.informer is not None else {}
+            missing = sorted(set(map(svc_name, range(args.services))) - set(watch.ready_at))
+            print(f"watcher: {len(watch.ready_at)} ready, {len(cache)} slices cached; first missing "
+                  f"{missing[:3]}", file=sys.stderr)
+            raise
         finally:
             await watch.stop()
     print(json.dumps(watch.ready_at), flush=True)
@@ -359,6 +371,12 @@ async def phase_e2e(args: argparse.Namespace, report: Report, legacy: bool) -> d
             out, _ = await loop.run_in_executor(None, creating.communicate)
             seen, _ = await loop.run_in_executor(None, watching.communicate)
             if creating.returncode != 0 or watching.returncode != 0:
+                ok = await verify(cp.store, args.services, args.pods_per_service)
+                slices, _ = await cp.store.list(ENDPOINTSLICES.key, NS)
+                m = cp.mgr
+                print(f"store: {ok} correct, {len(slices)} slices; endpoints loop "
+                      f"{m.loops['endpoints'].syncs if m else 0} syncs, "
+                      f"{m.loops['endpoints'].errors if m else 0} errors", file=sys.stderr)
                 raise RuntimeError(f"creator/watcher failed ({creating.returncode}/{watching.returncode})")
             res = json.loads(out)
             res["ready"] = json.loads(seen)

@@ -109,7 +109,7 @@ class Watcher:
                 # what is queued already goes out in one write (a namespace of 1,000 Services
                 # deleted is thousands of events: one syscall each would hold the event loop)
                 item: Any = first
-                for _ in range(WRITE_BATCH):
+                for n in range(WRITE_BATCH):
                     if item is _END:
                         ended = True
                         break
@@ -121,8 +121,8 @@ class Watcher:
                     last_rv = ev.resource_version
                     for typ, obj in _filtered(ev, flt, state):
                         send.add_event(typ, obj)
-                    if queue.empty():
-                        break
+                    if n == WRITE_BATCH - 1 or queue.empty():
+                        break  # a full batch leaves the rest queued (taking one more here lost it)
                     item = queue.get_nowait()
                 await send.flush()
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
