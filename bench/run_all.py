@@ -57,6 +57,8 @@ BENCHES = [
     Bench("store", "bench_store.py", False, [], ["--creates", "2000", "--seconds", "3", "--objects", "200"],
           300, 90),
     Bench("endpoints", "bench_endpoints.py", False, [], ["--services", "200", "--samples", "50"], 300, 120),
+    Bench("slice_rate", "bench_slice_rate.py", False, ["--services", "10000", "--baseline"],
+          ["--services", "1000", "--baseline"], 900, 180, ["-o", "json"]),
     Bench("dns", "bench_dns.py", False, [], ["--services", "100", "--duration", "1", "--rates", "2000,10000",
                                              "--update-rounds", "5"], 300, 120),
     Bench("proxy", "bench_proxy.py", True, [], ["--max-services", "10000", "--kube-proxy-max", "1000",
