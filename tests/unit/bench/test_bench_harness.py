@@ -73,8 +73,8 @@ def test_run_all_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> No
         run_all.main(["--only", "nope"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert ("unknown benchmark(s) nope: choose from store, endpoints, dns, proxy, policy, api_bodies, up, "
-            "idle_memory, dns_memory, cluster") in err
+    assert ("unknown benchmark(s) nope: choose from store, endpoints, slice_rate, dns, proxy, policy, "
+            "api_bodies, up, idle_memory, dns_memory, cluster") in err
     with pytest.raises(SystemExit):
         run_all.main(["--args", "cluster"])
     assert "--args 'cluster': must be NAME=ARGS" in capsys.readouterr().err
