@@ -1,4 +1,5 @@
-"""The kubelet-style endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec, /portForward.
+"""The kubelet-style endpoint on the node IP: /healthz, /pods, /containerLogs, /run, /exec, /attach,
+/portForward.
 
 The API server proxies `kubectl logs` and `kubectl exec` here:
 GET /containerLogs/<ns>/<pod>/<container>?follow=&tailLines=&timestamps=&previous=&limitBytes=
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from podnet.agent.attach_ws import open_console, serve_attach
 from podnet.agent.exec_ws import serve_exec
 from podnet.agent.logs import follow_log, read_log
 from podnet.agent.nsexec import exec_in
@@ -82,6 +84,8 @@ class KubeletServer:
         app.router.add_post("/run/{ns}/{pod}/{container}", self.run)
         app.router.add_get("/exec/{ns}/{pod}/{container}", self.exec)
         app.router.add_post("/exec/{ns}/{pod}/{container}", self.exec)
+        app.router.add_get("/attach/{ns}/{pod}/{container}", self.attach)
+        app.router.add_post("/attach/{ns}/{pod}/{container}", self.attach)
         app.router.add_get("/portForward/{ns}/{pod}", self.port_forward)
         app.router.add_get("/stats/usage", self.stats_usage)
         return app
@@ -171,6 +175,27 @@ class KubeletServer:
         if pid is None:
             raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is not running')
         return await serve_exec(request, pid)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """WebSocket attach to the container's console (its shim's attach socket; agent/attach_ws.py)."""
+        ns, pod, container = (request.match_info[k] for k in ("ns", "pod", "container"))
+        if not any(_bool(request.query.get(f)) for f in ("stdin", "stdout", "stderr")):
+            raise web.HTTPBadRequest(text="you must specify at least 1 of stdin, stdout, stderr")
+        r = self._runner_for(ns, pod, container)
+        # the kubelet's words when the runtime has no running container of that name (kubelet_pods.go)
+        not_found = f"container {container} not found in pod {pod}_{ns}"
+        if r.proc is None or r.proc.container_pid() is None or not r.proc.alive():
+            raise web.HTTPInternalServerError(text=not_found)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            # nothing wrong but the missing upgrade (the API server asks so to learn of errors first)
+            raise web.HTTPBadRequest(text="No WebSocket UPGRADE hdr: attach is served over WebSocket")
+        run_dir = r.w.deps.dirs.run_dir(r.w.uid, container, r.rec.attempt)
+        console = await open_console(run_dir)
+        if console is None:
+            raise web.HTTPInternalServerError(text=not_found)
+        spec = r.spec
+        return await serve_attach(request, console, stdin=bool(spec.get("stdin")), tty=bool(spec.get("tty")),
+                                  stdin_once=bool(spec.get("stdinOnce")))
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         """One forwarded TCP connection to `localhost:<port>` in the pod's network namespace."""

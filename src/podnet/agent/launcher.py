@@ -49,6 +49,14 @@ class LaunchSpec:
     oci: OciLaunch | None = None
     mounts: list[tuple[str, str, bool]] = field(default_factory=list)
     """Volume bind mounts for the built-in runtime: (destination, host source, read-only)."""
+    stdin: bool = False  # the container spec's stdin / stdinOnce / tty: the shim holds the console
+    stdin_once: bool = False
+    tty: bool = False
+
+    def console_args(self) -> list[str]:
+        """The shims' flags for the container's console (agent/console.py)."""
+        flags = (("--stdin", self.stdin), ("--stdin-once", self.stdin_once), ("--tty", self.tty))
+        return [arg for flag, on in flags if on for arg in (flag, "1")]
 
 
 @dataclass
@@ -195,8 +203,19 @@ class ShimProcess:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(oci_pid, sig)
             return
+        leader = self._session_leader()
+        if leader is not None:  # a container on a terminal leads a session (and group) of its own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(leader, sig)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.shim_pid, sig)
+
+    def _session_leader(self) -> int | None:
+        info = self._pid_info()
+        if not info.get("session") or not info.get("pid"):
+            return None
+        pid = int(info["pid"])
+        return pid if proc_start_time(pid) == int(info.get("pidStart") or 0) else None
 
 
 class ShimServer:
@@ -273,6 +292,7 @@ class ShimLauncher:
                     "--runtime", o.runtime, "--runtime-root", str(o.runtime_root), "--id", o.container_id]
             if o.oom_file:
                 argv += ["--oom", o.oom_file]
+            argv += spec.console_args()
             if self.server is not None:
                 got = self.server.spawn(argv[4:])
                 if got is not None:
@@ -288,7 +308,7 @@ class ShimLauncher:
                 mounts_file = spec.run_dir / "mounts.json"
                 mounts_file.write_text(json.dumps([list(m) for m in spec.mounts]))
                 argv += ["--mounts", str(mounts_file)]
-            argv += ["--", *spec.argv]
+            argv += [*spec.console_args(), "--", *spec.argv]
         with open(spec.run_dir / "shim.err", "ab") as err:
             popen = subprocess.Popen(argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                      start_new_session=True, close_fds=True)

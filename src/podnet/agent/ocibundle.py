@@ -105,7 +105,7 @@ def write_bundle(store: ImageStore, img: StoredImage, b: BundleInputs) -> tuple[
                    cgroups_path=cgroups_path, readonly_root=bool(sc.get("readOnlyRootFilesystem")),
                    privileged=bool(sc.get("privileged")),
                    no_new_privileges=sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged"),
-                   caps=caps, memory_limit=memory, mounts=mounts)
+                   caps=caps, memory_limit=memory, mounts=mounts, terminal=bool(c.get("tty")))
     (bundle / "config.json").write_text(json.dumps(runtime_config(spec), indent=1))
     return OciLaunch(bundle=bundle, lower=lower, runtime=b.runtime.path, runtime_root=b.runtime_root,
                      container_id=b.container_id, oom_file=memory_oom_file(cgroups_path)), argv

@@ -10,7 +10,10 @@ runtime (runc). Run as a file, `python -I -S ocishim.py --dir D --log L --bundle
      container is then the shim's child (subreaper), and `<dir>/pid.json` names it;
   3. relays stdout/stderr to the log file in CRI format (`<RFC3339Nano> <stream> <P|F> <line>`);
   4. when the container exits: the exit code or signal, OOMKilled when the memory cgroup counted an
-     OOM kill, in `<dir>/exit.json`; then `runc delete --force` removes the runtime's state and cgroups.
+     OOM kill, in `<dir>/exit.json`; then `runc delete --force` removes the runtime's state and cgroups;
+  5. holds the container's console and serves the attach socket `<dir>/attach` (agent/console.py):
+     with `--stdin 1` the write end of the container's stdin pipe (runc passes its stdin on), with
+     `--tty 1` (config.json `terminal: true`) the pty master runc hands over on `--console-socket`.
 A runtime failure before the start is exit.json reason StartError with the runtime's own message.
 """
 
@@ -19,6 +22,10 @@ import os
 import select
 import sys
 import time
+
+# run as a file (`python -I -S ocishim.py`): the package root is not on sys.path by itself
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from podnet.agent.console import STDERR, STDOUT, Console
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 16384
@@ -92,13 +99,56 @@ class LogWriter:
         self.partial = {"stdout": b"", "stderr": b""}
 
 
-def spawn(argv: list[str], out: int, err: int) -> int:
+def spawn(argv: list[str], out: int, err: int, inp: int = -1) -> int:
     devnull = os.open("/dev/null", os.O_RDONLY)
     try:
         return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
-            (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
+            (os.POSIX_SPAWN_DUP2, inp if inp >= 0 else devnull, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, err, 2)])
     finally:
         os.close(devnull)
+
+
+def console_listener(bundle: str) -> tuple[object, str, int]:
+    """A unix socket runc hands the pty master to (`--console-socket`), reached through /proc so the
+    path stays short: (socket, the path runc connects to, the directory fd to close)."""
+    import socket
+
+    dir_fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    name = f"/proc/{os.getpid()}/fd/{dir_fd}/console.sock"
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+    old = os.umask(0o177)
+    try:
+        sock.bind(name)
+    finally:
+        os.umask(old)
+    sock.listen(1)
+    return sock, name, dir_fd
+
+
+def receive_console(listener: object, name: str) -> int:
+    """The pty master runc sent (SCM_RIGHTS), or -1."""
+    import socket
+
+    assert isinstance(listener, socket.socket)
+    listener.settimeout(5.0)
+    try:
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    except OSError:
+        fds = []
+    finally:
+        listener.close()
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
+    return fds[0] if fds else -1
 
 
 def run_quiet(argv: list[str]) -> int:
@@ -187,13 +237,26 @@ def main(opts: dict[str, str]) -> int:
         return fail(str(e))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    tty, want_stdin = opts.get("tty") == "1", opts.get("stdin") == "1"
+    in_r, in_w = os.pipe() if want_stdin and not tty else (-1, -1)
+    extra: list[str] = []
+    listener: object = None
+    if tty:
+        listener, console_path, console_dir = console_listener(bundle)
+        extra = ["--console-socket", console_path]
     pid_file = os.path.join(bundle, "container.pid")
     runtime_log = os.path.join(bundle, "runtime.log")
-    runc_pid = spawn([*runc, "--log", runtime_log, "--log-format", "json", "run", "-d",
-                      "--pid-file", pid_file, "--bundle", bundle, cid], out_w, err_w)
+    runc_pid = spawn([*runc, "--log", runtime_log, "--log-format", "json", "run", "-d", *extra,
+                      "--pid-file", pid_file, "--bundle", bundle, cid], out_w, err_w, in_r)
     os.close(out_w)
     os.close(err_w)
+    if in_r >= 0:
+        os.close(in_r)
     rc = os.waitstatus_to_exitcode(os.waitpid(runc_pid, 0)[1])
+    master = -1
+    if tty:
+        master = receive_console(listener, console_path) if rc == 0 else -1
+        os.close(console_dir)
     pid = 0
     if rc == 0:
         try:
@@ -201,14 +264,21 @@ def main(opts: dict[str, str]) -> int:
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             pid = 0
-    if not pid:
+    if not pid or (tty and master < 0):
         run_quiet([*runc, "delete", "--force", cid])
-        os.close(out_r)
-        os.close(err_r)
+        for fd in (out_r, err_r, in_w, master):
+            if fd >= 0:
+                os.close(fd)
+        if pid and rc == 0:
+            return fail("the OCI runtime sent no console for the container's terminal")
         return fail(runtime_error(runtime_log) if rc != 0 else "the OCI runtime left no container pid")
+    console = Console(d, master if tty else in_w, tty=tty, stdin=want_stdin,
+                      stdin_once=opts.get("stdin-once") == "1")
     write_json(os.path.join(d, "pid.json"), [("pid", pid), ("startedAt", started),
                                               ("pidStart", proc_start(pid)), ("oci", 1)])
     streams = {out_r: "stdout", err_r: "stderr"}
+    if master >= 0:
+        streams[master] = "stdout"
     try:  # readable once the container exits: the shim sleeps in select() until something happens
         exit_fd = os.pidfd_open(pid)
     except OSError:
@@ -228,20 +298,32 @@ def main(opts: dict[str, str]) -> int:
                 drain_deadline = time.time() + 0.5
         if status is not None and (not streams or time.time() > drain_deadline):
             break
-        watch = list(streams) + ([exit_fd] if exit_fd >= 0 and status is None else [])
-        if not watch:
-            time.sleep(0.2)
-            continue
+        watch = list(streams) + ([exit_fd] if exit_fd >= 0 and status is None else []) + console.readers()
         timeout = 0.1 if status is not None else (60.0 if exit_fd >= 0 else 0.5)
-        ready, _, _ = select.select(watch, [], [], timeout)
+        ready, writable, _ = select.select(watch, console.writers(), [], timeout)
+        for fd in writable:
+            console.writable(fd)
         for fd in ready:
             if fd == exit_fd:
                 continue  # the reaping above picks it up
-            chunk = os.read(fd, 65536)
+            if console.owns(fd):
+                console.readable(fd)
+                continue
+            if fd not in streams:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: every holder of the terminal's other side is gone
+                chunk = b""
             if chunk:
                 log.feed(streams[fd], chunk)
+                console.output(STDOUT if streams[fd] == "stdout" else STDERR, chunk)
             else:
                 del streams[fd]
+                if fd == master:
+                    console.stdin_gone()
                 os.close(fd)
     if exit_fd >= 0:
         os.close(exit_fd)
@@ -256,6 +338,9 @@ def main(opts: dict[str, str]) -> int:
         fields.append(("reason", "OOMKilled"))
     run_quiet([*runc, "delete", "--force", cid])
     write_json(os.path.join(d, "exit.json"), fields)
+    console.finish(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+    if master >= 0 and master in streams:
+        os.close(master)
     return 0
 
 
@@ -344,7 +429,7 @@ def parse_args(args: list[str]) -> dict[str, str]:
     for need in ("dir", "log", "bundle", "lower", "runtime", "runtime-root", "id"):
         if need not in opts:
             raise SystemExit("usage: ocishim.py --dir D --log L --bundle B --lower DIR --runtime R "
-                             "--runtime-root S --id ID [--oom FILE]")
+                             "--runtime-root S --id ID [--oom FILE] [--stdin 1] [--stdin-once 1] [--tty 1]")
     return opts
 
 

@@ -244,6 +244,9 @@ class ContainerRunner:
         from podnet.agent.expansion import expand
 
         argv = [expand(a, env) for a in argv]
+        tty = bool(self.spec.get("tty"))
+        if tty and "TERM" not in env:
+            env["TERM"] = "xterm"  # as containerd does for a container with a terminal
         attempt = self.view.restart_count + (1 if self.view.last_state or self.rec.shim_pid else 0)
         run_dir = w.deps.dirs.run_dir(w.uid, self.name, attempt)
         netns_path = w.deps.network.netns_path(w.uid) if w.deps.use_netns and not w.host_network else ""
@@ -267,7 +270,9 @@ class ContainerRunner:
                           hosts=str(w.hosts_path) if w.hosts_path else "",
                           working_dir=str(self.spec.get("workingDir") or ""), oci=oci,
                           mounts=[(m.destination, m.source, m.readonly)
-                                  for m in w.container_mounts(self.spec)])
+                                  for m in w.container_mounts(self.spec)],
+                          stdin=bool(self.spec.get("stdin")), stdin_once=bool(self.spec.get("stdinOnce")),
+                          tty=tty)
         if oci is None and spec.mounts and w.deps.mountpoints is not None:
             await asyncio.to_thread(w.deps.mountpoints.claim, w.uid,
                                     [(dst, src) for dst, src, _ro in spec.mounts])

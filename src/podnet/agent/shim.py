@@ -9,7 +9,11 @@ an agent crash does not touch it. It:
      (`<RFC3339Nano> stdout F <line>`), as `kubectl logs` reads it;
   3. writes `<dir>/pid` once the exec succeeded, `<dir>/exit.json` when the container
      ended (exit code, signal, times; reason StartError if exec failed), then kills
-     what is left of the container's process group.
+     what is left of the container's process group;
+  4. holds the container's console: with `--stdin 1` the write end of its stdin pipe, with
+     `--tty 1` the master side of its pseudo-terminal (the container is then a session of its
+     own with the terminal as its controlling terminal, stdout and stderr both on it), and serves
+     the attach socket `<dir>/attach` (agent/console.py) that `kubectl attach` reaches.
 The shim ignores SIGTERM/SIGINT/SIGHUP so a signal sent to the group reaches the container
 while the shim keeps logging; the container gets default signal handling back before exec,
 and PR_SET_PDEATHSIG: if the shim is killed, so is the container.
@@ -20,12 +24,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import json
 import os
 import select
 import signal
 import sys
+import termios
 import time
+
+# run as a file (`python -I shim.py`): the package root is not on sys.path by itself
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from podnet.agent.console import STDERR, STDOUT, Console
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -144,17 +154,27 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     log = LogWriter(opts["log"])
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    tty, want_stdin = opts.get("tty") == "1", opts.get("stdin") == "1"
+    master = slave = in_r = in_w = -1
+    if tty:
+        master, slave = os.openpty()
+        out_r, out_w, err_r, err_w = master, slave, -1, -1
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if want_stdin:
+            in_r, in_w = os.pipe()
+    console = Console(d, master if tty else in_w, tty=tty, stdin=want_stdin,
+                      stdin_once=opts.get("stdin-once") == "1")
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     started = time.time()
     shim_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the container
         try:
-            os.close(out_r)
-            os.close(err_r)
-            os.close(exec_r)
+            for fd in (out_r, err_r, exec_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
                 signal.signal(sig, signal.SIG_DFL)
             # if the shim is killed (e.g. SIGKILL from `podnet down`), the container goes with it
@@ -173,10 +193,15 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
                 except OSError as e:
                     raise OSError(e.errno, f"chdir to cwd (\"{opts['cwd']}\") set in config.json failed: "
                                            f"{e.strerror}") from None
-            devnull = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
+            if tty:  # a session of its own, the terminal its controlling terminal, as runc does
+                os.setsid()
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                for i in (0, 1, 2):
+                    os.dup2(slave, i)
+            else:
+                os.dup2(in_r if in_r >= 0 else os.open("/dev/null", os.O_RDONLY), 0)
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
             os.execvpe(argv[0], argv, dict(os.environ))
         except BaseException as e:
             msg = str(e)
@@ -186,9 +211,9 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
                 msg = f'exec: "{argv[0]}": {e.strerror}'
             os.write(exec_w, msg.encode()[:4000])
         os._exit(128)
-    os.close(out_w)
-    os.close(err_w)
-    os.close(exec_w)
+    for fd in (out_w, err_w, exec_w, in_r):
+        if fd >= 0:
+            os.close(fd)
     failure = b""
     while True:
         chunk = os.read(exec_r, 4096)
@@ -203,9 +228,13 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
         write_json(os.path.join(d, "exit.json"), {
             "exitCode": 128, "reason": "StartError", "message": msg,
             "startedAt": started, "finishedAt": time.time()})
+        console.finish(128)
         return 0
-    write_json(os.path.join(d, "pid.json"), {"pid": pid, "startedAt": started})
-    streams = {out_r: "stdout", err_r: "stderr"}
+    info: dict[str, object] = {"pid": pid, "startedAt": started}
+    if tty:  # the container leads its own session: signals for it go to its process group too
+        info.update(session=1, pidStart=_start_time(pid))
+    write_json(os.path.join(d, "pid.json"), info)
+    streams = {out_r: "stdout", err_r: "stderr"} if not tty else {master: "stdout"}
     status: int | None = None
     drain_deadline = 0.0
     while streams:
@@ -216,13 +245,28 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
                 drain_deadline = time.time() + 0.5
         elif time.time() > drain_deadline:
             break  # a background child still holds the pipe: stop waiting for it
-        ready, _, _ = select.select(list(streams), [], [], 0.2)
+        ready, writable, _ = select.select(list(streams) + console.readers(), console.writers(), [], 0.2)
+        for fd in writable:
+            console.writable(fd)
         for fd in ready:
-            data = os.read(fd, 65536)
+            if console.owns(fd):
+                console.readable(fd)
+                continue
+            if fd not in streams:
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: every holder of the terminal's other side is gone
+                data = b""
             if data:
                 log.feed(streams[fd], data)
+                console.output(STDOUT if streams[fd] == "stdout" else STDERR, data)
             else:
                 del streams[fd]
+                if fd == master:
+                    console.stdin_gone()
                 os.close(fd)
     if status is None:
         _, status = os.waitpid(pid, 0)
@@ -234,6 +278,7 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
     else:
         result["exitCode"] = os.WEXITSTATUS(status)
     write_json(os.path.join(d, "exit.json"), result)
+    console.finish(int(str(result["exitCode"])))
     # what the container left behind in its process group goes with it (the shim too)
     try:
         if os.getpgid(0) == os.getpid():
@@ -243,10 +288,18 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
     return 0
 
 
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def parse_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
     if "--" not in args:
         raise SystemExit("usage: shim.py --dir D --log L [--netns P] [--hostname H] [--resolv R] "
-                         "[--hosts F] [--cwd W] -- CMD...")
+                         "[--hosts F] [--cwd W] [--stdin 1] [--stdin-once 1] [--tty 1] -- CMD...")
     i = args.index("--")
     opts: dict[str, str] = {}
     it = iter(args[:i])

@@ -8,7 +8,7 @@ from podnet.model import kinds
 from podnet.model.kinds import APIGroup, ResourceType
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-                     "log": ["get"], "exec": ["create", "get"],
+                     "log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"],
                      "portforward": ["create", "get"], "finalize": ["update"], "token": ["create"]}
 
 
@@ -64,6 +64,8 @@ def _subresource(rt: ResourceType, sub: str) -> dict[str, Any]:
         r.update(group="autoscaling", version="v1", kind="Scale")
     elif sub == "exec":
         r["kind"] = "PodExecOptions"
+    elif sub == "attach":
+        r["kind"] = "PodAttachOptions"
     elif sub == "portforward":
         r["kind"] = "PodPortForwardOptions"
     elif sub == "token":

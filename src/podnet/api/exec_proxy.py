@@ -1,6 +1,8 @@
-"""`pods/exec`: the WebSocket `kubectl exec` opens on the API server, piped to the node agent's /exec.
+"""`pods/exec` and `pods/attach`: the WebSocket `kubectl exec`/`attach` opens on the API server, piped to the
+node agent's /exec or /attach (one agent-side interface: channel.k8s.io WebSockets).
 
     GET|POST /api/v1/namespaces/<ns>/pods/<pod>/exec?command=..&container=..&stdin=&stdout=&stderr=&tty=
+    GET|POST /api/v1/namespaces/<ns>/pods/<pod>/attach?container=..&stdin=&stdout=&stderr=&tty=
     Upgrade: websocket, Sec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io, ...
 
 The pod is resolved the way kube-apiserver does it (pkg/registry/core/pod/strategy.go streamLocation):
@@ -90,10 +92,11 @@ def is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def _agent_query(query: Any) -> list[tuple[str, str]]:
-    """command (repeated) and the stream flags for the agent; validates them as the kubelet does."""
-    command = [str(c) for c in query.getall("command", [])]
-    if not command:
+def _agent_query(query: Any, sub: str = "exec") -> list[tuple[str, str]]:
+    """command (repeated, exec only) and the stream flags for the agent; validates them as the kubelet
+    does."""
+    command = [str(c) for c in query.getall("command", [])] if sub == "exec" else []
+    if sub == "exec" and not command:
         raise bad_request("you must specify at least 1 command")
     flags = StreamFlags.from_query(query)
     if not flags.any:
@@ -111,13 +114,14 @@ class ExecProxy:
         # None: plain http (test doubles of the agent)
         self.kubelet_tls = kubelet_tls
 
-    async def target(self, ns: str, name: str, query: Any) -> str:
-        """The node agent's exec URL for this request (raises the Kubernetes error when there is none)."""
+    async def target(self, ns: str, name: str, query: Any, sub: str = "exec") -> str:
+        """The node agent's exec (or attach) URL for this request (raises the Kubernetes error when there
+        is none)."""
         pod = await self.registry.get(kinds.PODS, ns, name)
         container = pick_container(pod, str(query.get("container", "")))
-        params = _agent_query(query)
+        params = _agent_query(query, sub)
         base = await self.node_base_url(pod)
-        return (f"{base}/exec/{quote(ns, safe='')}/{quote(name, safe='')}/"
+        return (f"{base}/{sub}/{quote(ns, safe='')}/{quote(name, safe='')}/"
                 f"{quote(container, safe='')}?{urlencode(params)}")
 
     async def node_base_url(self, pod: Obj) -> str:
@@ -152,8 +156,9 @@ class ExecProxy:
         scheme = "https" if self.kubelet_tls is not None else "http"
         return f"{scheme}://{host}:{port}"
 
-    async def serve(self, request: web.Request, ns: str, name: str) -> web.StreamResponse:
-        url = await self.target(ns, name, request.query)
+    async def serve(self, request: web.Request, ns: str, name: str, sub: str = "exec") -> web.StreamResponse:
+        """Proxy one `pods/exec` (sub "exec") or `pods/attach` (sub "attach") session to the node agent."""
+        url = await self.target(ns, name, request.query, sub)
         spdy_protocol = ""
         if is_websocket(request):
             offered = offered_protocols(request)
@@ -175,7 +180,7 @@ class ExecProxy:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             if not wanted:
                 await self._agent_error(session, url)
-                raise bad_request("pods/exec needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol "
+                raise bad_request(f"pods/{sub} needs a connection upgrade: WebSocket (Sec-WebSocket-Protocol "
                                   f"{', '.join(PROTOCOLS)}) or {SPDY} (X-Stream-Protocol-Version "
                                   f"{', '.join(exec_spdy.PROTOCOLS)})")
             try:

@@ -295,9 +295,8 @@ class ResourceHandler:
         elif sub == "portforward" and rt is kinds.PODS:
             if method in ("GET", "POST"):
                 return await self.forwards.serve(request, ns, name)
-        elif sub == "attach" and rt is kinds.PODS:
-            raise bad_request("pods/attach is not supported by podnet: containers have no console to attach "
-                              "to; use `kubectl exec` or `kubectl logs -f` instead")
+        elif sub == "attach" and rt is kinds.PODS and method in ("GET", "POST"):
+            return await self.execs.serve(request, ns, name, "attach")
         raise method_not_allowed()
 
 

@@ -8,9 +8,8 @@ from urllib.parse import unquote
 from podnet.model import kinds
 from podnet.model.kinds import ResourceType
 
-EXTRA_SUBRESOURCES: dict[str, tuple[str, ...]] = {"pods": ("binding", "attach")}
-"""Subresources served beyond model/kinds.py's table (pods/binding: how schedulers assign nodes;
-pods/attach: answered with a 400 that says podnet does not attach)."""
+EXTRA_SUBRESOURCES: dict[str, tuple[str, ...]] = {"pods": ("binding",)}
+"""Subresources served beyond model/kinds.py's table (pods/binding: how schedulers assign nodes)."""
 
 
 @dataclass(frozen=True)

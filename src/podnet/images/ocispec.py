@@ -76,6 +76,7 @@ class RunSpec:
     caps: list[str] | None = None
     memory_limit: int = 0
     mounts: list[Mount] | None = None
+    terminal: bool = False  # `tty: true`: runc makes a pty and hands its master to --console-socket
 
 
 def merge_argv(image: ImageConfig, command: list[str] | None, args: list[str] | None) -> list[str]:
@@ -229,7 +230,7 @@ def runtime_config(spec: RunSpec) -> Obj:
     caps = spec.caps if spec.caps is not None else list(DEFAULT_CAPS)
     effective = caps if spec.uid == 0 else []
     process: Obj = {
-        "terminal": False,
+        "terminal": spec.terminal,
         "user": {"uid": spec.uid, "gid": spec.gid, **({"additionalGids": spec.additional_gids}
                                                          if spec.additional_gids else {})},
         "args": spec.argv,

@@ -26,7 +26,7 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "portforward"
+    subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "attach", "portforward"
     verbs: tuple[str, ...] = STANDARD_VERBS
     list_kind: str = ""
 
@@ -67,7 +67,7 @@ NAMESPACES = ResourceType("", _CORE, "Namespace", "namespaces", "namespace", Fal
                           verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
 NODES = ResourceType("", _CORE, "Node", "nodes", "node", False, ("no",), subresources=("status",))
 PODS = ResourceType("", _CORE, "Pod", "pods", "pod", True, ("po",), ("all",),
-                    subresources=("status", "log", "exec", "portforward"))
+                    subresources=("status", "log", "exec", "attach", "portforward"))
 SERVICES = ResourceType("", _CORE, "Service", "services", "service", True, ("svc",), ("all",),
                         subresources=("status",))
 ENDPOINTS = ResourceType("", _CORE, "Endpoints", "endpoints", "endpoints", True, ("ep",))

@@ -1,4 +1,5 @@
-"""pods/exec: the API server's WebSocket proxied to a (fake) node agent speaking channel.k8s.io."""
+"""pods/exec and pods/attach: the API server's WebSocket proxied to a (fake) node agent speaking
+channel.k8s.io."""
 
 from __future__ import annotations
 
@@ -75,8 +76,24 @@ async def agent() -> AsyncIterator[FakeAgent]:
         await ws.close()
         return ws
 
+    async def attach(request: web.Request) -> web.StreamResponse:
+        """A console that echoes what is typed, prefixed, until stdin is closed."""
+        m, q = request.match_info, request.query
+        fake.requests.append({"attach": f"{m['ns']}/{m['pod']}/{m['container']}", "query": sorted(q.items())})
+        ws = web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.data[0] == STDIN:
+                await ws.send_bytes(bytes([STDOUT]) + b"console got " + msg.data[1:])
+            elif msg.data[0] == CLOSE:
+                break
+        await ws.send_bytes(bytes([STATUS]) + json.dumps(SUCCESS).encode())
+        await ws.close()
+        return ws
+
     app = web.Application()
     app.router.add_route("*", "/exec/{ns}/{pod}/{container}", exec_)
+    app.router.add_route("*", "/attach/{ns}/{pod}/{container}", attach)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     fake = FakeAgent(server)
@@ -272,10 +289,49 @@ async def test_exec_needs_the_bearer_token(agent: FakeAgent) -> None:
         await api.client.close()
 
 
-async def test_attach_is_refused_with_a_clear_message(api: Api) -> None:
-    code, st = await api.call("POST", POD_PATH + "/web/attach")
-    assert code == 400
-    assert st["message"].startswith("pods/attach is not supported by podnet")
+async def test_attach_goes_to_the_agents_attach_with_the_stream_flags(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app", "side"])
+    query = [("container", "side"), ("stdin", "true"), ("stdout", "true"), ("stderr", "true"),
+             ("tty", "true")]
+    async with api.client.ws_connect(POD_PATH + "/web/attach", params=query,
+                                     protocols=("v5.channel.k8s.io", "v4.channel.k8s.io")) as ws:
+        assert ws.protocol == "v5.channel.k8s.io"
+        await ws.send_bytes(bytes([STDIN]) + b"ls\r")
+        assert await ws.receive_bytes() == bytes([STDOUT]) + b"console got ls\r"
+        await ws.send_bytes(bytes([CLOSE, STDIN]))
+        assert json.loads((await ws.receive_bytes())[1:]) == SUCCESS
+    # no command for an attach; with a terminal there is no separate stderr (as the kubelet's options)
+    assert agent.requests == [{"attach": "default/web/side", "query": [
+        ("stderr", "false"), ("stdin", "true"), ("stdout", "true"), ("tty", "true")]}]
+
+
+async def test_attach_errors_are_worded_as_kubernetes_does(api: Api, agent: FakeAgent) -> None:
+    await _running_pod(api, "web", agent.port, ["app"])
+    flags = [("stdin", "true"), ("stdout", "true")]
+
+    async def refused(name: str, query: list[tuple[str, str]],
+                      headers: dict[str, str] | None = None) -> tuple[int, str]:
+        hdrs = headers or dict(WS_HEADERS, **{"Sec-WebSocket-Protocol": "v5.channel.k8s.io"})
+        resp = await api.client.request("POST", POD_PATH + f"/{name}/attach", params=query, headers=hdrs)
+        return resp.status, json.loads(await resp.text())["message"]
+
+    assert await refused("nope", flags) == (404, 'pods "nope" not found')
+    assert await refused("web", [("container", "zzz"), *flags]) == (400,
+                                                                   "container zzz is not valid for pod web")
+    assert await refused("web", [("tty", "true")]) == (400,
+                                                       "you must specify at least 1 of stdin, stdout, stderr")
+    await api.call("POST", POD_PATH, pod("pending"))
+    assert await refused("pending", flags) == (400, "pod pending does not have a host assigned")
+    assert agent.requests == []  # none of them reached the node
+    code, message = await refused("web", flags, {"Accept": "application/json"})  # no upgrade at all
+    assert code == 400 and message.startswith("pods/attach needs a connection upgrade: WebSocket")
+
+
+async def test_discovery_lists_pods_attach(api: Api) -> None:
+    code, doc = await api.call("GET", "/api/v1")
+    assert code == 200
+    attach = next(r for r in doc["resources"] if r["name"] == "pods/attach")
+    assert (attach["kind"], attach["verbs"]) == ("PodAttachOptions", ["create", "get"])
 
 
 async def test_exec_client_closing_early_ends_the_agent_stream(api: Api, agent: FakeAgent) -> None:
