@@ -149,12 +149,6 @@ def test_exec_over_plain_spdy_passes_stdin(cluster: Cluster) -> None:
     assert res.stdout == data
 
 
-def test_attach_is_refused_clearly(cluster: Cluster) -> None:
-    res = cluster.kubectl("attach", POD, check=False)
-    assert res.returncode == 1
-    assert "Error from server (BadRequest): pods/attach is not supported by podnet" in res.stderr
-
-
 def test_python_client_exec_stream(cluster: Cluster) -> None:
     kubernetes = pytest.importorskip("kubernetes")
     from kubernetes.stream import stream
