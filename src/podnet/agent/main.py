@@ -37,6 +37,7 @@ from podnet.client.informer import Informer
 from podnet.core import journal as jr
 from podnet.core import naming
 from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
+from podnet.core.waiting import wait_event
 from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
 from podnet.net.netlink_thread import in_netlink_thread
@@ -273,8 +274,7 @@ class Agent:
     async def heartbeat(self) -> None:
         o = self.opts
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_now.wait(), o.heartbeat_seconds)
+            await wait_event(self._status_now, o.heartbeat_seconds)
             self._status_now.clear()
             try:
                 await self._patch_status("nodes", o.node_name, None,

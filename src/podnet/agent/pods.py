@@ -26,6 +26,7 @@ from podnet.agent.podstate import ContainerRecord, PodDirs, PodRecord
 from podnet.agent.probes import ProbeTiming, ProbeTracker, run_probe
 from podnet.agent.status import ContainerView, build_status, rfc3339
 from podnet.agent.volumes import PodVolumes, VolumeError, VolumeSources
+from podnet.core.waiting import wait_event
 from podnet.images.ocispec import ConfigError, Mount
 from podnet.images.registry import CommandError, container_argv, image_id
 from podnet.images.runtimes import RuntimeChoice
@@ -212,8 +213,7 @@ class ContainerRunner:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
 
     def wake(self) -> None:
         self._wake.set()
@@ -715,8 +715,7 @@ class PodWorker:
                 told = msg
             for r in [*self.init_runners, *self.runners]:
                 r._set_waiting("ContainerCreating", "")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), 2.0)
+            await wait_event(self._stop_event, 2.0)
         return False
 
     async def _refresh_volumes(self) -> None:

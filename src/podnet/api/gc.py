@@ -26,6 +26,7 @@ from podnet.api.deletion import FOREGROUND_FINALIZER, DeleteOptions, Deleter
 from podnet.api.dependents import OwnerIndex, find_dependents, owner_exists, owner_refs, strip_owner_refs
 from podnet.api.errors import APIError
 from podnet.core.pacing import Pacer
+from podnet.core.waiting import wait_event
 from podnet.model import kinds
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store import base as store_base
@@ -152,8 +153,7 @@ class GarbageCollector:
                 except Exception:
                     log.exception("emptying namespace %s failed", ns)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+            await wait_event(self._wake, self.poll)
 
     async def _advance_foreground(self, rt: ResourceType, ns: str, name: str) -> bool:
         """One step for an owner deleted in the foreground; True when finished."""

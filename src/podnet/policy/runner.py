@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer
+from podnet.core.waiting import wait_event
 from podnet.model.kinds import (
     ADMINNETWORKPOLICIES,
     BASELINEADMINNETWORKPOLICIES,
@@ -213,8 +214,7 @@ class PolicyRunner:
             last = 0.0
             last_full = time.monotonic()
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.dirty.wait(), self.full_sync_interval)
+                await wait_event(self.dirty, self.full_sync_interval)
                 if time.monotonic() - last_full >= self.full_sync_interval:
                     self.need_full = True  # repair drift (someone flushed the table)
                     last_full = time.monotonic()

@@ -24,6 +24,7 @@ from podnet.client.client import ApiClient
 from podnet.client.informer import Informer
 from podnet.core.config import ClusterConfig
 from podnet.core.lbpool import pool_networks
+from podnet.core.waiting import wait_event
 from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES
 from podnet.net.netlink_thread import in_netlink_thread
 from podnet.proxy.builder import StateBuilder
@@ -240,10 +241,7 @@ class ProxyRunner:
             last = 0.0
             last_full = time.monotonic()
             while True:
-                try:
-                    await asyncio.wait_for(self.dirty.wait(), self.full_sync_interval)
-                except TimeoutError:
-                    pass
+                await wait_event(self.dirty, self.full_sync_interval)
                 if time.monotonic() - last_full >= self.full_sync_interval:
                     self.need_full = True  # repair drift (e.g. someone flushed the ruleset)
                     last_full = time.monotonic()
