@@ -1,4 +1,4 @@
-"""wait_event: a cancellation arriving together with the event is never lost (Python 3.11's wait_for loses it)."""
+"""wait_event: a cancellation arriving with the event is never lost (Python 3.11's wait_for loses it)."""
 
 from __future__ import annotations
 
