@@ -59,6 +59,16 @@ PATCH: dict[str, tuple[str, str]] = {  # "<Type>.<field>": (strategy, merge key)
     "ObjectMeta.finalizers": ("merge", ""), "PodStatus.conditions": ("merge", "type"),
     "NodeStatus.conditions": ("merge", "type"), "NodeStatus.addresses": ("merge", "type"),
     "DeploymentStatus.conditions": ("merge", "type"), "ReplicaSetStatus.conditions": ("merge", "type"),
+    # kubectl's client-side apply takes these from the published schema once it has the kind, so a
+    # missing one changes the patch it sends (e.g. without retainKeys on DeploymentSpec.strategy,
+    # switching to Recreate keeps the old rollingUpdate and the server refuses the result)
+    "DeploymentSpec.strategy": ("retainKeys", ""),
+    "PodSpec.topologySpreadConstraints": ("merge", "topologyKey"),
+    "PodSpec.schedulingGates": ("merge", "name"), "PodSpec.resourceClaims": ("merge,retainKeys", "name"),
+    "PodStatus.podIPs": ("merge", "ip"), "PodStatus.hostIPs": ("merge", "ip"),
+    "NodeSpec.podCIDRs": ("merge", ""), "ServiceStatus.conditions": ("merge", "type"),
+    "DaemonSetStatus.conditions": ("merge", "type"), "StatefulSetStatus.conditions": ("merge", "type"),
+    "JobStatus.conditions": ("merge", "type"), "NamespaceStatus.conditions": ("merge", "type"),
 }
 FIELD_VALIDATION_TEXT = "What the server does with unknown fields: Ignore, Warn, Strict."
 PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",

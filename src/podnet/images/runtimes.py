@@ -66,6 +66,7 @@ def probe(path: str, busybox: str) -> str:
     """"" when `path` runs a container here, else its error."""
     tmp = Path(tempfile.mkdtemp(prefix="podnet-runtime-probe-"))
     cid = f"podnet-probe-{os.getpid()}-{Path(path).name}"
+    parent = f"podnet-probe-{os.getpid()}"  # this process's own: concurrent probes never share it
     try:
         rootfs = tmp / "bundle" / "rootfs"
         (rootfs / "bin").mkdir(parents=True)
@@ -74,7 +75,7 @@ def probe(path: str, busybox: str) -> str:
 
         cfg = runtime_config(RunSpec(argv=["/bin/busybox", "true"], env=["PATH=/bin"], cwd="/", uid=0, gid=0,
                                      additional_gids=[], hostname="probe", netns_path="",
-                                     cgroups_path=f"/podnet-probe/{cid}"))
+                                     cgroups_path=f"/{parent}/{cid}"))
         (tmp / "bundle" / "config.json").write_text(json.dumps(cfg))
         try:
             r = subprocess.run([path, "--root", str(tmp / "state"), "run", "--bundle", str(tmp / "bundle"),
@@ -91,26 +92,26 @@ def probe(path: str, busybox: str) -> str:
         return str(e)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        _remove_probe_cgroups()
+        _remove_probe_cgroups(parent)
 
 
-def _remove_probe_cgroups() -> None:
-    """The probe's parent cgroup (podnet-probe) in every hierarchy, once empty."""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
+def _remove_probe_cgroups(parent: str) -> None:
+    """The probe's parent cgroup in every hierarchy, once empty (never raises: it is tidying up)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return
+    for line in mounts:
         parts = line.split()
         if len(parts) > 2 and parts[2] in ("cgroup", "cgroup2"):
-            d = Path(parts[1]) / "podnet-probe"
-            if d.is_dir():
+            d = Path(parts[1]) / parent
+            try:
                 for child in d.iterdir():
                     if child.is_dir():
-                        try:
-                            child.rmdir()
-                        except OSError:
-                            pass
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+                        child.rmdir()
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def choose(store: ImageStore | None = None, *, candidates: tuple[str, ...] = CANDIDATES) -> RuntimeChoice:
