@@ -98,6 +98,10 @@ def dns_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         manifest.write_text(MANIFEST)
         c.kubectl("apply", "-f", str(manifest))
         c.wait_ready("app=web", 2)
+        # the cluster DNS pod may still be starting (podnet up returns once the nodes are Ready): until it
+        # is Ready its ClusterIP has no endpoint and rejects at once, as kube-proxy does
+        c.kubectl("wait", "-n", "kube-system", "--for=condition=Ready", "pod", "-l", "k8s-app=kube-dns",
+                  "--timeout=60s", timeout=90)
         yield c
 
 

@@ -9,6 +9,7 @@ both call into this class. Handlers and the garbage collector share one Registry
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -42,6 +43,15 @@ from podnet.store.base import Store
 log = logging.getLogger(__name__)
 
 RemovedListener = Callable[[ResourceType, Obj], Awaitable[None] | None]
+
+
+CONFLICT_RETRIES = 8
+
+
+async def _conflict_pause(attempt: int) -> None:
+    """A short, growing pause before retrying a write that raced another: back-to-back retries can
+    read the same stale copy (a store whose reads lag its writes, e.g. etcd's watch cache) every time."""
+    await asyncio.sleep(min(0.002 * (2 ** attempt), 0.1))
 
 
 class StoreConflict(Exception):
@@ -194,7 +204,7 @@ class Registry:
         self._scope_namespace(rt, ns, meta)
         objmeta.with_type(rt, new_body)
         precondition = str(meta.get("resourceVersion") or "")
-        for _ in range(8):
+        for attempt in range(CONFLICT_RETRIES):
             try:
                 old = await self.store.get(rt.key, ns if rt.namespaced else "", name)
             except store_base.NotFound:
@@ -221,6 +231,7 @@ class Registry:
             except StoreConflict:
                 if precondition:
                     raise conflict(rt, name) from None
+                await _conflict_pause(attempt)
         raise conflict(rt, name)
 
     async def update_prepared(self, rt: ResourceType, new: Obj, old: Obj, *, dry_run: bool = False) -> Obj:
@@ -261,7 +272,7 @@ class Registry:
                             *, dry_run: bool = False) -> Obj:
         """Read, let `change(old) -> new` build the new object, write through the update pipeline;
         retry on races unless the caller gave a resourceVersion precondition."""
-        for _ in range(8):
+        for attempt in range(CONFLICT_RETRIES):
             old = await self.get(rt, ns, name)
             if precondition and precondition != objmeta.rv_of(old):
                 raise conflict(rt, name)
@@ -271,6 +282,7 @@ class Registry:
             except StoreConflict:
                 if precondition:
                     raise conflict(rt, name) from None
+                await _conflict_pause(attempt)
         raise conflict(rt, name)
 
     async def update_status(self, rt: ResourceType, ns: str, name: str, body: Obj, *,
