@@ -44,6 +44,8 @@ class Joined:
     token: str
     ca_hash: str
     nodes: list[str]
+    fg: subprocess.Popen[bytes] | None = None  # machine 1's foreground `podnet join`
+    fg_log: str = ""  # its terminal output
 
     def state_dir(self, i: int) -> str:
         return f"{self.cluster.root}/machines/m{i}"
@@ -91,6 +93,7 @@ def joined() -> Iterator[Joined]:
                                "join", "--server", j.server, "--token", j.token, "--ca-cert-hash", j.ca_hash,
                                "--node-name", j.nodes[1], "--state-dir", j.state_dir(1)],
                               env=c.env, stdout=fg_log, stderr=subprocess.STDOUT)
+        j.fg, j.fg_log = fg, fg_log.name
         wait_for(f"{j.nodes[1]} Ready",
                  lambda: j.nodes[1] in c.node_ips() and c.node_ready(j.nodes[1]) == "True", timeout=40)
         yield j
@@ -229,14 +232,49 @@ def test_a_wrong_ca_hash_or_a_revoked_token_is_refused(joined: Joined) -> None:
     assert "intruder" not in c.node_ips()
 
 
+def test_a_foreground_join_supervises_its_agent(web: Joined) -> None:
+    """issue 19 #10: a foreground `podnet join` is its agent's supervisor (recorded as such, `podnet list`
+    says running and supervised): a kill -9 of the agent's recorded PID is followed by a restart, the node
+    is Ready again and its pods keep serving; the agent's log and the restart show on the terminal."""
+    from podnet.cluster.procs import is_same_process
+    from podnet.core import journal as jr
+
+    c, node, d = web.cluster, web.nodes[1], web.state_dir(1)
+    assert web.fg is not None and web.fg.poll() is None
+    row = _listed(c, node)
+    assert row["status"] == "running" and row["supervised"] is True
+    [sup] = [e for e in jr.Journal(d).entries(jr.PROCESS) if e.name == "supervisor"]
+    assert sup.attrs["pid"] == web.fg.pid  # `ip netns exec` became the join command
+    pid, st = _agent_pid(d)
+    assert pid != web.fg.pid
+    os.kill(pid, 9)
+    new = wait_for("the agent restarted", lambda: (lambda p: p if p[0] != pid and is_same_process(*p)
+                                                   else None)(_agent_pid(d)), timeout=15, interval=0.2)
+    assert not is_same_process(pid, st)
+    wait_for(f"{node} Ready after the restart", lambda: c.node_ready(node) == "True", timeout=40)
+    row = _listed(c, node)
+    assert row["status"] == "running" and row["supervised"] is True and row["agent_pid"] == new[0]
+    pods = {p["metadata"]["name"]: p for p in c.ready_pods("app=web")}
+    out = web.in_pod(pods["web-0-0"], "curl", "-s", "--max-time", "3",
+                     f"http://{pods['web-1-0']['status']['podIP']}:8080/hostname")
+    assert out.strip() == "web-1-0"
+    with open(web.fg_log, errors="replace") as f:
+        term = f.read()
+    assert f"agent-{node} was not running: restarted it (pid {new[0]}" in term
+    assert f"node {node}" in term and "podnet.agent" in term, term[-2000:]  # the agent's own log lines
+
+
 def test_leave_removes_what_the_agent_made(web: Joined) -> None:
     from podnet.core import naming
 
     pods = [p for p in web.cluster.ready_pods("app=web") if p["spec"]["nodeName"] == web.nodes[1]]
     netns = [naming.pod_netns(web.cluster.name, p["metadata"]["uid"]) for p in pods]
     assert pods and all(os.path.exists(f"/run/netns/{ns}") for ns in netns)
-    res = web.leave(1)  # machine 1's agent runs in the foreground: leave stops it by its recorded PID
+    res = web.leave(1)  # machine 1's agent runs under a foreground join: leave stops that supervisor first
     assert f"node {web.nodes[1]} left" in res.stderr
+    assert web.fg is not None and web.fg.wait(timeout=10) == 0  # it stopped the agent, then itself
+    with open(web.fg_log, errors="replace") as f:
+        assert re.search(rf"agent for node {web.nodes[1]} stopped \(\d+ restart\(s\)\)", f.read())
     assert not any(os.path.exists(f"/run/netns/{ns}") for ns in netns)
     assert not os.path.exists(web.state_dir(1))
     links = subprocess.run([*in_machine(web.seg, 1), "ip", "-o", "link"], capture_output=True, text=True,

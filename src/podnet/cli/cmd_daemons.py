@@ -42,10 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "them) and restart one that dies, with back-off: at once, then after 1, 2, 4 ... 30 s while it "
         "keeps dying. `podnet up` and `podnet start` run it in the background; `podnet down` and "
         "`podnet stop` end it first. With --state-dir, the agent of a machine that joined a cluster "
-        "(`podnet join --background` runs it; `podnet leave` ends it first).")
+        "(`podnet join --background` runs it; `podnet leave` ends it first); with --foreground as well, it "
+        "starts that agent, shows its log, and stops it on Ctrl-C or SIGTERM (a foreground `podnet join` "
+        "becomes this).")
     add_name_flag(p)
     p.add_argument("--state-dir", default="",
                    help="supervise the joined node whose state is in this directory instead of cluster NAME")
+    p.add_argument("--foreground", action="store_true",
+                   help="with --state-dir: start the node's agent, show its log here, stop it on Ctrl-C")
     p.set_defaults(func=run_supervise)
 
 
@@ -63,15 +67,44 @@ def run_supervise(args: argparse.Namespace) -> int:
         state_dir = Path(args.state_dir)
         if not (state_dir / "join.json").exists():
             raise CLIError(f"{state_dir} holds no joined node (join.json is missing)")
-        rotate_stderr_log(logging.INFO)
-        run_joined_supervisor(state_dir)
-        return 0
+        if not args.foreground:
+            rotate_stderr_log(logging.INFO)
+            run_joined_supervisor(state_dir)
+            return 0
+        return _supervise_joined_foreground(state_dir)
+    if args.foreground:
+        raise CLIError("--foreground goes with --state-dir (a joined node's agent)")
     cfg = load_config(args.name)
     cfg.token = ""  # the daemons it forks read their own credentials; none is kept here for them to inherit
     rotate_stderr_log(logging.INFO)
     # the supervisor is the daemons' fork server: they share the modules it imported (forkstart.py)
     starter = ForkStarter(_run_podnet, {"controlplane": _preload_controlplane, "agent": _preload_agent})
     run_supervisor(cfg, starter.start)
+    return 0
+
+
+def _supervise_joined_foreground(state_dir: Path) -> int:
+    import json
+    import sys
+
+    from podnet.cli.output import err_console
+    from podnet.cluster.join import running_agent
+    from podnet.cluster.supervise import run_joined_supervisor
+
+    if running_agent(state_dir) is not None:
+        raise CLIError(f"this machine already runs the agent of {state_dir}: `podnet list` shows it; "
+                       f"`podnet leave --state-dir {state_dir}` stops it")
+    try:
+        restarts = run_joined_supervisor(state_dir, foreground=True, out=sys.stderr.buffer)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    try:
+        node = str(json.loads((state_dir / "join.json").read_text()).get("node", ""))
+    except (OSError, ValueError):
+        node = "?"
+    err_console.print(f"agent for node {node} stopped ({restarts} restart(s)); the node stays in the cluster "
+                      f"(NotReady until an agent runs again): `podnet join` resumes it, `podnet leave "
+                      f"--state-dir {state_dir}` removes it here")
     return 0
 
 

@@ -58,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     j.add_argument("--kubelet-port", type=int, default=DEFAULT_KUBELET_PORT,
                    help=f"the node's kubelet endpoint ({DEFAULT_KUBELET_PORT})")
     j.add_argument("--background", action="store_true",
-                   help="run the agent in the background (PID in the state directory) and return once the "
-                   "node is Ready")
+                   help="run the agent and its supervisor in the background (PIDs in the state directory) "
+                   "and return once the node is Ready; without it, join supervises the agent in the "
+                   "foreground, shows its log, and Ctrl-C stops both")
     j.add_argument("--wait-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="with --background: how long to wait for the node to be Ready (default 60)")
     j.set_defaults(func=run_join)
@@ -138,9 +139,10 @@ def run_join(args: argparse.Namespace) -> int:
         err_console.print(f"[green]✓[/green] server {plan.server} verified against the cluster CA; cluster "
                           f"{plan.config.name} ({plan.config.network})")
         if not args.background:
-            err_console.print(f"running the agent for node {plan.node_name} ({plan.node_ip}) in the "
-                              f"foreground; state in {plan.state_dir}")
-            exec_foreground(plan)
+            err_console.print(f"running the agent for node {plan.node_name} ({plan.node_ip}) under a "
+                              f"supervisor in the foreground (restarted with back-off if it dies; Ctrl-C "
+                              f"stops both); state in {plan.state_dir}")
+            exec_foreground(plan)  # becomes `podnet supervise --state-dir DIR --foreground`
             return 0  # not reached
         with err_console.status(f"Starting the agent for node {plan.node_name} ({plan.node_ip})") as st:
             proc = start_background(plan, args.wait_timeout, lambda s: st.update(

@@ -7,10 +7,11 @@ cluster's public settings, readable without a token. `podnet join`:
    the CA's public key matches `--ca-cert-hash sha256:...` (or uses `--ca-file`);
 2. from then on talks TLS verified against that CA; checks the join token (`<token>:<node>`, see
    podnet.api.auth) and writes a state directory: config.json, ca.crt, join.json, journal;
-3. runs the node agent in this network namespace (exec in the foreground, or `--background` with
-   its PID in the state directory's journal, watched by a supervisor of its own, `podnet supervise
-   --state-dir`, which restarts it with back-off when it dies); the agent registers the Node and the
-   control plane's node IPAM gives it a podCIDR.
+3. runs the node agent in this network namespace, its PID in the state directory's journal, watched by
+   a supervisor that restarts it with back-off when it dies: in the foreground `podnet join` becomes
+   that supervisor (exec of `podnet supervise --state-dir DIR --foreground`: the agent's log on the
+   terminal, Ctrl-C stops both), with `--background` it starts a detached `podnet supervise --state-dir`;
+   the agent registers the Node and the control plane's node IPAM gives it a podCIDR.
 
 `podnet leave` stops the supervisor first, then what join started, and removes what the agent made
 here (pod namespaces, the VXLAN link, podnet's routes and nft table), all recorded in the state
@@ -42,7 +43,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from podnet.api.auth import CLUSTER_INFO_NAME, CLUSTER_INFO_NS, TOKEN_RE, node_credential
-from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
+from podnet.cluster.procs import Started, is_same_process, start_process, stop_processes
 from podnet.cluster.supervise import SUPERVISOR, stop_supervisor, supervised, supervisor_alive
 from podnet.core import journal as jr
 from podnet.core.config import (
@@ -170,8 +171,11 @@ class JoinPlan:
                 "--kubelet-port", str(self.kubelet_port)]
 
     def agent_env(self) -> dict[str, str]:
-        # The agent's API client trusts the default CA store; point it at the cluster CA only.
-        return dict(os.environ, SSL_CERT_FILE=str(self.ca_path), PODNET_HOST_MOUNT_NS="/proc/self/ns/mnt")
+        # The agent's API client trusts the default CA store; point it at the cluster CA only. It needs
+        # no join token (its credential is in token_file).
+        env = dict(os.environ, SSL_CERT_FILE=str(self.ca_path), PODNET_HOST_MOUNT_NS="/proc/self/ns/mnt")
+        env.pop("PODNET_JOIN_TOKEN", None)
+        return env
 
 
 def _ssl(ca_pem: bytes | None) -> ssl.SSLContext:
@@ -431,11 +435,14 @@ def start_background(plan: JoinPlan, timeout: float,
 
 
 def exec_foreground(plan: JoinPlan) -> None:
-    """Become the agent (same PID, recorded in the journal so `podnet leave` can stop it)."""
+    """A foreground `podnet join`: become (same PID) `podnet supervise --state-dir DIR --foreground`, the
+    agent's supervisor in the foreground (podnet.cluster.supervise.run_joined_supervisor), with the
+    agent's environment and without the join token on the command line or in the environment."""
     journal = write_state(plan)
-    argv = plan.agent_argv()
-    journal.record(jr.PROCESS, f"agent-{plan.node_name}", argv=argv, pid=os.getpid(),
-                   starttime=proc_starttime(os.getpid()))
+    journal.record(jr.PROCESS, f"agent-{plan.node_name}", argv=plan.agent_argv(),
+                   log=str(plan.state_dir / "logs" / "agent.log"))
+    argv = [sys.executable, "-m", "podnet.cli.main", "supervise", "--state-dir", str(plan.state_dir),
+            "--foreground"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, plan.agent_env())

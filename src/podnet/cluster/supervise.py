@@ -8,9 +8,12 @@ at once the first time, then after 1, 2, 4 ... 30 s while it keeps dying within 
 same back-off idea as the kubelet's for crashing containers). It never starts a daemon the journal
 does not record.
 
-A machine that joined a cluster (`podnet join --background`) has one too, over its own state directory
-(`podnet supervise --state-dir DIR`, `run_joined_supervisor`): it restarts the node's agent the same way;
-`podnet leave` ends it first.
+A machine that joined a cluster has one too, over its own state directory: `podnet join --background`
+starts `podnet supervise --state-dir DIR` (`run_joined_supervisor`), and a foreground `podnet join`
+becomes (exec) `podnet supervise --state-dir DIR --foreground` (`supervise_in_foreground`: the agent is
+its child, the agent's log is copied to the terminal, Ctrl-C or SIGTERM stops the agent and then the
+supervisor). Both restart the node's agent
+the same way, and are recorded in the journal as `supervisor`; `podnet leave` ends them first.
 
 `restore_network` re-makes what a reboot of the machine removes (the bridge and its address, the guard
 routes, the nodes' namespaces and links) from the cluster's config, for `podnet start`.
@@ -27,13 +30,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from podnet.cluster.cgroup import ClusterCgroup
-from podnet.cluster.procs import Started, is_same_process, start_process
+from podnet.cluster.procs import Started, is_same_process, proc_starttime, start_process, stop_processes
 from podnet.core import journal as jr
 from podnet.core.config import ClusterConfig
 from podnet.core.layout import host_cidr, plan_nodes
+from podnet.core.logfiles import LogFollower
 from podnet.net.nodenet import setup_node_netns
 from podnet.net.ops import PROTO_PODNET_NODE, ExistsError, NetOps, Route
 
@@ -163,20 +167,75 @@ def run_supervisor(cfg: ClusterConfig, starter: Starter = start_process) -> None
     log.info("supervisor stopped")
 
 
-def run_joined_supervisor(state_dir: Path) -> None:
+def run_joined_supervisor(state_dir: Path, *, foreground: bool = False, out: BinaryIO | None = None) -> int:
     """`podnet supervise --state-dir DIR`: keep the agent of a joined machine (recorded in DIR's journal)
-    running until SIGTERM/SIGINT; restarts are exec'd with this process's environment (the agent's)."""
+    running until SIGTERM/SIGINT; restarts are exec'd with this process's environment (the agent's).
+    With `foreground` (what a foreground `podnet join` becomes), start the agent first, copy its log to
+    `out`, stop also on SIGHUP, and stop the agent before returning. The number of restarts."""
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if foreground else ()):
         signal.signal(sig, on_signal)
+    journal = jr.Journal(state_dir)
+    if foreground:
+        agents = [e for e in journal.entries(jr.PROCESS) if e.name.startswith("agent-")
+                  and isinstance(e.attrs.get("argv"), list) and isinstance(e.attrs.get("log"), str)]
+        if not agents:
+            raise ValueError(f"{state_dir} records no agent to run (its journal has none)")
+        a = agents[0]
+        argv = [str(x) for x in a.attrs["argv"]]
+        return supervise_in_foreground(journal, a.name, argv, Path(a.attrs["log"]), stop=lambda: stopping,
+                                       out=out)
     log.info("supervising the joined node in %s", state_dir)
-    Supervisor(jr.Journal(state_dir)).run(lambda: stopping)
+    sup = Supervisor(journal)
+    sup.run(lambda: stopping)
     log.info("supervisor stopped")
+    return sup.restarts
+
+
+def supervise_in_foreground(journal: jr.Journal, label: str, argv: Sequence[str], log_file: Path, *,
+                            stop: Callable[[], bool], env: dict[str, str] | None = None,
+                            out: BinaryIO | None = None, interval: float = 0.2,
+                            grace: float = 4.0) -> int:
+    """Be the supervisor of one daemon in the foreground (a foreground `podnet join`): record this process
+    as the journal's `supervisor`, start the daemon (`label`, detached, output to `log_file`, which is
+    copied to `out`), restart it with back-off while it dies, and when `stop()` turns true (the caller's
+    SIGINT/SIGTERM handler) stop it: SIGTERM, SIGKILL after `grace` seconds (within `podnet leave`'s wait
+    for a supervisor). The number of restarts."""
+    me = os.getpid()
+    journal.record(jr.PROCESS, SUPERVISOR, pid=me, starttime=proc_starttime(me), foreground=True)
+    follower = LogFollower(log_file, out) if out is not None else None
+
+    def starter(j: jr.Journal, name: str, args: Sequence[str], logf: Path, /, *,
+                cgroup: ClusterCgroup | None = None) -> Started:
+        return start_process(j, name, args, logf, cgroup=cgroup, env=env)
+
+    sup = Supervisor(journal, starter=starter)
+    started = starter(journal, label, argv, log_file)
+    log.info("started %s (pid %d), log %s", label, started.pid, log_file)
+    try:
+        while not stop():
+            sup.check_once()
+            if follower is not None:
+                follower.poll()
+            time.sleep(interval)
+    finally:
+        procs = []
+        for e in journal.entries(jr.PROCESS):
+            pid, st = e.attrs.get("pid"), e.attrs.get("starttime")
+            if e.name == label and isinstance(pid, int) and pid > 1:
+                procs.append((pid, st if isinstance(st, int) else None))
+        stopped = stop_processes(procs, grace=grace)
+        if follower is not None:
+            while follower.poll():  # what the daemon logged while it stopped
+                pass
+            follower.close()
+        log.info("stopped %s (pid %s)", label, ", ".join(str(p) for p in stopped) or "none running")
+    return sup.restarts
 
 
 def start_supervisor(cfg: ClusterConfig, journal: jr.Journal, cgroup: ClusterCgroup | None) -> None:

@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
@@ -58,3 +59,49 @@ def rotate_stderr_log(level: int = logging.INFO, *, max_bytes: int = MAX_BYTES,
     root.addHandler(handler)
     root.setLevel(level)
     return path
+
+
+class LogFollower:
+    """Copies what a daemon appends to its log file to `out` (`tail -F` for a foreground command):
+    starts at the file's current end, follows it across rotation (the rest of the old file first, then the
+    new one from its start), and copies at most `chunk` bytes per `poll()`."""
+
+    def __init__(self, path: Path, out: BinaryIO, chunk: int = 1 << 20):
+        self.path = path
+        self.out = out
+        self.chunk = chunk
+        self._f: BinaryIO | None = None
+        self._start = 0
+        try:
+            self._start = path.stat().st_size
+        except OSError:
+            pass
+
+    def poll(self) -> int:
+        """Copy what is new; the number of bytes copied."""
+        if self._f is None:
+            try:
+                self._f = open(self.path, "rb")  # noqa: SIM115 - kept open across polls, closed in close()
+            except OSError:
+                return 0
+            self._f.seek(min(self._start, os.fstat(self._f.fileno()).st_size))
+            self._start = 0
+        data = self._f.read(self.chunk)
+        if not data:
+            try:
+                rotated = os.stat(self.path).st_ino != os.fstat(self._f.fileno()).st_ino
+            except OSError:
+                rotated = False
+            if rotated:  # the old file is read to its end: go on with the new one
+                self._f.close()
+                self._f = None
+                return self.poll()
+            return 0
+        self.out.write(data)
+        self.out.flush()
+        return len(data)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None

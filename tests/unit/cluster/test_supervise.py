@@ -95,3 +95,74 @@ def test_a_daemon_that_keeps_dying_is_restarted_with_back_off(tmp_path: Path) ->
     e = _entry(j, "agent-n1")
     os.kill(e.attrs["pid"], signal.SIGKILL)
     _wait_dead(e.attrs["pid"], e.attrs["starttime"])
+
+
+FOREGROUND = """
+import signal, sys, time
+from pathlib import Path
+from podnet.cluster.supervise import supervise_in_foreground
+from podnet.core import journal as jr
+
+stopping = []
+signal.signal(signal.SIGINT, lambda s, f: stopping.append(s))
+d = Path(sys.argv[1])
+n = supervise_in_foreground(jr.Journal(d), "agent-n1", [sys.executable, "-c", sys.argv[2]],
+                            d / "logs" / "agent.log", stop=lambda: bool(stopping), out=sys.stdout.buffer,
+                            interval=0.05, grace=2.0)
+print("restarts", n, flush=True)
+"""
+
+DAEMON = "import os, time; print('daemon', os.getpid(), flush=True); time.sleep(60)"
+
+
+def test_a_foreground_supervisor_restarts_its_daemon_shows_its_log_and_stops_it_on_ctrl_c(
+        tmp_path: Path) -> None:
+    """A foreground `podnet join`: the supervisor is the command itself (recorded as `supervisor`), a
+    kill -9 of the daemon's recorded PID is followed by a restart, its log reaches the terminal, and
+    SIGINT stops the daemon, then the supervisor."""
+    import subprocess
+    import sys
+
+    j = jr.Journal(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", FOREGROUND, str(tmp_path), DAEMON], stdout=subprocess.PIPE)
+    pids: list[tuple[int, int | None]] = []
+    try:
+        def daemon() -> tuple[int, int | None] | None:
+            e = next((e for e in j.entries(jr.PROCESS) if e.name == "agent-n1"), None)
+            if e is None or not isinstance(e.attrs.get("pid"), int):
+                return None
+            p = (e.attrs["pid"], e.attrs.get("starttime"))
+            return p if is_same_process(*p) else None
+
+        deadline = time.monotonic() + 10
+        while (first := daemon()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first is not None
+        pids.append(first)
+        log = tmp_path / "logs" / "agent.log"
+        while f"daemon {first[0]}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # it runs (and logs) before it is killed
+        sup = _entry(j, "supervisor")
+        assert sup.attrs["pid"] == proc.pid and sup.attrs["foreground"] is True
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ((second := daemon()) is None or second == first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second is not None and second != first
+        pids.append(second)
+        while f"daemon {second[0]}" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # a poll of the log after the line
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        lines = out.decode().splitlines()
+        assert lines == [f"daemon {first[0]}", f"daemon {second[0]}", "restarts 1"]
+        assert not is_same_process(*second)  # stopped with the supervisor
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        for p in pids:
+            if is_same_process(*p):
+                os.kill(p[0], signal.SIGKILL)

@@ -36,3 +36,43 @@ def test_a_terminal_or_pipe_is_left_alone() -> None:
     res = subprocess.run([sys.executable, "-c", "from podnet.core.logfiles import rotate_stderr_log; "
                           "print(rotate_stderr_log())"], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "None"
+
+
+def test_the_follower_copies_what_is_appended_from_the_end_and_across_a_rotation(tmp_path: Path) -> None:
+    import io
+
+    from podnet.core.logfiles import LogFollower
+
+    log = tmp_path / "agent.log"
+    log.write_bytes(b"from an earlier run\n")
+    out = io.BytesIO()
+    f = LogFollower(log, out, chunk=8)
+    try:
+        assert f.poll() == 0 and out.getvalue() == b""  # what was there before is not replayed
+        with open(log, "ab") as w:
+            w.write(b"line 1\nline 2\n")
+        while f.poll():
+            pass
+        assert out.getvalue() == b"line 1\nline 2\n"
+        with open(log, "ab") as w:
+            w.write(b"last line before rotation\n")
+        log.rename(tmp_path / "agent.log.1")
+        log.write_bytes(b"first line after\n")
+        while f.poll():
+            pass
+        assert out.getvalue() == b"line 1\nline 2\nlast line before rotation\nfirst line after\n"
+    finally:
+        f.close()
+
+
+def test_the_follower_waits_for_a_log_that_does_not_exist_yet(tmp_path: Path) -> None:
+    import io
+
+    from podnet.core.logfiles import LogFollower
+
+    out = io.BytesIO()
+    f = LogFollower(tmp_path / "new.log", out)
+    assert f.poll() == 0
+    (tmp_path / "new.log").write_bytes(b"hello\n")
+    assert f.poll() == 6 and out.getvalue() == b"hello\n"
+    f.close()
