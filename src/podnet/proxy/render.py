@@ -138,9 +138,9 @@ MIN_COUNTER_SIZE = 65536
 def counter_size(n: int) -> int:
     """The `size` of a counter set holding `n` elements: room for twice that, a power of two.
 
-    nft gives a `flags dynamic` set 65,535 elements when no size is declared, and the kernel then
-    refuses more ("Too many open files in system"): ~65,000 Service ports used to stop every later
-    sync. The size of an existing set cannot change, so a sync that moves to another size is full."""
+    The kernel refuses elements past a set's size ("Too many open files in system"); when these sets
+    were `flags dynamic` without a size, nft gave them 65,535 and ~65,000 Service ports stopped every
+    later sync. The size of an existing set cannot change, so a sync that moves to another size is full."""
     size = MIN_COUNTER_SIZE
     while size < 2 * n:
         size *= 2
@@ -154,7 +154,7 @@ def _set_decl(name: str, n: int = 0) -> str:
         return f"map {name} {{ {FE_TYPE} . numgen random mod {k} : ip daddr . th dport ; }}"
     if name.startswith("affinity-svcs-"):
         return f"set {name} {{ typeof ct mark ; }}"
-    dynamic = f"size {counter_size(n)} ; flags dynamic ; counter ;"
+    counted = f"size {counter_size(n)} ; counter ;"
     decls = {
         "frontends": f"map frontends {{ {FE_TYPE} : verdict ; }}",
         "no-endpoints": f"map no-endpoints {{ {FE_TYPE} : verdict ; }}",
@@ -167,8 +167,8 @@ def _set_decl(name: str, n: int = 0) -> str:
         "local-bypass": f"map local-bypass {{ {FE_TYPE} : verdict ; }}",
         "bypass-frontends": f"set bypass-frontends {{ {FE_TYPE} ; }}",
         "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
-        "svc-counters": f"set svc-counters {{ typeof ct mark ; {dynamic} }}",
-        "ep-counters": f"set ep-counters {{ {FE_TYPE} ; {dynamic} }}",
+        "svc-counters": f"set svc-counters {{ typeof ct mark ; {counted} }}",
+        "ep-counters": f"set ep-counters {{ {FE_TYPE} ; {counted} }}",
     }
     return decls[name]
 
@@ -204,10 +204,11 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     ]
     common = [
         f"ct state new {FE_EXPR} vmap @no-endpoints",
-        "ct status dnat ct mark @svc-counters update @svc-counters { ct mark }",
-        f"ct status dnat ct direction original {FE_EXPR} @ep-counters update @ep-counters {{ {FE_EXPR} }}",
-        "ct status dnat ct direction reply ip saddr . meta l4proto . th sport @ep-counters "
-        "update @ep-counters { ip saddr . meta l4proto . th sport }",
+        # a lookup in a set declared with `counter` counts the packet on the element it finds (one
+        # lookup, one count: a lookup followed by `update @set` counted every packet twice)
+        "ct status dnat ct mark @svc-counters",
+        f"ct status dnat ct direction original {FE_EXPR} @ep-counters",
+        "ct status dnat ct direction reply ip saddr . meta l4proto . th sport @ep-counters",
     ]
     # as kube-proxy: a port a ClusterIP does not define is refused, an unallocated service IP dropped
     # (after the no-endpoints verdicts; DNATed packets no longer carry a service address)
