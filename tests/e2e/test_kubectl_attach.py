@@ -112,8 +112,15 @@ def test_run_it_rm_gives_a_shell_then_deletes_the_pod_and_returns_its_exit_code(
         time.sleep(0.2)
 
 
-def test_attach_to_a_running_shell_keeps_its_state_between_sessions(cluster: Cluster) -> None:
-    t = Terminal("pnatt", f"{kubectl_line(cluster)} attach -it shell")
+# kubectl 1.32 attaches over WebSocket; with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false it sends a plain
+# `Upgrade: SPDY/3.1` (client-go's SPDY executor, as older kubectl and clients do)
+SPDY_ENV = "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"
+
+
+@pytest.mark.parametrize("transport", ["websocket", "spdy"])
+def test_attach_to_a_running_shell_keeps_its_state_between_sessions(cluster: Cluster, transport: str) -> None:
+    env = f"{SPDY_ENV} " if transport == "spdy" else ""
+    t = Terminal("pnatt", f"{env}{kubectl_line(cluster)} attach -it shell")
     try:
         t.wait_for(PROMPT_HINT)
         t.type("X=state-$((20+22)); tty")
@@ -122,13 +129,32 @@ def test_attach_to_a_running_shell_keeps_its_state_between_sessions(cluster: Clu
         t.close()  # kubectl goes away; the shell stays (no stdinOnce)
     time.sleep(0.5)
     assert cluster.get_json("pod", "shell")["status"]["phase"] == "Running"
-    t = Terminal("pnatt2", f"{kubectl_line(cluster)} attach -it shell")
+    t = Terminal("pnatt2", f"{env}{kubectl_line(cluster)} attach -it shell")
     try:
         t.wait_for(PROMPT_HINT)
-        t.type("echo got-$X")
-        t.wait_for("got-state-42")
+        t.type(f"echo got-$X-{transport}")
+        t.wait_for(f"got-state-42-{transport}")
     finally:
         t.close()
+
+
+def test_attach_over_plain_spdy_streams_output(cluster: Cluster) -> None:
+    argv = ["kubectl", "--kubeconfig", cluster.kubeconfig, "--cache-dir", f"{cluster.root}/kcache", "-v=6",
+            "attach", "ticker"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false"))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("tick-"), first
+        second = proc.stdout.readline()
+        assert int(second.split("-")[1]) == int(first.split("-")[1]) + 1
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    # it really went over SPDY: kubectl -v=6 logs the upgraded request, and no WebSocket one
+    assert "/attach?" in err and "101 Switching Protocols" in err, err
+    assert "websocket" not in err.lower(), err
 
 
 def test_attach_to_a_container_without_stdin_or_tty_streams_its_output(cluster: Cluster) -> None:
