@@ -1,14 +1,21 @@
 """Cluster DNS as pods see it, on a real cluster: names in the same and in another namespace, each record
 type queried with dig from inside a pod at the cluster DNS IP, a deleted Service turning to NXDOMAIN,
-and lookups recovering after the DNS server's container is killed.
+lookups recovering after the DNS server's container is killed, and the DNS server running as its own
+ServiceAccount (kube-system/coredns) with no node or admin credential.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
+import ssl
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,3 +202,72 @@ def test_lookups_recover_after_the_dns_container_is_killed(dns_cluster: Cluster)
     _wait("lookups to recover",
           lambda: _dig(c, pod, "+short", "back-end.default.svc.cluster.local", check=False).split() == [cip],
           30)
+
+
+def _api(c: Cluster, token: str, method: str, path: str,
+         body: object = None) -> tuple[int, dict[str, object]]:
+    """A request to the cluster's API (TLS on 127.0.0.1, its CA) with `token`."""
+    cfg = json.loads(Path(c.state_dir, "config.json").read_text())
+    ctx = ssl.create_default_context(cafile=str(Path(c.state_dir, "ca.crt")))
+    req = urllib.request.Request(f"https://127.0.0.1:{cfg['api_port']}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return int(e.code), json.loads(e.read())
+
+
+def test_the_dns_server_runs_as_its_service_account_with_no_node_or_admin_credential(
+        dns_cluster: Cluster) -> None:
+    """issue 19: the DNS pod authenticates with the token of ServiceAccount kube-system/coredns (bound to
+    system:coredns: list/watch only), mounted where Kubernetes mounts it; neither its environment nor its
+    ServiceAccount files hold the admin token or a node credential, and its token cannot create a pod."""
+    c = dns_cluster
+    pod = _client(c)
+    dns = c.get_json("pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"][0]
+    assert dns["spec"]["serviceAccountName"] == "coredns"
+    pid = find_container_pid(Path(c.state_dir), dns["spec"]["nodeName"], dns["metadata"]["uid"], "coredns")
+    assert pid is not None
+    admin = json.loads(Path(c.state_dir, "config.json").read_text())["token"]
+    nodes = [p.read_text().strip() for p in Path(c.state_dir).glob("nodes/*/token")]
+    creds = [admin, *nodes, *(n.split(":")[0] for n in nodes)]
+    assert len(nodes) == 2 and all(len(x) >= 16 for x in creds)
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"PODNET_API_SERVER=" in environ and b"PODNET_API_TOKEN=" not in environ
+    assert not [x for x in creds if x.encode() in environ]
+    sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+    def in_container(*cmd: str) -> str:  # in the DNS server's own mount namespace
+        res = subprocess.run(["nsenter", "-t", str(pid), "-m", "--", *cmd], capture_output=True, text=True,
+                             timeout=10)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    assert in_container("ls", sa_dir).split() == ["ca.crt", "namespace", "token"]
+    files = {name: in_container("cat", f"{sa_dir}/{name}") for name in ("ca.crt", "namespace", "token")}
+    assert files["namespace"] == "kube-system"
+    assert not [x for x in creds if any(x in text for text in files.values())]
+    token = files["token"].strip()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == "system:serviceaccount:kube-system:coredns"
+    assert claims["kubernetes.io"]["pod"]["name"] == dns["metadata"]["name"]
+    # what the token can do: list Services (DNS); not what a node or the admin can
+    code, body = _api(c, token, "GET", "/api/v1/services")
+    assert code == 200 and body["kind"] == "ServiceList"
+    user = "system:serviceaccount:kube-system:coredns"
+    new_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "intruder"},
+               "spec": {"containers": [{"name": "c", "image": AGNHOST}]}}
+    code, body = _api(c, token, "POST", "/api/v1/namespaces/default/pods", new_pod)
+    assert code == 403 and body["message"] == (f'pods is forbidden: User "{user}" cannot create resource '
+                                               '"pods" in API group "" in the namespace "default"')
+    node = dns["spec"]["nodeName"]
+    code, body = _api(c, token, "PATCH", f"/api/v1/nodes/{node}", {})
+    assert code == 403 and body["message"] == (f'nodes "{node}" is forbidden: User "{user}" cannot patch '
+                                               'resource "nodes" in API group "" at the cluster scope')
+    assert c.kubectl("get", "pod", "intruder", check=False).returncode != 0
+    # and with that identity, DNS answers
+    cip = c.get_json("svc", "back-end")["spec"]["clusterIP"]
+    assert _dig(c, pod, "+short", "back-end.default.svc.cluster.local").split() == [cip]

@@ -418,8 +418,10 @@ class Agent:
                 return str(pod["metadata"]["name"])[:63]
 
         def extra_env(pod: Obj) -> dict[str, str]:
+            # where system pods (the DNS server) reach the API: the address this agent uses, never its
+            # credential (they authenticate with their ServiceAccount's token, mounted like any pod's)
             if (pod.get("metadata") or {}).get("namespace") == "kube-system":
-                env = {"PODNET_API_SERVER": o.server, "PODNET_API_TOKEN": o.token}
+                env = {"PODNET_API_SERVER": o.server}
                 if os.environ.get("SSL_CERT_FILE"):  # a joined node reaches the API over TLS: pass its CA on
                     env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
                 return env

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -54,9 +55,13 @@ def resource_path(rt: ResourceType, namespace: str | None = None, name: str | No
 
 class ApiClient:
     def __init__(self, server: str, token: str = "", ca_file: str | None = None,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, token_file: str | None = None):
+        """`token_file`: read the bearer token from this file, again whenever it changes (a projected
+        ServiceAccount token, which the node rotates), as client-go's in-cluster config does."""
         self.server = server
         self.token = token
+        self._token_file = token_file
+        self._token_seen: tuple[int, int, int] | None = None
         self._ca_file = ca_file
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -75,10 +80,25 @@ class ApiClient:
             else:
                 connector = aiohttp.TCPConnector()
             headers = {"Accept": "application/json"}
-            if self.token:
+            if self.token and not self._token_file:
                 headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         return self._session
+
+    def _auth(self) -> dict[str, str]:
+        """The Authorization header of a request when the token comes from a file (else the session's)."""
+        if not self._token_file:
+            return {}
+        try:
+            st = os.stat(self._token_file)
+            seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if seen != self._token_seen:
+                with open(self._token_file) as f:
+                    self.token = f.read().strip()
+                self._token_seen = seen
+        except OSError:
+            pass  # keep the last token read; the server answers 401 if there is none
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -99,6 +119,7 @@ class ApiClient:
             url += "?" + urlencode(params)
         data = None if body is None else (body if isinstance(body, str | bytes) else json.dumps(body))
         headers = {"Content-Type": content_type} if data is not None else {}
+        headers.update(self._auth())
         async with s.request(method, url, data=data, headers=headers,
                              timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
             text = await resp.text()
@@ -173,7 +194,8 @@ class ApiClient:
             params["fieldSelector"] = field_selector
         s = await self.session()
         url = self._base() + resource_path(rt, namespace) + "?" + urlencode(params)
-        async with s.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
+        async with s.get(url, headers=self._auth(),
+                         timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
             if resp.status >= 400:
                 text = await resp.text()
                 try:

@@ -1,14 +1,29 @@
 """Objects every cluster starts with, created through the API like any client would:
-the `kubernetes` Service, and cluster DNS (`kube-dns` Service at the DNS IP + `coredns` Deployment).
+the `kubernetes` Service, and cluster DNS (`kube-dns` Service at the DNS IP + `coredns` Deployment),
+which runs as kubeadm's: ServiceAccount `kube-system/coredns`, bound (ClusterRoleBinding
+`system:coredns`) to the ClusterRole `system:coredns` that lets it list and watch what it serves and
+nothing else. The DNS server authenticates with the ServiceAccount token the node mounts into its pod.
 """
 
 from __future__ import annotations
 
 from podnet.client.client import ApiClient, ApiError
 from podnet.core.config import ClusterConfig
-from podnet.model.kinds import DEPLOYMENTS, ENDPOINTS, ENDPOINTSLICES, SERVICES, Obj, ResourceType
+from podnet.model.kinds import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    SERVICEACCOUNTS,
+    SERVICES,
+    Obj,
+    ResourceType,
+)
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+DNS_SERVICE_ACCOUNT = "coredns"
+DNS_CLUSTER_ROLE = "system:coredns"
 
 
 def kubernetes_service(cfg: ClusterConfig) -> Obj:
@@ -54,6 +69,29 @@ def dns_service(cfg: ClusterConfig) -> Obj:
     }
 
 
+def dns_service_account() -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": DNS_SERVICE_ACCOUNT, "namespace": "kube-system"}}
+
+
+def dns_cluster_role() -> Obj:
+    """kubeadm's `system:coredns`: list and watch what the DNS server answers from, nothing else."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": DNS_CLUSTER_ROLE},
+            "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                       "verbs": ["list", "watch"]},
+                      {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                       "verbs": ["list", "watch"]}]}
+
+
+def dns_cluster_role_binding() -> Obj:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": DNS_CLUSTER_ROLE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": DNS_CLUSTER_ROLE},
+            "subjects": [{"kind": "ServiceAccount", "name": DNS_SERVICE_ACCOUNT, "namespace": "kube-system"}]}
+
+
 def dns_deployment(cfg: ClusterConfig) -> Obj:
     labels = {"k8s-app": "kube-dns"}
     return {
@@ -65,6 +103,7 @@ def dns_deployment(cfg: ClusterConfig) -> Obj:
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {
+                    "serviceAccountName": DNS_SERVICE_ACCOUNT,
                     "dnsPolicy": "Default",
                     "containers": [{
                         "name": "coredns",
@@ -111,4 +150,25 @@ async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig, host_
         await _ensure(client, ENDPOINTSLICES, kubernetes_endpoint_slice(cfg, host_ip))
     await _ensure(client, SERVICES, dns_service(cfg))
     if cfg.dns:
+        await _ensure(client, SERVICEACCOUNTS, dns_service_account())
+        await _ensure(client, CLUSTERROLES, dns_cluster_role())
+        await _ensure(client, CLUSTERROLEBINDINGS, dns_cluster_role_binding())
         await _ensure(client, DEPLOYMENTS, dns_deployment(cfg))
+        await _dns_runs_as_its_service_account(client)
+
+
+async def _dns_runs_as_its_service_account(client: ApiClient) -> None:
+    """A `coredns` Deployment made before it had a ServiceAccount of its own (its DNS server then read
+    the node's credential from its environment, which pods no longer get) runs as `coredns` from now on;
+    one that names a ServiceAccount is left as it is."""
+    try:
+        dep = await client.get(DEPLOYMENTS, "coredns", "kube-system")
+    except ApiError as e:
+        if e.code == 404:
+            return
+        raise
+    spec = ((dep.get("spec") or {}).get("template") or {}).get("spec") or {}
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        return
+    patch = {"spec": {"template": {"spec": {"serviceAccountName": DNS_SERVICE_ACCOUNT}}}}
+    await client.patch(DEPLOYMENTS, "coredns", patch, "kube-system")

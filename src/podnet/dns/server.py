@@ -315,12 +315,13 @@ class HealthServer:
 class ClusterDns:
     """The whole server: API client, three informers, the index, DNS listeners, probes."""
 
-    def __init__(self, api_server: str, token: str = "", *, cluster_domain: str = "cluster.local",
+    def __init__(self, api_server: str, token: str = "", *, token_file: str | None = None,
+                 ca_file: str | None = None, cluster_domain: str = "cluster.local",
                  listen: str = "0.0.0.0", port: int = 53, upstream: str = "auto", ttl: int = 5,
                  pods: PodsMode = "verified", dns_ip: str | None = None,
                  health_port: int | None = 8080, ready_port: int | None = 8181,
                  resolv_conf: str = "/etc/resolv.conf", upstream_timeout: float = 2.0):
-        self.client = ApiClient(api_server, token)
+        self.client = ApiClient(api_server, token, ca_file=ca_file, token_file=token_file)
         self.index = DnsIndex(cluster_domain, ttl=ttl, pods=pods, dns_ip=dns_ip)
         self.informers: list[Informer] = []
         # the caches hold compact copies: only the names, IPs and ports the index answers with
@@ -364,15 +365,32 @@ class ClusterDns:
         await self.client.close()
 
 
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # where the kubelet mounts a pod's API access
+SA_TOKEN_FILE = f"{SA_DIR}/token"
+SA_CA_FILE = f"{SA_DIR}/ca.crt"
+
+
+def _in_cluster_server() -> str:
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        return ""
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m podnet.dns.server",
                                 description="podnet cluster DNS: answers <svc>.<ns>.svc.<domain> and friends "
                                             "from the Kubernetes API (Services, EndpointSlices, Pods).")
-    p.add_argument("--api-server", default=os.environ.get("PODNET_API_SERVER", ""),
+    p.add_argument("--api-server", default=os.environ.get("PODNET_API_SERVER", "") or _in_cluster_server(),
                    help="API server URL: http://..., https://... or unix:///path.sock "
-                        "(default: $PODNET_API_SERVER)")
+                        "(default: $PODNET_API_SERVER, else the `kubernetes` Service from "
+                        "$KUBERNETES_SERVICE_HOST/PORT, trusting the ServiceAccount's ca.crt)")
     p.add_argument("--token", default=os.environ.get("PODNET_API_TOKEN", ""),
-                   help="bearer token (default: $PODNET_API_TOKEN)")
+                   help="bearer token (default: $PODNET_API_TOKEN; without one, the pod's ServiceAccount "
+                        "token, --token-file)")
+    p.add_argument("--token-file", default=SA_TOKEN_FILE,
+                   help="read the bearer token from this file, again when it changes, when no --token is "
+                        f"given (default: the pod's ServiceAccount token, {SA_TOKEN_FILE})")
     p.add_argument("--cluster-domain", default=None, help="the cluster's DNS zone (default cluster.local)")
     p.add_argument("--listen", default="0.0.0.0", help="address for DNS and the probes")
     p.add_argument("--port", "-dns.port", dest="port", type=int, default=None,
@@ -448,7 +466,13 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    dns = ClusterDns(args.api_server, args.token, cluster_domain=args.cluster_domain, listen=args.listen,
+    # the pod's ServiceAccount token when no token is given (re-read as the node rotates it)
+    token_file = args.token_file if not args.token and args.token_file else None
+    # in-cluster (no $SSL_CERT_FILE): trust the cluster CA the ServiceAccount volume carries
+    ca_file = SA_CA_FILE if args.api_server.startswith("https://") and not os.environ.get("SSL_CERT_FILE") \
+        and os.path.exists(SA_CA_FILE) else None
+    dns = ClusterDns(args.api_server, args.token, token_file=token_file, ca_file=ca_file,
+                     cluster_domain=args.cluster_domain, listen=args.listen,
                      port=args.port, upstream=args.upstream, ttl=args.ttl, pods=args.pods,
                      dns_ip=args.dns_ip, health_port=args.health_port, ready_port=args.ready_port,
                      resolv_conf=args.resolv_conf, upstream_timeout=args.upstream_timeout)
