@@ -148,31 +148,59 @@ def explain(res: TraceResult, *, src: str, dst: str, port: int, proto: str, entr
 def counters_from_json(doc: dict[str, Any]) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """(per service port, per endpoint) → (packets, bytes) from `nft -j list table ip podnet`.
 
-    Service ports are named by the element comment (`ns/name:port/PROTO`), endpoints
-    as `ip:port/proto (pod)`.
+    Service ports are named by the comments on `svc-ids` (`ns/name:port/PROTO`), endpoints as
+    `ip:port/proto (pod)` with the pod from the comments on the `backends-K` maps. The data path
+    creates the counter elements on a connection's first packet (render.py), so every Service
+    port in `svc-ids` and every endpoint of a backends map without one is listed with zeros.
+    Tables written before that change (the comments on the counter elements) read the same.
     """
     svcs: dict[str, tuple[int, int]] = {}
     eps: dict[str, tuple[int, int]] = {}
+    id_names: dict[str, str] = {}  # ct mark (decimal) → service port
+    ep_pods: dict[str, str] = {}  # "ip:port/proto" → pod
+    counted: list[tuple[str, Any, str, int, int]] = []  # (set, val, comment, packets, bytes)
     for item in doc.get("nftables") or []:
-        s = item.get("set")
-        if not s or s.get("name") not in ("svc-counters", "ep-counters"):
+        s = item.get("set") or item.get("map")
+        if not isinstance(s, dict):
             continue
+        name = str(s.get("name", ""))
         for el in s.get("elem") or []:
-            body = el.get("elem") if isinstance(el, dict) else None
+            key, data = (el[0], el[1]) if isinstance(el, list) and len(el) == 2 else (el, None)
+            body = key.get("elem") if isinstance(key, dict) and "elem" in key else {"val": key}
             if not isinstance(body, dict):
                 continue
-            ctr = body.get("counter") or {}
-            pk, by = int(ctr.get("packets", 0)), int(ctr.get("bytes", 0))
-            if s["name"] == "svc-counters":
-                name = body.get("comment") or f"id {body.get('val')}"
-                svcs[name] = _add(svcs.get(name), pk, by)
-            else:
-                val = body.get("val")
-                parts: list[Any] = list(val.get("concat") or []) if isinstance(val, dict) else [val]
-                ip, proto, port = [*parts, "", "", ""][:3]
-                name = f"{ip}:{port}/{proto}" + (f" ({body['comment']})" if body.get("comment") else "")
-                eps[name] = _add(eps.get(name), pk, by)
+            val, comment = body.get("val"), str(body.get("comment") or "")
+            if name == "svc-ids" and data is not None:
+                id_names.setdefault(str(data), comment or f"id {data}")
+            elif name.startswith(("backends-", "bypass-backends-")):
+                parts, target = _parts(val), _parts(data)
+                if len(parts) >= 2 and len(target) == 2:
+                    ep_pods.setdefault(f"{target[0]}:{target[1]}/{parts[1]}", comment)
+            elif name in ("svc-counters", "ep-counters"):
+                ctr = body.get("counter") or {}
+                counted.append((name, val, comment, int(ctr.get("packets", 0)), int(ctr.get("bytes", 0))))
+    for name, val, comment, pk, by in counted:
+        if name == "svc-counters":
+            svc = id_names.get(str(val)) or comment or f"id {val}"
+            svcs[svc] = _add(svcs.get(svc), pk, by)
+        else:
+            ip, proto, port = [*_parts(val), "", "", ""][:3]
+            ep = f"{ip}:{port}/{proto}"
+            pod = ep_pods.get(ep) or comment
+            label = ep + (f" ({pod})" if pod else "")
+            eps[label] = _add(eps.get(label), pk, by)
+    for svc in id_names.values():
+        svcs.setdefault(svc, (0, 0))
+    for ep, pod in ep_pods.items():
+        eps.setdefault(ep + (f" ({pod})" if pod else ""), (0, 0))
     return svcs, eps
+
+
+def _parts(val: Any) -> list[Any]:
+    """The parts of a concatenated element value (one part for a plain value)."""
+    if isinstance(val, dict):
+        return list(val.get("concat") or [])
+    return [] if val is None else [val]
 
 
 def _add(prev: tuple[int, int] | None, pk: int, by: int) -> tuple[int, int]:

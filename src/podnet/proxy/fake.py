@@ -35,9 +35,18 @@ class FakeNft(RuleInterpreter):
                     body["comment"] = e.comment
                 if s.counter:
                     body["counter"] = {"packets": e.packets, "bytes": e.bytes}
-                elems.append({"elem": body} if not s.is_map else [{"elem": body}, list(e.data or ())])
+                elems.append({"elem": body} if not s.is_map else [{"elem": body}, _data_json(e.data or ())])
             items.append({"map" if s.is_map else "set": {"family": FAMILY, "table": TABLE, "name": s.name,
                                                          "elem": elems}})
         for c in t.chains.values():
             items.append({"chain": {"family": FAMILY, "table": TABLE, "name": c.name}})
         return {"nftables": items}
+
+
+def _data_json(data: tuple[str, ...]) -> Any:
+    """A map element's value as `nft -j` writes it: a verdict object, a value or a concatenation."""
+    if data and data[0] in ("goto", "jump"):
+        return {data[0]: {"target": data[1]}}
+    if data and data[0] in ("accept", "drop", "continue", "return"):
+        return {data[0]: None}
+    return data[0] if len(data) == 1 else {"concat": list(data)}

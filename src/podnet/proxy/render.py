@@ -12,7 +12,12 @@ Shape (the number of chains does not grow with the number of services):
 * nat postrouting: records affinity, masquerades marked and hairpin connections;
 * filter prerouting: loadBalancerSourceRanges; filter input/forward/output:
   frontends without endpoints are rejected (or dropped for Local policies) and
-  per-service / per-endpoint counters are kept on set elements;
+  per-service / per-endpoint counters are kept on elements of `svc-counters` / `ep-counters`,
+  which the data path creates on a connection's first packet (`update @set`): a sync never
+  inserts them (each would cost the kernel a per-CPU counter allocation), it only sizes the sets
+  and removes the elements of Service ids and endpoints that went away. `podnet top` names them
+  from the comments on `svc-ids` (the Service port) and on the `backends-K` elements (the pod),
+  and lists the idle ones with zero counts from those maps;
 * `cluster-ips-check` (filter forward/output, as kube-proxy's): a port a ClusterIP does not
   define is rejected, an unallocated address of the service CIDR dropped. Nodes route the
   service CIDR out of their uplink (net/nodenet.py) so that these verdicts, not a failed
@@ -32,6 +37,7 @@ FE_TYPE = "typeof ip daddr . meta l4proto . th dport"
 FE_EXPR = "ip daddr . meta l4proto . th dport"
 
 ElementSets = dict[str, dict[str, str]]  # set/map name → {key text: full element text}
+COUNTER_SETS = ("svc-counters", "ep-counters")  # elements made by the data path, not by a sync
 
 
 def _q(s: str) -> str:
@@ -42,15 +48,16 @@ def _fe(f: Frontend) -> str:
     return f"{f.ip} . {f.proto} . {f.port}"
 
 
-def frontend_elements(f: Frontend) -> list[tuple[str, str, str]]:
-    """(set name, key, element text) owned by one frontend."""
+def frontend_elements(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(set name, key, element text) owned by one frontend; `pods`: endpoint ip → pod (comments)."""
     key = _fe(f)
     comment = f"comment {_q(f'{f.svc_key} {f.kind}')}"
-    out = [("svc-ids", key, f"{key} : {f.svc_id}")]
+    out = [("svc-ids", key, f"{key} comment {_q(f.svc_key)} : {f.svc_id}")]
     if f.endpoints:
         k = len(f.endpoints)
         out.append(("frontends", key, f"{key} {comment} : goto ep-{k}"))
-        out += [(f"backends-{k}", f"{key} . {i}", f"{key} . {i} : {ip} . {port}")
+        out += [(f"backends-{k}", f"{key} . {i}",
+                 f"{key} . {i} comment {_q(pods.get(ip, ip))} : {ip} . {port}")
                 for i, (ip, port) in enumerate(f.endpoints)]
     else:
         verdict = "goto reject-svc" if f.no_endpoints == "reject" else "drop"
@@ -63,7 +70,8 @@ def frontend_elements(f: Frontend) -> list[tuple[str, str, str]]:
         k = len(f.bypass)
         out.append(("local-bypass", key, f"{key} : goto bypass-{k}"))
         out.append(("bypass-frontends", key, key))
-        out += [(f"bypass-backends-{k}", f"{key} . {i}", f"{key} . {i} : {ip} . {port}")
+        out += [(f"bypass-backends-{k}", f"{key} . {i}",
+                 f"{key} . {i} comment {_q(pods.get(ip, ip))} : {ip} . {port}")
                 for i, (ip, port) in enumerate(f.bypass)]
     if f.source_ranges:
         out.append(("lb-restricted", key, key))
@@ -74,10 +82,14 @@ def frontend_elements(f: Frontend) -> list[tuple[str, str, str]]:
 Counts = dict[str, dict[str, tuple[int, str]]]  # set name → key → (frontends referencing it, element text)
 
 
-def shared_items(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(set name, key, text) of the shared elements one frontend needs."""
+def shared_items(f: Frontend) -> list[tuple[str, str, str]]:
+    """(set name, key, text) of the shared elements one frontend needs.
+
+    The counter sets' entries (COUNTER_SETS) are kept in the state only: they size the sets, say
+    which elements a delta removes and which endpoints are still in use; the data path creates
+    the elements themselves."""
     sid = str(f.svc_id)
-    out = [("svc-counters", sid, f"{sid} comment {_q(f.svc_key)}")]
+    out = [("svc-counters", sid, sid)]
     if f.kind == "clusterIP":
         out.append(("cluster-ips", f.ip, f.ip))
     if f.affinity_timeout:
@@ -86,7 +98,7 @@ def shared_items(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str, str]
         pair = f"{ip} . {ip}"
         ek = f"{ip} . {f.proto} . {port}"
         out.append(("hairpin", pair, pair))
-        out.append(("ep-counters", ek, f"{ek} comment {_q(pods.get(ip, ip))}"))
+        out.append(("ep-counters", ek, ek))
     return out
 
 
@@ -98,7 +110,7 @@ def shared_counts(st: RulesetState) -> Counts:
         for t in st.affinity_timeouts:
             cached[f"affinity-svcs-{t}"] = {}
         for f in st.frontends.values():
-            for name, key, text in shared_items(f, st.pods):
+            for name, key, text in shared_items(f):
                 d = cached[name]
                 prev = d.get(key)
                 d[key] = (prev[0] + 1, prev[1]) if prev else (1, text)
@@ -107,8 +119,9 @@ def shared_counts(st: RulesetState) -> Counts:
 
 
 def shared_elements(st: RulesetState) -> ElementSets:
-    """Elements shared between frontends: hairpin pairs, counters, affinity service ids."""
-    return {name: {k: v[1] for k, v in d.items()} for name, d in shared_counts(st).items()}
+    """Elements shared between frontends that a sync inserts: hairpin pairs, ClusterIPs, affinity ids."""
+    return {name: {k: v[1] for k, v in d.items()} for name, d in shared_counts(st).items()
+            if name not in COUNTER_SETS}
 
 
 def elements(st: RulesetState) -> ElementSets:
@@ -119,7 +132,7 @@ def elements(st: RulesetState) -> ElementSets:
     for k in st.bypass_counts:
         sets[f"bypass-backends-{k}"] = {}
     for f in st.frontends.values():
-        for name, key, text in frontend_elements(f):
+        for name, key, text in frontend_elements(f, st.pods):
             sets[name][key] = text
     sets.update(shared_elements(st))
     return sets
@@ -131,16 +144,16 @@ def base_set_names(st: RulesetState) -> list[str]:
             "cluster-ips"]
 
 
-COUNTER_SETS = ("svc-counters", "ep-counters")
 MIN_COUNTER_SIZE = 65536
 
 
 def counter_size(n: int) -> int:
     """The `size` of a counter set holding `n` elements: room for twice that, a power of two.
 
-    The kernel refuses elements past a set's size ("Too many open files in system"); when these sets
-    were `flags dynamic` without a size, nft gave them 65,535 and ~65,000 Service ports stopped every
-    later sync. The size of an existing set cannot change, so a sync that moves to another size is full."""
+    The kernel refuses elements past a set's size ("Too many open files in system"; the data path's
+    `update` then adds nothing, so a counter would be missing); without a declared size nft gives a
+    `flags dynamic` set 65,535, and ~65,000 Service ports used to stop every later sync. The size of
+    an existing set cannot change, so a sync that moves to another size is full."""
     size = MIN_COUNTER_SIZE
     while size < 2 * n:
         size *= 2
@@ -154,7 +167,7 @@ def _set_decl(name: str, n: int = 0) -> str:
         return f"map {name} {{ {FE_TYPE} . numgen random mod {k} : ip daddr . th dport ; }}"
     if name.startswith("affinity-svcs-"):
         return f"set {name} {{ typeof ct mark ; }}"
-    counted = f"size {counter_size(n)} ; counter ;"
+    counted = f"size {counter_size(n)} ; flags dynamic ; counter ;"  # dynamic: filled by `update @set`
     decls = {
         "frontends": f"map frontends {{ {FE_TYPE} : verdict ; }}",
         "no-endpoints": f"map no-endpoints {{ {FE_TYPE} : verdict ; }}",
@@ -204,11 +217,13 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     ]
     common = [
         f"ct state new {FE_EXPR} vmap @no-endpoints",
-        # a lookup in a set declared with `counter` counts the packet on the element it finds (one
-        # lookup, one count: a lookup followed by `update @set` counted every packet twice)
-        "ct status dnat ct mark @svc-counters",
-        f"ct status dnat ct direction original {FE_EXPR} @ep-counters",
-        "ct status dnat ct direction reply ip saddr . meta l4proto . th sport @ep-counters",
+        # a Service's connections carry its id (non-zero) in ct mark; their first packet creates
+        # the counter elements (see the module's docstring); `update` alone counts each packet
+        # once (a lookup in a set declared with `counter` counts too: lookup + update was twice)
+        "ct status dnat ct mark != 0 update @svc-counters { ct mark }",
+        f"ct status dnat ct mark != 0 ct direction original update @ep-counters {{ {FE_EXPR} }}",
+        "ct status dnat ct mark != 0 ct direction reply "
+        "update @ep-counters { ip saddr . meta l4proto . th sport }",
     ]
     # as kube-proxy: a port a ClusterIP does not define is refused, an unallocated service IP dropped
     # (after the no-endpoints verdicts; DNATed packets no longer carry a service address)
@@ -252,9 +267,10 @@ def is_full(text: str) -> bool:
 def render_full(st: RulesetState) -> str:
     """One `nft -f` transaction that replaces `table ip podnet` atomically (no window without rules)."""
     sets = elements(st)
+    counts = shared_counts(st)
     out = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
     for name in sorted(sets):
-        decl = _set_decl(name, len(sets[name]))
+        decl = _set_decl(name, len(counts[name]) if name in COUNTER_SETS else 0)
         head, _, rest = decl.partition("{")
         lines = [s.strip() for s in rest.rstrip("} ").split(";") if s.strip()]
         out.append(f"\t{head.strip()} {{")
@@ -320,10 +336,10 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
         new_counts.setdefault(f"affinity-svcs-{t}", {})
     before: dict[tuple[str, str], tuple[int, str] | None] = {}
     for fo, fn in changed_frontends(old, new):
-        for side, f in ((a, fo), (b, fn)):
-            for name, ek, text in frontend_elements(f) if f is not None else ():
+        for side, f, pods in ((a, fo, old.pods), (b, fn, new.pods)):
+            for name, ek, text in frontend_elements(f, pods) if f is not None else ():
                 side.setdefault(name, {})[ek] = text
-        for name, ek, _ in shared_items(fo, old.pods) if fo is not None else ():
+        for name, ek, _ in shared_items(fo) if fo is not None else ():
             d = new_counts[name]
             if (name, ek) not in before:
                 before[(name, ek)] = d.get(ek)
@@ -332,7 +348,7 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
                 del d[ek]
             else:
                 d[ek] = (cnt - 1, text)
-        for name, ek, text in shared_items(fn, new.pods) if fn is not None else ():
+        for name, ek, text in shared_items(fn) if fn is not None else ():
             d = new_counts[name]
             if (name, ek) not in before:
                 before[(name, ek)] = d.get(ek)
@@ -351,6 +367,14 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
         old_e, new_e = a.get(name, {}), b.get(name, {})
         gone = [k for k in sorted(old_e) if k not in new_e or new_e[k] != old_e[k]]
         come = [new_e[k] for k in sorted(new_e) if k not in old_e or new_e[k] != old_e[k]]
+        if name in COUNTER_SETS:
+            # made by the data path (or not: an idle Service's), so nothing to add; `add` before
+            # `delete` so that the delete finds it either way (a missing one fails the transaction)
+            if gone:
+                listed = ", ".join(gone)
+                deletes.append(f"add element {FAMILY} {TABLE} {name} {{ {listed} }}")
+                deletes.append(f"delete element {FAMILY} {TABLE} {name} {{ {listed} }}")
+            continue
         if gone:
             deletes.append(f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(gone)} }}")
         if come:
