@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import weakref
 
+from podnet.core.gcpause import without_gc
 from podnet.proxy.state import Frontend, RulesetState
 
 TABLE = "podnet"
@@ -79,26 +80,25 @@ def frontend_elements(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str,
     return out
 
 
-Counts = dict[str, dict[str, tuple[int, str]]]  # set name → key → (frontends referencing it, element text)
+Counts = dict[str, dict[str, int]]  # set name → element (its key and text) → frontends referencing it
 
 
-def shared_items(f: Frontend) -> list[tuple[str, str, str]]:
-    """(set name, key, text) of the shared elements one frontend needs.
+def shared_items(f: Frontend) -> list[tuple[str, str]]:
+    """(set name, element) of the shared elements one frontend needs (each is its own key).
 
     The counter sets' entries (COUNTER_SETS) are kept in the state only: they size the sets, say
     which elements a delta removes and which endpoints are still in use; the data path creates
     the elements themselves."""
     sid = str(f.svc_id)
-    out = [("svc-counters", sid, sid)]
+    out = [("svc-counters", sid)]
     if f.kind == "clusterIP":
-        out.append(("cluster-ips", f.ip, f.ip))
+        out.append(("cluster-ips", f.ip))
     if f.affinity_timeout:
-        out.append((f"affinity-svcs-{f.affinity_timeout}", sid, sid))
+        out.append((f"affinity-svcs-{f.affinity_timeout}", sid))
+    proto = f.proto
     for ip, port in f.endpoints:
-        pair = f"{ip} . {ip}"
-        ek = f"{ip} . {f.proto} . {port}"
-        out.append(("hairpin", pair, pair))
-        out.append(("ep-counters", ek, ek))
+        out.append(("hairpin", f"{ip} . {ip}"))
+        out.append(("ep-counters", f"{ip} . {proto} . {port}"))
     return out
 
 
@@ -110,31 +110,35 @@ def shared_counts(st: RulesetState) -> Counts:
         for t in st.affinity_timeouts:
             cached[f"affinity-svcs-{t}"] = {}
         for f in st.frontends.values():
-            for name, key, text in shared_items(f):
+            for name, key in shared_items(f):
                 d = cached[name]
-                prev = d.get(key)
-                d[key] = (prev[0] + 1, prev[1]) if prev else (1, text)
+                d[key] = d.get(key, 0) + 1
         st.cache["counts"] = cached
     return cached
 
 
 def shared_elements(st: RulesetState) -> ElementSets:
     """Elements shared between frontends that a sync inserts: hairpin pairs, ClusterIPs, affinity ids."""
-    return {name: {k: v[1] for k, v in d.items()} for name, d in shared_counts(st).items()
-            if name not in COUNTER_SETS}
+    return {name: {k: k for k in d} for name, d in shared_counts(st).items() if name not in COUNTER_SETS}
 
 
-def elements(st: RulesetState) -> ElementSets:
-    """Every set/map element of the ruleset, by set name."""
-    sets: ElementSets = {name: {} for name in base_set_names(st)}
+def element_texts(st: RulesetState) -> dict[str, list[str]]:
+    """Every element a full sync inserts, by set name, sorted (a text sorts as its key does: the
+    key comes first and what follows it starts with a space)."""
+    sets: dict[str, list[str]] = {name: [] for name in base_set_names(st)}
     for k in st.backend_counts:
-        sets[f"backends-{k}"] = {}
+        sets[f"backends-{k}"] = []
     for k in st.bypass_counts:
-        sets[f"bypass-backends-{k}"] = {}
+        sets[f"bypass-backends-{k}"] = []
+    pods = st.pods
     for f in st.frontends.values():
-        for name, key, text in frontend_elements(f, st.pods):
-            sets[name][key] = text
-    sets.update(shared_elements(st))
+        for name, _, text in frontend_elements(f, pods):
+            sets[name].append(text)
+    for name, d in shared_counts(st).items():
+        if name not in COUNTER_SETS:
+            sets[name] = list(d)
+    for texts in sets.values():
+        texts.sort()
     return sets
 
 
@@ -249,11 +253,6 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _elements_block(elems: dict[str, str]) -> str:
-    if not elems:
-        return ""
-    body = ",\n\t\t\t".join(elems[k] for k in sorted(elems))
-    return f"\t\telements = {{ {body} }}\n"
 
 
 FULL_PREFIX = f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
@@ -264,9 +263,10 @@ def is_full(text: str) -> bool:
     return text.startswith(FULL_PREFIX)
 
 
+@without_gc
 def render_full(st: RulesetState) -> str:
     """One `nft -f` transaction that replaces `table ip podnet` atomically (no window without rules)."""
-    sets = elements(st)
+    sets = element_texts(st)
     counts = shared_counts(st)
     out = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
     for name in sorted(sets):
@@ -276,7 +276,7 @@ def render_full(st: RulesetState) -> str:
         out.append(f"\t{head.strip()} {{")
         out.extend(f"\t\t{ln}" for ln in lines)
         if sets[name]:
-            out.append(_elements_block(sets[name]).rstrip("\n"))
+            out.append("\t\telements = { " + ",\n\t\t\t".join(sets[name]) + " }")
         out.append("\t}")
     for t in sorted(st.affinity_timeouts):
         head, _, rest = _affinity_decl(t).partition("{")
@@ -334,35 +334,33 @@ def render_delta(old: RulesetState, new: RulesetState) -> str:
     old_sizes = [counter_size(len(new_counts[name])) for name in COUNTER_SETS]
     for t in new.affinity_timeouts:
         new_counts.setdefault(f"affinity-svcs-{t}", {})
-    before: dict[tuple[str, str], tuple[int, str] | None] = {}
+    before: dict[tuple[str, str], bool] = {}  # touched shared element → was it in `old`
     for fo, fn in changed_frontends(old, new):
         for side, f, pods in ((a, fo, old.pods), (b, fn, new.pods)):
             for name, ek, text in frontend_elements(f, pods) if f is not None else ():
                 side.setdefault(name, {})[ek] = text
-        for name, ek, _ in shared_items(fo) if fo is not None else ():
+        for name, ek in shared_items(fo) if fo is not None else ():
             d = new_counts[name]
             if (name, ek) not in before:
-                before[(name, ek)] = d.get(ek)
-            cnt, text = d[ek]
+                before[(name, ek)] = ek in d
+            cnt = d[ek]
             if cnt == 1:
                 del d[ek]
             else:
-                d[ek] = (cnt - 1, text)
-        for name, ek, text in shared_items(fn) if fn is not None else ():
+                d[ek] = cnt - 1
+        for name, ek in shared_items(fn) if fn is not None else ():
             d = new_counts[name]
             if (name, ek) not in before:
-                before[(name, ek)] = d.get(ek)
-            prev = d.get(ek)
-            d[ek] = (prev[0] + 1, prev[1]) if prev else (1, text)
+                before[(name, ek)] = ek in d
+            d[ek] = d.get(ek, 0) + 1
     new.cache["counts"] = new_counts
     if old_sizes != [counter_size(len(new_counts[name])) for name in COUNTER_SETS]:
         return render_full(new)  # a counter set outgrew (or shrank below) its declared size
     for (name, ek), was in before.items():
-        if was is not None:
-            a.setdefault(name, {})[ek] = was[1]
-        now = new_counts[name].get(ek)
-        if now is not None:
-            b.setdefault(name, {})[ek] = now[1]
+        if was:
+            a.setdefault(name, {})[ek] = ek
+        if ek in new_counts[name]:
+            b.setdefault(name, {})[ek] = ek
     for name in sorted(set(a) | set(b)):
         old_e, new_e = a.get(name, {}), b.get(name, {})
         gone = [k for k in sorted(old_e) if k not in new_e or new_e[k] != old_e[k]]
