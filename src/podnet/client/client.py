@@ -55,7 +55,7 @@ def resource_path(rt: ResourceType, namespace: str | None = None, name: str | No
 
 class ApiClient:
     def __init__(self, server: str, token: str = "", ca_file: str | None = None,
-                 timeout: float = 30.0, token_file: str | None = None):
+                 timeout: float = 30.0, token_file: str | None = None, user_agent: str = ""):
         """`token_file`: read the bearer token from this file, again whenever it changes (a projected
         ServiceAccount token, which the node rotates), as client-go's in-cluster config does."""
         self.server = server
@@ -63,6 +63,7 @@ class ApiClient:
         self._token_file = token_file
         self._token_seen: tuple[int, int, int] | None = None
         self._ca_file = ca_file
+        self._user_agent = user_agent
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -80,6 +81,8 @@ class ApiClient:
             else:
                 connector = aiohttp.TCPConnector()
             headers = {"Accept": "application/json"}
+            if self._user_agent:
+                headers["User-Agent"] = self._user_agent
             if self.token and not self._token_file:
                 headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(connector=connector, headers=headers)

@@ -16,16 +16,24 @@ loop as the write itself, and every watch event a JSON encode and decode. `InPro
   goes over the socket.
 
 The controllers are the cluster's own administrator (they use the cluster token), so requests
-through here skip authentication and authorization, and they are not in the audit log.
+through here skip authentication and authorization. When the API server keeps an audit log, each call
+through here is in it as kube-apiserver records kube-controller-manager's requests (user
+`system:kube-controller-manager`, `api/audit.py` `record_call`; a watch once, when it starts); what
+goes over the socket is audited there, as the cluster token's user with kube-controller-manager's user
+agent.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 from podnet.api import fieldvalidation, objmeta
+from podnet.api.audit import CONTROLLER_MANAGER_AGENT
 from podnet.api.deletion import DeleteOptions
 from podnet.api.errors import APIError, gone
 from podnet.api.selection import make_filter
@@ -44,28 +52,50 @@ def _client_error(e: APIError) -> ApiError:
     return ApiError(e.code, dict(e.status()))
 
 
+log = logging.getLogger("podnet.controllers.inprocess")
+
+
 class InProcessClient(ApiClient):
     def __init__(self, api: APIServer, server: str, token: str = "", ca_file: str | None = None,
                  timeout: float = 30.0):
-        super().__init__(server, token, ca_file, timeout)
+        super().__init__(server, token, ca_file, timeout, user_agent=CONTROLLER_MANAGER_AGENT)
         self.api = api
 
     def _namespace(self, rt: ResourceType, namespace: str | None) -> str:
         return (namespace or "") if rt.namespaced else ""
 
-    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> Obj:
+    def _audit(self, verb: str, rt: ResourceType, ns: str, name: str, code: int, received: dt.datetime,
+               **kw: Any) -> None:
+        audit = self.api.audit
+        if audit is None:
+            return
         try:
-            return await self.api.registry.get(rt, self._namespace(rt, namespace), name)
+            audit.record_call(verb, rt, ns, name, code, received, **kw)
+        except Exception:
+            log.exception("audit log write failed")
+
+    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> Obj:
+        ns, t = self._namespace(rt, namespace), dt.datetime.now(dt.UTC)
+        try:
+            obj = await self.api.registry.get(rt, ns, name)
         except APIError as e:
+            self._audit("get", rt, ns, name, e.code, t)
             raise _client_error(e) from None
+        self._audit("get", rt, ns, name, 200, t)
+        return obj
 
     async def list(self, rt: ResourceType, namespace: str | None = None, *,
                    label_selector: str = "", field_selector: str = "") -> Obj:
+        ns, t = self._namespace(rt, namespace), dt.datetime.now(dt.UTC)
+        query = urlencode({k: v for k, v in (("labelSelector", label_selector),
+                                             ("fieldSelector", field_selector)) if v})
         try:
             flt = make_filter(rt, label_selector, field_selector)
             res = await self.api.registry.list(rt, namespace, flt)
         except APIError as e:
+            self._audit("list", rt, ns, "", e.code, t, query=query)
             raise _client_error(e) from None
+        self._audit("list", rt, ns, "", 200, t, query=query)
         return objmeta.list_object(rt, res.items, res.resource_version, res.cont, res.remaining)
 
     async def create(self, rt: ResourceType, obj: Obj, namespace: str | None = None) -> Obj:
@@ -73,11 +103,15 @@ class InProcessClient(ApiClient):
         if rt.namespaced and not ns:
             return await super().create(rt, obj, namespace)
         body = _json_copy(obj)
+        t = dt.datetime.now(dt.UTC)
         try:
             fieldvalidation.check_body(rt, body, fieldvalidation.WARN)
-            return await self.api.registry.create(rt, ns or "", body, body_is_ours=True)
+            created = await self.api.registry.create(rt, ns or "", body, body_is_ours=True)
         except APIError as e:
+            self._audit("create", rt, ns or "", "", e.code, t)
             raise _client_error(e) from None
+        self._audit("create", rt, ns or "", "", 201, t)
+        return created
 
     async def update(self, rt: ResourceType, obj: Obj, subresource: str | None = None) -> Obj:
         if subresource not in (None, "status"):
@@ -85,14 +119,18 @@ class InProcessClient(ApiClient):
         meta = obj["metadata"]
         ns, name = self._namespace(rt, meta.get("namespace")), str(meta["name"])
         body = _json_copy(obj)
+        t, sub = dt.datetime.now(dt.UTC), subresource or ""
         try:
             if subresource == "status":
-                return await self.api.registry.update_status(rt, ns, name, body)
-            fieldvalidation.check_body(rt, body, fieldvalidation.WARN)
-            new, _ = await self.api.registry.update(rt, ns, name, body)
-            return new
+                new = await self.api.registry.update_status(rt, ns, name, body)
+            else:
+                fieldvalidation.check_body(rt, body, fieldvalidation.WARN)
+                new, _ = await self.api.registry.update(rt, ns, name, body)
         except APIError as e:
+            self._audit("update", rt, ns, name, e.code, t, subresource=sub)
             raise _client_error(e) from None
+        self._audit("update", rt, ns, name, 200, t, subresource=sub)
+        return new
 
     async def delete(self, rt: ResourceType, name: str, namespace: str | None = None, *,
                      propagation: str | None = None, grace_period: int | None = None) -> Any:
@@ -101,11 +139,14 @@ class InProcessClient(ApiClient):
             body["propagationPolicy"] = propagation
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
+        ns, t = self._namespace(rt, namespace), dt.datetime.now(dt.UTC)
         try:
             opts = DeleteOptions.from_request(body, {})
-            obj, _ = await self.api.deleter.delete(rt, self._namespace(rt, namespace), name, opts)
+            obj, _ = await self.api.deleter.delete(rt, ns, name, opts)
         except APIError as e:
+            self._audit("delete", rt, ns, name, e.code, t)
             raise _client_error(e) from None
+        self._audit("delete", rt, ns, name, 200, t)
         return obj
 
     async def watch(self, rt: ResourceType, namespace: str | None = None, *, resource_version: str = "",
@@ -124,11 +165,16 @@ class InProcessClient(ApiClient):
                 yield ev
             return
         scope = namespace if rt.namespaced and namespace else None
+        t = dt.datetime.now(dt.UTC)
+        query = urlencode({"watch": "1", "resourceVersion": resource_version,
+                           **({"allowWatchBookmarks": "true"} if bookmarks else {})})
+        self._audit("watch", rt, scope or "", "", 200, t, query=query, stage="ResponseStarted")
         agen = self.api.store.watch(rt.key, scope, from_rv)
         try:
             async for sev in agen:
                 yield WatchEvent(sev.type, objmeta.with_type(rt, sev.object))
         except store_base.Expired as e:
+            self._audit("watch", rt, scope or "", "", 410, t, query=query)
             raise _client_error(gone(str(e.requested), str(e.current))) from None
         except store_base.StoreError:
             return
