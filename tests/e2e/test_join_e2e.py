@@ -260,6 +260,7 @@ def test_a_foreground_join_supervises_its_agent(web: Joined) -> None:
     assert out.strip() == "web-1-0"
     with open(web.fg_log, errors="replace") as f:
         term = f.read()
+    assert f"started agent-{node} (pid {pid})" in term  # the supervisor's own lines, on the terminal too
     assert f"agent-{node} was not running: restarted it (pid {new[0]}" in term
     assert f"node {node}" in term and "podnet.agent" in term, term[-2000:]  # the agent's own log lines
 

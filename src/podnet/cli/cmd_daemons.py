@@ -91,6 +91,7 @@ def _supervise_joined_foreground(state_dir: Path) -> int:
     from podnet.cluster.join import running_agent
     from podnet.cluster.supervise import run_joined_supervisor
 
+    logging.getLogger().setLevel(logging.INFO)  # the supervisor's started/restarted/stopped lines here
     if running_agent(state_dir) is not None:
         raise CLIError(f"this machine already runs the agent of {state_dir}: `podnet list` shows it; "
                        f"`podnet leave --state-dir {state_dir}` stops it")
@@ -100,8 +101,9 @@ def _supervise_joined_foreground(state_dir: Path) -> int:
         raise CLIError(str(e)) from None
     try:
         node = str(json.loads((state_dir / "join.json").read_text()).get("node", ""))
-    except (OSError, ValueError):
-        node = "?"
+    except (OSError, ValueError):  # `podnet leave` stopped us and removed the state directory
+        err_console.print(f"agent stopped ({restarts} restart(s)); the node left (`podnet leave`)")
+        return 0
     err_console.print(f"agent for node {node} stopped ({restarts} restart(s)); the node stays in the cluster "
                       f"(NotReady until an agent runs again): `podnet join` resumes it, `podnet leave "
                       f"--state-dir {state_dir}` removes it here")
