@@ -1,7 +1,8 @@
 """EndpointSlice controller on bulk Service creates (issue 16: >= 2,000 Services per second).
 
     .venv/bin/python bench/bench_slice_rate.py [--services 10000] [--pods-per-service 3] [--nodes 3]
-        [--phases controller,e2e] [--concurrency 64] [--profile FILE] [-o json]
+        [--phases controller,e2e] [--concurrency 64] [--baseline | --baseline-src DIR] [--profile FILE]
+        [-o json]
 
 The control plane as `podnet controlplane` runs it: one process with the API server (SQLite store
 in a temporary directory, the Service allocation hooks, listening on a unix socket) and the
@@ -23,7 +24,12 @@ ownerReference to the Service's uid, the ports, every selected pod's IP once wit
 ready/serving/terminating = true/true/false.
 
 Baseline, same run: `--baseline` repeats the controller phase with the write path the controllers
-had before this change (one HTTP request per slice and per Endpoints object).
+had before they ran in-process (one HTTP request per slice and per Endpoints object);
+`--baseline-src DIR` instead runs each phase again with the code of another checkout (e.g.
+`git worktree add /tmp/base <commit>`), through that checkout's own copy of this bench.
+
+The process uses the control plane's garbage-collector thresholds (`podnet.core.gctune`); the
+controller phase reports the time spent in the collector.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import contextlib
 import cProfile
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -55,6 +62,7 @@ from podnet.client.informer import Informer
 from podnet.controllers.inprocess import InProcessClient
 from podnet.controllers.runner import ControllerManager
 from podnet.core.config import ClusterConfig
+from podnet.core.gctune import tune_for_large_heap
 from podnet.model.kinds import ENDPOINTSLICES, NODES, PODS, SERVICES
 from podnet.model.services import ENDPOINTSLICE_CONTROLLER, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from podnet.store.memory import MemoryStore
@@ -207,6 +215,34 @@ async def wait_for(cond: Any, what: str, timeout: float, watch: SliceWatch | Non
         await asyncio.sleep(0.02)
 
 
+class GcTimer:
+    """Time the process spends in the garbage collector (gen 2: full collections), while started."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._t = 0.0
+
+    def _cb(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            g = int(info["generation"])
+            self.seconds[g] += time.perf_counter() - self._t
+            self.counts[g] += 1
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self._cb)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._cb)
+
+    def line(self) -> str:
+        return (f"GC {sum(self.seconds):.2f} s ({self.counts[2]} full collections: "
+                f"{self.seconds[2]:.2f} s)")
+
+
 class ControlPlane:
     def __init__(self, tmp: Path, args: argparse.Namespace):
         self.tmp = tmp
@@ -226,6 +262,7 @@ class ControlPlane:
         return c
 
     async def start(self) -> None:
+        tune_for_large_heap()  # as `podnet controlplane` does
         await self.server.bootstrap()
         await seed(self.store, self.args.services, self.args.pods_per_service, self.args.nodes)
         await self.server.start("127.0.0.1", 0, unix_path=self.sock)
@@ -331,9 +368,11 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
             t0 = time.time()
             if prof is not None:
                 prof.enable()
-            await mgr.start()
-            t_listed = time.time()
-            await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout, watch)
+            with GcTimer() as gct:
+                await mgr.start()
+                t_listed = time.time()
+                await wait_for(lambda: len(watch.ready_at) >= args.services, "every slice", args.timeout,
+                               watch)
             t1 = max(watch.ready_at.values())
             if prof is not None:
                 prof.disable()
@@ -347,7 +386,8 @@ async def phase_controller(args: argparse.Namespace, report: Report, legacy: boo
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(35)
     rate = args.services / (t1 - t0)
     print(f"  controller [{label}]: {args.services} Services -> slices in {t1 - t0:.2f} s "
-          f"(informers listed in {t_listed - t0:.2f} s), {rate:,.0f} Services/s, process CPU {cpu:.2f} s; "
+          f"(informers listed in {t_listed - t0:.2f} s), {rate:,.0f} Services/s, process CPU {cpu:.2f} s, "
+          f"{gct.line()}; "
           f"correct: {ok}/{args.services}", file=sys.stderr)
     if ok != args.services:
         report.errors.append(f"controller [{label}]: only {ok} of {args.services} slices correct")
@@ -398,22 +438,55 @@ async def phase_e2e(args: argparse.Namespace, report: Report, legacy: bool) -> d
             "p99": p99(lat), "max": max(lat)}
 
 
+def tree_figures(args: argparse.Namespace, phase: str) -> dict[str, float]:
+    """One phase measured with another checkout's code (`--baseline-src`: e.g. a worktree of main before
+    this change), run now as a subprocess of that checkout's bench: its figures by name."""
+    src = Path(args.baseline_src).resolve()
+    cmd = [sys.executable, str(src / "bench" / "bench_slice_rate.py"), "--services", str(args.services),
+           "--pods-per-service", str(args.pods_per_service), "--nodes", str(args.nodes), "--phases", phase,
+           "--concurrency", str(args.concurrency), "--timeout", str(args.timeout), "-o", "json"]
+    res = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(src / "src")}, capture_output=True,
+                         text=True, timeout=args.timeout * 3 + 120)
+    sys.stderr.write("".join(f"  [baseline {src.name}] {line}\n" for line in res.stderr.splitlines()
+                             if line.startswith("  ")))
+    if res.returncode != 0:
+        raise RuntimeError(f"baseline bench in {src} failed ({res.returncode}): {res.stderr[-2000:]}")
+    return {str(f["name"]): float(f["value"]) for f in json.loads(res.stdout)["figures"]}
+
+
 async def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, os.environ.get("BENCH_LOG", "WARNING")))
     report = Report("bench_slice_rate")
     report.info.update(services=args.services, pods_per_service=args.pods_per_service, nodes=args.nodes)
     phases = args.phases.split(",")
     before = "controllers over HTTP, unix socket (before)"
+    if args.baseline_src:
+        before = f"code in {Path(args.baseline_src).name}, same run"
     if "controller" in phases:
+        rate_name = f"Services -> slices per second, {args.services} pre-existing"
+        cpu_name = "Services per CPU-second of the control-plane process"
         now, now_cpu = await phase_controller(args, report, legacy=False)
-        base, base_cpu = await phase_controller(args, report, legacy=True) if args.baseline else (None, None)
-        report.add(Figure("controller", f"Services -> slices per second, {args.services} pre-existing", now,
-                          "/s", baseline=base, baseline_label=before, higher_is_better=True))
-        report.add(Figure("controller", "Services per CPU-second of the control-plane process", now_cpu,
-                          "/s", baseline=base_cpu, baseline_label=before, higher_is_better=True))
+        base: float | None = None
+        base_cpu: float | None = None
+        if args.baseline_src:
+            tf = tree_figures(args, "controller")
+            base, base_cpu = tf[rate_name], tf[cpu_name]
+        elif args.baseline:
+            base, base_cpu = await phase_controller(args, report, legacy=True)
+        report.add(Figure("controller", rate_name, now, "/s", baseline=base, baseline_label=before,
+                          higher_is_better=True))
+        report.add(Figure("controller", cpu_name, now_cpu, "/s", baseline=base_cpu, baseline_label=before,
+                          higher_is_better=True))
     if "e2e" in phases:
         e = await phase_e2e(args, report, legacy=False)
-        b = await phase_e2e(args, report, legacy=True) if args.baseline else None
+        b: dict[str, float] | None = None
+        if args.baseline_src:
+            tf = tree_figures(args, "e2e")
+            b = {"create_rate": tf["Services created per second (client process, API)"],
+                 "last": tf["first create -> last Service's slice ready"],
+                 **{q: tf[f"create -> slice ready {q}"] for q in ("p50", "p99", "max")}}
+        elif args.baseline:
+            b = await phase_e2e(args, report, legacy=True)
         report.add(Figure("e2e", "Services created per second (client process, API)", e["create_rate"], "/s",
                           baseline=b["create_rate"] if b else None, baseline_label=before,
                           higher_is_better=True))
@@ -438,6 +511,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     help="the control plane's store (podnet's default: sqlite)")
     ap.add_argument("--baseline", action="store_true",
                     help="also measure each phase with the controllers over HTTP (the path before)")
+    ap.add_argument("--baseline-src", default="",
+                    help="instead: measure each phase also with the code of this checkout (e.g. a git "
+                         "worktree of main before a change), in a subprocess of its own bench")
     ap.add_argument("--concurrency", type=int, default=64, help="create requests in flight")
     ap.add_argument("--timeout", type=float, default=300.0, help="bound for each wait (s)")
     ap.add_argument("--profile", default="", help="cProfile the controller phase into this file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import secrets
+import random
 import uuid
 from typing import Any
 
@@ -29,7 +29,9 @@ def new_uid() -> str:
 
 def generate_name(prefix: str) -> str:
     """`SimpleNameGenerator`: the prefix (cut to 58 characters) plus 5 random characters."""
-    return prefix[:_MAX_GENERATE_PREFIX] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    # not secret (Kubernetes uses math/rand): the random module's generator, reseeded in every forked
+    # process, instead of one urandom read per character
+    return prefix[:_MAX_GENERATE_PREFIX] + "".join(random.choices(_NAME_ALPHABET, k=5))
 
 
 def deep(obj: Any) -> Any:

@@ -170,6 +170,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
     from podnet.client.client import ApiClient
     from podnet.cluster.bootstrap import bootstrap_cluster_objects
     from podnet.cluster.join import parse_listen, publish_cluster_info
+    from podnet.core.gctune import tune_for_large_heap
     from podnet.core.tls import (
         ensure_ca_and_cert,
         ensure_kubelet_client_cert,
@@ -178,6 +179,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
     )
     from podnet.store import open_store
 
+    tune_for_large_heap()  # the controllers' informer caches and the API server's indexes are long-lived
     store_url = cfg.store if "://" in cfg.store else f"sqlite:///{cfg.state_dir / 'store.db'}"
     make_private_dir(cfg.state_dir)
     store = open_store(store_url)

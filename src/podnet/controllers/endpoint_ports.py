@@ -3,6 +3,7 @@ EndpointSlice controllers (`podutil.FindPort`, `ShouldPodBeInEndpoints`)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -21,13 +22,19 @@ def address_family(svc: Obj) -> str:
     return "IPv6" if fams[0] == "IPv6" else "IPv4"
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _ip_version(ip: str) -> int:
+    """4 or 6, or 0 for a string that is no IP address (parsed once per address, not per reconcile)."""
+    try:
+        return ipaddress.ip_address(ip).version
+    except ValueError:
+        return 0
+
+
 def pod_ip_for(pod: Obj, family: str) -> str:
+    want = 6 if family == "IPv6" else 4
     for ip in objects.pod_ips(pod):
-        try:
-            v = ipaddress.ip_address(ip).version
-        except ValueError:
-            continue
-        if (v == 6) == (family == "IPv6"):
+        if _ip_version(ip) == want:
             return ip
     return ""
 

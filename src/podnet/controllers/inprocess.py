@@ -26,7 +26,6 @@ agent.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,13 +38,14 @@ from podnet.api.errors import APIError, gone
 from podnet.api.selection import make_filter
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient, ApiError, WatchEvent
+from podnet.core import fastjson
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store import base as store_base
 
 
 def _json_copy(obj: Any) -> Any:
     """What the server would have received over HTTP (tuples as lists, no shared references)."""
-    return json.loads(json.dumps(obj))
+    return fastjson.copy(obj)
 
 
 def _client_error(e: APIError) -> ApiError:

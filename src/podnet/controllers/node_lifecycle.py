@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from podnet.controllers import objects
@@ -62,10 +63,12 @@ def _with_taints(node: Obj, key: str, drop: tuple[str, ...], now: dt.datetime) -
     return new
 
 
-def reconcile_node_health(node: Obj, pods: list[Obj], now: dt.datetime | None = None,
+def reconcile_node_health(node: Obj, pods: Iterable[Obj], now: dt.datetime | None = None,
                           grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
                           observed_at: dt.datetime | None = None) -> list[Action]:
-    """`pods`: pods bound to this node (others are ignored). `observed_at`: see `_stale`."""
+    """`pods`: pods bound to this node (others are ignored), only iterated when the node is
+    unreachable (a lazy iterable spares the healthy case a pass over the node's pods). `observed_at`:
+    see `_stale`."""
     now = now or utcnow()
     actions: list[Action] = []
     stale = _stale(node, now, grace_seconds, observed_at)

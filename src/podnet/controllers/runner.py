@@ -18,7 +18,7 @@ import datetime as dt
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -110,6 +110,7 @@ class ControllerManager:
         self.svc_index = SelectorIndex()
         self.slice_index = GroupIndex()
         self.pods_by_node = GroupIndex()  # ("", node name) -> pod keys
+        self.unscheduled: set[str] = set()  # keys of the cached pods the scheduler should place
         for rt in (SERVICES, PODS, NODES, ENDPOINTSLICES, ENDPOINTS, REPLICASETS, DEPLOYMENTS):
             self.runner.informer(rt)
         self.runner.add_cache_hook(SERVICES, self._services_changed)
@@ -172,10 +173,15 @@ class ControllerManager:
             if obj is None:
                 self.pod_index.drop(k)
                 self.pods_by_node.drop(k)
+                self.unscheduled.discard(k)
             else:
                 self.pod_index.put(obj)
                 node = objects.node_name(obj)
                 self.pods_by_node.put(k, ("", node) if node else None)
+                if wants_scheduling(obj):
+                    self.unscheduled.add(k)
+                else:
+                    self.unscheduled.discard(k)
         elif rt.key == SERVICES.key:
             if obj is None or not has_selector(obj):
                 self.svc_index.drop(k)
@@ -243,7 +249,7 @@ class ControllerManager:
                            Watch(REPLICASETS, lambda et, rs, old: self._owners(et, rs, DEPLOYMENTS, "dep")))),
             Controller("scheduler", self._sync_scheduler, all_keys=self._pods_to_schedule, watches=(
                 Watch(PODS, self._pod_to_schedule),
-                Watch(NODES, lambda et, node, old: self._pods_to_schedule(missing_node=False)))),
+                Watch(NODES, lambda et, node, old: sorted(self.unscheduled)))),
             Controller("nodeipam", self._sync_node_ipam, all_keys=lambda: self._keys(NODES),
                        watches=(Watch(NODES, own_key),)),
             Controller("nodelifecycle", self._sync_node_lifecycle, all_keys=lambda: self._keys(NODES),
@@ -344,10 +350,10 @@ class ControllerManager:
     def _pod_to_schedule(self, etype: str, pod: Obj, old: Obj | None) -> list[str]:
         return [objects.key(pod)] if etype != "DELETED" and self._needs_scheduler(pod) else []
 
-    def _pods_to_schedule(self, missing_node: bool = True) -> list[str]:
-        """Pods waiting for a node (and, with missing_node, pods bound to a node that does not exist)."""
-        test = self._needs_scheduler if missing_node else wants_scheduling
-        return [objects.key(p) for p in self._items(PODS) if test(p)]
+    def _pods_to_schedule(self) -> list[str]:
+        """Pods waiting for a node and pods bound to a node that does not exist (on start and resync;
+        a node event only brings back the pods waiting for a node, from `unscheduled`)."""
+        return [objects.key(p) for p in self._items(PODS) if self._needs_scheduler(p)]
 
     async def execute(self, actions: list[Action]) -> None:
         """Run actions in order; raises the first API error that needs a retry."""
@@ -543,11 +549,16 @@ class ControllerManager:
         node = self.cache(NODES).get(key)
         if node is None:
             return
-        cache = self.cache(PODS).cache
-        pods = [p for p in (cache.get(k) for k in sorted(self.pods_by_node.get(("", key))))
-                if p is not None]
-        await self.execute(reconcile_node_health(node, pods, grace_seconds=self.grace_seconds,
+        await self.execute(reconcile_node_health(node, self._pods_on(key), grace_seconds=self.grace_seconds,
                                                  observed_at=self._heartbeat_observed(key, node)))
+
+    def _pods_on(self, node: str) -> Iterator[Obj]:
+        """The cached pods bound to a node, by name (lazily: read only when iterated)."""
+        cache = self.cache(PODS).cache
+        for k in sorted(self.pods_by_node.get(("", node))):
+            pod = cache.get(k)
+            if pod is not None:
+                yield pod
 
     def _heartbeat_observed(self, key: str, node: Obj) -> dt.datetime:
         """When this controller last saw `node`'s heartbeat change (first sight counts as a change)."""

@@ -13,6 +13,7 @@ are fine). Fields not listed here are not checked (unknown fields are kept, as e
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from podnet.model.errors import ErrorType, FieldError
@@ -348,12 +349,41 @@ class _Node:
     to deeper fields), the schema path it came from, and the fields below it, per JSON key and
     whether they apply to each list item (`key[]`) or to the value itself."""
 
-    __slots__ = ("children", "go_type", "spath")
+    __slots__ = ("by_key", "children", "go_type", "ok", "spath")
 
     def __init__(self) -> None:
         self.go_type: str | None = None
         self.spath = ""
         self.children: dict[tuple[str, bool], _Node] = {}
+        self.ok: Callable[[Any], bool] | None = None  # `_accepts(go_type)`
+        self.by_key: dict[str, tuple[tuple[bool, _Node], ...]] = {}  # JSON key -> (each, child)
+
+
+def _no_str_items(values: Iterable[Any]) -> bool:
+    return all(x is None or isinstance(x, str) for x in values)
+
+
+def _accepts(go_type: str) -> Callable[[Any], bool]:
+    """A test that is true exactly when `_check` finds nothing wrong with a value of this Go type
+    itself (`_mismatch`, and the items of string maps and scalar lists)."""
+    if go_type in _INT_RANGES:
+        lo, hi = _INT_RANGES[go_type]
+        return lambda v: v is None or (
+            isinstance(v, int | float) and not isinstance(v, bool)
+            and not (isinstance(v, float) and not v.is_integer()) and lo <= v <= hi)
+    if go_type == "bool":
+        return lambda v: v is None or isinstance(v, bool)
+    if go_type == "intstr":
+        return lambda v: v is None or _mismatch("intstr", v) is None
+    if go_type.startswith("[]"):
+        if go_type.startswith("[]struct"):
+            return lambda v: v is None or isinstance(v, list)
+        return lambda v: v is None or (isinstance(v, list) and _no_str_items(v))
+    if go_type.startswith("map[string]string"):
+        return lambda v: v is None or (isinstance(v, dict) and _no_str_items(v.values()))
+    if go_type.startswith("map[") or go_type.startswith("struct:"):
+        return lambda v: v is None or not isinstance(v, int | float | str | list)
+    return lambda v: v is None or isinstance(v, str)
 
 
 def _compile(schema: dict[str, str]) -> _Node:
@@ -364,7 +394,45 @@ def _compile(schema: dict[str, str]) -> _Node:
             each = head.endswith("[]")
             node = node.children.setdefault((head[:-2] if each else head, each), _Node())
         node.go_type, node.spath = go_type, spath
+        node.ok = _accepts(go_type)
+    _index_keys(root)
     return root
+
+
+def _index_keys(node: _Node) -> None:
+    grouped: dict[str, list[tuple[bool, _Node]]] = {}
+    for (key, each), child in node.children.items():
+        grouped.setdefault(key, []).append((each, child))
+        _index_keys(child)
+    node.by_key = {k: tuple(v) for k, v in grouped.items()}
+
+
+def _clean(value: Any, node: _Node) -> bool:
+    """Whether `_typed` + `_check` would find nothing under `node`: the same walk without building
+    paths, for the common case of a well-typed object."""
+    if not isinstance(value, dict):
+        return True
+    by_key = node.by_key
+    keys = value.keys() if len(value) <= len(by_key) else by_key.keys()
+    for key in keys:
+        steps = by_key.get(key)
+        if steps is None or key not in value:
+            continue
+        v = value[key]
+        for each, child in steps:
+            ok, deeper = child.ok, child.children
+            if not each:
+                if ok is not None and not ok(v):
+                    return False
+                if deeper and not _clean(v, child):
+                    return False
+            elif isinstance(v, list):
+                for item in v:
+                    if ok is not None and not ok(item):
+                        return False
+                    if deeper and not _clean(item, child):
+                        return False
+    return True
 
 
 _TREES: dict[str, _Node] = {}
@@ -407,8 +475,13 @@ def _typed(value: Any, node: _Node, concrete: str, out: list[tuple[str, str, str
 def _check(obj: Obj) -> list[tuple[FieldError, str]]:
     kind = str(obj.get("kind") or "")
     tree = _tree(kind)
-    if tree is None:
+    if tree is None or _clean(obj, tree):
         return []
+    return _findings(obj, kind, tree)
+
+
+def _findings(obj: Obj, kind: str, tree: _Node) -> list[tuple[FieldError, str]]:
+    """Every wrong-typed field with Kubernetes' decode message, sorted by field path."""
     pairs: list[tuple[str, str, str, Any]] = []
     _typed(obj, tree, "", pairs)
     found: list[tuple[FieldError, str]] = []

@@ -140,3 +140,15 @@ def test_errors_sorted_by_field_for_an_endpointslice() -> None:
         ("endpoints[1].addresses", "must be of type string"),
         ("ports[0].port", "must be of type integer"),
     ]
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(wiretypes.SCHEMAS)).flatmap(
+    lambda kind: _shaped(wiretypes.SCHEMAS[kind]).map(lambda o: {**o, "kind": kind})))
+def test_quick_check_agrees_with_the_full_walk(obj: dict[str, Any]) -> None:
+    """The quick test for well-typed objects finds a problem exactly when the full walk does."""
+    kind = obj["kind"]
+    tree = wiretypes._tree(kind)
+    assert tree is not None
+    assert wiretypes._clean(obj, tree) == (not wiretypes._findings(obj, kind, tree))
