@@ -37,6 +37,7 @@ from podnet.client.informer import Informer
 from podnet.core import journal as jr
 from podnet.core import naming
 from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
+from podnet.core.gcfreeze import freeze_long_lived
 from podnet.core.waiting import wait_event
 from podnet.images.runtimes import RuntimeChoice
 from podnet.model.kinds import CONFIGMAPS, ENDPOINTSLICES, NODES, PODS, SERVICES, Obj
@@ -533,6 +534,9 @@ def _dump_tracemalloc(where: Path) -> None:
 
 async def run_agent(opts: AgentOptions) -> None:
     """Run the agent until SIGTERM/SIGINT."""
+    # the caches of every Service and EndpointSlice are long-lived: full collections that walked
+    # them paused the agent 1.2-1.7 s at 100,000 Services (BENCHMARKS.md, bench_agent_gc.py)
+    freeze_long_lived()
     agent = Agent(opts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -191,6 +191,9 @@ class _Rule:
         self.hook, self.chain, self.res, self.depth = hook, chain, res, depth
         self.i = 0
         self.text = " ".join(toks)
+        # a matched set element with a comment (a frontend): named by the rule's verdict, as a
+        # verdict map's element would be
+        self.hit: tuple[str, Elem] | None = None
 
     def peek(self, k: int = 0) -> str:
         return self.toks[self.i + k] if self.i + k < len(self.toks) else ""
@@ -202,6 +205,16 @@ class _Rule:
 
     def step(self, note: str = "") -> None:
         self.res.steps.append(TraceStep(self.hook, self.chain, self.text, note))
+
+    def verdict_step(self, verdict: str) -> None:
+        """The step of a verdict statement; a frontend matched on the way names the Service."""
+        if self.hit is None:
+            self.step()
+            return
+        name, e = self.hit
+        if not self.st.service:
+            self.st.service = e.comment
+        self.step(f"@{name} element {' . '.join(e.key)} \"{e.comment}\" → {verdict}")
 
     # ---- expressions --------------------------------------------------------------------
     def field(self) -> str:
@@ -286,14 +299,14 @@ class _Rule:
         while self.i < len(self.toks):
             tok = self.peek()
             if tok in ("accept", "drop"):
-                self.step()
+                self.verdict_step(tok)
                 return tok
             if tok == "return":
                 return "return"
             if tok in ("jump", "goto"):
                 self.take()
                 target = self.take()
-                self.step()
+                self.verdict_step(f"{tok} {target}")
                 v = self.fake._run_chain(self.t, self.t.chains[target], self.hook, st, self.res,
                                          self.depth + 1)
                 if v is None and tok == "goto":
@@ -399,8 +412,10 @@ class _Rule:
             return (int(self.value(fields[0])) & mask) == want
         if nxt.startswith("@"):
             self.take()
-            hit = self.lookup(nxt[1:], self.key(fields)) is not None
-            return hit != negate
+            e = self.lookup(nxt[1:], self.key(fields))
+            if e is not None and e.comment and not negate:
+                self.hit = (nxt[1:], e)
+            return (e is not None) != negate
         if nxt == "{":
             vals = self.anon_set()
             hit = norm(self.value(fields[0])) in vals

@@ -15,11 +15,12 @@ def test_failed_transaction_changes_nothing() -> None:
     f = FakeNft()
     svcs, slices = all_cases()
     f.apply(render_full(state_of(svcs, slices)))
-    before = dict(f.set_elements("frontends"))
+    before = dict(f.set_elements("frontends-3"))
+    assert ("10.96.0.20", "tcp", "80") in before
     with pytest.raises(NftError, match="No such file or directory"):
-        f.apply("delete element ip podnet frontends { 10.96.0.20 . tcp . 80 }\n"
-                "delete element ip podnet frontends { 10.99.9.9 . tcp . 1 }\n")
-    assert f.set_elements("frontends") == before
+        f.apply("delete element ip podnet frontends-3 { 10.96.0.20 . tcp . 80 }\n"
+                "delete element ip podnet frontends-3 { 10.99.9.9 . tcp . 1 }\n")
+    assert f.set_elements("frontends-3") == before
 
 
 def test_goto_to_missing_chain_is_refused() -> None:
@@ -27,7 +28,7 @@ def test_goto_to_missing_chain_is_refused() -> None:
     svcs, slices = all_cases()
     f.apply(render_full(state_of(svcs, slices)))
     with pytest.raises(NftError, match="chain ep-9"):
-        f.apply("add element ip podnet frontends { 10.96.9.9 . tcp . 80 : goto ep-9 }\n")
+        f.apply("add rule ip podnet services ip daddr . meta l4proto . th dport @frontends-3 goto ep-9\n")
 
 
 def test_add_existing_key_with_other_data_is_refused() -> None:
