@@ -8,7 +8,8 @@ never the Authorization header. The file rotates at 100 MiB (3 old files), as ku
 
 The controllers run in the API server's process and call its registry directly
 (controllers/inprocess.py); `record_call` writes those calls as kube-apiserver records
-kube-controller-manager's requests: user `system:kube-controller-manager`, its user agent, no source
+kube-controller-manager's requests: under the identity the caller gives (controllers/identity.py: each
+control loop's ServiceAccount; `system:kube-controller-manager` by default), its user agent, no source
 IP (they never cross a network), and for a watch the stage `ResponseStarted` when it begins.
 """
 

@@ -25,6 +25,7 @@ import aiohttp
 
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
+from podnet.controllers.identity import CURRENT_LOOP
 from podnet.controllers.workqueue import WorkQueue
 from podnet.core.pacing import Pacer
 from podnet.model.kinds import Obj, ResourceType
@@ -193,6 +194,7 @@ class ControllerRunner:
         # pacer a worker draining a long queue would starve the informers (their store watches
         # overflow and relist) and the API server's requests
         pacer = Pacer()
+        CURRENT_LOOP.set(loop.name)  # who its requests are (controllers/identity.py); this task only
         while True:
             await pacer.tick()
             key = await loop.queue.get()

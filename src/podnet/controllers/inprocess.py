@@ -17,10 +17,11 @@ loop as the write itself, and every watch event a JSON encode and decode. `InPro
 
 The controllers are the cluster's own administrator (they use the cluster token), so requests
 through here skip authentication and authorization. When the API server keeps an audit log, each call
-through here is in it as kube-apiserver records kube-controller-manager's requests (user
-`system:kube-controller-manager`, `api/audit.py` `record_call`; a watch once, when it starts); what
-goes over the socket is audited there, as the cluster token's user with kube-controller-manager's user
-agent.
+through here is in it as kube-apiserver records kube-controller-manager's and kube-scheduler's requests
+(`api/audit.py` `record_call`; a watch once, when it starts), as the identity `controllers/identity.py`
+gives the calling control loop (`system:serviceaccount:kube-system:deployment-controller`, ...,
+`system:kube-scheduler`, else `system:kube-controller-manager`); what goes over the socket is audited
+there, as the cluster token's user with kube-controller-manager's user agent.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from podnet.api.errors import APIError, gone
 from podnet.api.selection import make_filter
 from podnet.api.server import APIServer
 from podnet.client.client import ApiClient, ApiError, WatchEvent
+from podnet.controllers.identity import current_user
 from podnet.core import fastjson
 from podnet.model.kinds import Obj, ResourceType
 from podnet.store import base as store_base
@@ -69,8 +71,9 @@ class InProcessClient(ApiClient):
         audit = self.api.audit
         if audit is None:
             return
+        user, agent = current_user(rt)
         try:
-            audit.record_call(verb, rt, ns, name, code, received, **kw)
+            audit.record_call(verb, rt, ns, name, code, received, user=user, user_agent=agent, **kw)
         except Exception:
             log.exception("audit log write failed")
 

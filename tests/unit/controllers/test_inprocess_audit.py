@@ -20,7 +20,7 @@ from podnet.client.client import ApiError
 from podnet.controllers.inprocess import InProcessClient
 from podnet.controllers.runner import ControllerManager
 from podnet.core.config import ClusterConfig
-from podnet.model.kinds import ENDPOINTSLICES, NODES, SERVICES
+from podnet.model.kinds import DEPLOYMENTS, NODES, SERVICES
 from podnet.store.memory import MemoryStore
 
 KCM = "system:kube-controller-manager"
@@ -114,25 +114,50 @@ async def test_no_audit_log_no_records(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_the_controllers_writes_are_in_the_audit_log(audited: tuple[InProcessClient, Path]) -> None:
-    """The EndpointSlice controller, run in-process as `podnet controlplane` runs it, creates the slice
-    of a new Service: that create is in the audit log as kube-controller-manager's."""
+async def test_the_controllers_writes_are_in_the_audit_log_as_their_service_accounts(
+        audited: tuple[InProcessClient, Path]) -> None:
+    """The controllers, run in-process as `podnet controlplane` runs them, are in the audit log as
+    kube-controller-manager's controllers are with --use-service-account-credentials (kubeadm's setting):
+    the EndpointSlice controller's create as endpointslice-controller, the Deployment's ReplicaSet as
+    deployment-controller, its pods as replicaset-controller; the shared informers' lists and watches
+    as system:kube-controller-manager."""
     client, path = audited
     mgr = ControllerManager(client, ClusterConfig(name="audit"), node_check_seconds=0.2)
     await mgr.start()
     try:
         await client.create(SERVICES, _svc("web"), "default")
+        await client.create(DEPLOYMENTS, {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}, "default")
+
+        def creators() -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            for e in _events(path):
+                if e["verb"] == "create" and e["responseStatus"]["code"] == 201:
+                    out.setdefault(e["objectRef"]["resource"], set()).add(e["user"]["username"])
+            return out
+
+        want = {"endpointslices", "endpoints", "replicasets", "pods"}
         for _ in range(200):
-            slices = (await client.list(ENDPOINTSLICES, "default",
-                                        label_selector="kubernetes.io/service-name=web"))["items"]
-            if slices:
+            if want <= creators().keys():
                 break
             await asyncio.sleep(0.05)
-        assert slices
-        creates = [e for e in _events(path) if e["verb"] == "create"
-                   and e["objectRef"]["resource"] == "endpointslices"]
-        assert creates and creates[0]["user"]["username"] == KCM
-        assert creates[0]["requestURI"] == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
-        assert creates[0]["responseStatus"]["code"] == 201
+        sa = "system:serviceaccount:kube-system:"
+        got = creators()
+        assert got["endpointslices"] == {sa + "endpointslice-controller"}
+        assert got["endpoints"] == {sa + "endpoint-controller"}
+        assert got["replicasets"] == {sa + "deployment-controller"}
+        assert got["pods"] == {sa + "replicaset-controller"}
+        created = next(e for e in _events(path) if e["objectRef"]["resource"] == "replicasets"
+                       and e["verb"] == "create")
+        assert created["user"]["groups"] == ["system:serviceaccounts", "system:serviceaccounts:kube-system",
+                                             "system:authenticated"]
+        assert created["userAgent"] == f"{CONTROLLER_MANAGER_AGENT}/{sa}deployment-controller"
+        assert created["requestURI"] == "/apis/apps/v1/namespaces/default/replicasets"
+        informers = [e for e in _events(path) if e["verb"] in ("list", "watch")
+                     and e["objectRef"]["resource"] == "deployments"]
+        assert informers and {e["user"]["username"] for e in informers} == {KCM}
     finally:
         await mgr.stop()
