@@ -12,6 +12,12 @@
 
 Usage: sudo .venv/bin/python bench/bench_proxy.py [--max-services 100000] [--connects 300]
        [--delta-services 10000,100000] [--delta-trials 20] [--only full,delta,latency]
+       [--baseline-src DIR] [--rounds N]
+
+`--baseline-src DIR` (e.g. the `src` of a worktree at an older commit) runs the full-sync part of
+this same script a second time in a child process that imports podnet from DIR, alternating with
+this one's rounds, and prints both and their ratio: a same-run baseline for a change to the
+renderer or the way rules are applied.
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ SERVER_IP, CLIENT_IP = "10.244.1.2", "10.244.1.3"
 TAG = f"pkb{os.getpid() % 100000}"
 
 
-def sh(*args: str, check: bool = True, inp: str | None = None, timeout: float = 600) -> str:
-    p = subprocess.run(list(args), input=inp, capture_output=True, text=True, timeout=timeout, check=False)
+def sh(*args: str, check: bool = True, inp: str | None = None, timeout: float = 600,
+       env: dict[str, str] | None = None) -> str:
+    p = subprocess.run(list(args), input=inp, capture_output=True, text=True, timeout=timeout, check=False,
+                       env=env)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:6])}: {p.stderr.strip()[:500]}")
     return p.stdout
@@ -128,6 +136,15 @@ def bench_full(ns: str, sizes: list[int], kp_limit: int) -> list[list[str]]:
                   file=sys.stderr, flush=True)
     finally:
         lib.close()
+    return rows
+
+
+def full_child(src: str, sizes: list[int], kp_limit: int) -> list[list[str]]:
+    """bench_full in a child process importing podnet from `src` (its rows as JSON on stdout)."""
+    env = {**os.environ, "PYTHONPATH": src}
+    out = sh(sys.executable, __file__, "--only", "full", "--rows-json", "--sizes", ",".join(map(str, sizes)),
+             "--kube-proxy-max", str(kp_limit), timeout=3600, env=env)
+    rows: list[list[str]] = json.loads(out.strip().splitlines()[-1])
     return rows
 
 
@@ -282,20 +299,37 @@ def main() -> int:
     ap.add_argument("--delta-services", default="10000", help="comma-separated Service counts for the delta")
     ap.add_argument("--delta-trials", type=int, default=20)
     ap.add_argument("--only", default="full,delta,latency", help="comma-separated parts to run")
+    ap.add_argument("--sizes", default="", help="comma-separated Service counts for the full sync "
+                    "(default: 1,000 / 10,000 / 100,000 up to --max-services)")
+    ap.add_argument("--baseline-src", default="", help="also run the full sync with podnet imported from "
+                    "this directory (an older commit's src), in a child process, same run")
+    ap.add_argument("--rounds", type=int, default=1, help="full-sync rounds (alternating with the baseline)")
+    ap.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)  # the baseline child
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_proxy needs root (network namespaces)", file=sys.stderr)
         return 2
     parts = set(args.only.split(","))
-    sizes = [n for n in (1_000, 10_000, 100_000) if n <= args.max_services]
+    sizes = [int(x) for x in args.sizes.split(",") if x] or \
+        [n for n in (1_000, 10_000, 100_000) if n <= args.max_services]
     console = Console(width=200)
     scratch = f"{TAG}-rules"
     sh("ip", "netns", "add", scratch)
     full: list[list[str]] = []
+    base: list[list[str]] = []
     delta: list[list[str]] = []
     try:
+        if "full" in parts and args.rows_json:
+            print(json.dumps(bench_full(scratch, sizes, args.kube_proxy_max)))
+            return 0
         if "full" in parts:
-            full = bench_full(scratch, sizes, args.kube_proxy_max)
+            for r in range(args.rounds):
+                if args.baseline_src:
+                    print(f"  round {r + 1}: baseline ({args.baseline_src})", file=sys.stderr, flush=True)
+                    for row in full_child(args.baseline_src, sizes, args.kube_proxy_max):
+                        base.append([f"baseline r{r + 1}", *row])
+                print(f"  round {r + 1}: this tree", file=sys.stderr, flush=True)
+                full += [[f"this r{r + 1}", *row] for row in bench_full(scratch, sizes, args.kube_proxy_max)]
         if "delta" in parts:
             for n in (int(x) for x in args.delta_services.split(",") if x):
                 lib = LibNft(scratch)
@@ -316,12 +350,19 @@ def main() -> int:
 
     if full:
         t = Table(title="Full sync: N services x 3 endpoints, one transaction (seconds, wall)")
-        for c in ("services", "lines", "render", "libnftables apply", "ctx renewal (after)",
+        for c in ("tree", "services", "lines", "render", "libnftables apply", "ctx renewal (after)",
                   "total libnftables", "nft -f apply", "total nft -f", "ratio", "kube-proxy shape nft -f"):
             t.add_column(c, justify="right")
-        for r in full:
+        for r in base + full:
             t.add_row(*r)
         console.print(t)
+    if full and base:
+        for n in sizes:
+            def total(rows: list[list[str]], n: int = n) -> list[float]:
+                return sorted(float(r[6]) for r in rows if r[1] == f"{n:,}")
+            ours, theirs = total(full), total(base)
+            console.print(f"full sync of {n:,}: this tree {min(ours):.2f} s (best of {len(ours)}), baseline "
+                          f"{min(theirs):.2f} s: ratio {min(ours) / min(theirs):.2f}")
     if delta:
         t = Table(title="Incremental sync (ProxyRunner.sync_once) after one EndpointSlice changed")
         for c in ("path", "services loaded", "first full sync s", "sync after 1 change, median ms", "max ms",

@@ -81,7 +81,13 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         for cmd in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth1"],
                     ["link", "set", "eth0", "up"],
                     ["addr", "add", "172.31.252.11/24", "dev", "eth0"],
-                    ["route", "add", "10.244.1.0/24", "dev", "eth0"],  # stands for the local pods' /32s
+                    # each local pod: its own veth and /32 route (trace's hairpin test reads the devices)
+                    ["link", "add", "vclient", "type", "veth", "peer", "name", "pclient"],
+                    ["link", "set", "vclient", "up"], ["link", "set", "pclient", "up"],
+                    ["route", "add", "10.244.1.20/32", "dev", "vclient"],
+                    ["link", "add", "vweb5", "type", "veth", "peer", "name", "pweb5"],
+                    ["link", "set", "vweb5", "up"], ["link", "set", "pweb5", "up"],
+                    ["route", "add", "10.244.1.5/32", "dev", "vweb5"],
                     ["route", "add", "10.244.2.0/24", "via", "172.31.252.12"],
                     ["route", "add", "10.96.0.0/12", "dev", "eth0", "src", "172.31.252.11"]):
             subprocess.run(["ip", "-n", ns, *cmd], check=True)

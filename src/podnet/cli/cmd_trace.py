@@ -163,8 +163,9 @@ def trace_connection(cfg: ClusterConfig, source: str, dest: str, proto: str) -> 
     except NftError as e:
         raise CLIError(f"cannot interpret the rules of node {entry}: {e}") from e
     entry_node = next(n for n in nodes if n["metadata"]["name"] == entry)
-    local_ips, routes = node_routing(netns, node_ip(entry_node))
-    res = rules.trace(Packet(src, dst, port, proto, entry=kind), local_ips=local_ips, routes=routes)
+    local_ips, routes, devices = node_routing(netns, node_ip(entry_node))
+    res = rules.trace(Packet(src, dst, port, proto, entry=kind), local_ips=local_ips, routes=routes,
+                      devices=devices)
     ex = explain(res, src=src, dst=dst, port=port, proto=proto, entry_node=entry, pods=pods, nodes=nodes)
     add_policy_step(ex.lines, ex.data, cfg, pods, nodes, src,
                     [] if ex.data.get("reason") else (list(res.candidates) or [(dst, port)]), proto)
@@ -198,15 +199,19 @@ def add_policy_step(lines: list[str], data: dict[str, Any], cfg: ClusterConfig, 
         data["policy"].append(v.data)
 
 
-def node_routing(netns: str, ip: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-    """The node's own addresses and the destinations its main routing table reaches (None: unknown)."""
+Routing = tuple[tuple[str, ...], tuple[str, ...] | None, dict[str, str] | None]
+
+
+def node_routing(netns: str, ip: str) -> Routing:
+    """The node's own addresses, the destinations its main routing table reaches and each one's
+    device (None: unknown)."""
     ops = RealNetOps()
     try:
         local = tuple(sorted({a.cidr.split("/")[0] for a in ops.addr_list(netns=netns)} | {ip}))
-        routes = tuple(r.dst for r in ops.route_list(netns=netns) if r.type == "unicast")
+        unicast = [r for r in ops.route_list(netns=netns) if r.type == "unicast"]
     except NetOpsError:
-        return (ip,), None
-    return local, routes
+        return (ip,), None, None
+    return local, tuple(r.dst for r in unicast), {r.dst: r.dev or f"via {r.via}" for r in unicast}
 
 
 def gather_counters(cfg: ClusterConfig, nodes: list[str]) -> dict[str, Any]:

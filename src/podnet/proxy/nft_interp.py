@@ -74,6 +74,23 @@ class _State:
     service: str = ""
     sticky: bool = False
     local_ips: tuple[str, ...] = ()
+    devices: dict[str, str] | None = None  # route destination (CIDR) → its device; None: unknown
+
+    def device(self, ip: str) -> str:
+        """The device the node routes `ip` through (the most specific route). Without the node's
+        routes, every address is taken to have a device of its own, as a pod has (its veth)."""
+        if self.devices is None:
+            return ip
+        try:
+            addr = ipaddress.IPv4Address(ip)
+        except ValueError:
+            return f"? {ip}"
+        best, dev = -1, f"? {ip}"
+        for dst, d in self.devices.items():
+            net = ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst, strict=False)
+            if addr in net and net.prefixlen > best:
+                best, dev = net.prefixlen, d
+        return dev
 
     @property
     def daddr(self) -> str:
@@ -110,25 +127,27 @@ class RuleInterpreter:
 
     # ---- tracing ---------------------------------------------------------------------
     def trace(self, pkt: Packet, local_ips: tuple[str, ...] = (),
-              routes: tuple[str, ...] | None = None) -> TraceResult:
+              routes: tuple[str, ...] | None = None, devices: dict[str, str] | None = None) -> TraceResult:
         """Walk the first packet of a new connection through every hook of podnet's table.
 
         `routes`: the destinations (CIDRs) the node's routing table can reach; with them the
-        routing decisions are checked too (None: every destination is routable).
+        routing decisions are checked too (None: every destination is routable). `devices`: each
+        route's device (CIDR → device), for `fib daddr . iif oif` (a packet arrives through the
+        device its source is routed through); None: every address has a device of its own.
         """
-        first = self._walk(pkt, local_ips, routes, choice=0)
+        first = self._walk(pkt, local_ips, routes, choice=0, devices=devices)
         if len(first.candidates) > 1:
             for n, cand in enumerate(first.candidates):
-                other = first if n == 0 else self._walk(pkt, local_ips, routes, choice=n)
+                other = first if n == 0 else self._walk(pkt, local_ips, routes, choice=n, devices=devices)
                 first.masquerade_by_candidate[cand] = other.masquerade
         elif first.dnat is not None:
             first.masquerade_by_candidate[first.dnat] = first.masquerade
         return first
 
     def _walk(self, pkt: Packet, local_ips: tuple[str, ...], routes: tuple[str, ...] | None,
-              choice: int) -> TraceResult:
+              choice: int, devices: dict[str, str] | None = None) -> TraceResult:
         t = self.table
-        st = _State(pkt, choice=choice, local_ips=local_ips)
+        st = _State(pkt, choice=choice, local_ips=local_ips, devices=devices)
         res = TraceResult("accept")
         hooks = ["prerouting"] if pkt.entry == "in" else ["output"]
         try:
@@ -224,8 +243,12 @@ class _Rule:
             self.take()  # random
             self.take()  # mod
             return f"numgen {self.take()}"
-        if a == "fib":  # fib saddr type / fib daddr type
+        if a == "fib":  # fib saddr type / fib daddr type / fib daddr . iif oif
             which = self.take()
+            if self.peek() == ".":
+                self.take()
+                flag = self.take()
+                return f"fib {which} . {flag} {self.take()}"
             self.take()  # type
             return f"fib {which} type"
         if a == "ct" and self.peek() in ("original", "reply"):
@@ -267,6 +290,11 @@ class _Rule:
                 return "local" if st.pkt.entry == "local" or st.pkt.src in st.local_ips else "unicast"
             case "fib daddr type":
                 return "local" if st.daddr in st.local_ips else "unicast"
+            case "fib daddr . iif oif":
+                # the route to the destination leaves through the interface the packet came in on
+                # (forwarded packets come in through the device their source is routed through)
+                same = st.pkt.entry == "in" and st.device(st.daddr) == st.device(st.pkt.src)
+                return "exists" if same else "missing"
         raise NftError(f"the rule interpreter does not know selector {f!r} (rule: {self.text})")
 
     def key(self, fields: list[str], numgen: int = 0) -> tuple[str, ...]:

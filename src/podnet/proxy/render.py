@@ -10,7 +10,10 @@ Shape (the number of chains does not grow with the number of services):
 * `bypass-K`: the same over every endpoint, for externalTrafficPolicy Local frontends reached
   from a pod or from the node itself (not external traffic, as in kube-proxy), dispatched the
   same way from the plain sets `local-bypass-K` by the chain `local-bypass` (jumped from `services`);
-* nat postrouting: records affinity, masquerades marked and hairpin connections;
+* nat postrouting: records affinity, masquerades marked connections; a hairpin connection (a pod
+  reaching itself through a Service) is marked in filter forward by `fib daddr . iif oif exists`:
+  the DNATed destination is routed out of the interface the packet came in on (each pod has its
+  own veth and /32 route), so no per-endpoint pair set is needed;
 * filter prerouting: loadBalancerSourceRanges; filter input/forward/output:
   frontends without endpoints are rejected (`no-endpoints-reject`) or dropped for Local policies
   (`no-endpoints-drop`), and per-service / per-endpoint counters are kept on elements of
@@ -103,7 +106,6 @@ def shared_items(f: Frontend) -> list[tuple[str, str]]:
         out.append((f"affinity-svcs-{f.affinity_timeout}", sid))
     proto = f.proto
     for ip, port in f.endpoints:
-        out.append(("hairpin", f"{ip} . {ip}"))
         out.append(("ep-counters", f"{ip} . {proto} . {port}"))
     return out
 
@@ -112,7 +114,7 @@ def shared_counts(st: RulesetState) -> Counts:
     """Reference-counted shared elements of a state (cached on it; render_delta derives the next one)."""
     cached: Counts | None = st.cache.get("counts")
     if cached is None:
-        cached = {"hairpin": {}, "ep-counters": {}, "svc-counters": {}, "cluster-ips": {}}
+        cached = {"ep-counters": {}, "svc-counters": {}, "cluster-ips": {}}
         for t in st.affinity_timeouts:
             cached[f"affinity-svcs-{t}"] = {}
         for f in st.frontends.values():
@@ -124,7 +126,7 @@ def shared_counts(st: RulesetState) -> Counts:
 
 
 def shared_elements(st: RulesetState) -> ElementSets:
-    """Elements shared between frontends that a sync inserts: hairpin pairs, ClusterIPs, affinity ids."""
+    """Elements shared between frontends that a sync inserts: ClusterIPs, affinity ids."""
     return {name: {k: k for k in d} for name, d in shared_counts(st).items() if name not in COUNTER_SETS}
 
 
@@ -152,7 +154,7 @@ def element_texts(st: RulesetState) -> dict[str, list[str]]:
 
 def base_set_names(st: RulesetState) -> list[str]:
     return ["svc-ids", "no-endpoints-reject", "no-endpoints-drop", "masq-frontends", "cluster-frontends",
-            "hairpin", "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "cluster-ips"]
+            "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "cluster-ips"]
 
 
 MIN_COUNTER_SIZE = 65536
@@ -185,7 +187,6 @@ def _set_decl(name: str, n: int = 0) -> str:
         "svc-ids": f"map svc-ids {{ {FE_TYPE} : ct mark ; }}",
         "masq-frontends": f"set masq-frontends {{ {FE_TYPE} ; }}",
         "cluster-frontends": f"set cluster-frontends {{ {FE_TYPE} ; }}",
-        "hairpin": "set hairpin { typeof ip saddr . ip daddr ; }",
         "cluster-ips": "set cluster-ips { typeof ip daddr ; }",
         "lb-restricted": f"set lb-restricted {{ {FE_TYPE} ; }}",
         "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
@@ -246,7 +247,6 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
             f"{{ ip saddr . ct mark timeout {t}s : ip daddr . th dport }}" for t in timeouts]
     post += [
         f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade",
-        "ct status dnat ip saddr . ip daddr @hairpin masquerade",
         # pods reaching an endpoint off the pod network (the API server on the host's node-network
         # address, behind the `kubernetes` Service): the host has no route back to pod IPs
         f"ct status dnat ip saddr {st.cluster_cidr} ip daddr != {st.cluster_cidr} masquerade",
@@ -268,6 +268,10 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     if st.service_cidr:
         cluster_check.append(f"ip daddr {st.service_cidr} drop")
     after_dnat = ["jump filter-common", "ct state new jump cluster-ips-check"]
+    # hairpin: the destination (after DNAT) is reached through the interface the packet came in
+    # on, i.e. a pod reaching itself; masqueraded so that its reply comes back through the node
+    hairpin = (f"ct state new ct status dnat fib daddr . iif oif exists "
+               f"meta mark set meta mark | {MASQ_MARK:#x}")
     return [
         ("chain reject-svc", ["meta l4proto tcp reject with tcp reset", "reject"]),
         ("chain cluster-ips-check", cluster_check),
@@ -283,7 +287,8 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
         ("chain filter-common", common),
         ("chain filter-input { type filter hook input priority filter ; policy accept ;",
          ["jump filter-common"]),
-        ("chain filter-forward { type filter hook forward priority filter ; policy accept ;", after_dnat),
+        ("chain filter-forward { type filter hook forward priority filter ; policy accept ;",
+         [hairpin, *after_dnat]),
         ("chain filter-output { type filter hook output priority filter ; policy accept ;", after_dnat),
     ]
 

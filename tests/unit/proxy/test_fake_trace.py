@@ -37,6 +37,24 @@ def test_hairpin_masquerades_only_when_the_pod_reaches_itself() -> None:
                                          ("10.244.3.5", 8080): False}
 
 
+def test_hairpin_follows_the_node_routes_devices() -> None:
+    """With the node's routes, hairpin is what the kernel's `fib daddr . iif oif` sees: the DNAT
+    target is routed out of the device the packet came in through (each local pod has its own veth;
+    remote pods all come and go through the uplink)."""
+    devices = {"10.244.1.5/32": "pn-a", "10.244.1.50/32": "pn-b", "10.244.2.0/24": "eth0",
+               "10.244.3.0/24": "eth0", "172.31.5.0/24": "eth0"}
+    f = loaded()
+    local = f.trace(Packet("10.244.1.5", "10.96.0.20", 80), local_ips=NODE1.ips, devices=devices)
+    assert local.masquerade_by_candidate == {("10.244.1.5", 8080): True, ("10.244.2.5", 8080): False,
+                                             ("10.244.3.5", 8080): False}
+    other = f.trace(Packet("10.244.1.50", "10.96.0.20", 80), local_ips=NODE1.ips, devices=devices)
+    assert not any(other.masquerade_by_candidate.values())
+    # a packet that came in through the uplink and leaves through it again
+    remote = f.trace(Packet("10.244.2.5", "10.96.0.20", 80), local_ips=NODE1.ips, devices=devices)
+    assert remote.masquerade_by_candidate == {("10.244.1.5", 8080): False, ("10.244.2.5", 8080): True,
+                                              ("10.244.3.5", 8080): True}
+
+
 def test_outside_to_node_port_is_masqueraded() -> None:
     r = trace(loaded(), "172.31.5.1", "172.31.5.11", 30080)
     assert r.service == "default/np:http/TCP nodePort"
