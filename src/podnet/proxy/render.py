@@ -75,8 +75,6 @@ def frontend_elements(f: Frontend, pods: dict[str, str]) -> list[tuple[str, str,
         out.append((f"no-endpoints-{f.no_endpoints}", key, f"{key} {comment}"))
     if f.masquerade:
         out.append(("masq-frontends", key, key))
-    if f.kind == "clusterIP":
-        out.append(("cluster-frontends", key, key))
     if f.bypass:
         k = len(f.bypass)
         out.append((f"local-bypass-{k}", key, key))
@@ -153,7 +151,7 @@ def element_texts(st: RulesetState) -> dict[str, list[str]]:
 
 
 def base_set_names(st: RulesetState) -> list[str]:
-    return ["svc-ids", "no-endpoints-reject", "no-endpoints-drop", "masq-frontends", "cluster-frontends",
+    return ["svc-ids", "no-endpoints-reject", "no-endpoints-drop", "masq-frontends",
             "lb-restricted", "lb-allowed", "svc-counters", "ep-counters", "cluster-ips"]
 
 
@@ -186,7 +184,6 @@ def _set_decl(name: str, n: int = 0) -> str:
     decls = {
         "svc-ids": f"map svc-ids {{ {FE_TYPE} : ct mark ; }}",
         "masq-frontends": f"set masq-frontends {{ {FE_TYPE} ; }}",
-        "cluster-frontends": f"set cluster-frontends {{ {FE_TYPE} ; }}",
         "cluster-ips": "set cluster-ips { typeof ip daddr ; }",
         "lb-restricted": f"set lb-restricted {{ {FE_TYPE} ; }}",
         "lb-allowed": f"set lb-allowed {{ {FE_TYPE} . ip saddr ; flags interval ; }}",
@@ -239,7 +236,9 @@ def chains(st: RulesetState) -> list[tuple[str, list[str]]]:
     services += [
         "jump local-bypass",
         f"{FE_EXPR} @masq-frontends meta mark set meta mark | {MASQ_MARK:#x}",
-        f"ip saddr != {st.cluster_cidr} {FE_EXPR} @cluster-frontends "
+        # a ClusterIP reached from outside the pod network (a node, a host-network pod); by address
+        # only: a port the ClusterIP does not define is not DNATed and is rejected in filter
+        f"ip saddr != {st.cluster_cidr} ip daddr @cluster-ips "
         f"meta mark set meta mark | {MASQ_MARK:#x}",
         "goto frontends",
     ]
