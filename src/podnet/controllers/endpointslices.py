@@ -35,7 +35,7 @@ from podnet.model.services import (
 
 MAX_ENDPOINTS_PER_SLICE = 100
 
-PortsKey = str
+PortsKey = object  # compared for equality only
 
 
 def is_managed_slice_of(slice_: Obj, ns: str, svc_name: str) -> bool:
@@ -45,7 +45,17 @@ def is_managed_slice_of(slice_: Obj, ns: str, svc_name: str) -> bool:
 
 
 def _ports_key(ports: list[dict[str, Any]]) -> PortsKey:
-    return json.dumps(sorted(ports, key=lambda p: (p["name"], p["protocol"], p["port"])), sort_keys=True)
+    """The same value for the same port set, in any order (every field counts)."""
+    try:
+        return tuple(sorted(map(_port_items, ports))) if len(ports) > 1 else tuple(map(_port_items, ports))
+    except TypeError:  # a field that is not a scalar (not from this controller): compare as JSON
+        return json.dumps(sorted(json.dumps(p, sort_keys=True) for p in ports))
+
+
+def _port_items(p: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    items = tuple(sorted(p.items()))
+    hash(items)
+    return items
 
 
 def _endpoint(svc: Obj, pod: Obj, family: str) -> dict[str, Any]:

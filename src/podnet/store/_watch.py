@@ -20,6 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
+from podnet.core import fastjson
 from podnet.store._clone import clone_obj
 from podnet.store.base import Expired, Store, WatchEvent
 
@@ -155,4 +156,5 @@ class HubStore(Store, abc.ABC):
 
 def _copy_event(event: WatchEvent) -> WatchEvent:
     prev = clone_obj(event.prev) if event.prev is not None else None
-    return WatchEvent(event.type, clone_obj(event.object), event.resource_version, event.key, prev)
+    obj = fastjson.loads(event.text) if event.text is not None else clone_obj(event.object)
+    return WatchEvent(event.type, obj, event.resource_version, event.key, prev)

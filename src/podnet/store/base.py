@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Obj = dict[str, Any]
@@ -59,6 +59,9 @@ class WatchEvent:
     resource_version: int
     key: str  # store key of the resource, e.g. "services"
     prev: Obj | None = None  # the object before this event, where the store knows it (None: unknown)
+    # the object's JSON text where the store has it at hand (SQLite): watchers' copies are decoded
+    # from it, which is cheaper than copying the object
+    text: str | None = field(default=None, repr=False, compare=False)
 
 
 class Store(abc.ABC):

@@ -140,7 +140,7 @@ class SqliteStore(HubStore):
                          "VALUES (?, ?, ?, ?, ?, ?)", (rv, type_, key, namespace, text, prev_rv))
         self._db.execute("COMMIT")
         self._rv = rv
-        self._publish(WatchEvent(type_, obj, rv, key))
+        self._publish(WatchEvent(type_, obj, rv, key, text=text))
         # Committed and published: housekeeping below must not turn the write into a failure.
         with contextlib.suppress(sqlite3.Error):
             self._checkpointer.note_commit(self._db)
@@ -250,7 +250,8 @@ class SqliteStore(HubStore):
             if not rows:
                 return
             for rv, type_, text, prev_text in rows:
-                yield WatchEvent(type_, _loads(text), rv, key, _loads(prev_text) if prev_text else None)
+                yield WatchEvent(type_, _loads(text), rv, key, _loads(prev_text) if prev_text else None,
+                                 text=text)
             after = rows[-1][0]
             if len(rows) < _REPLAY_CHUNK:
                 return
