@@ -344,8 +344,12 @@ class ControllerManager:
         return []
 
     def _needs_scheduler(self, pod: Obj) -> bool:
+        """Waiting for a node, or bound to a node that does not exist (known only once the nodes are
+        listed: at start the pods may be listed first, and every bound pod would look orphaned; the
+        start's `all_keys` pass finds those pods)."""
         node = objects.node_name(pod)
-        return wants_scheduling(pod) or bool(node and self.cache(NODES).get(node) is None)
+        nodes = self.cache(NODES)
+        return wants_scheduling(pod) or bool(node and nodes.synced.is_set() and nodes.get(node) is None)
 
     def _pod_to_schedule(self, etype: str, pod: Obj, old: Obj | None) -> list[str]:
         return [objects.key(pod)] if etype != "DELETED" and self._needs_scheduler(pod) else []
