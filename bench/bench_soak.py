@@ -20,13 +20,15 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 import traceback
+import tracemalloc
 from pathlib import Path
 
-from common import PODNET, Figure, Report, proc_cmdline, proc_mem_kib, sh
+from common import PODNET, Figure, Report, proc_cmdline, proc_mem_kib, rss_parts, sh
 
 from podnet.client.client import ApiClient, ApiError
 from podnet.cluster.cgroup import ClusterCgroup
@@ -41,16 +43,20 @@ def service(name: str) -> Obj:
             "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
 
+def agent_pids(cluster: str) -> list[int]:
+    cg = ClusterCgroup.for_cluster(cluster)
+    return sorted(pid for pid in (cg.pids() if cg is not None else [])
+                  if " agent " in " ".join(proc_cmdline(pid)))
+
+
 def agent_memory(cluster: str) -> tuple[list[int], int, int]:
     """(each agent's RSS KiB, RSS KiB, PSS KiB) summed over the cluster's agent processes."""
-    cg = ClusterCgroup.for_cluster(cluster)
     each: list[int] = []
     rss = pss = 0
-    for pid in cg.pids() if cg is not None else []:
-        if " agent " in " ".join(proc_cmdline(pid)):
-            r, p = proc_mem_kib(pid)
-            each.append(r)
-            rss, pss = rss + r, pss + p
+    for pid in agent_pids(cluster):
+        r, p = proc_mem_kib(pid)
+        each.append(r)
+        rss, pss = rss + r, pss + p
     return each, rss, pss
 
 
@@ -63,13 +69,86 @@ class Soak:
         self.done = 0
         self.errors = 0
         self.deadline = time.monotonic() + a.time_limit
+        self.parts: list[dict[str, int]] = []  # each sample's rss_parts summed over the agents
+        # tracemalloc snapshots (--trace): after the warm-up, then at each of these cycle counts
+        self.snap_at = sorted({a.cycles // 10, *a.snap_at}) if a.trace else []
+        self.snaps: list[tuple[str, dict[int, tracemalloc.Snapshot]]] = []
 
     def sample(self, t0: float) -> None:
         each, rss, pss = agent_memory(self.name)
+        parts = {"heap": 0, "arenas": 0, "anon": 0, "file": 0}
+        for pid in agent_pids(self.name):
+            for k, v in rss_parts(pid).items():
+                parts[k] += v
         self.samples.append((self.done, time.monotonic() - t0, rss, pss))
+        self.parts.append(parts)
         print(f"  {self.done:>6} cycles  {time.monotonic() - t0:7.1f}s  agents x{len(each)}: "
               f"RSS {rss / 1024:7.1f} MiB  PSS {pss / 1024:7.1f} MiB  (RSS each "
-              f"{' '.join(f'{r / 1024:.1f}' for r in each)})", file=sys.stderr, flush=True)
+              f"{' '.join(f'{r / 1024:.1f}' for r in each)}; heap {parts['heap'] / 1024:.1f} "
+              f"arenas {parts['arenas'] / 1024:.1f} anon {parts['anon'] / 1024:.1f} "
+              f"file {parts['file'] / 1024:.1f})", file=sys.stderr, flush=True)
+        if self.a.trace and self.snap_at and self.done >= self.snap_at[0]:
+            self.snap_at.pop(0)
+            self.snapshot(f"after {self.done:,} cycles")
+
+    def snapshot(self, label: str) -> None:
+        """Every agent writes a tracemalloc snapshot (SIGUSR2, agents started with PYTHONTRACEMALLOC)."""
+        nodes = ClusterConfig.load(self.name).state_dir / "nodes"
+        pids = agent_pids(self.name)
+        before = set(nodes.glob("*/tracemalloc-*.snap"))
+        for pid in pids:
+            os.kill(pid, signal.SIGUSR2)
+        snaps: dict[int, tracemalloc.Snapshot] = {}
+        deadline = time.monotonic() + 120
+        while len(snaps) < len(pids) and time.monotonic() < deadline:
+            time.sleep(1.0)
+            for f in set(nodes.glob("*/tracemalloc-*.snap")) - before:
+                pid = int(f.name.split("-")[1])
+                if pid not in snaps:
+                    try:
+                        snaps[pid] = tracemalloc.Snapshot.load(str(f))
+                    except (EOFError, OSError, ValueError):
+                        continue  # still being written
+                    f.unlink()
+        traced = sum(sum(st.size for st in sn.statistics("filename")) for sn in snaps.values())
+        self.snaps.append((label, snaps))
+        print(f"  tracemalloc {label}: {len(snaps)} agents, traced heap {traced / 2**20:.2f} MiB",
+              file=sys.stderr, flush=True)
+
+    def compare_snapshots(self) -> None:
+        """What the agents' Python heap gained from each snapshot to the next, and overall."""
+        if len(self.snaps) < 2:
+            return
+        pairs = list(zip(self.snaps, self.snaps[1:], strict=False))
+        if len(self.snaps) > 2:
+            pairs.append((self.snaps[0], self.snaps[-1]))
+        for (first_label, first), (label, snaps) in pairs:
+            self.compare(first_label, first, label, snaps)
+        sys.stderr.flush()
+
+    def compare(self, first_label: str, first: dict[int, tracemalloc.Snapshot], label: str,
+                snaps: dict[int, tracemalloc.Snapshot]) -> None:
+        key = "traceback" if self.a.trace > 1 else "lineno"
+        total = 0
+        diffs: dict[str, list[int]] = {}
+        for pid, sn in snaps.items():
+            if pid not in first:
+                continue
+            for d in sn.compare_to(first[pid], key):
+                where = " < ".join(f"{fr.filename.rsplit('/site-packages/', 1)[-1].rsplit('/src/', 1)[-1]}"
+                                   f":{fr.lineno}" for fr in d.traceback)
+                acc = diffs.setdefault(where, [0, 0])
+                acc[0] += d.size_diff
+                acc[1] += d.count_diff
+                total += d.size_diff
+        top = sorted(diffs.items(), key=lambda kv: -abs(kv[1][0]))[:12]
+        print(f"  tracemalloc {label} against {first_label}: traced heap {total / 1024:+.0f} KiB "
+              f"(all agents); top lines:", file=sys.stderr)
+        for where, (size, count) in top:
+            print(f"    {size / 1024:+9.1f} KiB {count:+7d} blocks  {where}", file=sys.stderr)
+        self.r.info.setdefault("tracemalloc", []).append(
+            {"label": label, "against": first_label, "traced_diff_kib": round(total / 1024, 1),
+             "top": [{"where": w, "kib": round(sz / 1024, 1), "blocks": n} for w, (sz, n) in top]})
 
     async def churn(self, c: ApiClient, worker: int, t0: float) -> None:
         i = worker
@@ -106,10 +185,15 @@ class Soak:
             churn_s = time.monotonic() - t0
             self.sample(t0)
             idle_start = len(self.samples) - 1
+            if self.a.trace:
+                self.snapshot("at the end of the churn")
             end = time.monotonic() + self.a.idle
             while time.monotonic() < min(end, self.deadline):
                 await asyncio.sleep(5)
                 self.sample(t0)
+            if self.a.trace:
+                self.snapshot("at the end of the idle time")
+                self.compare_snapshots()
             self.report(churn_s, idle_start)
         finally:
             await c.close()
@@ -133,6 +217,7 @@ class Soak:
                               (last[2] - churn_end[2]) / idle_s, "KiB/s",
                               note="issue 19 measured ~160 KiB/s before the fix"))
         self.r.info["samples"] = self.samples
+        self.r.info["rss_parts_kib"] = self.parts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -145,12 +230,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sample-every", type=int, default=0, help="cycles between samples (default cycles/20)")
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of idle sampling after the churn")
     ap.add_argument("--time-limit", type=float, default=3600.0, help="seconds for the whole run")
+    ap.add_argument("--trace", type=int, default=0, metavar="FRAMES",
+                    help="start the cluster with PYTHONTRACEMALLOC=FRAMES and compare the agents' "
+                         "tracemalloc snapshots (after the warm-up, --snap-at, end of churn, end of idle); "
+                         "slows the agents: for finding growth, not for the figures")
+    ap.add_argument("--snap-at", type=int, action="append", default=[], metavar="CYCLES",
+                    help="with --trace: also take a snapshot after this many cycles (repeatable)")
     ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
     a = ap.parse_args(argv)
     if a.full:
         a.cycles, a.idle = max(a.cycles, 30000), max(a.idle, 120.0)
     for flag, v, lo, hi in (("--cycles", a.cycles, 10, 200000), ("--nodes", a.nodes, 1, 5),
-                            ("--workers", a.workers, 1, 64), ("--background", a.background, 0, 20000)):
+                            ("--workers", a.workers, 1, 64), ("--background", a.background, 0, 20000),
+                            ("--trace", a.trace, 0, 64)):
         if not lo <= v <= hi:
             ap.error(f"{flag} {v}: must be between {lo} and {hi}")
     a.sample_every = a.sample_every or max(1, a.cycles // 20)
@@ -165,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="podnet-bench-soak-"))
     os.environ["PODNET_STATE_ROOT"] = str(root)
     env = {**os.environ}
+    if a.trace:  # the supervisor traces from its start; the daemons it forks go on tracing
+        env["PYTHONTRACEMALLOC"] = str(a.trace)
     report = Report(f"podnet agent soak ({a.cycles:,} Service cycles)")
     report.info["args"] = vars(a)
     soak = Soak(a, report)

@@ -15,7 +15,11 @@ Services. Every `--cycles`/10 cycles it records:
 A leak of Python objects shows as traced bytes or object counts that grow with the cycles; freed
 memory the allocator keeps shows as RSS that `malloc_trim` gives back; fragmentation as RSS that grows
 while neither traced bytes nor the objects do and `malloc_trim` cannot return it.
-No root needed; nothing is sent anywhere.
+No root needed; nothing is sent anywhere. With `--libnft` (root) the syncs are applied through the
+agents' libnftables context (`LibNft`, on asyncio's worker thread as the agent does) in a scratch
+network namespace of its own, and each sample also shows the resident memory by kind (the main
+thread's malloc heap, the worker threads' malloc arenas, other anonymous memory): libnftables'
+memory shows in the arenas.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import ctypes
 import ctypes.util
 import gc
 import json
+import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -35,11 +41,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_agent_memory import NODES_N, NullNft, no_conntrack, node, rss_kib, service_json, slice_json
-from common import Figure, Report
+from common import Figure, Report, rss_parts
 
 from podnet.client.client import ApiClient
 from podnet.client.informer import Informer
 from podnet.core.config import ClusterConfig
+from podnet.proxy.libnft import LibNft
 from podnet.proxy.metrics import ProxyMetrics
 from podnet.proxy.runner import ProxyInformers, ProxyRunner
 
@@ -83,7 +90,8 @@ async def run(args: argparse.Namespace, report: Report) -> None:
         tracemalloc.start(1)
     client = ApiClient("http://127.0.0.1:9")  # never contacted
     informers = ProxyInformers.own(client)
-    runner = ProxyRunner(client, "node-1", "172.30.0.2", ClusterConfig(name="bench"), NullNft(),
+    nft: Any = LibNft(args.netns) if args.netns else NullNft()
+    runner = ProxyRunner(client, "node-1", "172.30.0.2", ClusterConfig(name="bench"), nft,
                          metrics=ProxyMetrics(), conntrack=no_conntrack, shared=informers)
     for n in range(1, NODES_N + 1):
         informers.nodes.cache[f"node-{n}"] = node(n)
@@ -94,19 +102,34 @@ async def run(args: argparse.Namespace, report: Report) -> None:
     samples: list[dict[str, Any]] = []
     every = max(1, args.cycles // 10)
     first_types: collections.Counter[str] | None = None
+    prev_snap: tracemalloc.Snapshot | None = None
     t0 = time.perf_counter()
     for c in range(args.cycles + 1):
         if c % every == 0:
             gc.collect()
             rss = rss_kib()
+            untrimmed = rss_parts(os.getpid())
             trimmed = rss_kib() if malloc_trim() else rss
             types = objects_by_type()
             first_types = first_types or types
             traced = tracemalloc.get_traced_memory()[0] // 1024 if args.trace else -1
+            parts = rss_parts(os.getpid())
             samples.append({"cycle": c, "rss_kib": rss, "rss_after_trim_kib": trimmed, "traced_kib": traced,
-                            "objects": sum(types.values())})
+                            "objects": sum(types.values()), "parts_kib": parts,
+                            "parts_before_trim_kib": untrimmed})
             print(f"  cycle {c:6d}: RSS {rss / 1024:7.1f} MiB, after malloc_trim {trimmed / 1024:7.1f} MiB, "
-                  f"traced {traced / 1024:6.1f} MiB, gc objects {sum(types.values()):,}", file=sys.stderr)
+                  f"traced {traced / 1024:6.1f} MiB, gc objects {sum(types.values()):,}; "
+                  f"heap {untrimmed['heap'] / 1024:.1f} arenas {untrimmed['arenas'] / 1024:.2f} "
+                  f"anon {untrimmed['anon'] / 1024:.1f} MiB (after the trim: {parts['heap'] / 1024:.1f}, "
+                  f"{parts['arenas'] / 1024:.2f}, {parts['anon'] / 1024:.1f})", file=sys.stderr)
+            if args.trace:  # where the traced heap changed since the last sample
+                snap = tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)])
+                for d in snap.compare_to(prev_snap, "lineno")[:4] if prev_snap is not None else []:
+                    fr = d.traceback[0]
+                    print(f"      {d.size_diff / 1024:+8.1f} KiB {d.count_diff:+6d} blocks  "
+                          f"{fr.filename.rsplit('/', 2)[-1]}:{fr.lineno}", file=sys.stderr)
+                prev_snap = snap
         if c == args.cycles:
             break
         i = args.background + c
@@ -147,10 +170,19 @@ def main() -> int:
     ap.add_argument("--background", type=int, default=300)
     ap.add_argument("--sync-every", type=int, default=8, help="cycles between proxy syncs (default 8)")
     ap.add_argument("--trace", action="store_true", help="also trace the Python heap (tracemalloc; slower)")
+    ap.add_argument("--libnft", action="store_true",
+                    help="apply the syncs through libnftables in a scratch network namespace (root)")
     ap.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = ap.parse_args()
+    args.netns = f"pn-soakheap-{os.getpid()}" if args.libnft else ""
     report = Report("soak_heap")
-    asyncio.run(run(args, report))
+    if args.netns:
+        subprocess.run(["ip", "netns", "add", args.netns], check=True)
+    try:
+        asyncio.run(run(args, report))
+    finally:
+        if args.netns:
+            subprocess.run(["ip", "netns", "del", args.netns], check=False)
     report.print(args.output == "json")
     return 0
 

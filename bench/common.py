@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,31 @@ def proc_mem_kib(pid: int) -> tuple[int, int]:
     except (OSError, ValueError):
         return 0, 0
     return rss, pss
+
+
+_MAPPING = re.compile(r"^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
+ARENA_ALIGN = 64 << 20  # glibc's secondary malloc arenas (other threads') are heaps aligned to 64 MiB
+
+
+def rss_parts(pid: int) -> dict[str, int]:
+    """A process's resident memory by kind of mapping, KiB: `heap` (the main thread's malloc heap,
+    brk), `arenas` (other threads' malloc arenas), `anon` (other anonymous mappings: pymalloc's
+    arenas, large mmap'd blocks, thread stacks) and `file` (code and data of files)."""
+    parts = {"heap": 0, "arenas": 0, "anon": 0, "file": 0}
+    kind = ""
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return parts
+    for line in text.splitlines():
+        m = _MAPPING.match(line)
+        if m:
+            start, name = int(m.group(1), 16), m.group(2)
+            kind = ("heap" if name == "[heap]" else "file" if name.startswith("/") else
+                    "arenas" if not name and start % ARENA_ALIGN == 0 else "anon" if not name else "")
+        elif kind and line.startswith("Rss:"):
+            parts[kind] += int(line.split()[1])
+    return parts
 
 
 def proc_cmdline(pid: int) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from typing import Any
 
 from proxy_fixtures import NODE1, ep, eslice, port, svc
@@ -74,3 +75,28 @@ def test_compact_copies_are_small() -> None:
     full = len(json.dumps(s)) + len(json.dumps(sl))
     small = len(json.dumps(compact_service(s))) + len(json.dumps(compact_slice(sl)))
     assert small < 0.35 * full, (small, full)
+
+
+def test_only_strings_of_few_values_are_interned() -> None:
+    """Names, clusterIPs, endpoint addresses and pod keys die with their objects: interning them made
+    the interpreter's table of interned strings churn and, once, double (BENCHMARKS.md, the soak).
+    Namespaces, protocols, port names and node names repeat across objects and are shared."""
+    def decoded(obj: Obj) -> Obj:  # as the informer gets it: fresh strings from the JSON decoder
+        out: Obj = json.loads(json.dumps(obj))
+        return out
+
+    a = compact_service(decoded(svc("soak-a", "10.96.7.7", [port(80, 8080, name="web")])))
+    b = compact_service(decoded(svc("soak-b", "10.96.7.8", [port(80, 8080, name="web")])))
+    sl = compact_slice(decoded(eslice("soak-a", [ep("10.244.1.77", "node-1")], [("web", 8080, "TCP")],
+                                      name="soak-a-x7k2p")))
+    per_object = [a["metadata"]["name"], a["spec"]["clusterIP"], sl["metadata"]["name"],
+                  sl["metadata"]["labels"]["kubernetes.io/service-name"], sl["endpoints"][0]["addresses"][0],
+                  sl["endpoints"][0]["podnet.pod"]]
+    assert per_object == ["soak-a", "10.96.7.7", "soak-a-x7k2p", "soak-a", "10.244.1.77",
+                          "default/pod-10-244-1-77"]
+    for s in per_object:
+        assert sys.intern("".join(s)) is not s, s  # not the interned copy
+    assert a["metadata"]["namespace"] is b["metadata"]["namespace"] is sl["metadata"]["namespace"]
+    assert a["spec"]["ports"][0]["name"] is b["spec"]["ports"][0]["name"] is sl["ports"][0]["name"]
+    assert sl["ports"][0]["protocol"] is sys.intern("TCP")
+    assert sl["endpoints"][0]["nodeName"] is sys.intern("node-1")
