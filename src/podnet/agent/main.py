@@ -35,7 +35,7 @@ from podnet.agent.volumes import MEMORY_VOLUME_ROOT, VolumeSources
 from podnet.client.client import ApiClient, ApiError
 from podnet.client.informer import Informer
 from podnet.core import journal as jr
-from podnet.core import naming
+from podnet.core import malloc, naming
 from podnet.core.config import DEFAULT_KUBELET_PORT, ClusterConfig
 from podnet.core.gcfreeze import freeze_long_lived
 from podnet.core.waiting import wait_event
@@ -534,6 +534,7 @@ def _dump_tracemalloc(where: Path) -> None:
 
 async def run_agent(opts: AgentOptions) -> None:
     """Run the agent until SIGTERM/SIGINT."""
+    malloc.fix_thresholds()  # freed memory goes back to the system (core/malloc.py)
     # the caches of every Service and EndpointSlice are long-lived: full collections that walked
     # them paused the agent 1.2-1.7 s at 100,000 Services (BENCHMARKS.md, bench_agent_gc.py)
     freeze_long_lived()

@@ -21,12 +21,11 @@ so the next transaction waits for it) frees the context, returns the heap to the
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
 import json
 import threading
 from typing import Any
 
+from podnet.core import malloc
 from podnet.net.nsthread import run_in_netns
 from podnet.proxy.nft import NftError, RealNft, first_lines, table_missing
 from podnet.proxy.render import FAMILY, TABLE
@@ -35,19 +34,6 @@ LIBRARY = "libnftables.so.1"
 OUTPUT_STATELESS = 1 << 2  # enum nft_ctx_output_flags (nftables/libnftables.h)
 OUTPUT_JSON = 1 << 4
 BIG_TRANSACTION = 256 * 1024  # characters: after a transaction this large, renew the context
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
-
-
-def _malloc_trim() -> None:
-    """Give freed heap back to the system (glibc's malloc_trim; a no-op elsewhere)."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 class LibUnavailable(Exception):
@@ -110,7 +96,7 @@ class LibNft:
         """Runs on its own thread, holding the lock: drop the big cache, trim the heap, reopen."""
         try:
             self._free()
-            _malloc_trim()
+            malloc.trim()
             self._open()
             self.renewals += 1
         except Exception:
