@@ -13,8 +13,9 @@ BENCH = Path(__file__).resolve().parents[3] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_cluster  # noqa: E402
+import bench_soak  # noqa: E402
 import run_all  # noqa: E402
-from common import Figure, fmt, p50, p99, pct  # noqa: E402
+from common import Figure, fmt, p50, p99, pct, rss_parts  # noqa: E402
 
 
 def test_percentiles_by_nearest_rank() -> None:
@@ -130,3 +131,31 @@ def test_markdown_from_a_saved_summary(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         run_all.main(["--from", str(tmp_path / "missing")])
     assert "no readable summary.json there" in capsys.readouterr().err
+
+
+def test_rss_parts_add_up_to_the_resident_memory() -> None:
+    """bench_soak's breakdown (main heap, threads' malloc arenas, other anonymous, files) of this process."""
+    import os
+    import threading
+
+    before = rss_parts(os.getpid())
+    blocks: list[bytearray] = []
+    t = threading.Thread(target=lambda: blocks.extend(bytearray(100_000) for _ in range(40)))  # 4 MB
+    t.start()
+    t.join()
+    parts = rss_parts(os.getpid())
+    status = Path("/proc/self/status").read_text()
+    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    assert parts["heap"] > 0 and parts["file"] > 0
+    # the thread's blocks are malloc'd: in its own arena (or, with many arenas about, a shared one)
+    assert parts["heap"] + parts["arenas"] - before["heap"] - before["arenas"] >= 3800, (before, parts)
+    assert 0.9 * rss <= sum(parts.values()) <= 1.1 * rss, (parts, rss)
+    assert rss_parts(2**22 + 7) == {"heap": 0, "arenas": 0, "anon": 0, "file": 0}  # no such process
+
+
+def test_bench_soak_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_soak.parse_args(["--trace", "65"])
+    assert "--trace 65: must be between 0 and 64" in capsys.readouterr().err
+    a = bench_soak.parse_args(["--full", "--trace", "1", "--snap-at", "17000"])
+    assert (a.cycles, a.idle, a.trace, a.snap_at, a.sample_every) == (30000, 120.0, 1, [17000], 1500)
