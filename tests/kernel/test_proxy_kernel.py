@@ -366,6 +366,41 @@ def test_counters_count_service_and_endpoint_traffic(topo: Topo) -> None:
     assert svcs["default/web:http/TCP"] == (0, 0)
 
 
+def test_counters_of_endpoints_and_services_that_go_are_removed_by_the_delta(topo: Topo) -> None:
+    """The data path makes the counter elements; a delta removes those of an endpoint / Service that
+    went away (whether traffic made them or not) and keeps the others' counts."""
+    from podnet.proxy.explain import counters_from_json
+
+    def ep_counts() -> dict[str, tuple[int, int]]:
+        return counters_from_json(RealNft(topo.ns("n1")).list_ruleset_json())[1]
+
+    def counted(name: str) -> set[str]:
+        doc = RealNft(topo.ns("n1")).list_ruleset_json()
+        s = next(i["set"] for i in doc["nftables"] if "set" in i and i["set"]["name"] == name)
+        return {json.dumps(e["elem"]["val"]) for e in s.get("elem") or []}
+
+    states = load(topo)
+    old = states["n1"]
+    served_by(topo.requests("pod-client", "10.96.0.20", 80, 12))  # web: a, b, c
+    served_by(topo.requests("pod-client", "10.96.0.23", 80, 2))  # self: a
+    before = ep_counts()
+    a, b = f"{PODS['a'][1]}:8080/tcp (default/a)", f"{PODS['b'][1]}:8080/tcp (default/b)"
+    assert before[a][0] > 0 and before[b][0] > 0
+    ids = counted("svc-counters")
+    assert len(ids) == 2  # web and self, made by their first packets
+    # b leaves web, and Service self goes
+    new = build_state([p for p in ports(("a", "c")) if p.name != "self"], NODES["n1"], old.svc_ids)
+    RealNft(topo.ns("n1")).apply(render_delta(old, new))
+    after = ep_counts()
+    assert b not in after  # no element, no backend: gone from `podnet top`
+    assert after[a] == before[a]  # still web's endpoint: its count is kept
+    assert counted("svc-counters") == {str(old.svc_ids["default/web:http/TCP"])}
+    # b comes back: listed again, from zero (its old element went with the delta)
+    again = build_state(ports(("a", "b", "c")), NODES["n1"], new.svc_ids)
+    RealNft(topo.ns("n1")).apply(render_delta(new, again))
+    assert ep_counts()[b] == (0, 0)
+
+
 def test_load_balancer_ip_lives_on_its_owner_node(topo: Topo) -> None:
     lb = f"{LAN}.200"
     sps = [ServicePortInfo("default", "lb", "", "TCP", 80, "10.96.0.30", node_port=30090, lb_ips=(lb,),
