@@ -71,6 +71,12 @@ class Registry:
         self.store = store
         self.hooks: dict[str, ResourceHooks] = dict(hooks or {})
         self.removed_listeners: list[RemovedListener] = []
+        # namespace -> its terminating-or-not state, for the namespace check of every create (a store
+        # read each time otherwise); kept only where the store tells each namespace write as it commits
+        self._ns_open: dict[str, bool] | None = {}
+        self._ns_writes = 0
+        if not store.on_commit(kinds.NAMESPACES.key, self._namespace_written):
+            self._ns_open = None
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -175,13 +181,29 @@ class Registry:
             meta.pop("namespace", None)
 
     async def check_namespace_open(self, rt: ResourceType, ns: str, name: str) -> None:
-        try:
-            nso = await self.store.get(kinds.NAMESPACES.key, "", ns)
-        except store_base.NotFound:
-            raise namespace_not_found(ns) from None
-        if objmeta.d(nso.get("metadata")).get("deletionTimestamp") or \
-                objmeta.d(nso.get("status")).get("phase") == "Terminating":
+        cache = self._ns_open
+        is_open = cache.get(ns) if cache is not None else None
+        if is_open is None:
+            writes = self._ns_writes
+            try:
+                nso = await self.store.get(kinds.NAMESPACES.key, "", ns)
+            except store_base.NotFound:
+                raise namespace_not_found(ns) from None  # not remembered: names that do not exist
+            is_open = _namespace_open(nso)
+            if cache is not None and writes == self._ns_writes:  # no namespace write since the read
+                cache[ns] = is_open
+        if not is_open:
             raise namespace_terminating(rt, name, ns)
+
+    def _namespace_written(self, event: store_base.WatchEvent) -> None:
+        self._ns_writes += 1
+        if self._ns_open is None:
+            return
+        ns = objmeta.name_of(event.object)
+        if event.type == "DELETED":
+            self._ns_open.pop(ns, None)
+        else:
+            self._ns_open[ns] = _namespace_open(event.object)
 
     async def _before_create(self, rt: ResourceType, obj: Obj) -> Reservation:
         hook = self.hooks.get(rt.key)
@@ -396,6 +418,11 @@ class Registry:
                     await res
             except Exception:
                 log.exception("removal listener failed for %s %s", rt.plural, objmeta.name_of(obj))
+
+
+def _namespace_open(nso: Obj) -> bool:
+    return not (objmeta.d(nso.get("metadata")).get("deletionTimestamp")
+                or objmeta.d(nso.get("status")).get("phase") == "Terminating")
 
 
 def _encode_continue(rv: str, start: tuple[str, str]) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from podnet.core import fastjson
 from podnet.store._clone import clone_obj
@@ -64,7 +64,12 @@ class WatchHub:
     def __init__(self, buffer_limit: int = DEFAULT_WATCH_BUFFER):
         self.buffer_limit = buffer_limit
         self._by_key: dict[str, set[_Watcher]] = {}
+        self._listeners: dict[str, list[Callable[[WatchEvent], None]]] = {}
         self.closed = False
+
+    def listen(self, key: str, fn: Callable[[WatchEvent], None]) -> None:
+        """Call fn(event) for each committed event of `key`, synchronously as it is published."""
+        self._listeners.setdefault(key, []).append(fn)
 
     def register(self, key: str, namespace: str | None) -> _Watcher:
         watcher = _Watcher(key, namespace, self.buffer_limit)
@@ -80,6 +85,8 @@ class WatchHub:
 
     def publish(self, event: WatchEvent) -> None:
         """Hand an event (whose object the store no longer mutates) to every matching watcher."""
+        for fn in self._listeners.get(event.key, ()):
+            fn(event)
         watchers = self._by_key.get(event.key)
         if watchers:
             for watcher in watchers:
@@ -146,6 +153,11 @@ class HubStore(Store, abc.ABC):
                 await watcher.wakeup.wait()
         finally:
             self._hub.unregister(watcher)
+
+    def on_commit(self, key: str, fn: Callable[[WatchEvent], None]) -> bool:
+        # published in the same step as the commit: a listener is never behind the store
+        self._hub.listen(key, fn)
+        return True
 
     def _publish(self, event: WatchEvent) -> None:
         self._hub.publish(event)

@@ -11,7 +11,7 @@ a namespace ("" for cluster-scoped) and a name. The store sets
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,6 +105,12 @@ class Store(abc.ABC):
 
     async def compact(self, keep_from_rv: int) -> None:  # noqa: B027 - optional
         """Drop watch history older than keep_from_rv (later watches from before it get Expired)."""
+
+    def on_commit(self, key: str, fn: Callable[[WatchEvent], None]) -> bool:
+        """Call fn(event) for every write of `key` as it commits, before any later write or read can
+        see the store (fn must not change the event). False when the store cannot promise that (its
+        events arrive later, e.g. etcd's watch): then fn is not called."""
+        return False
 
     async def close(self) -> None:  # noqa: B027 - optional
         """Release resources; live watches end."""

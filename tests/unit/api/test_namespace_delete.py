@@ -145,3 +145,32 @@ async def test_requests_are_answered_while_a_big_namespace_is_emptied(api: Api) 
     assert api.server.gc.pacer.yields > 0
     await api.server.gc.idle(30)
     assert (await api.call("GET", "/api/v1/namespaces/big"))[0] == 404
+
+
+async def test_creates_follow_the_namespace_through_termination_removal_and_recreation(
+        store_api: Api) -> None:
+    """The namespace check of a create (remembered per namespace where the store tells its writes at
+    commit) sees each step at once, on every store."""
+    api = store_api
+    svc_path = "/api/v1/namespaces/cycle/services"
+    code, _ = await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "cycle"}})
+    assert code == 201
+    code, _ = await api.call("POST", svc_path, service("a"))
+    assert code == 201
+    code, _ = await api.call("DELETE", "/api/v1/namespaces/cycle")
+    assert code == 200
+    code, st = await api.call("POST", svc_path, service("b"))
+    assert code == 403 and "because it is being terminated" in st["message"]
+    deadline = time.monotonic() + 20
+    while True:  # the namespace cleaner empties and removes it
+        code, _ = await api.call("GET", "/api/v1/namespaces/cycle")
+        if code == 404 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert code == 404
+    code, st = await api.call("POST", svc_path, service("c"))
+    assert code == 404 and st["message"] == 'namespaces "cycle" not found'
+    code, _ = await api.call("POST", "/api/v1/namespaces", {"metadata": {"name": "cycle"}})
+    assert code == 201
+    code, _ = await api.call("POST", svc_path, service("d"))
+    assert code == 201
