@@ -64,8 +64,9 @@ class StateBuilder:
         return new
 
     def patch(self, node: NodeFacts, state: RulesetState, dirty: set[str], services: Mapping[str, Obj],
-              slices: Mapping[str, Obj], tracker: ChangeTracker) -> RulesetState:
-        """`state` with only the `dirty` Services recomputed (the same result as `full`)."""
+              slices: Mapping[str, Obj], tracker: ChangeTracker, consume: bool = False) -> RulesetState:
+        """`state` with only the `dirty` Services recomputed (the same result as `full`); `consume`:
+        patched in place, see StateIndex.patch."""
         assert self.index is not None
         changes: dict[str, list[ServicePortInfo]] = {}
         for name in sorted(dirty):
@@ -85,7 +86,7 @@ class StateBuilder:
             if any(sp.lb_ips for sp in ports):
                 self.lb_services.add(name)
             changes[name] = ports
-        return self.index.patch(state, changes, node, self.frontends)
+        return self.index.patch(state, changes, node, self.frontends, consume=consume)
 
     def problems(self) -> list[str]:
         return [p for s in sorted(self.problem_services) for p in self.ports[s][2]]
