@@ -43,6 +43,14 @@ def service(name: str) -> Obj:
             "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
 
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs (0 when xs do not vary)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
 def agent_pids(cluster: str) -> list[int]:
     cg = ClusterCgroup.for_cluster(cluster)
     return sorted(pid for pid in (cg.pids() if cg is not None else [])
@@ -211,11 +219,21 @@ class Soak:
                           warm[3] / 1024, f"same run after {warm[0]:,} cycles"))
         self.r.add(Figure("soak", "agents' RSS growth per 1,000 cycles after the warm-up", per_k, "KiB",
                           note="issue 19 measured ~66,000 KiB per 1,000 cycles (3 agents) before the fix"))
+        churn = [s for s in self.samples[:idle_start + 1] if s[0] >= warm[0]]
+        if len(churn) >= 3:  # every sample after the warm-up, not only the two ends
+            self.r.add(Figure("soak", "agents' RSS growth per 1,000 cycles after the warm-up, least squares",
+                              slope([s[0] for s in churn], [s[2] for s in churn]) * 1000, "KiB",
+                              note=f"{len(churn)} samples"))
         idle_s = last[1] - churn_end[1]
         if idle_s > 0:
             self.r.add(Figure("soak", f"agents' RSS growth while idle ({idle_s:.0f} s)",
                               (last[2] - churn_end[2]) / idle_s, "KiB/s",
                               note="issue 19 measured ~160 KiB/s before the fix"))
+            idle = self.samples[idle_start:]
+            if len(idle) >= 3:
+                self.r.add(Figure("soak", "agents' RSS growth while idle, least squares",
+                                  slope([s[1] for s in idle], [s[2] for s in idle]), "KiB/s",
+                                  note=f"{len(idle)} samples"))
         self.r.info["samples"] = self.samples
         self.r.info["rss_parts_kib"] = self.parts
 

@@ -157,5 +157,8 @@ def test_bench_soak_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench_soak.parse_args(["--trace", "65"])
     assert "--trace 65: must be between 0 and 64" in capsys.readouterr().err
+    assert bench_soak.slope([0, 1000, 2000, 3000], [100, 102, 104, 106]) == pytest.approx(0.002)
+    assert bench_soak.slope([0, 1000, 2000, 3000], [100, 110, 100, 110]) == pytest.approx(0.002)
+    assert bench_soak.slope([5, 5], [1, 2]) == 0.0
     a = bench_soak.parse_args(["--full", "--trace", "1", "--snap-at", "17000"])
     assert (a.cycles, a.idle, a.trace, a.snap_at, a.sample_every) == (30000, 120.0, 1, [17000], 1500)
