@@ -232,6 +232,73 @@ def test_a_wrong_ca_hash_or_a_revoked_token_is_refused(joined: Joined) -> None:
     assert "intruder" not in c.node_ips()
 
 
+# ---- the `kubernetes` Service from every machine -------------------------------------------------------
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _api_client_pod(name: str, node: str) -> dict[str, Any]:
+    """A pod that asks the API, through the `kubernetes` Service, with its own ServiceAccount token (as an
+    in-cluster client does): /version by ClusterIP and by name, then a list its ServiceAccount may not do."""
+    auth = f'--cacert {SA}/ca.crt -H "Authorization: Bearer $(cat {SA}/token)"'
+    script = (f"for i in $(seq 60); do curl -sS --max-time 3 {auth} https://$KUBERNETES_SERVICE_HOST/version "
+              f"&& break; sleep 1; done; echo; "
+              f"curl -sS --max-time 3 {auth} https://kubernetes.default.svc/api/v1/namespaces/default/pods; "
+              "echo; echo done; sleep 3600")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}]}}
+
+
+@pytest.mark.parametrize("where", ["joined", "control-plane"])
+def test_pods_on_every_machine_reach_the_api_through_the_kubernetes_service(joined: Joined,
+                                                                           where: str) -> None:
+    """A pod on a joined machine (and on the machine that ran `podnet up`) reaches the API at
+    https://10.96.0.1 and https://kubernetes.default.svc, and is authenticated as its ServiceAccount. The
+    Service's endpoints are the API's advertise address (the --listen address), which every node reaches."""
+    c = joined.cluster
+    listen = joined.server.removeprefix("https://")
+    eps = c.get_json("endpoints", "kubernetes")
+    assert [f"{a['ip']}:{p['port']}" for s in eps["subsets"] for a in s["addresses"] for p in s["ports"]] \
+        == [listen]
+    [sl] = c.get_json("endpointslices", "-l", "kubernetes.io/service-name=kubernetes")["items"]
+    assert [f"{a}:{p['port']}" for e in sl["endpoints"] for a in e["addresses"] for p in sl["ports"]] \
+        == [listen]
+    node = joined.nodes[0] if where == "joined" else next(n for n in c.node_ips() if n not in joined.nodes)
+    name = f"api-{where}"
+    c.apply(_api_client_pod(name, node))
+    try:
+        out = wait_for(f"{name}'s requests", lambda: (lambda r: r.stdout if "done" in r.stdout else "")(
+            c.kubectl("logs", name, check=False)), timeout=90, interval=1)
+        version, forbidden = out.split("\n")[:2]
+        assert json.loads(version)["gitVersion"].startswith("v1."), out
+        assert json.loads(forbidden)["message"] == ('pods is forbidden: User "system:serviceaccount:default:'
+                                                    'default" cannot list resource "pods" in API group "" in '
+                                                    'the namespace "default"'), out
+    finally:
+        c.kubectl("delete", "pod", name, "--wait=false", check=False)
+
+
+def test_a_dns_replica_on_a_joined_machine_becomes_ready(joined: Joined) -> None:
+    """The cluster DNS server on a joined machine reads Services from the API (through the `kubernetes`
+    Service, with its ServiceAccount's token), becomes Ready and answers for the cluster's names."""
+    c = joined.cluster
+    dep = c.get_json("deployment", "coredns", "-n", "kube-system")
+    spec = dep["spec"]["template"]["spec"]
+    spec["nodeName"] = joined.nodes[0]
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "dns-joined", "namespace": "kube-system", "labels": {"app": "dns-joined"}},
+           "spec": spec}
+    c.apply(pod)
+    try:
+        c.kubectl("wait", "-n", "kube-system", "pod/dns-joined", "--for=condition=Ready", "--timeout=60s")
+        ip = c.get_json("pod", "dns-joined", "-n", "kube-system")["status"]["podIP"]
+        dig = ["dig", "+short", "+time=2", "+tries=2", f"@{ip}", "kubernetes.default.svc.cluster.local"]
+        res = subprocess.run([*in_machine(joined.seg, 0), *dig], capture_output=True, text=True, timeout=15)
+        assert res.stdout.split() == [c.get_json("svc", "kubernetes")["spec"]["clusterIP"]], res
+    finally:
+        c.kubectl("delete", "pod", "-n", "kube-system", "dns-joined", "--wait=false", check=False)
+
+
 def test_a_foreground_join_supervises_its_agent(web: Joined) -> None:
     """issue 19 #10: a foreground `podnet join` is its agent's supervisor (recorded as such, `podnet list`
     says running and supervised): a kill -9 of the agent's recorded PID is followed by a restart, the node
@@ -328,3 +395,4 @@ def test_a_killed_joined_agent_is_restarted_and_leave_stops_its_supervisor(joine
     assert not is_same_process(sup_pid, sup_st) and not is_same_process(*new)
     assert not os.path.exists(d)
     assert not [r for r in json.loads(c.podnet("list", "-o", "json").stdout) if r.get("joined_as") == node]
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import os
 import signal
@@ -311,6 +312,19 @@ class Agent:
     def _on_node(self, etype: str, obj: Obj, old: Obj | None) -> None:
         self._routes_dirty.set()
 
+    def _api_via(self) -> tuple[str, str] | None:
+        """On the machine that ran `podnet up --listen ADDR` whose ADDR is not on the node network: the
+        API's advertise address (the `kubernetes` Service's endpoint) through the host's bridge address.
+        Joined machines reach it on their own network (their config has no node network)."""
+        cfg = self.config
+        api_ip = cfg.api_advertise[0] if cfg.listen else ""
+        if not api_ip or not cfg.node_network:
+            return None
+        net = ipaddress.IPv4Network(cfg.node_network)
+        if ipaddress.IPv4Address(api_ip) in net or ipaddress.IPv4Address(self.opts.node_ip) not in net:
+            return None
+        return api_ip, cfg.host_ip
+
     async def route_loop(self) -> None:
         from podnet.net.nodenet import NodeInfo, reconcile_node_routes
 
@@ -325,7 +339,7 @@ class Agent:
             try:
                 await in_netlink_thread(reconcile_node_routes, self.ops(), netns=None,
                                         mode=self.config.network, my_node=me, others=others, vni=vni,
-                                        service_cidr=self.config.service_cidr)
+                                        service_cidr=self.config.service_cidr, api_via=self._api_via())
                 if not self.network_ok:
                     self.network_ok = True
                     self._status_now.set()
@@ -419,13 +433,13 @@ class Agent:
                 return str(pod["metadata"]["name"])[:63]
 
         def extra_env(pod: Obj) -> dict[str, str]:
-            # where system pods (the DNS server) reach the API: the address this agent uses, never its
-            # credential (they authenticate with their ServiceAccount's token, mounted like any pod's)
-            if (pod.get("metadata") or {}).get("namespace") == "kube-system":
-                env = {"PODNET_API_SERVER": o.server}
-                if os.environ.get("SSL_CERT_FILE"):  # a joined node reaches the API over TLS: pass its CA on
-                    env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
-                return env
+            # where system pods (the DNS server) reach the API on the machine that runs it: the unix
+            # socket this agent uses, never its credential (they authenticate with their ServiceAccount's
+            # token, mounted like any pod's). A joined machine's agent talks TCP to the API's address,
+            # which its pods cannot reach from their own addresses: they use the `kubernetes` Service
+            # (KUBERNETES_SERVICE_HOST/PORT and the ServiceAccount's ca.crt), as in-cluster clients do.
+            if (pod.get("metadata") or {}).get("namespace") == "kube-system" and o.server.startswith("unix:"):
+                return {"PODNET_API_SERVER": o.server}
             return {}
 
         network = o.network

@@ -221,13 +221,14 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
         log.info("API server also on https://%s:%s", listen_addr, listen_port)
     if host_ip and (host_ip, cfg.api_port) != (listen_addr, listen_port):
         # in-cluster clients reach the API through the `kubernetes` Service, whose endpoint is
-        # host_ip:api_port on podnet's own node network (TLS, and every request needs a token)
+        # host_ip:api_port on podnet's own node network (TLS, and every request needs a token) unless
+        # the API listens for other machines (--listen): then it is that address (cfg.api_advertise)
         await server.add_listener(host_ip, cfg.api_port, ssl_context=tls)
         log.info("API server also on https://%s:%s for pods", host_ip, cfg.api_port)
     log.info("API server on https://127.0.0.1:%s and %s", cfg.api_port, sock)
 
     client = ApiClient(f"unix://{sock}", token=cfg.token)
-    await bootstrap_cluster_objects(client, cfg, host_ip)
+    await bootstrap_cluster_objects(client, cfg)
     await publish_cluster_info(client, cfg)
     tasks: list[asyncio.Task[object]] = []
     ctl_client: ApiClient | None = None

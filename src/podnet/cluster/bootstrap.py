@@ -1,8 +1,15 @@
 """Objects every cluster starts with, created through the API like any client would:
-the `kubernetes` Service, and cluster DNS (`kube-dns` Service at the DNS IP + `coredns` Deployment),
-which runs as kubeadm's: ServiceAccount `kube-system/coredns`, bound (ClusterRoleBinding
-`system:coredns`) to the ClusterRole `system:coredns` that lets it list and watch what it serves and
-nothing else. The DNS server authenticates with the ServiceAccount token the node mounts into its pod.
+the `kubernetes` Service with its Endpoints and EndpointSlice, and cluster DNS (`kube-dns` Service at
+the DNS IP + `coredns` Deployment), which runs as kubeadm's: ServiceAccount `kube-system/coredns`,
+bound (ClusterRoleBinding `system:coredns`) to the ClusterRole `system:coredns` that lets it list
+and watch what it serves and nothing else. The DNS server authenticates with the ServiceAccount token
+the node mounts into its pod.
+
+The `kubernetes` Service is kept as kube-apiserver keeps it (its endpoint reconciler and
+`CreateOrUpdateMasterServiceIfNeeded`): at every start of the control plane its port and its one
+endpoint are set to the API's advertise address and port (`ClusterConfig.api_advertise`), so a
+changed `--listen` address or a moved API port is followed; everything else is created only when
+missing, never overwritten.
 """
 
 from __future__ import annotations
@@ -27,34 +34,38 @@ DNS_CLUSTER_ROLE = "system:coredns"
 
 
 def kubernetes_service(cfg: ClusterConfig) -> Obj:
+    _, port = cfg.api_advertise
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {"clusterIP": cfg.kubernetes_service_ip, "type": "ClusterIP",
-                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.api_port}]},
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
     }
 
 
-def kubernetes_endpoints(cfg: ClusterConfig, host_ip: str) -> Obj:
+def kubernetes_endpoints(cfg: ClusterConfig) -> Obj:
+    """The API's advertise address, as kube-apiserver's endpoint reconciler writes it."""
+    ip, port = cfg.api_advertise
     return {
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": host_ip}],
-                     "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}]}],
+        "subsets": [{"addresses": [{"ip": ip}],
+                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
     }
 
 
-def kubernetes_endpoint_slice(cfg: ClusterConfig, host_ip: str) -> Obj:
+def kubernetes_endpoint_slice(cfg: ClusterConfig) -> Obj:
     """The slice kube-apiserver keeps for itself: what service proxies read to reach the API."""
+    ip, port = cfg.api_advertise
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"kubernetes.io/service-name": "kubernetes"}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": [host_ip], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
     }
 
 
@@ -142,12 +153,58 @@ async def _ensure(client: ApiClient, rt: ResourceType, obj: Obj) -> None:
             raise
 
 
-async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig, host_ip: str = "") -> None:
-    """Create what is missing; never overwrite what a user changed."""
-    await _ensure(client, SERVICES, kubernetes_service(cfg))
-    if host_ip:
-        await _ensure(client, ENDPOINTS, kubernetes_endpoints(cfg, host_ip))
-        await _ensure(client, ENDPOINTSLICES, kubernetes_endpoint_slice(cfg, host_ip))
+async def _reconcile(client: ApiClient, rt: ResourceType, want: Obj, fields: tuple[str, ...]) -> None:
+    """Create `want`, or set `fields` of the stored object to `want`'s when they differ (the
+    `kubernetes` Service and its endpoints belong to the API server, as in kube-apiserver)."""
+    meta = want["metadata"]
+    try:
+        have = await client.get(rt, meta["name"], meta.get("namespace"))
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        try:
+            await client.create(rt, want)
+        except ApiError as e2:
+            if e2.code != 409:
+                raise
+        return
+    if any(have.get(f) != want[f] for f in fields):
+        have.update({f: want[f] for f in fields})
+        await client.update(rt, have)
+
+
+def _service_ports_match(have: Obj, want: Obj) -> bool:
+    """kube-apiserver's check of the `kubernetes` Service: one port of the right name, number, protocol and
+    target port (nodePort and the rest are the user's)."""
+    keys = ("name", "port", "protocol", "targetPort")
+    hp, wp = (have.get("spec") or {}).get("ports") or [], want["spec"]["ports"]
+    return len(hp) == len(wp) and all({k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+                                      for a, b in zip(hp, wp, strict=True))
+
+
+async def reconcile_kubernetes_service(client: ApiClient, cfg: ClusterConfig) -> None:
+    """The `kubernetes` Service, its Endpoints and its EndpointSlice point at the API's advertise address."""
+    want = kubernetes_service(cfg)
+    try:
+        have = await client.get(SERVICES, "kubernetes", "default")
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        await _ensure(client, SERVICES, want)
+    else:
+        if not _service_ports_match(have, want):
+            have["spec"]["ports"] = want["spec"]["ports"]
+            await client.update(SERVICES, have)
+    if cfg.api_advertise[0]:
+        await _reconcile(client, ENDPOINTS, kubernetes_endpoints(cfg), ("subsets",))
+        await _reconcile(client, ENDPOINTSLICES, kubernetes_endpoint_slice(cfg),
+                         ("addressType", "endpoints", "ports"))
+
+
+async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig) -> None:
+    """Create what is missing; never overwrite what a user changed (but the `kubernetes` Service's port
+    and endpoints, which follow the API's advertise address)."""
+    await reconcile_kubernetes_service(client, cfg)
     await _ensure(client, SERVICES, dns_service(cfg))
     if cfg.dns:
         await _ensure(client, SERVICEACCOUNTS, dns_service_account())

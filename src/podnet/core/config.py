@@ -114,6 +114,16 @@ class ClusterConfig:
         net = ipaddress.ip_network(self.service_cidr)
         return str(net.network_address + 1)
 
+    @property
+    def api_advertise(self) -> tuple[str, int]:
+        """kube-apiserver's --advertise-address and secure port: the address every node reaches the API at,
+        which the `kubernetes` Service's endpoints carry. The `--listen` address when the API serves other
+        machines (`podnet join`), else the host's address on the node network ("" before one is chosen)."""
+        if self.listen:
+            addr, _, port = self.listen.rpartition(":")
+            return addr, int(port)
+        return self.host_ip, self.api_port
+
     def node_port_bounds(self) -> tuple[int, int]:
         lo, _, hi = self.node_port_range.partition("-")
         return int(lo), int(hi)

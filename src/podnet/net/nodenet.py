@@ -100,11 +100,24 @@ def service_route(service_cidr: str, uplink: str, node_ip: str) -> Route:
                  proto=PROTO_PODNET_NODE, src=node_ip)
 
 
+def api_route(api_ip: str, gateway: str, uplink: str, node_ip: str) -> Route:
+    """The node's route to the API's advertise address when that address is not on the node network
+    (`podnet up --listen` on another address of the host): through the host, which holds it.
+
+    Kubernetes nodes reach the advertise address through their default route; podnet's node
+    namespaces have none on purpose (nothing may leave the machine), so they get this one address.
+    Pods reach it only through the `kubernetes` Service: DNATed there and masqueraded to the node IP.
+    """
+    return Route(dst=f"{ipaddress.IPv4Address(api_ip)}/32", via=gateway, dev=uplink, proto=PROTO_PODNET_NODE,
+                 src=node_ip)
+
+
 def plan_node_network(*, mode: str, my_node: NodeInfo, others: list[NodeInfo], vni: int, uplink: str,
                       uplink_mtu: int = 1500, vxlan_name: str = VXLAN_IF,
-                      dstport: int = VXLAN_PORT, service_cidr: str = "") -> NodeNetworkPlan:
+                      dstport: int = VXLAN_PORT, service_cidr: str = "",
+                      api_via: tuple[str, str] | None = None) -> NodeNetworkPlan:
     """What a node's namespace needs so its pods reach the pods of `others` and it can route
-    the service CIDR (pure)."""
+    the service CIDR and, with `api_via` = (advertise address, gateway), the API (pure)."""
     _check(mode, my_node, others, vni)
     routes: list[Route] = [
         # Something must route the pods' gateway address out of another link, or proxy ARP stays silent.
@@ -112,6 +125,8 @@ def plan_node_network(*, mode: str, my_node: NodeInfo, others: list[NodeInfo], v
     ]
     if service_cidr:
         routes.append(service_route(service_cidr, uplink, my_node.ip))
+    if api_via is not None:
+        routes.append(api_route(api_via[0], api_via[1], uplink, my_node.ip))
     peers = sorted((n for n in others if n.pod_cidr and n.name != my_node.name), key=lambda n: n.name)
     if mode == "host-gw":
         routes += [Route(dst=n.pod_cidr, via=n.ip, dev=uplink, proto=PROTO_PODNET_NODE) for n in peers]
@@ -194,13 +209,14 @@ def apply_node_network(ops: NetOps, netns: str | None, plan: NodeNetworkPlan, *,
 
 def reconcile_node_routes(ops: NetOps, *, netns: str | None, mode: str, my_node: NodeInfo,
                           others: list[NodeInfo], vni: int, vxlan_name: str = VXLAN_IF,
-                          dstport: int = VXLAN_PORT, service_cidr: str = "") -> NodeNetworkPlan:
+                          dstport: int = VXLAN_PORT, service_cidr: str = "",
+                          api_via: tuple[str, str] | None = None) -> NodeNetworkPlan:
     """Make `netns` (None: this process's namespace) route to every other node's podCIDR (and the
-    service CIDR when given); returns the plan."""
+    service CIDR and the API's advertise address when given); returns the plan."""
     uplink, mtu = find_uplink(ops, my_node.ip, netns)
     plan = plan_node_network(mode=mode, my_node=my_node, others=others, vni=vni, uplink=uplink,
                              uplink_mtu=mtu, vxlan_name=vxlan_name, dstport=dstport,
-                             service_cidr=service_cidr)
+                             service_cidr=service_cidr, api_via=api_via)
     apply_node_network(ops, netns, plan, vxlan_name=vxlan_name)
     return plan
 

@@ -153,3 +153,22 @@ def test_service_cidr_is_routed_out_of_the_uplink_from_the_node_ip(ops: FakeNetO
                              src="172.30.0.2")]
     reconcile_node_routes(ops, netns="node1", mode="host-gw", my_node=N1, others=[N1, N2], vni=9)
     assert "10.96.0.0/12" not in {r.dst for r in ops.route_list(netns="node1")}  # none given: it goes
+
+
+def test_the_api_advertise_address_is_routed_through_the_host_when_given() -> None:
+    """`podnet up --listen` on an address outside the node network: the creating machine's nodes reach it
+    through the host's bridge address (one /32, from the node IP); joined machines get no such route."""
+    plan = plan_node_network(mode="host-gw", my_node=N1, others=[N2], vni=1, uplink="eth0",
+                             api_via=("192.0.2.7", "172.30.0.1"))
+    assert Route(dst="192.0.2.7/32", via="172.30.0.1", dev="eth0", proto=PROTO_PODNET_NODE,
+                 src="172.30.0.2") in plan.routes
+    plain = plan_node_network(mode="host-gw", my_node=N1, others=[N2], vni=1, uplink="eth0")
+    assert not [r for r in plain.routes if r.dst == "192.0.2.7/32"]
+
+
+def test_reconcile_adds_and_removes_the_api_route(ops: FakeNetOps) -> None:
+    reconcile_node_routes(ops, netns="node1", mode="host-gw", my_node=N1, others=[N2], vni=1,
+                          api_via=("192.0.2.7", "172.30.0.1"))
+    assert ("192.0.2.7/32", "172.30.0.1", "eth0", False) in ours(ops)
+    reconcile_node_routes(ops, netns="node1", mode="host-gw", my_node=N1, others=[N2], vni=1)
+    assert not [r for r in ours(ops) if r[0] == "192.0.2.7/32"]
