@@ -238,12 +238,16 @@ SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 def _api_client_pod(name: str, node: str) -> dict[str, Any]:
     """A pod that asks the API, through the `kubernetes` Service, with its own ServiceAccount token (as an
-    in-cluster client does): /version by ClusterIP and by name, then a list its ServiceAccount may not do."""
-    auth = f'--cacert {SA}/ca.crt -H "Authorization: Bearer $(cat {SA}/token)"'
-    script = (f"for i in $(seq 60); do curl -sS --max-time 3 {auth} https://$KUBERNETES_SERVICE_HOST/version "
-              f"&& break; sleep 1; done; echo; "
-              f"curl -sS --max-time 3 {auth} https://kubernetes.default.svc/api/v1/namespaces/default/pods; "
-              "echo; echo done; sleep 3600")
+    in-cluster client does): /version at the ClusterIP ($KUBERNETES_SERVICE_HOST), then, by the
+    Service's name, a list its ServiceAccount may not do (403 naming it)."""
+    get = f'curl -sS --max-time 3 --cacert {SA}/ca.crt -H "Authorization: Bearer $(cat {SA}/token)"'
+    script = (f"for i in $(seq 60); do v=$({get} https://$KUBERNETES_SERVICE_HOST/version) && break; "
+              f'sleep 1; done; echo "version: $v"; '
+              # by name, at the address given (not looked up: the DNS pods run on the machine that ran
+              # `up`, whose nodes the joined machines do not reach); TLS checks the name
+              f"f=$({get} --resolve kubernetes.default.svc:443:$KUBERNETES_SERVICE_HOST "
+              'https://kubernetes.default.svc/api/v1/namespaces/default/pods); echo "named: $f"; echo done; '
+              "sleep 3600")
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
                      "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}]}}
@@ -269,8 +273,9 @@ def test_pods_on_every_machine_reach_the_api_through_the_kubernetes_service(join
     try:
         out = wait_for(f"{name}'s requests", lambda: (lambda r: r.stdout if "done" in r.stdout else "")(
             c.kubectl("logs", name, check=False)), timeout=90, interval=1)
-        version, forbidden = out.split("\n")[:2]
+        version, named = out.split("version: ", 1)[1].split("\nnamed: ", 1)
         assert json.loads(version)["gitVersion"].startswith("v1."), out
+        forbidden = named.rsplit("\ndone", 1)[0]
         assert json.loads(forbidden)["message"] == ('pods is forbidden: User "system:serviceaccount:default:'
                                                     'default" cannot list resource "pods" in API group "" in '
                                                     'the namespace "default"'), out
@@ -290,7 +295,8 @@ def test_a_dns_replica_on_a_joined_machine_becomes_ready(joined: Joined) -> None
            "spec": spec}
     c.apply(pod)
     try:
-        c.kubectl("wait", "-n", "kube-system", "pod/dns-joined", "--for=condition=Ready", "--timeout=60s")
+        c.kubectl("wait", "-n", "kube-system", "pod/dns-joined", "--for=condition=Ready", "--timeout=60s",
+                  timeout=75)
         ip = c.get_json("pod", "dns-joined", "-n", "kube-system")["status"]["podIP"]
         dig = ["dig", "+short", "+time=2", "+tries=2", f"@{ip}", "kubernetes.default.svc.cluster.local"]
         res = subprocess.run([*in_machine(joined.seg, 0), *dig], capture_output=True, text=True, timeout=15)
