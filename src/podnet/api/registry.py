@@ -155,7 +155,8 @@ class Registry:
             raise invalid(rt, name, errs)
         reservation = await self._before_create(rt, obj)
         try:
-            errs = await bodies.offload(strategy.validate, obj)
+            # with no write hook nothing touched obj since its wire types were checked above
+            errs = await bodies.offload(strategy.validate, obj, None, rt.key not in self.hooks)
             if errs:
                 raise invalid(rt, name, errs)
             if dry_run:
@@ -269,7 +270,7 @@ class Registry:
         if hook is not None:
             reservation = await hook.before_update(rt, new, old)
         try:
-            errs = await bodies.offload(strategy.validate, new, old)
+            errs = await bodies.offload(strategy.validate, new, old, hook is None)
             if errs:
                 raise invalid(rt, name, errs)
             strategy.bump_generation(rt, new, old)

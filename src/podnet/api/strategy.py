@@ -43,11 +43,13 @@ def apply_defaults(obj: Obj) -> None:
     model_defaults.apply_defaults(obj)
 
 
-def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
+def validate(obj: Obj, old: Obj | None = None, types_checked: bool = False) -> list[FieldError]:
+    """`types_checked`: `type_errors` found nothing in this object and nothing changed it since (the
+    registry, when no write hook ran in between): the wire-type pass is not repeated."""
     errs: list[FieldError] = []
     if not objmeta.d(obj.get("metadata")).get("name"):
         errs.append(required("metadata.name", "name or generateName is required"))
-    model_errs = model_validation.validate(obj, old)
+    model_errs = model_validation.validate(obj, old, types_checked=types_checked)
     # the model may report the missing name itself: keep one copy
     seen = {x.error() for x in errs}
     return errs + [e for e in model_errs if e.error() not in seen]

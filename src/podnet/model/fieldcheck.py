@@ -66,21 +66,21 @@ def _visit(value: dict[str, Any], type_name: str, path: str, out: _Found) -> Non
     if fields is None:
         return
     for key, child in value.items():
-        here = f"{path}.{key}" if path else key
-        if key not in fields:
-            out.append((here, value, key))
+        ref = fields.get(key)
+        if ref is None:
+            out.append((f"{path}.{key}" if path else key, value, key))
             continue
-        ref = fields[key]
         if not ref:
-            continue
+            continue  # a leaf (the path is only built where it is reported or recursed into)
         if ref.startswith("["):
             if isinstance(child, list):
+                here = f"{path}.{key}" if path else key
                 item_type = ref[1:-1]
                 for i, item in enumerate(child):
                     if isinstance(item, dict):
                         _visit(item, item_type, f"{here}[{i}]", out)
         elif isinstance(child, dict):
-            _visit(child, ref, here, out)
+            _visit(child, ref, f"{path}.{key}" if path else key, out)
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -106,8 +106,9 @@ _VALIDATORS: dict[tuple[str, str], Validator] = {
 }
 
 
-def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
-    """Validate `obj` (create when `old` is None, else update from `old`)."""
+def validate(obj: Obj, old: Obj | None = None, *, types_checked: bool = False) -> list[FieldError]:
+    """Validate `obj` (create when `old` is None, else update from `old`). `types_checked`: the caller
+    has just run `type_errors` on this very object, unchanged since, and it found nothing."""
     if not isinstance(obj, dict):
         return [required("", "the object must be a JSON/YAML mapping")]
     api_version = str(obj.get("apiVersion") or "")
@@ -122,7 +123,7 @@ def validate(obj: Obj, old: Obj | None = None) -> list[FieldError]:
     fn = _VALIDATORS.get((api_version, kind))
     if fn is None:
         return validate_custom(obj, old if isinstance(old, dict) else None)
-    wrong_types = type_errors(obj)
+    wrong_types = [] if types_checked else type_errors(obj)
     if wrong_types:
         # Kubernetes fails these at decoding, before validation (see wiretypes.decode_error for its 400 text).
         return wrong_types
