@@ -134,7 +134,7 @@ class Registry:
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(k, None)
         meta["uid"] = objmeta.new_uid()
-        meta["creationTimestamp"] = objmeta.rfc3339(objmeta.now())
+        meta["creationTimestamp"] = objmeta.now_rfc3339()
         objmeta.with_type(rt, obj)
         strategy.prepare_for_create(rt, obj)
         if rt is kinds.PODS:
