@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
 import os
 import signal
@@ -313,17 +312,12 @@ class Agent:
         self._routes_dirty.set()
 
     def _api_via(self) -> tuple[str, str] | None:
-        """On the machine that ran `podnet up --listen ADDR` whose ADDR is not on the node network: the
-        API's advertise address (the `kubernetes` Service's endpoint) through the host's bridge address.
+        """On the machine that ran `podnet up --listen ADDR`: ADDR through the host (nodenet.api_via).
         Joined machines reach it on their own network (their config has no node network)."""
+        from podnet.net.nodenet import api_via
+
         cfg = self.config
-        api_ip = cfg.api_advertise[0] if cfg.listen else ""
-        if not api_ip or not cfg.node_network:
-            return None
-        net = ipaddress.IPv4Network(cfg.node_network)
-        if ipaddress.IPv4Address(api_ip) in net or ipaddress.IPv4Address(self.opts.node_ip) not in net:
-            return None
-        return api_ip, cfg.host_ip
+        return api_via(cfg.api_advertise[0] if cfg.listen else "", cfg.node_network, self.opts.node_ip)
 
     async def route_loop(self) -> None:
         from podnet.net.nodenet import NodeInfo, reconcile_node_routes

@@ -112,6 +112,17 @@ def api_route(api_ip: str, gateway: str, uplink: str, node_ip: str) -> Route:
                  src=node_ip)
 
 
+def api_via(api_ip: str, node_network: str, node_ip: str) -> tuple[str, str] | None:
+    """(advertise address, gateway) for `api_route` when a node on `node_network` needs it: the address is
+    set and off the node network, and the node is on it (its host holds the network's first address)."""
+    if not api_ip or not node_network:
+        return None
+    net = ipaddress.IPv4Network(node_network)
+    if ipaddress.IPv4Address(api_ip) in net or ipaddress.IPv4Address(node_ip) not in net:
+        return None
+    return api_ip, str(net[1])
+
+
 def plan_node_network(*, mode: str, my_node: NodeInfo, others: list[NodeInfo], vni: int, uplink: str,
                       uplink_mtu: int = 1500, vxlan_name: str = VXLAN_IF,
                       dstport: int = VXLAN_PORT, service_cidr: str = "",

@@ -8,6 +8,7 @@ from podnet.net.fake import FakeNetOps
 from podnet.net.nodenet import (
     VXLAN_IF,
     NodeInfo,
+    api_via,
     plan_node_network,
     pod_mtu,
     reconcile_node_routes,
@@ -172,3 +173,10 @@ def test_reconcile_adds_and_removes_the_api_route(ops: FakeNetOps) -> None:
     assert ("192.0.2.7/32", "172.30.0.1", "eth0", False) in ours(ops)
     reconcile_node_routes(ops, netns="node1", mode="host-gw", my_node=N1, others=[N2], vni=1)
     assert not [r for r in ours(ops) if r[0] == "192.0.2.7/32"]
+
+
+def test_which_nodes_need_the_api_route() -> None:
+    assert api_via("192.0.2.7", "172.30.0.0/24", "172.30.0.2") == ("192.0.2.7", "172.30.0.1")
+    assert api_via("172.30.0.1", "172.30.0.0/24", "172.30.0.2") is None  # --listen on the bridge itself
+    assert api_via("", "172.30.0.0/24", "172.30.0.2") is None  # no --listen: the host's bridge address
+    assert api_via("192.0.2.7", "", "172.28.1.11") is None  # a joined machine: no node network of ours
