@@ -168,7 +168,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
     from podnet.api.auth import node_authorizer
     from podnet.api.server import APIServer
     from podnet.client.client import ApiClient
-    from podnet.cluster.bootstrap import bootstrap_cluster_objects
+    from podnet.cluster.bootstrap import bootstrap_cluster_objects, keep_kubernetes_service
     from podnet.cluster.join import parse_listen, publish_cluster_info
     from podnet.core.gctune import tune_for_large_heap
     from podnet.core.tls import (
@@ -230,7 +230,7 @@ async def serve(cfg: ClusterConfig, *, controllers: bool = True, audit_log: Path
     client = ApiClient(f"unix://{sock}", token=cfg.token)
     await bootstrap_cluster_objects(client, cfg)
     await publish_cluster_info(client, cfg)
-    tasks: list[asyncio.Task[object]] = []
+    tasks: list[asyncio.Task[object]] = [asyncio.ensure_future(keep_kubernetes_service(client, cfg))]
     ctl_client: ApiClient | None = None
     if controllers:
         from podnet.controllers.inprocess import InProcessClient

@@ -6,13 +6,18 @@ and watch what it serves and nothing else. The DNS server authenticates with the
 the node mounts into its pod.
 
 The `kubernetes` Service is kept as kube-apiserver keeps it (its endpoint reconciler and
-`CreateOrUpdateMasterServiceIfNeeded`): at every start of the control plane its port and its one
-endpoint are set to the API's advertise address and port (`ClusterConfig.api_advertise`), so a
-changed `--listen` address or a moved API port is followed; everything else is created only when
-missing, never overwritten.
+`CreateOrUpdateMasterServiceIfNeeded`): at every start of the control plane, and every 10 s after,
+its port and its one endpoint are set to the API's advertise address and port
+(`ClusterConfig.api_advertise`), so a changed `--listen` address or a moved API port is followed and
+deleted endpoints come back; everything else is created only when missing, never overwritten.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
 
 from podnet.client.client import ApiClient, ApiError
 from podnet.core.config import ClusterConfig
@@ -27,6 +32,8 @@ from podnet.model.kinds import (
     Obj,
     ResourceType,
 )
+
+log = logging.getLogger(__name__)
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
 DNS_SERVICE_ACCOUNT = "coredns"
@@ -199,6 +206,17 @@ async def reconcile_kubernetes_service(client: ApiClient, cfg: ClusterConfig) ->
         await _reconcile(client, ENDPOINTS, kubernetes_endpoints(cfg), ("subsets",))
         await _reconcile(client, ENDPOINTSLICES, kubernetes_endpoint_slice(cfg),
                          ("addressType", "endpoints", "ports"))
+
+
+async def keep_kubernetes_service(client: ApiClient, cfg: ClusterConfig, period: float = 10.0) -> None:
+    """Re-check the `kubernetes` Service and its endpoints every `period` seconds (kube-apiserver's
+    endpoint reconciler runs every 10 s): a deleted or edited Endpoints/EndpointSlice comes back."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await reconcile_kubernetes_service(client, cfg)
+        except (ApiError, OSError, aiohttp.ClientError) as e:
+            log.warning("the kubernetes Service's endpoints: %s", e)
 
 
 async def bootstrap_cluster_objects(client: ApiClient, cfg: ClusterConfig) -> None:

@@ -5,14 +5,16 @@ a moved API port is followed; a cluster without a node network gets no endpoints
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 
 from podnet.allocators.service_hooks import ServiceHooks
 from podnet.api.server import APIServer
-from podnet.client.client import ApiClient
-from podnet.cluster.bootstrap import bootstrap_cluster_objects
+from podnet.client.client import ApiClient, ApiError
+from podnet.cluster.bootstrap import bootstrap_cluster_objects, keep_kubernetes_service
 from podnet.core.config import ClusterConfig
 from podnet.model.kinds import ENDPOINTS, ENDPOINTSLICES, SERVICES, Obj
 from podnet.store.memory import MemoryStore
@@ -90,3 +92,27 @@ async def test_no_node_network_no_endpoints(admin: ApiClient) -> None:
     await bootstrap_cluster_objects(admin, ClusterConfig(name="kapi", dns=False))
     assert (await admin.get(SERVICES, "kubernetes", "default"))["spec"]["clusterIP"] == "10.96.0.1"
     assert (await admin.list(ENDPOINTS, "default"))["items"] == []
+
+
+async def test_deleted_endpoints_come_back_within_a_period(admin: ApiClient) -> None:
+    """As kube-apiserver's endpoint reconciler: the control plane re-checks them every period."""
+    cfg = _cfg(listen="192.0.2.7:6443")
+    await bootstrap_cluster_objects(admin, cfg)
+    await admin.delete(ENDPOINTS, "kubernetes", "default")
+    eps = await admin.get(ENDPOINTSLICES, "kubernetes", "default")
+    eps["endpoints"] = [{"addresses": ["198.51.100.9"], "conditions": {"ready": True}}]
+    await admin.update(ENDPOINTSLICES, eps)
+    task = asyncio.ensure_future(keep_kubernetes_service(admin, cfg, period=0.05))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            try:
+                if (await _published(admin))[:2] == (["192.0.2.7:6443"], ["192.0.2.7:6443"]):
+                    break
+            except ApiError:
+                continue
+        assert await _published(admin) == (["192.0.2.7:6443"], ["192.0.2.7:6443"], 6443)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
