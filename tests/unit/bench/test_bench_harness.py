@@ -133,19 +133,32 @@ def test_markdown_from_a_saved_summary(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no readable summary.json there" in capsys.readouterr().err
 
 
-def test_rss_parts_add_up_to_the_resident_memory() -> None:
-    """bench_soak's breakdown (main heap, threads' malloc arenas, other anonymous, files) of this process."""
-    import os
-    import threading
+RSS_PARTS_PROBE = """
+import json, os, sys, threading
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from common import rss_parts
+before = rss_parts(os.getpid())
+blocks = []
+t = threading.Thread(target=lambda: blocks.extend(bytearray(100_000) for _ in range(40)))  # 4 MB
+t.start()
+t.join()
+parts = rss_parts(os.getpid())
+status = Path("/proc/self/status").read_text()
+rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+print(json.dumps({"before": before, "parts": parts, "rss": rss}))
+"""
 
-    before = rss_parts(os.getpid())
-    blocks: list[bytearray] = []
-    t = threading.Thread(target=lambda: blocks.extend(bytearray(100_000) for _ in range(40)))  # 4 MB
-    t.start()
-    t.join()
-    parts = rss_parts(os.getpid())
-    status = Path("/proc/self/status").read_text()
-    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+def test_rss_parts_add_up_to_the_resident_memory() -> None:
+    """bench_soak's breakdown (main heap, threads' malloc arenas, other anonymous, files), measured in a
+    fresh interpreter (in a test worker that ran other tests, a thread may reuse memory already resident)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", RSS_PARTS_PROBE, str(BENCH)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    got = json.loads(out)
+    before, parts, rss = got["before"], got["parts"], got["rss"]
     assert parts["heap"] > 0 and parts["file"] > 0
     # the thread's blocks are malloc'd: in its own arena (or, with many arenas about, a shared one)
     assert parts["heap"] + parts["arenas"] - before["heap"] - before["arenas"] >= 3800, (before, parts)
