@@ -144,11 +144,7 @@ def test_attach_over_plain_spdy_streams_output(cluster: Cluster) -> None:
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false"))
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.startswith("tick-"), first
-        second = proc.stdout.readline()
-        assert int(second.split("-")[1]) == int(first.split("-")[1]) + 1
+        assert_ticks_follow(proc)
     finally:
         proc.kill()
         _, err = proc.communicate(timeout=10)
@@ -157,17 +153,22 @@ def test_attach_over_plain_spdy_streams_output(cluster: Cluster) -> None:
     assert "websocket" not in err.lower(), err
 
 
+def assert_ticks_follow(proc: subprocess.Popen[str]) -> None:
+    """The ticker container's output reaches kubectl: two consecutive ticks."""
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("tick-"), first
+    second = proc.stdout.readline()
+    assert int(second.split("-")[1]) == int(first.split("-")[1]) + 1
+
+
 def test_attach_to_a_container_without_stdin_or_tty_streams_its_output(cluster: Cluster) -> None:
     argv = ["kubectl", "--kubeconfig", cluster.kubeconfig, "--cache-dir", f"{cluster.root}/kcache",
             "attach", "-it", "ticker"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # output arrives, though kubectl's stdin ended at once
-        assert first.startswith("tick-"), first
-        second = proc.stdout.readline()
-        assert int(second.split("-")[1]) == int(first.split("-")[1]) + 1
+        assert_ticks_follow(proc)  # output arrives, though kubectl's stdin ended at once
     finally:
         proc.kill()
         _, err = proc.communicate(timeout=10)

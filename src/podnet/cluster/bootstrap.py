@@ -153,6 +153,11 @@ async def _ensure(client: ApiClient, rt: ResourceType, obj: Obj) -> None:
     except ApiError as e:
         if e.code != 404:
             raise
+    await _create(client, rt, obj)
+
+
+async def _create(client: ApiClient, rt: ResourceType, obj: Obj) -> None:
+    """Create `obj`; one made meanwhile by another start (409) is as good."""
     try:
         await client.create(rt, obj)
     except ApiError as e:
@@ -169,11 +174,7 @@ async def _reconcile(client: ApiClient, rt: ResourceType, want: Obj, fields: tup
     except ApiError as e:
         if e.code != 404:
             raise
-        try:
-            await client.create(rt, want)
-        except ApiError as e2:
-            if e2.code != 409:
-                raise
+        await _create(client, rt, want)
         return
     if any(have.get(f) != want[f] for f in fields):
         have.update({f: want[f] for f in fields})
