@@ -25,7 +25,8 @@ import time
 
 # run as a file (`python -I -S ocishim.py`): the package root is not on sys.path by itself
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from podnet.agent.console import STDERR, STDOUT, Console
+from podnet.agent.console import Console
+from podnet.agent.shimio import LogWriter, pump
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 16384
@@ -33,15 +34,9 @@ MS_PRIVATE = 1 << 18
 PR_SET_CHILD_SUBREAPER = 36
 SIG_IGN = 1
 SIGKILL = 9
-MAX_LINE = 16 * 1024
 
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
-
-
-def rfc3339nano(t: float) -> str:
-    secs = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
 
 
 def jstr(s: str) -> str:
@@ -69,34 +64,6 @@ def check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, what + ": " + os.strerror(err))
-
-
-class LogWriter:
-    def __init__(self, path: str):
-        self.f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the shim
-        self.partial = {"stdout": b"", "stderr": b""}
-
-    def emit(self, stream: str, tag: str, line: bytes) -> None:
-        self.f.write((rfc3339nano(time.time()) + " " + stream + " " + tag + " ").encode() + line + b"\n")
-
-    def feed(self, stream: str, data: bytes) -> None:
-        buf = self.partial[stream] + data
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                break
-            self.emit(stream, "F", buf[:nl])
-            buf = buf[nl + 1:]
-        while len(buf) >= MAX_LINE:
-            self.emit(stream, "P", buf[:MAX_LINE])
-            buf = buf[MAX_LINE:]
-        self.partial[stream] = buf
-
-    def flush(self) -> None:
-        for stream, buf in self.partial.items():
-            if buf:
-                self.emit(stream, "F", buf)
-        self.partial = {"stdout": b"", "stderr": b""}
 
 
 def spawn(argv: list[str], out: int, err: int, inp: int = -1) -> int:
@@ -301,30 +268,7 @@ def main(opts: dict[str, str]) -> int:
         watch = list(streams) + ([exit_fd] if exit_fd >= 0 and status is None else []) + console.readers()
         timeout = 0.1 if status is not None else (60.0 if exit_fd >= 0 else 0.5)
         ready, writable, _ = select.select(watch, console.writers(), [], timeout)
-        for fd in writable:
-            console.writable(fd)
-        for fd in ready:
-            if fd == exit_fd:
-                continue  # the reaping above picks it up
-            if console.owns(fd):
-                console.readable(fd)
-                continue
-            if fd not in streams:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            except OSError:  # EIO: every holder of the terminal's other side is gone
-                chunk = b""
-            if chunk:
-                log.feed(streams[fd], chunk)
-                console.output(STDOUT if streams[fd] == "stdout" else STDERR, chunk)
-            else:
-                del streams[fd]
-                if fd == master:
-                    console.stdin_gone()
-                os.close(fd)
+        pump(console, ready, writable, streams, log, master)  # exit_fd: the reaping above picks it up
     if exit_fd >= 0:
         os.close(exit_fd)
     log.flush()

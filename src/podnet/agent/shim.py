@@ -35,7 +35,8 @@ import time
 
 # run as a file (`python -I shim.py`): the package root is not on sys.path by itself
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from podnet.agent.console import STDERR, STDOUT, Console
+from podnet.agent.console import Console
+from podnet.agent.shimio import LogWriter, pump
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -43,14 +44,7 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
-MAX_LINE = 16 * 1024
 PR_SET_PDEATHSIG = 1
-
-
-def rfc3339nano(t: float | None = None) -> str:
-    t = time.time() if t is None else t
-    secs = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
 
 
 def _libc() -> ctypes.CDLL:
@@ -110,34 +104,6 @@ def enter_sandbox(netns: str, hostname: str, binds: list[tuple[str, str]]) -> No
     if hostname:
         h = hostname.encode()
         _check(libc.sethostname(h, len(h)), "sethostname")
-
-
-class LogWriter:
-    def __init__(self, path: str):
-        self.f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the shim
-        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-
-    def _emit(self, stream: str, tag: str, line: bytes) -> None:
-        self.f.write(f"{rfc3339nano()} {stream} {tag} ".encode() + line + b"\n")
-
-    def feed(self, stream: str, data: bytes) -> None:
-        buf = self.partial[stream] + data
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                break
-            self._emit(stream, "F", buf[:nl])
-            buf = buf[nl + 1:]
-        while len(buf) >= MAX_LINE:
-            self._emit(stream, "P", buf[:MAX_LINE])
-            buf = buf[MAX_LINE:]
-        self.partial[stream] = buf
-
-    def flush(self) -> None:
-        for stream, buf in self.partial.items():
-            if buf:
-                self._emit(stream, "F", buf)
-        self.partial = {"stdout": b"", "stderr": b""}
 
 
 def write_json(path: str, data: dict[str, object]) -> None:
@@ -246,28 +212,7 @@ def run(opts: dict[str, str], argv: list[str]) -> int:
         elif time.time() > drain_deadline:
             break  # a background child still holds the pipe: stop waiting for it
         ready, writable, _ = select.select(list(streams) + console.readers(), console.writers(), [], 0.2)
-        for fd in writable:
-            console.writable(fd)
-        for fd in ready:
-            if console.owns(fd):
-                console.readable(fd)
-                continue
-            if fd not in streams:
-                continue
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            except OSError:  # EIO: every holder of the terminal's other side is gone
-                data = b""
-            if data:
-                log.feed(streams[fd], data)
-                console.output(STDOUT if streams[fd] == "stdout" else STDERR, data)
-            else:
-                del streams[fd]
-                if fd == master:
-                    console.stdin_gone()
-                os.close(fd)
+        pump(console, ready, writable, streams, log, master)
     if status is None:
         _, status = os.waitpid(pid, 0)
     log.flush()

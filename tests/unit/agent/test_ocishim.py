@@ -1,4 +1,4 @@
-"""The lean shim's own pieces (it avoids json/signal imports, so its JSON and log framing are its own)."""
+"""The lean shim's own pieces (no json/signal imports: its JSON is its own) and the CRI log framing."""
 
 from __future__ import annotations
 
@@ -31,18 +31,20 @@ def test_its_json_is_json(shim: ModuleType, tmp_path: Path) -> None:
                                                   "startedAt": 1.5}
 
 
-def test_cri_log_lines(shim: ModuleType, tmp_path: Path) -> None:
-    log = shim.LogWriter(str(tmp_path / "log"))
+def test_cri_log_lines(tmp_path: Path) -> None:
+    from podnet.agent import shimio  # both shims' log writer
+
+    log = shimio.LogWriter(str(tmp_path / "log"))
     log.feed("stdout", b"one\ntw")
     log.feed("stderr", b"err\n")
-    log.feed("stdout", b"o\n" + b"x" * (shim.MAX_LINE + 5))
+    log.feed("stdout", b"o\n" + b"x" * (shimio.MAX_LINE + 5))
     log.flush()
     lines = (tmp_path / "log").read_bytes().split(b"\n")[:-1]
     pat = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) ")
     assert all(pat.match(line) for line in lines)
     body = [line.split(b" ", 3)[1:] for line in lines]
     assert body[:3] == [[b"stdout", b"F", b"one"], [b"stderr", b"F", b"err"], [b"stdout", b"F", b"two"]]
-    assert body[3][:2] == [b"stdout", b"P"] and len(body[3][2]) == shim.MAX_LINE
+    assert body[3][:2] == [b"stdout", b"P"] and len(body[3][2]) == shimio.MAX_LINE
     assert body[4] == [b"stdout", b"F", b"xxxxx"]
 
 
