@@ -24,10 +24,11 @@ import os
 import socket
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from podnet.agent.console import EXIT, RESIZE, STDIN_END, socket_path
 from podnet.agent.exec_ws import PROTOCOLS
+from podnet.agent.tty import channel_frames
 
 STDIN, STDOUT, STDERR, STATUS, RESIZE_CHANNEL, CLOSE = 0, 1, 2, 3, 4, 255
 SUCCESS = {"metadata": {}, "status": "Success"}
@@ -104,11 +105,7 @@ async def serve_attach(request: web.Request, console: socket.socket, *, stdin: b
                     await ws.send_bytes(bytes([kind]) + payload)
 
     async def from_client() -> None:
-        async for msg in ws:
-            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
-            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
-                continue
-            channel, payload = data[0], data[1:]
+        async for channel, payload in channel_frames(ws):
             if channel == STDIN and want_in and payload:
                 await to_console(bytes([STDIN]) + payload)
             elif channel == RESIZE_CHANNEL:

@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import json
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from podnet.agent.nsexec import container_environ, nsenter_argv
-from podnet.agent.tty import serve_tty
+from podnet.agent.tty import channel_frames, serve_tty
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -74,13 +74,7 @@ async def serve_exec(request: web.Request, pid: int) -> web.StreamResponse:
                 await ws.send_bytes(bytes([channel]) + chunk)
 
     async def feed() -> None:
-        async for msg in ws:
-            # the channel protocols carry the same bytes in TEXT frames as in BINARY ones (the kubelet reads
-            # both into a byte slice): the Python client sends stdin given as str in TEXT frames
-            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
-            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
-                continue
-            ch, payload = data[0], data[1:]
+        async for ch, payload in channel_frames(ws):
             if ch == STDIN and proc.stdin is not None:
                 proc.stdin.write(payload)
                 with contextlib.suppress(ConnectionError):

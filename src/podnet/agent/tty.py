@@ -16,11 +16,25 @@ import json
 import os
 import struct
 import termios
+from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
 STDIN, STDOUT, RESIZE, CLOSE = 0, 1, 4, 255
 CHUNK = 32768
+
+
+async def channel_frames(ws: web.WebSocketResponse) -> AsyncIterator[tuple[int, bytes]]:
+    """The client's `channel.k8s.io` frames as (channel, payload), for exec, a terminal and attach alike.
+
+    The channel protocols carry the same bytes in TEXT frames as in BINARY ones (the kubelet reads both
+    into a byte slice): the Python client sends stdin given as str in TEXT frames. Other frames and
+    empty ones carry nothing."""
+    async for msg in ws:
+        data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+        if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
+            continue
+        yield data[0], data[1:]
 
 
 def set_window_size(fd: int, width: int, height: int) -> None:
@@ -75,11 +89,7 @@ async def serve_tty(ws: web.WebSocketResponse, argv: list[str], env: dict[str, s
                 await ws.send_bytes(bytes([STDOUT]) + data)
 
     async def from_client() -> None:
-        async for msg in ws:
-            data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
-            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not data:
-                continue
-            channel, payload = data[0], data[1:]
+        async for channel, payload in channel_frames(ws):
             if channel == STDIN and want_stdin:
                 with contextlib.suppress(OSError):
                     os.write(master, payload)
