@@ -42,6 +42,19 @@ def socket_path(dir_fd: int) -> str:
     return f"/proc/self/fd/{dir_fd}/{ATTACH_SOCKET}"
 
 
+def bind_private(sock: socket.socket, path: str) -> None:
+    """Bind a unix socket at `path` that only its owner may use (0600), replacing a stale one."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+
+
 def set_window_size(fd: int, width: int, height: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", max(0, height), max(0, width), 0, 0))
 
@@ -74,16 +87,8 @@ class Console:
             os.set_blocking(stdin_fd, False)
         self.dir_fd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.path = socket_path(self.dir_fd)
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)
-        try:
-            self.listener.bind(self.path)
-        finally:
-            os.umask(old)
+        bind_private(self.listener, self.path)
         self.listener.listen(16)
         self.listener.setblocking(False)
         self.clients: dict[int, socket.socket] = {}

@@ -25,7 +25,7 @@ import time
 
 # run as a file (`python -I -S ocishim.py`): the package root is not on sys.path by itself
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from podnet.agent.console import Console
+from podnet.agent.console import Console, bind_private
 from podnet.agent.shimio import LogWriter, pump
 
 CLONE_NEWNS = 0x00020000
@@ -84,15 +84,7 @@ def console_listener(bundle: str) -> tuple[object, str, int]:
     dir_fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     name = f"/proc/{os.getpid()}/fd/{dir_fd}/console.sock"
-    try:
-        os.unlink(name)
-    except FileNotFoundError:
-        pass
-    old = os.umask(0o177)
-    try:
-        sock.bind(name)
-    finally:
-        os.umask(old)
+    bind_private(sock, name)
     sock.listen(1)
     return sock, name, dir_fd
 
@@ -300,16 +292,8 @@ def serve(sock_path: str) -> int:
 
     for sig in (1, 2, 13):  # HUP, INT, PIPE; TERM ends the server (its shims live on)
         libc.signal(sig, SIG_IGN)
-    try:
-        os.unlink(sock_path)
-    except FileNotFoundError:
-        pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        srv.bind(sock_path)
-    finally:
-        os.umask(old)
+    bind_private(srv, sock_path)
     srv.listen(64)
     import gc
 
